@@ -1,0 +1,5 @@
+import sys
+
+from shoprank.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""``shoprank``: the command line. Its verbs are the library's verbs.
+
+Each ``shoprank/cli/*_cmds.py`` module registers its commands; heavy imports happen inside
+the handlers, so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+COMMAND_MODULES = (
+    "shoprank.cli.data_cmds",
+    "shoprank.cli.search_cmds",
+    "shoprank.cli.recommend_cmds",
+    "shoprank.cli.serve_cmds",
+)
+
+GROUPS = {
+    "train": "train models for a shop and publish them",
+    "evaluate": "offline evaluation against baselines on held-out data",
+    "run": "batch runs over a file of queries, pairs or users; writes TREC run files",
+}
+
+
+class CommandError(Exception):
+    """An error the user can fix; printed without a traceback."""
+
+
+def add_home(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--home", default=None, help="data folder holding the shops (default: $SHOPRANK_HOME or ./shoprank-data)"
+    )
+
+
+def add_shop(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
+    parser.add_argument("--shop", required=required, help="shop name")
+    add_home(parser)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shoprank",
+        description="Search and recommendations for online shops, fine-tuned on the shop's own data.",
+    )
+    parser.add_argument("--version", action="store_true", help="print the version and exit")
+    verbs = parser.add_subparsers(dest="verb", metavar="COMMAND")
+    groups: dict[str, argparse._SubParsersAction] = {"": verbs}
+    for name, help_text in GROUPS.items():
+        group = verbs.add_parser(name, help=help_text, description=help_text)
+        groups[name] = group.add_subparsers(dest="target", metavar="WHAT", required=True)
+    for module_name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        module.register(groups)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.version:
+        from shoprank import __version__
+
+        print(__version__)
+        return 0
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        result = handler(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Text encoders (bi-encoder, cross-encoder, frozen multilingual)."""

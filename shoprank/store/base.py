@@ -1,0 +1,88 @@
+"""What every store does. The embedded SQLite store implements it; a PostgreSQL one can follow."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from shoprank.data.records import Event, Judgment, Product
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a batch write did. A batch is applied whole or not at all."""
+
+    stored: int
+    duplicates: int = 0
+    updated: int = 0
+
+
+class Store(ABC):
+    """One shop's catalogue, behaviour log, judgments and settings.
+
+    Writes return only once the batch is durable. Products are upserted by id, events are
+    appended and idempotent by ``event_id``, judgments are upserted by (query, product_id).
+    """
+
+    # writes ------------------------------------------------------------------------------
+    @abstractmethod
+    def upsert_products(self, products: Sequence[Product]) -> WriteResult: ...
+
+    @abstractmethod
+    def delete_products(self, ids: Sequence[str]) -> int: ...
+
+    @abstractmethod
+    def append_events(self, events: Sequence[Event]) -> WriteResult: ...
+
+    @abstractmethod
+    def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult: ...
+
+    @abstractmethod
+    def set_setting(self, key: str, value: Any) -> None: ...
+
+    # reads -------------------------------------------------------------------------------
+    @abstractmethod
+    def get_setting(self, key: str, default: Any = None) -> Any: ...
+
+    @abstractmethod
+    def get_products(self, ids: Sequence[str]) -> list[Product | None]: ...
+
+    def get_product(self, product_id: str) -> Product | None:
+        return self.get_products([product_id])[0]
+
+    @abstractmethod
+    def iter_products(self) -> Iterator[Product]: ...
+
+    @abstractmethod
+    def products_changed_since(self, version: int) -> tuple[list[Product], list[str], int]:
+        """Products upserted and ids deleted after ``version``, and the current version."""
+
+    @abstractmethod
+    def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
+        """All events in time order (ties in arrival order)."""
+
+    @abstractmethod
+    def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
+        """A user's most recent events, oldest first."""
+
+    @abstractmethod
+    def judgments(self) -> list[Judgment]: ...
+
+    @abstractmethod
+    def counts(self) -> dict[str, int]:
+        """Numbers of products, events, users and judgments."""
+
+    @abstractmethod
+    def check_integrity(self) -> list[str]:
+        """Problems found by the storage engine's own check; empty when healthy."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

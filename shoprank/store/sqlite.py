@@ -1,0 +1,284 @@
+"""The embedded store: one SQLite file per shop in WAL mode with full fsync on commit."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from shoprank.data.records import Event, Judgment, Product
+from shoprank.store.base import Store, WriteResult
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS products (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    version INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS products_version ON products(version);
+CREATE TABLE IF NOT EXISTS deleted_products (id TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id TEXT NOT NULL UNIQUE,
+    user_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    type TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    query TEXT,
+    position INTEGER,
+    session_id TEXT,
+    value REAL
+);
+CREATE INDEX IF NOT EXISTS events_user ON events(user_id, timestamp, seq);
+CREATE INDEX IF NOT EXISTS events_time ON events(timestamp, seq);
+CREATE TABLE IF NOT EXISTS judgments (
+    query TEXT NOT NULL,
+    product_id TEXT NOT NULL,
+    grade REAL NOT NULL,
+    PRIMARY KEY (query, product_id)
+);
+CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+_EVENT_COLUMNS = "event_id, user_id, item_id, type, timestamp, query, position, session_id, value"
+
+
+def _product_from_json(text: str) -> Product:
+    return Product(**json.loads(text))
+
+
+def _event_from_row(row: Sequence[Any]) -> Event:
+    return Event(*row)
+
+
+class SQLiteStore(Store):
+    """A shop's store in one SQLite file. Safe to share between threads of one process."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        # FULL: every commit is fsynced before it returns, so an acknowledged write is durable.
+        self._conn.execute("PRAGMA synchronous=FULL")
+        self._conn.execute("PRAGMA foreign_keys=ON")
+        if not readonly:
+            with self._transaction():
+                for statement in _SCHEMA.split(";"):
+                    if statement.strip():
+                        self._conn.execute(statement)
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', ?)",
+                    (str(SCHEMA_VERSION),),
+                )
+
+    # plumbing ----------------------------------------------------------------------------
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._conn, self._lock)
+
+    def _next_version(self) -> int:
+        row = self._conn.execute("SELECT value FROM meta WHERE key='catalog_version'").fetchone()
+        version = (int(row[0]) if row else 0) + 1
+        self._conn.execute(
+            "INSERT OR REPLACE INTO meta(key, value) VALUES ('catalog_version', ?)", (str(version),)
+        )
+        return version
+
+    # writes ------------------------------------------------------------------------------
+    def upsert_products(self, products: Sequence[Product]) -> WriteResult:
+        if not products:
+            return WriteResult(stored=0)
+        latest = {p.id: p for p in products}  # the last copy of an id in a batch wins
+        with self._transaction():
+            version = self._next_version()
+            ids = list(latest)
+            existing = 0
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                existing += self._conn.execute(
+                    f"SELECT COUNT(*) FROM products WHERE id IN ({marks})", chunk
+                ).fetchone()[0]
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO products(id, data, version) VALUES (?, ?, ?)",
+                [(p.id, json.dumps(p.to_dict(), ensure_ascii=False), version) for p in latest.values()],
+            )
+            self._conn.executemany("DELETE FROM deleted_products WHERE id = ?", [(i,) for i in ids])
+        return WriteResult(
+            stored=len(latest) - existing, updated=existing, duplicates=len(products) - len(latest)
+        )
+
+    def delete_products(self, ids: Sequence[str]) -> int:
+        with self._transaction():
+            version = self._next_version()
+            deleted = 0
+            for product_id in dict.fromkeys(ids):
+                cursor = self._conn.execute("DELETE FROM products WHERE id = ?", (product_id,))
+                if cursor.rowcount:
+                    deleted += 1
+                    self._conn.execute(
+                        "INSERT OR REPLACE INTO deleted_products(id, version) VALUES (?, ?)",
+                        (product_id, version),
+                    )
+        return deleted
+
+    def append_events(self, events: Sequence[Event]) -> WriteResult:
+        if not events:
+            return WriteResult(stored=0)
+        with self._transaction():
+            before = self._conn.total_changes
+            self._conn.executemany(
+                f"INSERT OR IGNORE INTO events({_EVENT_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                [
+                    (e.event_id, e.user_id, e.item_id, e.type, e.timestamp, e.query, e.position,
+                     e.session_id, e.value)
+                    for e in events
+                ],
+            )
+            stored = self._conn.total_changes - before
+        return WriteResult(stored=stored, duplicates=len(events) - stored)
+
+    def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
+        if not judgments:
+            return WriteResult(stored=0)
+        with self._transaction():
+            before = self._conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO judgments(query, product_id, grade) VALUES (?, ?, ?)",
+                [(j.query, j.product_id, j.grade) for j in judgments],
+            )
+            after = self._conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
+        return WriteResult(stored=after - before, updated=len(judgments) - (after - before))
+
+    def set_setting(self, key: str, value: Any) -> None:
+        with self._transaction():
+            self._conn.execute(
+                "INSERT OR REPLACE INTO settings(key, value) VALUES (?, ?)", (key, json.dumps(value))
+            )
+
+    # reads -------------------------------------------------------------------------------
+    def get_setting(self, key: str, default: Any = None) -> Any:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return default if row is None else json.loads(row[0])
+
+    def get_products(self, ids: Sequence[str]) -> list[Product | None]:
+        found: dict[str, Product] = {}
+        with self._lock:
+            for start in range(0, len(ids), 900):
+                chunk = list(ids[start : start + 900])
+                marks = ",".join("?" * len(chunk))
+                for pid, data in self._conn.execute(
+                    f"SELECT id, data FROM products WHERE id IN ({marks})", chunk
+                ):
+                    found[pid] = _product_from_json(data)
+        return [found.get(i) for i in ids]
+
+    def iter_products(self) -> Iterator[Product]:
+        with self._lock:
+            rows = self._conn.execute("SELECT data FROM products ORDER BY rowid").fetchall()
+        for (data,) in rows:
+            yield _product_from_json(data)
+
+    def catalog_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM meta WHERE key='catalog_version'").fetchone()
+        return int(row[0]) if row else 0
+
+    def products_changed_since(self, version: int) -> tuple[list[Product], list[str], int]:
+        with self._lock:
+            current = self.catalog_version()
+            changed = [
+                _product_from_json(d)
+                for (d,) in self._conn.execute(
+                    "SELECT data FROM products WHERE version > ? ORDER BY version", (version,)
+                )
+            ]
+            deleted = [
+                i for (i,) in self._conn.execute(
+                    "SELECT id FROM deleted_products WHERE version > ?", (version,)
+                )
+            ]
+        return changed, deleted, current
+
+    def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
+        sql = f"SELECT {_EVENT_COLUMNS} FROM events"
+        params: list[str] = []
+        if types is not None:
+            params = list(types)
+            sql += f" WHERE type IN ({','.join('?' * len(params))})"
+        sql += " ORDER BY timestamp, seq"
+        with self._lock:
+            rows = self._conn.execute(sql, params).fetchall()
+        for row in rows:
+            yield _event_from_row(row)
+
+    def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_EVENT_COLUMNS} FROM events WHERE user_id = ? "
+                "ORDER BY timestamp DESC, seq DESC LIMIT ?",
+                (user_id, limit),
+            ).fetchall()
+        return [_event_from_row(r) for r in reversed(rows)]
+
+    def judgments(self) -> list[Judgment]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT query, product_id, grade FROM judgments ORDER BY rowid"
+            ).fetchall()
+        return [Judgment(*r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            one = self._conn.execute
+            return {
+                "products": one("SELECT COUNT(*) FROM products").fetchone()[0],
+                "events": one("SELECT COUNT(*) FROM events").fetchone()[0],
+                "users": one("SELECT COUNT(DISTINCT user_id) FROM events").fetchone()[0],
+                "judgments": one("SELECT COUNT(*) FROM judgments").fetchone()[0],
+                "queries": one("SELECT COUNT(DISTINCT query) FROM judgments").fetchone()[0],
+            }
+
+    def check_integrity(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("PRAGMA integrity_check").fetchall()
+        return [] if rows == [("ok",)] else [r[0] for r in rows]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+class _Transaction:
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``; any exception rolls the whole batch back."""
+
+    def __init__(self, conn: sqlite3.Connection, lock: threading.RLock) -> None:
+        self._conn = conn
+        self._lock = lock
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        try:
+            if exc_type is None:
+                self._conn.execute("COMMIT")
+            else:
+                self._conn.execute("ROLLBACK")
+        finally:
+            self._lock.release()
