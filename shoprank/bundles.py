@@ -67,7 +67,8 @@ def _fsync_tree(root: Path) -> None:
 
 
 def _new_version() -> str:
-    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{os.getpid() % 10000:04d}-{time.perf_counter_ns() % 100000:05d}"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return f"{stamp}-{os.getpid() % 10000:04d}-{time.perf_counter_ns() % 100000:05d}"
 
 
 @contextmanager
