@@ -1,0 +1,58 @@
+"""Evaluation: ranking metrics (one implementation for everything) and TREC run / qrels files."""
+
+from __future__ import annotations
+
+from shoprank.evaluation.metrics import (
+    METRICS,
+    auc,
+    average_precision,
+    catalog_coverage,
+    category_coverage,
+    dcg,
+    discounts,
+    f1_at_k,
+    get_metric,
+    hit_rate_at_k,
+    intra_list_diversity,
+    item_probabilities,
+    loo_metrics,
+    loo_per_user,
+    mean_metrics,
+    mrr,
+    ndcg_at_k,
+    ndcg_at_k_batch,
+    novelty,
+    precision_at_k,
+    rank_of_target,
+    recall_at_k,
+)
+from shoprank.evaluation.trec import read_qrels, read_run, write_qrels, write_run
+
+__all__ = [
+    "METRICS",
+    "auc",
+    "average_precision",
+    "catalog_coverage",
+    "category_coverage",
+    "dcg",
+    "discounts",
+    "f1_at_k",
+    "get_metric",
+    "hit_rate_at_k",
+    "intra_list_diversity",
+    "item_probabilities",
+    "loo_metrics",
+    "loo_per_user",
+    "mean_metrics",
+    "mrr",
+    "ndcg_at_k",
+    "ndcg_at_k_batch",
+    "novelty",
+    "precision_at_k",
+    "rank_of_target",
+    "read_qrels",
+    "read_run",
+    "recall_at_k",
+    "write_qrels",
+    "write_run",
+]
