@@ -10,6 +10,10 @@ from typing import Any
 from shoprank.data.records import Event, Judgment, Product
 
 
+class StoreFullError(OSError):
+    """The disk under the store is full. Nothing of the batch was stored; reads keep working."""
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What a batch write did. A batch is applied whole or not at all."""

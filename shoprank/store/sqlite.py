@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, WriteResult
+from shoprank.store.base import Store, StoreFullError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -274,11 +274,26 @@ class _Transaction:
             self._lock.release()
             raise
 
-    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
         try:
-            if exc_type is None:
-                self._conn.execute("COMMIT")
-            else:
+            if exc is None:
+                try:
+                    self._conn.execute("COMMIT")
+                    return
+                except sqlite3.Error as commit_error:
+                    exc = commit_error
+            if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
+            if _is_disk_full(exc):
+                raise StoreFullError(28, "disk full under the store; nothing of this batch was stored") from exc
+            if exc_type is None:
+                raise exc
         finally:
             self._lock.release()
+
+
+def _is_disk_full(exc: BaseException | None) -> bool:
+    if isinstance(exc, sqlite3.Error):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code == 13 or "full" in str(exc).lower()  # SQLITE_FULL
+    return isinstance(exc, OSError) and exc.errno == 28  # ENOSPC
