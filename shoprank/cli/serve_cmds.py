@@ -1,0 +1,113 @@
+"""Serving commands: ``serve`` and ``keys create|list|revoke``."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from shoprank.cli.main import CommandError, add_home
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    verbs = groups[""]
+    serve = verbs.add_parser("serve", help="serve search, recommendations and the storefront page over HTTP")
+    add_home(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    serve.add_argument("--open", action="store_true", dest="open_access",
+                       help="DEMO ONLY: answer requests without a key (the page shows a warning)")
+    serve.add_argument("--watch", type=float, default=5.0, metavar="SECONDS",
+                       help="look for new model bundles and catalogue changes this often (0: off; default 5)")
+    serve.add_argument("--max-in-flight", type=int, default=32,
+                       help="requests admitted at once; more get 503 + Retry-After (default 32)")
+    serve.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
+    serve.add_argument("--access-log", action="store_true", help="log every request (method, path, status)")
+    serve.set_defaults(handler=cmd_serve)
+
+    keys = verbs.add_parser("keys", help="API keys: create, list, revoke")
+    sub = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="create a key; prints it once, alone on the last line")
+    create.add_argument("--scope", required=True, choices=["admin", "search", "storefront"],
+                        help="admin: everything; search: read one shop; storefront: read one shop and post events")
+    create.add_argument("--shop", default=None, help="the shop a search or storefront key is bound to")
+    create.add_argument("--name", default="", help="a note to recognise the key by")
+    create.add_argument("--expires-days", type=float, default=None, help="the key stops working after this")
+    add_home(create)
+    create.set_defaults(handler=cmd_keys_create)
+    listing = sub.add_parser("list", help="list keys (ids and scopes; never the keys themselves)")
+    listing.add_argument("--json", action="store_true")
+    add_home(listing)
+    listing.set_defaults(handler=cmd_keys_list)
+    revoke = sub.add_parser("revoke", help="revoke a key by its id; a running server refuses it at once")
+    revoke.add_argument("id", help="the key's id (as 'keys list' shows it) or the key itself")
+    add_home(revoke)
+    revoke.set_defaults(handler=cmd_keys_revoke)
+
+
+def _home(args: argparse.Namespace) -> Path:
+    from shoprank.shops import default_home
+
+    return Path(args.home) if args.home else default_home()
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from shoprank.serving import ServingConfig, run
+
+    home = _home(args)
+    if args.open_access:
+        print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
+    config = ServingConfig(watch_seconds=args.watch, max_in_flight=args.max_in_flight,
+                           max_body_bytes=int(args.max_body_mb * 1024 * 1024))
+    print(f"serving {home} at http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    run(home, args.host, args.port, args.open_access, config=config, access_log=args.access_log)
+    return 0
+
+
+def cmd_keys_create(args: argparse.Namespace) -> int:
+    from shoprank.keys import KeyRequestError, KeyStore
+
+    expires = args.expires_days * 86_400 if args.expires_days is not None else None
+    try:
+        key, record = KeyStore(_home(args)).create(args.scope, args.shop, name=args.name, expires_in=expires)
+    except KeyRequestError as exc:
+        raise CommandError(str(exc)) from None
+    where = f" for shop '{record.shop}'" if record.shop else " for every shop"
+    print(f"created {record.scope} key {record.id}{where}; it is shown only now, store it safely:")
+    print(key)
+    return 0
+
+
+def _when(stamp: float | None) -> str:
+    return "-" if stamp is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def cmd_keys_list(args: argparse.Namespace) -> int:
+    import json
+
+    from shoprank.keys import KeyStore
+
+    keys = KeyStore(_home(args)).list_keys()
+    if args.json:
+        print(json.dumps([k.public() for k in keys], indent=2))
+        return 0
+    if not keys:
+        print("no keys; create one with 'shoprank keys create --scope admin'")
+        return 0
+    print(f"{'id':9} {'scope':11} {'shop':16} {'created':17} {'expires':17} {'state':8} name")
+    for k in keys:
+        state = "revoked" if k.revoked_at else "expired" if k.expired() else "active"
+        print(f"{k.id:9} {k.scope:11} {k.shop or '*':16} {_when(k.created_at):17} {_when(k.expires_at):17} "
+              f"{state:8} {k.name}")
+    return 0
+
+
+def cmd_keys_revoke(args: argparse.Namespace) -> int:
+    from shoprank.keys import KeyRequestError, KeyStore
+
+    try:
+        record = KeyStore(_home(args)).revoke(args.id)
+    except KeyRequestError as exc:
+        raise CommandError(str(exc)) from None
+    print(f"revoked key {record.id} ({record.scope}{', shop ' + record.shop if record.shop else ''})")
+    return 0

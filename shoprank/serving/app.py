@@ -1,0 +1,106 @@
+"""The app factory: ``create_app(home)`` gives an ASGI app serving every shop of a home folder."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from starlette.responses import FileResponse, Response
+from starlette.staticfiles import StaticFiles
+
+from shoprank import __version__
+from shoprank.keys import KeyStore
+from shoprank.serving import admin_routes, read_routes, write_routes
+from shoprank.serving.config import ServingConfig
+from shoprank.serving.errors import install_error_handlers
+from shoprank.serving.metrics import Metrics
+from shoprank.serving.middleware import ServingMiddleware
+from shoprank.serving.registry import EngineRegistry, Loader
+
+log = logging.getLogger("shoprank.serving")
+STATIC = Path(__file__).resolve().parent / "static"
+
+DESCRIPTION = """Search and recommendations for the shops of one home folder.
+
+Send an API key as `Authorization: Bearer KEY` (`shoprank keys create`). Errors are always
+`{"error": {"code", "message", "field"}}`. See docs/api.md for the full contract."""
+
+
+def create_app(
+    home: str | Path,
+    *,
+    open_access: bool = False,
+    config: ServingConfig | None = None,
+    loaders: dict[str, Loader] | None = None,
+    keys: KeyStore | None = None,
+) -> FastAPI:
+    """An app serving the shops of ``home``.
+
+    ``open_access`` lets requests without a key do everything (a local demo only; the page warns about it).
+    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines).
+    Engines are loaded at start-up (``config.preload``, via the lifespan) or on a shop's first request.
+    """
+    config = config or ServingConfig()
+    registry = EngineRegistry(home, loaders)
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if config.preload:
+            threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
+        else:
+            registry.ready.set()
+        registry.start_watching(config.watch_seconds)
+        try:
+            yield
+        finally:
+            registry.close()
+
+    app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.registry = registry
+    app.state.metrics = metrics
+    app.state.config = config
+    app.state.keys = keys or KeyStore(home)
+    app.state.open_access = open_access
+    install_error_handlers(app)
+    app.include_router(admin_routes.router)
+    app.include_router(read_routes.router)
+    app.include_router(write_routes.router)
+
+    @app.get("/", include_in_schema=False)
+    def storefront() -> Response:
+        return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(ServingMiddleware, config=config, metrics=metrics)
+    return app
+
+
+def run(
+    home: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_access: bool = False,
+    *,
+    config: ServingConfig | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> None:
+    """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
+    import importlib.util
+
+    import uvicorn
+
+    app = create_app(home, open_access=open_access, config=config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fast_loop = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    uvicorn.run(
+        app, host=host, port=port, log_level=log_level, access_log=access_log,
+        loop="uvloop" if fast_loop else "asyncio", http="httptools" if fast_http else "h11",
+        timeout_graceful_shutdown=10,
+    )

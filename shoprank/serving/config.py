@@ -1,0 +1,36 @@
+"""The server's knobs, with defaults that explain themselves."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Limits and timings of one server process."""
+
+    max_body_bytes: int = 10 * 1024 * 1024
+    """Request bodies above this are refused with 413, from Content-Length before reading and while streaming."""
+    max_batch: int = 10_000
+    """Most records (events, products or deletes) in one write request."""
+    max_in_flight: int = 32
+    """Requests admitted at once; past this the server answers 503 with Retry-After (``/health`` is exempt)."""
+    retry_after_seconds: int = 1
+    """What the Retry-After header of an overload or not-ready answer says."""
+    facet_candidates: int = 200
+    """Facet counts are taken over this many top search candidates."""
+    max_k: int = 100
+    """Largest ``k`` / ``per_page`` a client may ask for."""
+    max_page: int = 1_000
+    """Deepest page a search may ask for."""
+    watch_seconds: float = 5.0
+    """How often the server looks for newly published bundles and catalogue changes; 0 turns watching off."""
+    preload: bool = True
+    """Load every shop's engines at start-up; ``/health`` says ready only once that is done."""
+
+    def __post_init__(self) -> None:
+        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates", "max_k", "max_page"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.watch_seconds < 0:
+            raise ValueError("ServingConfig.watch_seconds must be 0 (off) or more")

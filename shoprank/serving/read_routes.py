@@ -1,0 +1,184 @@
+"""Read endpoints: search, recommendations for a user, similar items, bought together, products, shops."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from shoprank.results import SearchFilters
+from shoprank.serving.auth import Principal, require
+from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
+from shoprank.serving.errors import ApiError
+from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
+
+router = APIRouter()
+Reader = Annotated[Principal, Depends(require("read"))]
+K = Annotated[int, Query(ge=1, le=100, description="how many items")]
+
+
+def _engine_call(call: Any, *args: Any, **kwargs: Any) -> Any:
+    try:
+        return call(*args, **kwargs)
+    except ValueError as exc:
+        raise ApiError(422, "invalid_request", str(exc)[:300]) from None
+
+
+@router.get("/shops/{shop}/search", response_model=SearchAnswer, responses=ERRORS, tags=["search"])
+def search(
+    request: Request,
+    shop: str,
+    _: Reader,
+    q: Annotated[str, Query(description="the query; cut at 1,000 characters")] = "",
+    page: Annotated[int, Query(ge=1, le=1000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 10,
+    user_id: Annotated[str | None, Query(description="personalise for this user")] = None,
+    category: Annotated[str | None, Query(max_length=1000, description="any level of the category path")] = None,
+    brand: Annotated[str | None, Query(max_length=256)] = None,
+    price_min: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    price_max: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
+    in_stock: Annotated[bool | None, Query()] = None,
+    facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
+) -> Response:
+    """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
+    started = time.perf_counter()
+    state = shop_state(request, shop)
+    engine = engine_of(state, "search")
+    text, cut = clean_query(q)
+    user = check_id(user_id, "user_id") if user_id else None
+    filters = SearchFilters(
+        category=clean_query(category)[0] or None if category else None,
+        brand=clean_query(brand)[0] or None if brand else None,
+        price_min=price_min, price_max=price_max, in_stock=in_stock,
+    )
+    offset = (page - 1) * per_page
+    cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if facets and offset + per_page <= cap:
+        items, total = _engine_call(engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+        facet_ids = [item.id for item in items]
+        items = items[offset : offset + per_page]
+    else:
+        items, total = _engine_call(engine.search, text, k=per_page, offset=offset, filters=filters, user_id=user)
+        facet_ids = []
+        if facets:
+            head, _total = _engine_call(engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+            facet_ids = [item.id for item in head]
+    t1 = time.perf_counter()
+    hits = state.catalog.hydrate(items)
+    counts = state.catalog.facets(facet_ids) if facets else {}
+    t2 = time.perf_counter()
+    timings.update(engine=t1 - t0, hydrate=t2 - t1, total=t2 - started)
+    payload = {
+        "hits": hits, "facets": counts, "total": int(total), "page": page, "per_page": per_page,
+        "query": text, "query_truncated": cut, "model_version": getattr(engine, "version", None),
+    }
+    return json_response(payload, timings=timings)
+
+
+def _items_answer(state: Any, engine: Any, items: list[Any], started: float, t0: float) -> Response:
+    t1 = time.perf_counter()
+    payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
+    return json_response(payload, timings={"engine": t1 - t0, "hydrate": time.perf_counter() - t1,
+                                           "total": time.perf_counter() - started})
+
+
+@router.get("/shops/{shop}/users/{user_id}/recommendations", response_model=ItemsAnswer, responses=ERRORS,
+            tags=["recommendations"])
+def recommendations(
+    request: Request,
+    shop: str,
+    user_id: str,
+    _: Reader,
+    k: K = 10,
+    exclude: Annotated[list[str] | None, Query(max_length=200, description="ids to leave out")] = None,
+) -> Response:
+    """"Recommended for you": reads the user's events at call time, so a posted event counts at once."""
+    started = time.perf_counter()
+    state = shop_state(request, shop)
+    engine = engine_of(state, "recommend")
+    user = check_id(user_id, "user_id")
+    t0 = time.perf_counter()
+    items = _engine_call(engine.recommend, user, k=k, exclude=list(exclude) if exclude else None)
+    return _items_answer(state, engine, items, started, t0)
+
+
+def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
+    started = time.perf_counter()
+    state = shop_state(request, shop)
+    engine = engine_of(state, "recommend")
+    item = check_id(product_id, "product_id")
+    if item not in state.catalog:
+        raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
+    t0 = time.perf_counter()
+    items = _engine_call(getattr(engine, method), item, k)
+    return _items_answer(state, engine, items, started, t0)
+
+
+@router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,
+            tags=["recommendations"])
+def similar(request: Request, shop: str, product_id: str, _: Reader, k: K = 10) -> Response:
+    """Items like this one."""
+    return _product_items(request, shop, product_id, k, "similar")
+
+
+@router.get("/shops/{shop}/products/{product_id:path}/bought-together", response_model=ItemsAnswer,
+            responses=ERRORS, tags=["recommendations"])
+def bought_together(request: Request, shop: str, product_id: str, _: Reader, k: K = 10) -> Response:
+    """Items bought (or viewed) with this one."""
+    return _product_items(request, shop, product_id, k, "bought_together")
+
+
+@router.get("/shops/{shop}/products/{product_id:path}", responses=ERRORS, tags=["catalogue"])
+def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Response:
+    """One product as stored."""
+    state = shop_state(request, shop)
+    item = check_id(product_id, "product_id")
+    product = state.store.get_product(item)
+    if product is None:
+        raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
+    return json_response({"product": product.to_dict()})
+
+
+_USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
+
+
+@router.get("/shops/{shop}/users", response_model=UsersAnswer, responses=ERRORS, tags=["catalogue"])
+def recent_users(
+    request: Request, shop: str, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> Response:
+    """Recently active users (for the storefront's user picker)."""
+    state = shop_state(request, shop)
+    key = str(state.shop.store_path)
+    cached = _USERS_CACHE.get(key)
+    if cached is None or time.monotonic() - cached[0] > 30:
+        # newest events by primary key: cheap on any size of log
+        conn = sqlite3.connect(f"file:{state.shop.store_path}?mode=ro", uri=True, timeout=5)
+        try:
+            rows = conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 5000").fetchall()
+        finally:
+            conn.close()
+        cached = (time.monotonic(), list(dict.fromkeys(r[0] for r in rows))[:100])
+        _USERS_CACHE[key] = cached
+    return json_response({"users": cached[1][:limit]})
+
+
+@router.get("/shops", response_model=ShopsAnswer, responses=ERRORS, tags=["catalogue"])
+def shops(request: Request, principal: Annotated[Principal, Depends(require("any"))]) -> Response:
+    """The shops this key may read, with the models each serves."""
+    registry = registry_of(request)
+    out = []
+    for name in registry.shop_names():
+        if not principal.can("read", name):
+            continue
+        try:
+            state = registry.get(name)
+        except Exception:
+            continue
+        out.append({"name": name, "products": len(state.catalog),
+                    "models": {kind: slot.describe() for kind, slot in state.slots.items()}})
+    return json_response({"shops": out})

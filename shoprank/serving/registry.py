@@ -1,0 +1,252 @@
+"""The engines each shop serves: loaded lazily, cached, swapped atomically on reload.
+
+A request takes a reference to the engine it needs once (``state.search.engine``) and uses it to the end,
+so a reload that swaps the reference lets in-flight requests finish on the old engine. A bundle that fails
+to load (corrupt, truncated, wrong format) is refused and the last good engine keeps serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoprank.bundles import latest_version
+from shoprank.serving.catalog import Catalog
+from shoprank.shops import Shop, check_shop_name, list_shops
+from shoprank.store.sqlite import SQLiteStore
+
+log = logging.getLogger("shoprank.serving")
+
+KINDS = ("search", "recommend")
+Loader = Callable[[Shop], Any]
+
+
+class ShopNotFound(LookupError):
+    pass
+
+
+class EngineUnavailable(RuntimeError):
+    """The engine code itself cannot be imported (not installed)."""
+
+
+def load_search(shop: Shop) -> Any:
+    try:
+        from shoprank.search import SearchEngine
+    except ImportError as exc:
+        raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
+    return SearchEngine.load(shop)
+
+
+def load_recommender(shop: Shop) -> Any:
+    try:
+        from shoprank.recommend import Recommender
+    except ImportError as exc:
+        raise EngineUnavailable(f"the recommender cannot be imported ({exc})") from None
+    return Recommender.load(shop)
+
+
+DEFAULT_LOADERS: dict[str, Loader] = {"search": load_search, "recommend": load_recommender}
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One engine of one shop as it is served now. Replaced whole, never changed in place."""
+
+    kind: str
+    engine: Any | None = None
+    version: str | None = None
+    state: str = "missing"  # ready | missing | failed
+    error: str | None = None
+    failed_version: str | None = None
+    loaded_at: float | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {"state": self.state, "version": self.version, "error": self.error,
+                "failed_version": self.failed_version, "loaded_at": self.loaded_at}
+
+
+@dataclass
+class ShopState:
+    shop: Shop
+    store: SQLiteStore
+    catalog: Catalog
+    slots: dict[str, Slot] = field(default_factory=dict)
+    write_lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
+    reload_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def name(self) -> str:
+        return self.shop.name
+
+    def slot(self, kind: str) -> Slot:
+        return self.slots[kind]
+
+
+class EngineRegistry:
+    """Every shop of a home folder this process has opened, with its store, catalogue view and engines."""
+
+    def __init__(self, home: str | Path, loaders: dict[str, Loader] | None = None) -> None:
+        self.home = Path(home)
+        self.loaders = {**DEFAULT_LOADERS, **(loaders or {})}
+        self._shops: dict[str, ShopState] = {}
+        self._lock = threading.Lock()
+        self._opening: dict[str, threading.Lock] = {}
+        self.ready = threading.Event()
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+
+    # opening ------------------------------------------------------------------------------
+    def shop_names(self) -> list[str]:
+        return [s.name for s in list_shops(self.home)]
+
+    def loaded(self) -> list[ShopState]:
+        return list(self._shops.values())
+
+    def get(self, name: str) -> ShopState:
+        """The shop's state, opening the shop and loading its engines on first use."""
+        state = self._shops.get(name)
+        if state is not None:
+            return state
+        check_shop_name(name)
+        with self._lock:
+            opening = self._opening.setdefault(name, threading.Lock())
+        with opening:  # one thread opens a shop; the others wait for it
+            state = self._shops.get(name)
+            if state is not None:
+                return state
+            shop = Shop(name, self.home)
+            if not shop.exists():
+                raise ShopNotFound(name)
+            store = shop.store(create=False)
+            state = ShopState(shop=shop, store=store, catalog=Catalog(store))
+            for kind in KINDS:
+                state.slots[kind] = self._load(state, kind, None)
+            self._shops[name] = state
+            log.info("shop %s: %d products; %s", name, len(state.catalog),
+                     ", ".join(f"{k} {s.state} {s.version or ''}".strip() for k, s in state.slots.items()))
+            return state
+
+    def load_all(self) -> None:
+        """Open every shop of the home folder; then the registry is ready."""
+        for name in self.shop_names():
+            try:
+                self.get(name)
+            except Exception:
+                log.exception("shop %s could not be opened", name)
+        self.ready.set()
+
+    def _load(self, state: ShopState, kind: str, previous: Slot | None) -> Slot:
+        """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving)."""
+        latest = latest_version(state.shop.models_path, kind)
+        if latest is None:
+            if previous is not None and previous.engine is not None:
+                return previous
+            return Slot(kind, state="missing", error=f"shop '{state.name}' has no {kind} model; "
+                        f"run 'shoprank train {kind} --shop {state.name}'")
+        try:
+            engine = self.loaders[kind](state.shop)
+        except Exception as exc:  # a bundle that fails to load for any reason is refused
+            log.error("shop %s: %s bundle %s refused: %s", state.name, kind, latest, exc)
+            if previous is not None and previous.engine is not None:
+                return Slot(kind, previous.engine, previous.version, "ready", str(exc), latest, previous.loaded_at)
+            state_name = "missing" if isinstance(exc, EngineUnavailable) else "failed"
+            return Slot(kind, state=state_name, error=str(exc), failed_version=latest)
+        version = str(getattr(engine, "version", latest) or latest)
+        return Slot(kind, engine, version, "ready", None, None, time.time())
+
+    # reloading ----------------------------------------------------------------------------
+    def reload(self, name: str, kinds: tuple[str, ...] = KINDS, *, force: bool = False) -> dict[str, Any]:
+        """Load newer bundles of one shop and swap them in. Returns what happened per kind."""
+        state = self.get(name)
+        report: dict[str, Any] = {}
+        with state.reload_lock:
+            for kind in kinds:
+                old = state.slots[kind]
+                latest = latest_version(state.shop.models_path, kind)
+                if not force and latest is not None and latest == old.version and old.state == "ready":
+                    report[kind] = {"status": "unchanged", "version": old.version}
+                    continue
+                before = state.store.catalog_version()
+                new = self._load(state, kind, old)
+                if new.engine is not None and new.engine is not old.engine:
+                    with state.write_lock:
+                        self._catch_up(state, kind, new.engine, before)
+                        state.slots[kind] = new  # the atomic swap
+                    report[kind] = {"status": "reloaded", "version": new.version, "previous": old.version}
+                    log.info("shop %s: %s now serves %s (was %s)", name, kind, new.version, old.version)
+                else:
+                    state.slots[kind] = new
+                    status = "failed" if new.failed_version else new.state
+                    report[kind] = {"status": status, "version": new.version, "error": new.error}
+        return report
+
+    def _catch_up(self, state: ShopState, kind: str, engine: Any, since: int) -> None:
+        """Apply catalogue writes acknowledged while ``engine`` was loading."""
+        changed, deleted, _ = state.store.products_changed_since(since)
+        if kind == "search":
+            if changed:
+                engine.upsert_products(changed)
+            if deleted:
+                engine.delete_products(deleted)
+        elif changed:
+            engine.add_products(changed)
+
+    def check_for_updates(self) -> None:
+        """One watcher tick: pick up catalogue changes and newly published bundles of open shops."""
+        for state in self.loaded():
+            try:
+                with state.write_lock:
+                    changed, deleted = state.catalog.sync()
+                    if changed or deleted:
+                        apply_to_engines(state, changed, deleted)
+                for kind in KINDS:
+                    slot = state.slots[kind]
+                    latest = latest_version(state.shop.models_path, kind)
+                    if latest is not None and latest not in (slot.version, slot.failed_version):
+                        self.reload(state.name, (kind,))
+            except Exception:
+                log.exception("shop %s: update check failed", state.name)
+
+    def start_watching(self, every: float) -> None:
+        if every <= 0 or self._watcher is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(every):
+                self.check_for_updates()
+
+        self._watcher = threading.Thread(target=loop, name="shoprank-watch", daemon=True)
+        self._watcher.start()
+
+    def models(self) -> Iterator[tuple[str, str, str, str]]:
+        for state in self.loaded():
+            for kind, slot in state.slots.items():
+                yield state.name, kind, slot.version or "", slot.state
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+        for state in self.loaded():
+            state.store.close()
+        self._shops.clear()
+
+
+def apply_to_engines(state: ShopState, products: list[Any], deleted: list[str]) -> None:
+    """Make catalogue changes visible to the shop's engines (incremental index updates)."""
+    search = state.slots["search"].engine
+    recommend = state.slots["recommend"].engine
+    if search is not None:
+        if products:
+            search.upsert_products(products)
+        if deleted:
+            search.delete_products(deleted)
+    if recommend is not None and products:
+        recommend.add_products(products)

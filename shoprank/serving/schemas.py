@@ -1,0 +1,98 @@
+"""The shapes of requests and answers, for the OpenAPI schema and /docs (answers are built as plain dicts)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. invalid_record, missing_key, shop_not_found")
+    message: str
+    field: str | None = Field(None, description="the parameter or record field at fault, e.g. events[3].price")
+    details: list[dict[str, Any]] | None = Field(None, description="every problem, when there are several")
+
+
+class ErrorAnswer(BaseModel):
+    error: ErrorDetail
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorAnswer, "description": text}
+    for code, text in {
+        400: "malformed request", 401: "no key, or an unknown, revoked or expired key",
+        403: "the key's scope does not allow this", 404: "no such shop or product",
+        409: "the shop has no model for this endpoint", 413: "body or batch over the limit",
+        422: "a parameter or record breaks the contract", 503: "overloaded or not ready; see Retry-After",
+    }.items()
+}
+
+
+class Item(BaseModel):
+    id: str
+    title: str
+    score: float
+    reasons: list[str] = Field(description="why the item is there, in words")
+    parts: dict[str, float] = Field(description="the score parts the final score was made of")
+    category: str | None = None
+    brand: str | None = None
+    price: float | None = None
+    in_stock: bool | None = None
+
+
+class FacetValue(BaseModel):
+    value: str | bool
+    count: int
+    min: float | None = None
+    max: float | None = None
+
+
+class SearchAnswer(BaseModel):
+    hits: list[Item]
+    facets: dict[str, list[FacetValue]] = Field(description="category (top level), brand, price, in_stock")
+    total: int
+    page: int
+    per_page: int
+    query: str
+    query_truncated: bool
+    model_version: str | None
+
+
+class ItemsAnswer(BaseModel):
+    items: list[Item]
+    model_version: str | None
+
+
+class UsersAnswer(BaseModel):
+    users: list[str]
+
+
+class ShopsAnswer(BaseModel):
+    shops: list[dict[str, Any]]
+
+
+class EventsBody(BaseModel):
+    events: list[dict[str, Any]] = Field(
+        description="events as in the data contract: event_id, user_id, item_id, type, timestamp, ...",
+        max_length=10_000,
+    )
+
+
+class EventsAnswer(BaseModel):
+    stored: int
+    duplicates: int
+
+
+class ProductsBody(BaseModel):
+    products: list[dict[str, Any]] = Field(default_factory=list, description="products to upsert",
+                                           max_length=10_000)
+    delete: list[str] = Field(default_factory=list, description="ids to delete (after the upserts)",
+                              max_length=10_000)
+
+
+class ProductsAnswer(BaseModel):
+    stored: int
+    updated: int
+    deleted: int
+    catalog_version: int

@@ -1,0 +1,143 @@
+"""Write endpoints: events (append, idempotent by event_id) and products (upsert, delete).
+
+A batch is validated whole first: one bad record refuses the batch, names every bad record and field,
+and stores nothing. A write is answered only once it is durable (the store fsyncs its commit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import Response
+
+from shoprank.data.records import Product, RecordError, parse_event, parse_product
+from shoprank.serving.auth import Principal, require
+from shoprank.serving.common import batch_of, check_id, json_response, read_json, shop_state, storage_error
+from shoprank.serving.errors import ApiError
+from shoprank.serving.registry import ShopState, apply_to_engines
+from shoprank.serving.schemas import ERRORS, EventsAnswer, EventsBody, ProductsAnswer, ProductsBody
+
+router = APIRouter()
+MAX_REPORTED = 100
+
+
+def _body_doc(model: type) -> dict[str, Any]:
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": model.model_json_schema()}}}}
+
+
+def _refuse(problems: list[dict[str, Any]], name: str, total: int) -> ApiError:
+    first = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return ApiError(422, "invalid_record", f"{first['field']}: {first['message']}{more}; nothing of the {total} "
+                    f"{name} was stored", first["field"], details=problems[:MAX_REPORTED])
+
+
+def _parse(rows: list[Any], name: str, parser: Any) -> tuple[list[Any], list[dict[str, Any]]]:
+    records: list[Any] = []
+    problems: list[dict[str, Any]] = []
+    for i, raw in enumerate(rows):
+        if not isinstance(raw, dict):
+            problems.append({"index": i, "field": f"{name}[{i}]", "message": "must be a JSON object"})
+            continue
+        try:
+            records.append(parser(raw))
+        except RecordError as exc:
+            problems.append({"index": i, "field": f"{name}[{i}].{exc.field}", "message": exc.message})
+    return records, problems
+
+
+def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
+    events, problems = _parse(rows, "events", parse_event)
+    if not problems:
+        with state.write_lock:
+            state.catalog.sync()
+        known = state.catalog
+        for i, event in enumerate(events):
+            if event.item_id not in known:
+                problems.append({"index": i, "field": f"events[{i}].item_id",
+                                 "message": f"unknown product {event.item_id[:100]!r}; upsert it first"})
+    if problems:
+        raise _refuse(problems, "events", len(rows))
+    try:
+        result = state.store.append_events(events)
+    except sqlite3.Error as exc:
+        raise storage_error(exc) from None
+    return {"stored": result.stored, "duplicates": result.duplicates}
+
+
+@router.post("/shops/{shop}/events", response_model=EventsAnswer, responses=ERRORS, tags=["events"],
+             openapi_extra=_body_doc(EventsBody))
+async def post_events(request: Request, shop: str, _: Annotated[Principal, Depends(require("events"))]) -> Response:
+    """Append a batch of events. Retrying with the same ``event_id`` stores nothing twice."""
+    data = await read_json(request)
+    rows = batch_of(data, "events", request.app.state.config.max_batch)
+    state = await run_in_threadpool(shop_state, request, shop)
+    answer = await run_in_threadpool(_store_events, state, rows)
+    request.app.state.metrics.count("events_stored", answer["stored"])
+    return json_response(answer)
+
+
+def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dict[str, int]:
+    products: list[Product]
+    products, problems = _parse(rows, "products", parse_product)
+    ids: list[str] = []
+    for i, raw in enumerate(delete):
+        if not isinstance(raw, str | int) or isinstance(raw, bool):
+            problems.append({"index": i, "field": f"delete[{i}]", "message": "must be a product id (text)"})
+            continue
+        try:
+            ids.append(check_id(str(raw), f"delete[{i}]"))
+        except ApiError as exc:
+            problems.append({"index": i, "field": f"delete[{i}]", "message": exc.message})
+    if problems:
+        raise _refuse(problems, "records", len(rows) + len(delete))
+    with state.write_lock:
+        try:
+            stored = state.store.upsert_products(products) if products else None
+            deleted = state.store.delete_products(ids) if ids else 0
+        except sqlite3.Error as exc:
+            raise storage_error(exc) from None
+        changed, gone = state.catalog.sync()
+        apply_to_engines(state, changed, gone)  # searchable when this call returns
+    return {
+        "stored": stored.stored if stored else 0,
+        "updated": stored.updated if stored else 0,
+        "deleted": deleted,
+        "catalog_version": state.catalog.version,
+    }
+
+
+@router.put("/shops/{shop}/products", response_model=ProductsAnswer, responses=ERRORS, tags=["catalogue"],
+            openapi_extra=_body_doc(ProductsBody))
+async def put_products(
+    request: Request, shop: str, _: Annotated[Principal, Depends(require("write"))]
+) -> Response:
+    """Upsert products (by id) and delete ids; both are searchable / gone when the call returns."""
+    data = await read_json(request)
+    limit = request.app.state.config.max_batch
+    rows = batch_of(data, "products", limit, required=False)
+    delete = batch_of(data, "delete", limit, required=False)
+    if not rows and not delete:
+        raise ApiError(400, "invalid_body", "send {\"products\": [...]} and/or {\"delete\": [ids]}", "products")
+    if len(rows) + len(delete) > limit:
+        raise ApiError(413, "batch_too_large", f"{len(rows) + len(delete)} records; the limit is {limit} per request")
+    state = await run_in_threadpool(shop_state, request, shop)
+    answer = await run_in_threadpool(_write_products, state, rows, delete)
+    request.app.state.metrics.count("products_written", answer["stored"] + answer["updated"] + answer["deleted"])
+    return json_response(answer)
+
+
+@router.delete("/shops/{shop}/products/{product_id:path}", responses=ERRORS, tags=["catalogue"])
+def delete_product(
+    request: Request, shop: str, product_id: str, _: Annotated[Principal, Depends(require("write"))]
+) -> Response:
+    """Delete one product; it leaves search and recommendations when the call returns."""
+    state = shop_state(request, shop)
+    item = check_id(product_id, "product_id")
+    answer = _write_products(state, [], [item])
+    if not answer["deleted"]:
+        raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
+    return json_response({"deleted": 1, "catalog_version": answer["catalog_version"]})
