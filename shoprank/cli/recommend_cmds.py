@@ -1,0 +1,118 @@
+"""Recommendation commands: ``train recommend``, ``evaluate recommend``, ``run recommend``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+from shoprank.cli.main import CommandError, add_shop
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
+    add_shop(train)
+    train.add_argument("--profile", default="quick", choices=["quick", "full"],
+                       help="quick: a few epochs for demos; full: up to 40 epochs with early stopping (default quick)")
+    train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
+    train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
+    train.add_argument("--encoder", default="default",
+                       help="text encoder for item vectors: a local model folder, 'default' (MiniLM) or 'hash:DIM'")
+    train.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default 2)")
+    train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
+    train.add_argument("--quiet", action="store_true", help="no progress bars")
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = groups["evaluate"].add_parser(
+        "recommend", help="leave-one-out full ranking: the trained model beside random, popular, kNN, ALS, BPR...")
+    add_shop(evaluate)
+    evaluate.add_argument("--models", default="all",
+                          help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
+    evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    run = groups["run"].add_parser("recommend", help="top-N for a file of user ids (one a line) as a TREC run")
+    add_shop(run)
+    run.add_argument("--users", required=True, metavar="FILE", help="one user id per line")
+    run.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write (qid = user id)")
+    run.add_argument("--top", type=int, default=10, help="items per user (default 10)")
+    run.add_argument("--tag", default="shoprank-rec")
+    run.set_defaults(handler=cmd_run)
+
+
+def _shop(args: argparse.Namespace):  # noqa: ANN202
+    from shoprank.shops import Shop
+
+    shop = Shop(args.shop, args.home)
+    if not shop.exists():
+        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
+    return shop
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from shoprank.recommend.pipeline import train_recommender
+    from shoprank.recommend.training import PROFILES
+
+    shop = _shop(args)
+    overrides = {"epochs": args.epochs} if args.epochs else {}
+    epochs = args.epochs or PROFILES[args.profile]["train"]["epochs"]
+    print(f"training recommendations for shop '{shop.name}' with the '{args.profile}' profile "
+          f"(up to {epochs} epochs, early stopping on validation NDCG@10)"
+          + (f", after an Optuna search of {args.tune} trials" if args.tune else ""))
+    s = train_recommender(shop, args.profile, tune_trials=args.tune, encoder=args.encoder, threads=args.threads,
+                          log_dir=args.log_dir, progress=not args.quiet, **overrides)
+    print(f"published recommend bundle {s['version']} in {s['seconds']:.0f} s")
+    print(f"  data       {s['users']:,} users, {s['items']:,} items, {s['events']:,} events")
+    print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
+          f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
+    print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")
+    if s.get("tuning"):
+        print(f"  tuning     best of {s['tuning']['trials']} trials: {s['tuning']['best_params']}")
+    print(f"  TensorBoard: tensorboard --logdir {s['tensorboard']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from shoprank.recommend.benchmark import ALL_MODELS, evaluate_shop
+    from shoprank.recommend.evaluate import format_table
+
+    shop = _shop(args)
+    models = ALL_MODELS if args.models == "all" else tuple(m.strip() for m in args.models.split(","))
+    unknown = set(models) - set(ALL_MODELS)
+    if unknown:
+        raise CommandError(f"unknown models {sorted(unknown)}; valid: {', '.join(ALL_MODELS)}")
+    started = time.perf_counter()
+    result = evaluate_shop(shop, models, threads=args.threads, progress=True)
+    print(f"leave-one-out full ranking over {result['users']:,} users and {result['items']:,} items "
+          f"({result['cold_users']:,} users whose test item is cold: <= 2 training occurrences)")
+    print(format_table(result["rows"]))
+    print(f"evaluated in {time.perf_counter() - started:.0f} s")
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(result, handle, indent=2)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shoprank.bundles import BundleError
+    from shoprank.evaluation.trec import write_run
+    from shoprank.recommend.service import Recommender
+
+    if args.top < 1:
+        raise CommandError("--top must be at least 1")
+    shop = _shop(args)
+    with open(args.users, encoding="utf-8") as handle:
+        users = [line.strip() for line in handle if line.strip()]
+    try:
+        rec = Recommender.load(shop)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+    started = time.perf_counter()
+    run = {}
+    for user in dict.fromkeys(users):
+        run[user] = [(item.id, item.score) for item in rec.recommend(user, k=args.top)]
+    write_run(args.out, run, tag=args.tag)
+    print(f"wrote {sum(len(v) for v in run.values()):,} lines for {len(run):,} users to {args.out} "
+          f"with bundle {rec.version} in {time.perf_counter() - started:.1f} s")
+    return 0

@@ -1,0 +1,90 @@
+"""The "recommend" bundle: plain files, no pickle.
+
+    model.safetensors    SASRec weights
+    text_vectors.npy     (n_items + 1, dim) item text vectors (row 0 = padding)
+    items.json           item ids in index order (index = position + 1)
+    popularity.npy       (n_items + 1,) weighted event counts of the training log
+    trending.npy         (n_items + 1,) the same over the log's last ``trend_days`` days
+    covisit_idx.npy / covisit_score.npy     co-visitation neighbours
+    bought_idx.npy / bought_score.npy       bought-together neighbours
+manifest params: ``{"format": 1, "config": SASRecConfig, "encoder": ..., "profile": ..., "training": {...}}``
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoprank.bundles import Bundle, BundleError, open_bundle, publish
+from shoprank.recommend.item2item import NeighbourTable
+from shoprank.recommend.sasrec import SASRec, SASRecConfig
+
+KIND = "recommend"
+FORMAT = 1
+
+
+@dataclass
+class RecArtifacts:
+    model: SASRec
+    item_ids: list[str]
+    text_vectors: np.ndarray
+    popularity: np.ndarray
+    trending: np.ndarray
+    covisit: NeighbourTable
+    bought: NeighbourTable
+    params: dict[str, Any]
+    version: str = ""
+
+
+def save(models_root: str | Path, art: RecArtifacts) -> str:
+    """Publish ``art`` as a new "recommend" bundle; returns its version."""
+    from safetensors.torch import save_file
+
+    params = {**art.params, "format": FORMAT, "config": art.model.cfg.to_dict()}
+    with publish(models_root, KIND, params) as folder:
+        state = {k: v.detach().contiguous() for k, v in art.model.state_dict().items()}
+        save_file(state, str(folder / "model.safetensors"))
+        np.save(folder / "text_vectors.npy", art.text_vectors.astype(np.float32), allow_pickle=False)
+        (folder / "items.json").write_text(json.dumps(art.item_ids, ensure_ascii=False))
+        for name, array in (("popularity", art.popularity), ("trending", art.trending),
+                            ("covisit_idx", art.covisit.idx), ("covisit_score", art.covisit.score),
+                            ("bought_idx", art.bought.idx), ("bought_score", art.bought.score)):
+            np.save(folder / f"{name}.npy", array, allow_pickle=False)
+    bundle = open_bundle(models_root, KIND, verify=False)
+    return bundle.version
+
+
+def load(models_root: str | Path, version: str | None = None, *, verify: bool = True) -> RecArtifacts:
+    """The latest (or ``version``) "recommend" bundle; raises BundleError when there is none or it is bad."""
+    import torch
+    from safetensors.torch import load_file
+
+    bundle: Bundle = open_bundle(models_root, KIND, version, verify=verify)
+    params = bundle.params
+    if params.get("format") != FORMAT:
+        raise BundleError(f"bundle {bundle.path}: recommend format {params.get('format')!r}, expected {FORMAT}")
+    path = bundle.path
+
+    def arr(name: str) -> np.ndarray:
+        return np.load(path / f"{name}.npy", allow_pickle=False)
+
+    model = SASRec(SASRecConfig(**params["config"]))
+    model.load_state_dict(load_file(str(path / "model.safetensors")))
+    text_vectors = arr("text_vectors")
+    model.items.text_vectors = torch.from_numpy(text_vectors)
+    model.eval()
+    return RecArtifacts(
+        model=model,
+        item_ids=json.loads((path / "items.json").read_text()),
+        text_vectors=text_vectors,
+        popularity=arr("popularity"),
+        trending=arr("trending"),
+        covisit=NeighbourTable(arr("covisit_idx"), arr("covisit_score")),
+        bought=NeighbourTable(arr("bought_idx"), arr("bought_score")),
+        params=params,
+        version=bundle.version,
+    )

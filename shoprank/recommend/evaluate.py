@@ -1,0 +1,148 @@
+"""The leave-one-out full-ranking harness: every model and peer on one split, one table.
+
+Protocol (../shared/datasets/README.md): train on each user's sequence without its last two
+items; validate on the second-to-last, test on the last; rank ALL items, excluding those
+already in the user's history; NDCG@10, HR@10, MRR. Also: the same restricted to cold test
+items (at most ``cold_max`` occurrences in training), catalogue coverage@10 and intra-list
+diversity@10 (1 - mean pairwise cosine of the items' text vectors).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shoprank.evaluation.metrics import catalog_coverage, intra_list_diversity, loo_metrics, rank_of_target
+from shoprank.recommend.interactions import Sequences
+
+K = 10
+
+
+@dataclass
+class LooSplit:
+    """Leave-one-out views of a log. Users with fewer than 3 events are trained on, never tested."""
+
+    n_items: int
+    train: Sequences  # what models learn from: evaluated users without their last two events, others whole
+    valid_histories: Sequences
+    valid_targets: np.ndarray
+    test_histories: Sequences  # evaluated users without their last event
+    test_targets: np.ndarray
+    train_counts: np.ndarray = field(init=False)  # occurrences of each item in ``train``
+
+    def __post_init__(self) -> None:
+        flat = np.concatenate(self.train.items) if len(self.train) else np.zeros(0, dtype=np.int64)
+        self.train_counts = np.bincount(flat, minlength=self.n_items + 1)
+
+
+def leave_one_out(seqs: Sequences, n_items: int) -> LooSplit:
+    tested = [i for i, s in enumerate(seqs.items) if len(s) >= 3]
+    short = [i for i, s in enumerate(seqs.items) if len(s) < 3]
+
+    def pick(rows: list[int], drop: int) -> Sequences:
+        return Sequences([seqs.users[i] for i in rows], [seqs.items[i][:len(seqs.items[i]) - drop] for i in rows],
+                         [seqs.types[i][:len(seqs.types[i]) - drop] for i in rows])
+
+    valid = pick(tested, 2)
+    short_seqs = pick(short, 0)
+    train = Sequences(valid.users + short_seqs.users, valid.items + short_seqs.items, valid.types + short_seqs.types)
+    return LooSplit(
+        n_items=n_items,
+        train=train,
+        valid_histories=valid,
+        valid_targets=np.array([seqs.items[i][-2] for i in tested], dtype=np.int64),
+        test_histories=pick(tested, 1),
+        test_targets=np.array([seqs.items[i][-1] for i in tested], dtype=np.int64),
+    )
+
+
+def mask_seen(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Set the score of padding (column 0) and of every item in each history to -inf, in place."""
+    scores[:, 0] = -np.inf
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    if len(rows):
+        scores[rows, np.concatenate(histories)] = -np.inf
+    return scores
+
+
+def validation_ndcg(scores: np.ndarray, histories: Sequences, targets: np.ndarray) -> float:
+    """NDCG@10 of full-catalogue ``scores`` with seen items masked (the early-stopping metric)."""
+    ranks = rank_of_target(mask_seen(scores, histories.items), targets, ties="average")
+    return loo_metrics(ranks, K)[f"ndcg@{K}"]
+
+
+@dataclass
+class ModelResult:
+    name: str
+    ranks: np.ndarray  # test rank of each user's target
+    top: np.ndarray  # (n_users, K) item indices recommended
+    seconds: float
+    note: str = ""
+
+
+def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], histories: Sequences,
+               targets: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of the targets and top-K lists for ``score(histories, rows) -> (b, n_items + 1)``, in batches."""
+    ranks = np.empty(len(targets), dtype=np.float64)
+    top = np.empty((len(targets), K), dtype=np.int64)
+    for start in range(0, len(targets), batch_size):
+        rows = np.arange(start, min(start + batch_size, len(targets)))
+        hist = histories.items[start:rows[-1] + 1]
+        s = mask_seen(np.array(score(hist, rows), dtype=np.float32), hist)
+        ranks[rows] = rank_of_target(s, targets[rows], ties="average")
+        part = np.argpartition(-s, K, axis=1)[:, :K]
+        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1)
+        top[rows] = np.take_along_axis(part, order, axis=1)
+    return ranks, top
+
+
+def summarise(result: ModelResult, split: LooSplit, item_vectors: np.ndarray | None,
+              cold_max: int = 2) -> dict[str, float | str | int]:
+    """The table row of one model: overall, cold-item, coverage and diversity figures."""
+    overall = loo_metrics(result.ranks, K)
+    cold = split.train_counts[split.test_targets] <= cold_max
+    cold_m = loo_metrics(result.ranks[cold], K) if cold.any() else {f"ndcg@{K}": 0.0, f"hr@{K}": 0.0, "mrr": 0.0}
+    row: dict[str, float | str | int] = {
+        "model": result.name,
+        f"ndcg@{K}": overall[f"ndcg@{K}"],
+        f"hr@{K}": overall[f"hr@{K}"],
+        "mrr": overall["mrr"],
+        f"cold_ndcg@{K}": cold_m[f"ndcg@{K}"],
+        f"cold_hr@{K}": cold_m[f"hr@{K}"],
+        "cold_users": int(cold.sum()),
+        f"coverage@{K}": catalog_coverage(result.top.tolist(), split.n_items),
+        "seconds": round(result.seconds, 1),
+    }
+    if item_vectors is not None:
+        row[f"ild@{K}"] = float(np.mean([intra_list_diversity(item_vectors[t]) for t in result.top]))
+    if result.note:
+        row["note"] = result.note
+    return row
+
+
+COLUMNS = ("model", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_ndcg@{K}", f"cold_hr@{K}", f"coverage@{K}", f"ild@{K}",
+           "seconds")
+
+
+def format_table(rows: Sequence[dict[str, object]]) -> str:
+    """A markdown table of the result rows."""
+    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+    cells = [list(cols)] + [
+        [f"{r[c]:.4f}" if isinstance(r.get(c), float) and c != "seconds" else str(r.get(c, "")) for c in cols]
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
+    lines = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |" for row in cells]
+    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    return "\n".join(lines)
+
+
+def timed(name: str, fit: Callable[[], None], score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray],
+          split: LooSplit, note: str = "") -> ModelResult:
+    started = time.perf_counter()
+    fit()
+    ranks, top = run_scorer(score, split.test_histories, split.test_targets)
+    return ModelResult(name, ranks, top, time.perf_counter() - started, note)

@@ -1,0 +1,151 @@
+"""Train and publish a shop's "recommend" bundle: the sequence model and item-to-item tables.
+
+The model learns from the leave-one-out training view (each user's log without its last two
+events) and stops early on the second-to-last; so ``evaluate recommend`` can test the very
+bundle that serves, on the last events, without leakage. Serving reads each user's whole
+current history from the store.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoprank.data.limits import EVENT_WEIGHTS
+from shoprank.data.records import Event
+from shoprank.recommend import artifacts
+from shoprank.recommend.evaluate import LooSplit, leave_one_out
+from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
+from shoprank.recommend.item2item import bought_together, covisitation
+from shoprank.recommend.text import cached_item_vectors
+from shoprank.recommend.training import RecTrainConfig, profile_config, train_sasrec
+from shoprank.shops import Shop
+
+TREND_DAYS = 7.0
+
+
+@dataclass
+class ShopLog:
+    catalogue: Catalogue
+    seqs: Sequences
+    events: list[Event]
+    fingerprint: dict[str, Any]
+
+    def split(self) -> LooSplit:
+        return leave_one_out(self.seqs, len(self.catalogue))
+
+
+def read_log(shop: Shop) -> ShopLog:
+    """The shop's catalogue and every user's event sequence, from its store."""
+    with shop.store(create=False) as store:
+        catalogue = Catalogue.from_products(store.iter_products())
+        events = list(store.iter_events())
+    seqs = events_to_sequences(events, catalogue)
+    fingerprint = {"events": len(events), "users": len(seqs), "last_event": max((e.timestamp for e in events),
+                                                                                  default=0.0)}
+    return ShopLog(catalogue, seqs, events, fingerprint)
+
+
+def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: bool = False) -> np.ndarray:
+    """(n_items + 1, dim) text vectors, row 0 zeros; cached under the shop's ``cache/`` folder."""
+    vectors = cached_item_vectors(log.catalogue.texts, encoder, shop.path / "cache", progress=progress)
+    return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
+
+
+def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted event counts of the training view, and of the events in the log's last week."""
+    flat = np.concatenate(train.items) if len(train) else np.zeros(0, np.int64)
+    weights = np.concatenate([TYPE_WEIGHTS[t] for t in train.types]) if len(train) else None
+    pop = np.bincount(flat, weights=weights, minlength=n_items + 1).astype(np.float32)
+    since = log.fingerprint["last_event"] - TREND_DAYS * 86400
+    trend = np.zeros(n_items + 1, np.float32)
+    for e in log.events:
+        if e.timestamp >= since and e.item_id in log.catalogue.index:
+            trend[log.catalogue.index[e.item_id]] += EVENT_WEIGHTS.get(e.type, 0.0)
+    return pop, trend
+
+
+def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
+         seed: int = 0) -> dict[str, Any]:
+    """Optuna search over learning rate, dropout, weight decay, width and ID dropout; best valid NDCG@10."""
+    from dataclasses import replace
+
+    import optuna
+
+    def objective(trial: optuna.Trial) -> float:
+        cfg = replace(
+            base,
+            model=replace(base.model, dropout=trial.suggest_float("dropout", 0.1, 0.5),
+                          d_model=trial.suggest_categorical("d_model", [32, 64, 128]),
+                          id_dropout=trial.suggest_float("id_dropout", 0.0, 0.4)),
+            train=replace(base.train, learning_rate=trial.suggest_float("learning_rate", 3e-4, 5e-3, log=True),
+                          weight_decay=trial.suggest_float("weight_decay", 1e-3, 0.3, log=True), log_dir=None),
+        )
+
+        def report(epoch: int, ndcg: float) -> None:
+            trial.report(ndcg, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+
+        _, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, cfg,
+                                  progress=False, on_epoch=report)
+        if progress:
+            print(f"trial {trial.number}: valid NDCG@10 {summary['best_valid_ndcg@10']:.4f} {trial.params}")
+        return float(summary["best_valid_ndcg@10"])
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed),
+                                pruner=optuna.pruners.MedianPruner(n_warmup_steps=1))
+    study.optimize(objective, n_trials=trials)
+    return {"best_params": study.best_params, "best_value": study.best_value, "trials": len(study.trials)}
+
+
+def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 0, encoder: str = "default",
+                      threads: int = 2, log_dir: str | Path | None = None, progress: bool = True,
+                      **overrides: Any) -> dict[str, Any]:
+    """Train the sequence model and item-to-item tables on ``shop``'s log and publish a bundle."""
+    started = time.perf_counter()
+    log = read_log(shop)
+    if not log.seqs.users:
+        raise ValueError(f"shop {shop.name!r} has no events: nothing to learn recommendations from")
+    n_items = len(log.catalogue)
+    vectors = item_vectors(shop, log, encoder, progress)
+    split = log.split()
+    if log_dir is None:
+        log_dir = shop.path / "runs" / f"recommend-{time.strftime('%Y%m%d-%H%M%S')}"
+    config = profile_config(profile, n_items, vectors.shape[1], threads=threads, log_dir=str(log_dir), **overrides)
+    tuned: dict[str, Any] = {}
+    if tune_trials > 0:
+        tuned = tune(split, vectors, config, tune_trials, progress=progress)
+        best = tuned["best_params"]
+        config = profile_config(profile, n_items, vectors.shape[1], threads=threads, log_dir=str(log_dir),
+                                **{**overrides, **best})
+    model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
+                                  progress=progress)
+    pop, trend = popularity(log, n_items, split.train)
+    art = artifacts.RecArtifacts(
+        model=model,
+        item_ids=list(log.catalogue.ids),
+        text_vectors=vectors,
+        popularity=pop,
+        trending=trend,
+        covisit=covisitation(split.train, n_items),
+        bought=bought_together(split.train, n_items),
+        params={
+            "profile": profile,
+            "encoder": encoder,
+            "log": log.fingerprint,
+            "training": {k: v for k, v in summary.items() if k != "history"},
+            "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
+            "tuning": tuned,
+        },
+    )
+    version = artifacts.save(shop.models_path, art)
+    return {"version": version, "profile": profile, "items": n_items, "users": len(log.seqs),
+            "events": log.fingerprint["events"], "tensorboard": str(log_dir),
+            "seconds": time.perf_counter() - started, **{k: v for k, v in summary.items() if k != "history"},
+            "tuning": tuned}

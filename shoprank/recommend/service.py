@@ -1,0 +1,211 @@
+"""The recommender as a service: the latest bundle plus the shop's live store.
+
+A user's history is read from the store at call time, so events that arrived after training
+change the next answer without retraining. No history: trending items. One or two events:
+the sequence model blended with item-to-item neighbours (reciprocal-rank fusion). More: the
+sequence model. Every result carries its score parts and short reasons.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import numpy as np
+
+from shoprank.data.records import Event, Product
+from shoprank.recommend import artifacts
+from shoprank.recommend.interactions import Catalogue, history_arrays, pad_left
+from shoprank.results import ScoredItem
+from shoprank.shops import Shop
+from shoprank.store.base import Store
+
+VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "purchase": "bought",
+         "rating": "rated"}
+RRF_K = 60.0
+SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
+SHORT_HISTORY = 2  # histories this short get the item-to-item blend
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of the k largest finite scores, best first."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if len(finite) <= k:
+        return finite[np.argsort(-scores[finite], kind="stable")]
+    part = finite[np.argpartition(-scores[finite], k)[:k]]
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+class Recommender:
+    """Recommendations for one shop. Thread-safe for reads; ``add_products`` takes a lock."""
+
+    def __init__(self, art: artifacts.RecArtifacts, store: Store | None = None) -> None:
+        import torch
+
+        self.art = art
+        self.store = store
+        self.model = art.model
+        self.catalogue = Catalogue()
+        for item_id in art.item_ids:
+            self.catalogue.add(item_id)
+        self._titles: dict[str, str] = {}
+        self._lock = threading.Lock()
+        with torch.no_grad():
+            self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
+
+    # construction --------------------------------------------------------------------------
+    @classmethod
+    def load(cls, shop: Shop, version: str | None = None) -> Recommender:
+        """The latest "recommend" bundle of ``shop`` with its store. Raises BundleError if none.
+
+        Products stored after training (no events yet) are added at once (:meth:`add_products`).
+        """
+        art = artifacts.load(shop.models_path, version)
+        rec = cls(art, shop.store(create=False))
+        rec.add_products([p for p in rec.store.iter_products() if p.id not in rec.catalogue.index])
+        return rec
+
+    @property
+    def version(self) -> str:
+        return self.art.version
+
+    @property
+    def n_items(self) -> int:
+        return len(self.catalogue)
+
+    def add_products(self, products: Sequence[Product]) -> int:
+        """Give products with no events a text vector (the training encoder) so they can be recommended now."""
+        import torch
+
+        from shoprank.recommend.text import encode_items
+
+        new = [p for p in products if p.id not in self.catalogue.index]
+        if not new:
+            return 0
+        vectors = encode_items([p.text() for p in new], self.art.params.get("encoder", "default"))
+        with self._lock, torch.no_grad():
+            for p in new:
+                self.catalogue.add(p.id, p.text())
+                self._titles[p.id] = p.title
+            self.model.add_items(torch.from_numpy(vectors))
+            self.art.text_vectors = np.vstack([self.art.text_vectors, vectors])
+            pad = np.zeros(len(new), dtype=np.float32)
+            self.art.popularity = np.concatenate([self.art.popularity, pad])
+            self.art.trending = np.concatenate([self.art.trending, pad])
+            self.art.covisit.grow(len(new))
+            self.art.bought.grow(len(new))
+            self._vectors = self.model.items.all()
+        return len(new)
+
+    # scoring -------------------------------------------------------------------------------
+    def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
+        """Sequence-model scores of every item for many histories: (n, n_items + 1)."""
+        import torch
+
+        with torch.no_grad():
+            h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
+            t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
+            return self.model.score(h, t, self._vectors).numpy()
+
+    def _item2item(self, items: np.ndarray) -> np.ndarray:
+        scores = np.zeros(self.n_items + 1, dtype=np.float32)
+        for weight, item in zip(np.linspace(0.5, 1.0, len(items)), items, strict=True):  # recent counts more
+            idx, s = self.art.covisit.row(int(item))
+            if len(s):
+                scores[idx] += weight * s / s[0]
+            text = self.art.text_vectors @ self.art.text_vectors[item]
+            scores += weight * 0.5 * np.maximum(text, 0)
+        return scores
+
+    # public API ----------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, history: list[Event] | None = None,
+                  exclude: set[str] | None = None) -> list[ScoredItem]:
+        """Top ``k`` items for ``user_id``; ``history`` defaults to the store's latest events for the user."""
+        if history is None:
+            history = self.store.user_events(user_id, limit=self.model.cfg.max_len) if self.store else []
+        items, types = history_arrays(history, self.catalogue)
+        banned = np.zeros(self.n_items + 1, dtype=bool)
+        banned[0] = True
+        banned[items] = True
+        for item_id in exclude or ():
+            if item_id in self.catalogue.index:
+                banned[self.catalogue.index[item_id]] = True
+        if len(items) == 0:
+            scores = self.art.trending + 1e-3 * self.art.popularity
+            scores = np.where(banned, -np.inf, scores)
+            top = _top_k(scores, k)
+            return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
+                                                      "popularity": float(self.art.popularity[i])},
+                               ["popular this week" if self.art.trending[i] > 0 else "popular"]) for i in top]
+        seq = self.score_batch([items], [types])[0]
+        seq[banned] = -np.inf
+        if len(items) > SHORT_HISTORY:
+            top = _top_k(seq, k)
+            return [self._item(i, float(seq[i]), {"sequence": float(seq[i])}, self._why(i, items, types))
+                    for i in top]
+        i2i = self._item2item(items)
+        i2i[banned] = -np.inf
+        fused = np.zeros(self.n_items + 1, dtype=np.float64)
+        for part in (seq, i2i):
+            cand = _top_k(part, max(200, k))
+            fused[cand] += 1.0 / (RRF_K + np.arange(1, len(cand) + 1))
+        fused[banned] = -np.inf
+        fused[fused == 0] = -np.inf
+        top = _top_k(fused, k)
+        return [self._item(i, float(fused[i]), {"sequence": float(seq[i]), "item2item": float(i2i[i])},
+                           self._why(i, items, types)) for i in top]
+
+    def similar(self, item_id: str, k: int = 10) -> list[ScoredItem]:
+        """Items like ``item_id``: text cosine blended with normalised co-visitation."""
+        item = self._index(item_id)
+        text = self.art.text_vectors @ self.art.text_vectors[item]
+        covis = np.zeros_like(text)
+        idx, s = self.art.covisit.row(item)
+        if len(s):
+            covis[idx] = s / s[0]
+        scores = SIMILAR_TEXT_WEIGHT * text + (1 - SIMILAR_TEXT_WEIGHT) * covis
+        scores[[0, item]] = -np.inf
+        name = self._title(item_id)
+        return [self._item(i, float(scores[i]), {"text": float(text[i]), "covisit": float(covis[i])},
+                           [f"viewed together with {name}" if covis[i] > 0 else f"similar to {name}"])
+                for i in _top_k(scores, k)]
+
+    def bought_together(self, item_id: str, k: int = 10) -> list[ScoredItem]:
+        """Items bought close to ``item_id``, popularity-corrected; empty when none are known."""
+        item = self._index(item_id)
+        idx, s = self.art.bought.row(item)
+        name = self._title(item_id)
+        return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
+                for i, v in zip(idx[:k], s[:k], strict=True)]
+
+    # helpers -------------------------------------------------------------------------------
+    def _index(self, item_id: str) -> int:
+        if item_id not in self.catalogue.index:
+            raise KeyError(f"unknown item {item_id!r}")
+        return self.catalogue.index[item_id]
+
+    def _title(self, item_id: str) -> str:
+        if item_id not in self._titles and self.store is not None:
+            product = self.store.get_product(item_id)
+            self._titles[item_id] = product.title if product else item_id
+        title = self._titles.get(item_id, item_id)
+        return title if len(title) <= 60 else title[:57] + "..."
+
+    def _why(self, item: int, items: np.ndarray, types: np.ndarray) -> list[str]:
+        """'similar to X you bought': the history item whose vector is closest to the recommended one."""
+        sims = self._vectors[items].numpy() @ self._vectors[item].numpy()
+        j = int(np.argmax(sims))
+        verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
+        return [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
+
+    def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
+        return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)
+
+
+def _type_names() -> dict[int, str]:
+    from shoprank.recommend.interactions import TYPE_INDEX
+
+    return {v: k for k, v in TYPE_INDEX.items()}
+
+
+_TYPE_NAMES = _type_names()

@@ -1,0 +1,207 @@
+"""Training SASRec: full or sampled softmax, AdamW, early stopping on validation NDCG@10.
+
+Training profiles are named settings: ``quick`` for demos (a few minutes), ``full`` for
+the quality figures.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from shoprank.recommend.interactions import Sequences, pad_left
+from shoprank.recommend.sasrec import SASRec, SASRecConfig
+from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, make_optimizer, seed_everything
+
+
+@dataclass
+class RecTrainConfig:
+    """Everything that shapes one SASRec training run."""
+
+    model: SASRecConfig
+    train: TrainConfig
+    negatives: int = 0  # 0: full softmax over the catalogue; N: sampled softmax with N shared negatives
+    full_softmax_max_items: int = 60_000  # above this catalogue size, ``negatives=0`` falls back to 512
+    eval_users: int = 0  # validate on this many users (0: all)
+    threads: int = 2
+    profile: str = "custom"
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
+    "quick": {
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
+        "train": {"epochs": 8, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
+                  "warmup_ratio": 0.05},
+        "run": {"negatives": 0, "eval_users": 10_000},
+    },
+    "full": {
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
+        "train": {"epochs": 40, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
+                  "warmup_ratio": 0.05},
+        "run": {"negatives": 0, "eval_users": 0},
+    },
+}
+
+
+def profile_config(name: str, n_items: int, text_dim: int, **overrides: float | int | str) -> RecTrainConfig:
+    """A named profile's config for a catalogue, with ``overrides`` (model, train or run fields by name)."""
+    if name not in PROFILES:
+        raise ValueError(f"unknown training profile {name!r}; valid profiles: {', '.join(PROFILES)}")
+    p = PROFILES[name]
+    model = {**p["model"], **{k: v for k, v in overrides.items() if k in SASRecConfig.__dataclass_fields__}}
+    train = {**p["train"], **{k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}}
+    run = {**p["run"], **{k: v for k, v in overrides.items() if k in RecTrainConfig.__dataclass_fields__}}
+    unknown = set(overrides) - set(model) - set(train) - set(run)
+    if unknown:
+        raise ValueError(f"unknown settings {sorted(unknown)}")
+    return RecTrainConfig(
+        model=SASRecConfig(n_items=n_items, text_dim=text_dim, **model),  # type: ignore[arg-type]
+        train=TrainConfig(**train),  # type: ignore[arg-type]
+        profile=name,
+        **run,  # type: ignore[arg-type]
+    )
+
+
+def _examples(train: Sequences, max_len: int) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
+    """Next-item examples: inputs s[:-1], their types, and targets s[1:], last ``max_len`` of each."""
+    xs, ts, ys = [], [], []
+    for items, types in zip(train.items, train.types, strict=True):
+        if len(items) >= 2:
+            xs.append(items[:-1][-max_len:])
+            ts.append(types[:-1][-max_len:])
+            ys.append(items[1:][-max_len:])
+    return xs, ts, ys
+
+
+def _batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """Shuffled batches of similar length (less padding): sort inside chunks of 50 batches."""
+    order = rng.permutation(len(lengths))
+    chunk = batch_size * 50
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def score_histories(model: SASRec, histories: Sequence[np.ndarray], types: Sequence[np.ndarray],
+                    batch_size: int = 1024, item_vectors: object | None = None) -> np.ndarray:
+    """Full-catalogue scores for each history, (n, n_items + 1); empty histories score 0 everywhere."""
+    import torch
+
+    model.eval()
+    out = np.empty((len(histories), model.cfg.n_items + 1), dtype=np.float32)
+    with torch.no_grad():
+        vectors = model.items.all() if item_vectors is None else item_vectors
+        for start in range(0, len(histories), batch_size):
+            h = pad_left(histories[start:start + batch_size], model.cfg.max_len)
+            t = pad_left(types[start:start + batch_size], model.cfg.max_len)
+            s = model.score(torch.from_numpy(h), torch.from_numpy(t), vectors)
+            out[start:start + len(h)] = s.numpy()
+    return out
+
+
+def train_sasrec(
+    train: Sequences,
+    valid_histories: Sequences,
+    valid_targets: np.ndarray,
+    text_vectors: np.ndarray | None,
+    config: RecTrainConfig,
+    *,
+    progress: bool = True,
+    evaluate: Callable[[np.ndarray, Sequences, np.ndarray], float] | None = None,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> tuple[SASRec, dict[str, object]]:
+    """Train on ``train`` (each user's sequence), validate by full ranking of ``valid_targets``.
+
+    ``evaluate(scores, histories, targets) -> NDCG@10`` is the validation metric (seen items are
+    masked there). Returns the best epoch's model and a summary.
+    """
+    import torch
+    from tqdm import tqdm
+
+    from shoprank.recommend.evaluate import validation_ndcg
+
+    evaluate = evaluate or validation_ndcg
+    torch.set_num_threads(config.threads)
+    seed_everything(config.train.seed)
+    cfg = replace(config.model)
+    negatives = config.negatives
+    if negatives <= 0 and cfg.n_items > config.full_softmax_max_items:
+        negatives = 512
+    model = SASRec(cfg)
+    if text_vectors is not None and cfg.text_dim:
+        model.items.text_vectors = torch.from_numpy(np.ascontiguousarray(text_vectors, dtype=np.float32))
+    xs, ts, ys = _examples(train, cfg.max_len)
+    if not xs:
+        raise ValueError("no user has two or more events: nothing to learn a next item from")
+    lengths = np.array([len(x) for x in xs])
+    rng = np.random.default_rng(config.train.seed)
+    steps_per_epoch = math.ceil(len(xs) / config.train.batch_size)
+    optimizer, scheduler = make_optimizer(model, config.train, steps_per_epoch * config.train.epochs)
+    stopper = EarlyStopping(config.train.patience)
+    log = MetricLog(config.train.log_dir)
+
+    eval_idx = np.arange(len(valid_histories))
+    if config.eval_users and config.eval_users < len(eval_idx):
+        eval_idx = np.sort(np.random.default_rng(1).choice(eval_idx, config.eval_users, replace=False))
+    v_hist = Sequences([valid_histories.users[i] for i in eval_idx], [valid_histories.items[i] for i in eval_idx],
+                       [valid_histories.types[i] for i in eval_idx])
+    v_targets = valid_targets[eval_idx]
+
+    best_state, step, started = None, 0, time.perf_counter()
+    epochs_run = 0
+    for epoch in range(config.train.epochs):
+        model.train()
+        batches = _batches(lengths, config.train.batch_size, rng)
+        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.train.epochs}", disable=not progress, leave=False)
+        total = 0.0
+        for b in bar:
+            x = torch.from_numpy(pad_left([xs[i] for i in b], cfg.max_len))
+            t = torch.from_numpy(pad_left([ts[i] for i in b], cfg.max_len))
+            y = torch.from_numpy(pad_left([ys[i] for i in b], cfg.max_len))
+            loss = model.loss(x, t, y, negatives)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            total += loss.item()
+            if step % 50 == 0:
+                log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
+                bar.set_postfix(loss=f"{loss.item():.3f}")
+        scores = score_histories(model, v_hist.items, v_hist.types)
+        ndcg = evaluate(scores, v_hist, v_targets)
+        epochs_run = epoch + 1
+        log.log(step, **{"valid/ndcg@10": ndcg, "train/epoch_loss": total / len(batches)})
+        if progress:
+            tqdm.write(f"epoch {epoch + 1}: loss {total / len(batches):.4f}  valid NDCG@10 {ndcg:.4f}  "
+                       f"({time.perf_counter() - started:.0f} s)")
+        if on_epoch is not None:
+            on_epoch(epoch, ndcg)
+        stop = stopper.step(ndcg, epoch)
+        if stopper.improved:
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        if stop:
+            break
+    log.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    summary = {
+        "epochs_run": epochs_run,
+        "best_epoch": stopper.best_epoch + 1,
+        "best_valid_ndcg@10": stopper.best,
+        "seconds": time.perf_counter() - started,
+        "negatives": negatives,
+        "history": log.history,
+    }
+    return model, summary
