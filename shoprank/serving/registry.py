@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoprank.bundles import latest_version
+from shoprank.bundles import latest_version, open_bundle
 from shoprank.serving.catalog import Catalog
 from shoprank.shops import Shop, check_shop_name, list_shops
 from shoprank.store.sqlite import SQLiteStore
@@ -34,7 +34,16 @@ class EngineUnavailable(RuntimeError):
     """The engine code itself cannot be imported (not installed)."""
 
 
+def _is_fake(shop: Shop, kind: str) -> bool:
+    """Bundles published by :mod:`shoprank.serving.fakes` (tests, load-generator checks) name their engine."""
+    return open_bundle(shop.models_path, kind, verify=False).params.get("engine") == "fake"
+
+
 def load_search(shop: Shop) -> Any:
+    if _is_fake(shop, "search"):
+        from shoprank.serving.fakes import FakeSearchEngine
+
+        return FakeSearchEngine.load(shop)
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
@@ -43,6 +52,10 @@ def load_search(shop: Shop) -> Any:
 
 
 def load_recommender(shop: Shop) -> Any:
+    if _is_fake(shop, "recommend"):
+        from shoprank.serving.fakes import FakeRecommender
+
+        return FakeRecommender.load(shop)
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:

@@ -1,0 +1,84 @@
+"""The storefront page, end to end in headless Chromium (Debian's package) driven by Playwright."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shoprank.keys import KeyStore
+from shoprank.serving import ServingConfig, create_app
+from shoprank.serving.fakes import tiny_shop
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium "
+                       "(apt-get install chromium; .ci/run installs it)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwright Python package")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
+    import uvicorn
+
+    tiny_shop(tmp_path, "tiny")
+    key, _ = KeyStore(tmp_path).create("storefront", "tiny")
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not (server.started and app.state.registry.ready.is_set()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", key, tmp_path
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None:
+    url, key, home = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/#key={key}")
+            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+            assert "key=" not in page.url  # the key leaves the address bar for localStorage
+            page.fill("#user", "u2")
+            page.click("#settings button[type=submit]")
+            page.fill("#q", "drill")
+            page.press("#q", "Enter")
+            first = page.locator("#results li").first
+            first.wait_for()
+            assert "Drill" in first.inner_text() and "matches drill" in first.inner_text()
+            assert page.locator("#facets button").count() > 0
+            assert "2 results" in page.inner_text("#results-summary")
+            page.locator("#for-you li").first.wait_for()  # u2 bought garden things
+            assert "Garden" in page.inner_text("#for-you")
+            clicked = first.get_attribute("data-id")
+            first.locator("button").click()
+            page.wait_for_function("document.querySelector('#click-status').textContent.includes('Click recorded')")
+            page.locator("#similar li").first.wait_for()
+            assert page.locator("#together li").count() > 0
+            assert page.locator("#open-warning").is_hidden()
+        finally:
+            browser.close()
+    from shoprank.shops import Shop
+
+    with Shop("tiny", home).store() as store:
+        clicks = [e for e in store.user_events("u2") if e.type == "click"]
+    assert [(e.item_id, e.query, e.position) for e in clicks] == [(clicked, "drill", 0)]
