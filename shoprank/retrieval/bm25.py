@@ -1,0 +1,206 @@
+"""Field-weighted BM25 over title, description, category, brand and attributes.
+
+Each field has its own sparse (rows x terms) matrix of precomputed BM25 term weights (the
+bm25s approach: scoring a query is a sum of matrix columns). The weighted sum of the field
+matrices is kept too, so a query over the whole catalogue costs one column sum. Products are
+added incrementally (new rows use the idf and average lengths frozen at build time; terms the
+index has not seen get an idf from their count in the new rows) and removed by tombstone.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from shoprank.data.records import Product
+from shoprank.text import Analyzer, make_analyzer
+
+FIELDS = ("title", "description", "category", "brand", "attributes")
+
+
+def field_text(product: Product, name: str) -> str:
+    if name == "attributes":
+        return " ".join(f"{k} {v}" for k, v in product.attributes.items() if isinstance(v, str | int | float))
+    return str(getattr(product, name) or "")
+
+
+@dataclass
+class BM25Config:
+    k1: float = 1.2
+    b: float = 0.75
+    weights: dict[str, float] = field(
+        default_factory=lambda: {"title": 3.0, "description": 1.0, "category": 1.5, "brand": 2.0, "attributes": 1.0}
+    )
+
+    def __post_init__(self) -> None:
+        unknown = set(self.weights) - set(FIELDS)
+        if unknown:
+            raise ValueError(f"unknown BM25 fields {sorted(unknown)}; valid fields: {', '.join(FIELDS)}")
+        if self.k1 < 0 or not 0 <= self.b <= 1:
+            raise ValueError("BM25 needs k1 >= 0 and 0 <= b <= 1")
+
+
+def lucene_idf(df: np.ndarray, n: int) -> np.ndarray:
+    return np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+
+
+class BM25Index:
+    """``score(tokens)`` -> one score per row; rows are appended by ``add`` and hidden by ``alive``."""
+
+    FORMAT = 1
+
+    def __init__(self, analyzer: Analyzer, config: BM25Config | None = None) -> None:
+        self.analyzer = analyzer
+        self.config = config or BM25Config()
+        self.fields = [f for f in FIELDS if self.config.weights.get(f, 0) > 0]
+        self.vocab: dict[str, int] = {}
+        self.n_docs = 0
+        self.df: dict[str, np.ndarray] = {f: np.zeros(0, np.float32) for f in self.fields}
+        self.avgdl: dict[str, float] = {f: 1.0 for f in self.fields}
+        self.matrices: dict[str, sp.csc_matrix] = {}
+        self.combined: sp.csc_matrix = sp.csc_matrix((0, 0), dtype=np.float32)
+
+    # building -----------------------------------------------------------------------------------
+    def _term_ids(self, tokens: list[str], grow: bool) -> list[int]:
+        ids = []
+        for token in tokens:
+            tid = self.vocab.get(token)
+            if tid is None and grow:
+                tid = self.vocab[token] = len(self.vocab)
+            if tid is not None:
+                ids.append(tid)
+        return ids
+
+    def _analyze(self, products: Sequence[Product]) -> dict[str, list[list[int]]]:
+        return {f: [self._term_ids(self.analyzer(field_text(p, f)), True) for p in products] for f in self.fields}
+
+    def _weights(self, docs: list[list[int]], idf: np.ndarray, avgdl: float) -> sp.csc_matrix:
+        k1, b = self.config.k1, self.config.b
+        rows, cols, vals = [], [], []
+        for row, terms in enumerate(docs):
+            if not terms:
+                continue
+            uniq, tf = np.unique(np.asarray(terms), return_counts=True)
+            norm = k1 * (1 - b + b * len(terms) / avgdl)
+            rows.append(np.full(len(uniq), row))
+            cols.append(uniq)
+            vals.append(idf[uniq] * tf / (tf + norm))  # Lucene: no (k1 + 1) factor
+        shape = (len(docs), len(self.vocab))
+        if not rows:
+            return sp.csc_matrix(shape, dtype=np.float32)
+        data = np.concatenate(vals).astype(np.float32)
+        return sp.csc_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+
+    def _df(self, docs: list[list[int]]) -> np.ndarray:
+        df = np.zeros(len(self.vocab), np.float32)
+        for terms in docs:
+            df[np.unique(np.asarray(terms, dtype=np.int64))] += 1
+        return df
+
+    def _recombine(self) -> None:
+        total = None
+        for f in self.fields:
+            part = self.matrices[f] * np.float32(self.config.weights[f])
+            total = part if total is None else total + part
+        self.combined = sp.csc_matrix(total, dtype=np.float32)
+
+    def build(self, products: Sequence[Product]) -> BM25Index:
+        docs = self._analyze(products)
+        self.n_docs = len(products)
+        for f in self.fields:
+            self.df[f] = self._df(docs[f])
+            lengths = [len(d) for d in docs[f]]
+            self.avgdl[f] = max(1.0, float(np.mean(lengths))) if lengths else 1.0
+            self.matrices[f] = self._weights(docs[f], lucene_idf(self.df[f], max(1, self.n_docs)), self.avgdl[f])
+        self._recombine()
+        return self
+
+    def add(self, products: Sequence[Product]) -> None:
+        """Append rows for ``products`` (the caller hides any older row of the same id)."""
+        if not products:
+            return
+        docs = self._analyze(products)
+        n_terms = len(self.vocab)
+        for f in self.fields:
+            df = np.zeros(n_terms, np.float32)
+            df[: len(self.df[f])] = self.df[f]
+            new_df = self._df(docs[f])
+            unseen = df == 0
+            df[unseen] = new_df[unseen]
+            self.df[f] = df
+            weights = self._weights(docs[f], lucene_idf(df, max(1, self.n_docs)), self.avgdl[f])
+            old = self.matrices[f]
+            old.resize((old.shape[0], n_terms))
+            self.matrices[f] = sp.vstack([old, weights], format="csc", dtype=np.float32)
+        self.n_docs += len(products)
+        self._recombine()
+
+    # scoring ------------------------------------------------------------------------------------
+    def query_terms(self, tokens: list[str]) -> np.ndarray:
+        return np.unique(np.asarray(self._term_ids(tokens, False), dtype=np.int64))
+
+    def score(self, tokens: list[str]) -> np.ndarray:
+        """Weighted BM25 of every row, shape (rows,)."""
+        terms = self.query_terms(tokens)
+        if len(terms) == 0:
+            return np.zeros(self.combined.shape[0], np.float32)
+        return np.asarray(self.combined[:, terms].sum(axis=1)).ravel().astype(np.float32)
+
+    def field_scores(self, tokens: list[str], rows: np.ndarray) -> np.ndarray:
+        """Per-field BM25 of the given rows, shape (len(rows), len(FIELDS)); absent fields are 0."""
+        out = np.zeros((len(rows), len(FIELDS)), np.float32)
+        terms = self.query_terms(tokens)
+        if len(terms) == 0 or len(rows) == 0:
+            return out
+        for f in self.fields:
+            sub = self.matrices[f][:, terms].tocsr()[rows]
+            out[:, FIELDS.index(f)] = np.asarray(sub.sum(axis=1)).ravel()
+        return out
+
+    def matched_terms(self, tokens: list[str], rows: np.ndarray) -> np.ndarray:
+        """Boolean (len(rows), len(unique query terms)): which query terms each row contains."""
+        terms = self.query_terms(tokens)
+        if len(terms) == 0 or len(rows) == 0:
+            return np.zeros((len(rows), 0), bool)
+        return (self.combined[:, terms].tocsr()[rows] != 0).toarray()
+
+    # persistence --------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        terms = sorted(self.vocab, key=self.vocab.__getitem__)
+        meta: dict[str, Any] = {
+            "format": self.FORMAT, "analyzer": self.analyzer.config(), "config": asdict(self.config),
+            "n_docs": self.n_docs, "avgdl": self.avgdl, "fields": self.fields,
+        }
+        (folder / "bm25.json").write_text(json.dumps(meta))
+        (folder / "vocab.json").write_text(json.dumps(terms, ensure_ascii=False))
+        for f in self.fields:
+            sp.save_npz(folder / f"bm25_{f}.npz", self.matrices[f])
+            np.save(folder / f"df_{f}.npy", self.df[f])
+
+    @classmethod
+    def load(cls, folder: Path) -> BM25Index:
+        meta = json.loads((folder / "bm25.json").read_text())
+        if meta.get("format") != cls.FORMAT:
+            raise ValueError(f"{folder}/bm25.json has format {meta.get('format')!r}, expected {cls.FORMAT}")
+        index = cls(make_analyzer(meta["analyzer"]), BM25Config(**meta["config"]))
+        index.vocab = {t: i for i, t in enumerate(json.loads((folder / "vocab.json").read_text()))}
+        index.n_docs = meta["n_docs"]
+        index.avgdl = meta["avgdl"]
+        for f in index.fields:
+            index.matrices[f] = sp.load_npz(folder / f"bm25_{f}.npz").tocsc().astype(np.float32)
+            index.df[f] = np.load(folder / f"df_{f}.npy")
+        index._recombine()
+        return index
+
+
+def idf_check(n: int, df: int) -> float:
+    """Lucene's idf for one term (for tests and docs)."""
+    return math.log1p((n - df + 0.5) / (df + 0.5))

@@ -1,0 +1,115 @@
+"""The vector index: product vectors in FAISS, exact for small catalogues and HNSW for large ones.
+
+Rows line up with the lexical index (row ``i`` is the same product in both); rows are appended
+by ``add`` and hidden by the caller's ``alive`` mask, since HNSW cannot delete.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HNSW_THRESHOLD = 200_000  # catalogues larger than this get an HNSW graph instead of exact search
+
+
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("dense retrieval needs FAISS: pip install faiss-cpu") from None
+    return faiss
+
+
+class DenseIndex:
+    FORMAT = 1
+
+    def __init__(self, dim: int, kind: str = "auto", hnsw_m: int = 32, ef_search: int = 128) -> None:
+        if kind not in ("auto", "flat", "hnsw"):
+            raise ValueError(f"index kind must be auto, flat or hnsw, got {kind!r}")
+        self.dim = dim
+        self.kind = kind
+        self.hnsw_m = hnsw_m
+        self.ef_search = ef_search
+        self.vectors = np.zeros((0, dim), np.float32)
+        self._index: Any = None
+
+    def _resolved_kind(self, n: int) -> str:
+        if self.kind != "auto":
+            return self.kind
+        return "hnsw" if n > HNSW_THRESHOLD else "flat"
+
+    def _make_index(self) -> Any:
+        faiss = _faiss()
+        if self._resolved_kind(len(self.vectors)) == "hnsw":
+            index = faiss.IndexHNSWFlat(self.dim, self.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            index.hnsw.efConstruction = 80
+            index.hnsw.efSearch = self.ef_search
+        else:
+            index = faiss.IndexFlatIP(self.dim)
+        if len(self.vectors):
+            index.add(self.vectors)
+        return index
+
+    def build(self, vectors: np.ndarray) -> DenseIndex:
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self.kind = self._resolved_kind(len(self.vectors)) if self.kind == "auto" else self.kind
+        self._index = self._make_index()
+        return self
+
+    def add(self, vectors: np.ndarray) -> None:
+        new = np.ascontiguousarray(vectors, dtype=np.float32).reshape(-1, self.dim)
+        self.vectors = np.concatenate([self.vectors, new])
+        if self._index is None:
+            self._index = self._make_index()
+        else:
+            self._index.add(new)
+
+    def search(self, queries: np.ndarray, k: int, alive: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and cosines of the ``k`` nearest live rows, shapes (q, k); missing slots are row -1."""
+        q = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self.dim)
+        n = len(self.vectors)
+        if n == 0 or k <= 0:
+            return np.full((len(q), max(k, 0)), -1), np.zeros((len(q), max(k, 0)), np.float32)
+        dead = 0 if alive is None else int(n - alive[:n].sum())
+        want = min(n, k + dead)
+        scores, rows = self._index.search(q, want)
+        if alive is None or dead == 0:
+            return rows[:, :k], scores[:, :k]
+        out_rows = np.full((len(q), k), -1)
+        out_scores = np.zeros((len(q), k), np.float32)
+        for i in range(len(q)):
+            keep = (rows[i] >= 0) & alive[np.maximum(rows[i], 0)]
+            r, s = rows[i][keep][:k], scores[i][keep][:k]
+            out_rows[i, : len(r)] = r
+            out_scores[i, : len(s)] = s
+        return out_rows, out_scores
+
+    def cosine(self, query: np.ndarray, rows: np.ndarray) -> np.ndarray:
+        """Cosine of one query vector with the given rows, shape (len(rows),)."""
+        return self.vectors[rows] @ np.asarray(query, np.float32).reshape(self.dim)
+
+    def save(self, folder: Path, name: str = "dense") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / f"{name}_vectors.npy", self.vectors)
+        meta = {"format": self.FORMAT, "dim": self.dim, "kind": self._resolved_kind(len(self.vectors)),
+                "hnsw_m": self.hnsw_m, "ef_search": self.ef_search}
+        if meta["kind"] == "hnsw":
+            _faiss().write_index(self._index, str(folder / f"{name}.faiss"))
+        (folder / f"{name}.json").write_text(json.dumps(meta))
+
+    @classmethod
+    def load(cls, folder: Path, name: str = "dense") -> DenseIndex:
+        meta = json.loads((folder / f"{name}.json").read_text())
+        if meta.get("format") != cls.FORMAT:
+            raise ValueError(f"{folder}/{name}.json has format {meta.get('format')!r}, expected {cls.FORMAT}")
+        index = cls(meta["dim"], meta["kind"], meta["hnsw_m"], meta["ef_search"])
+        index.vectors = np.load(folder / f"{name}_vectors.npy")
+        if meta["kind"] == "hnsw":
+            index._index = _faiss().read_index(str(folder / f"{name}.faiss"))
+            index._index.hnsw.efSearch = index.ef_search
+        else:
+            index._index = index._make_index()
+        return index

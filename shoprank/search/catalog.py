@@ -1,0 +1,71 @@
+"""The rows every index shares: row ``i`` is the same product in the lexical and the vector index."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from shoprank.data.records import Product
+
+
+class Catalog:
+    """Product ids by row, the row of each live id, and which rows are live."""
+
+    def __init__(self, ids: Sequence[str] = ()) -> None:
+        self.ids: list[str] = list(ids)
+        self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
+        self.alive = np.ones(len(self.ids), bool)
+        self.products: list[Product | None] = [None] * len(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def n_live(self) -> int:
+        return int(self.alive.sum())
+
+    def attach(self, products: Iterable[Product]) -> None:
+        """Fill in the product records (from the store) for known rows."""
+        for product in products:
+            row = self.row_of.get(product.id)
+            if row is not None:
+                self.products[row] = product
+
+    def append(self, products: Sequence[Product]) -> np.ndarray:
+        """New rows for ``products``; an id seen before has its old row hidden. Returns the new rows."""
+        self.remove(p.id for p in products)
+        start = len(self.ids)
+        for offset, product in enumerate(products):
+            self.ids.append(product.id)
+            self.row_of[product.id] = start + offset
+            self.products.append(product)
+        self.alive = np.concatenate([self.alive, np.ones(len(products), bool)])
+        return np.arange(start, len(self.ids))
+
+    def remove(self, ids: Iterable[str]) -> int:
+        removed = 0
+        for pid in ids:
+            row = self.row_of.pop(pid, None)
+            if row is not None:
+                self.alive[row] = False
+                self.products[row] = None
+                removed += 1
+        return removed
+
+    def rows(self, ids: Sequence[str]) -> np.ndarray:
+        """Rows of live ids, -1 for unknown ones."""
+        return np.asarray([self.row_of.get(pid, -1) for pid in ids], dtype=np.int64)
+
+    def save(self, folder: Path) -> None:
+        (folder / "catalog.json").write_text(json.dumps({"ids": self.ids, "alive": self.alive.tolist()}))
+
+    @classmethod
+    def load(cls, folder: Path) -> Catalog:
+        data = json.loads((folder / "catalog.json").read_text())
+        catalog = cls(data["ids"])
+        catalog.alive = np.asarray(data["alive"], bool)
+        catalog.row_of = {pid: row for row, pid in enumerate(catalog.ids) if catalog.alive[row]}
+        return catalog

@@ -1,0 +1,155 @@
+"""The online search engine: the shop's latest "search" bundle plus its store.
+
+``SearchEngine.load(shop)`` opens the bundle, attaches the products from the store and applies
+every catalogue change made since the bundle was trained, so it serves the live catalogue.
+A search encodes the query, takes BM25 and ANN candidates, and orders a few hundred of them
+with the LambdaMART model; the cross-encoder joins only when ``use_cross_encoder`` is on.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from shoprank.bundles import BundleError, open_bundle
+from shoprank.data.records import Product
+from shoprank.results import ScoredItem, SearchFilters
+from shoprank.search.stack import SearchStack
+
+KIND = "search"
+_PARTS = ("bm25", "dense", "ce")
+
+
+def reasons_for(query_words: list[str], title_words: set[str], parts: dict[str, float]) -> list[str]:
+    """A few human words on why a product is in the results."""
+    matched = [w for w in dict.fromkeys(query_words) if w in title_words]
+    out = []
+    if matched:
+        out.append("matches " + " and ".join(f"'{w}'" for w in matched[:3]))
+    if parts.get("dense", 0.0) >= 0.5:
+        out.append("close in meaning to the query")
+    if parts.get("ce", float("-inf")) > 0:
+        out.append("judged relevant by the cross-encoder")
+    return out or ["related to the query"]
+
+
+class SearchEngine:
+    """Search over one shop's catalogue with its latest trained models."""
+
+    def __init__(self, stack: SearchStack, version: str, catalog_version: int = 0, shop: Any = None,
+                 use_cross_encoder: bool = False) -> None:
+        self.stack = stack
+        self.version = version
+        self.catalog_version = catalog_version
+        self.shop = shop
+        self.use_cross_encoder = use_cross_encoder
+        self._lock = threading.RLock()
+
+    @classmethod
+    def load(cls, shop: Any, version: str | None = None, use_cross_encoder: bool = False) -> SearchEngine:
+        """The latest (or the given) search bundle of ``shop``; raises BundleError if there is none."""
+        bundle = open_bundle(shop.models_path, KIND, version)
+        if not (bundle.path / "stack.json").is_file():
+            raise BundleError(f"bundle {bundle.path} is not a search stack")
+        params = bundle.params
+        with shop.store(create=False) as store:
+            products = list(store.iter_products())
+            stack = SearchStack.load(bundle.path, products, load_cross=use_cross_encoder)
+            engine = cls(stack, bundle.version, int(params.get("catalog_version", 0)), shop, use_cross_encoder)
+            changed, deleted, current = store.products_changed_since(engine.catalog_version)
+        known = {p.id for p in products}
+        missing = [pid for pid in stack.catalog.row_of if pid not in known and pid not in deleted]
+        engine.delete_products(list(deleted) + missing)
+        engine.upsert_products(changed)
+        engine.catalog_version = current
+        return engine
+
+    # catalogue changes ----------------------------------------------------------------------------
+    def upsert_products(self, products: Sequence[Product]) -> None:
+        """Index new or changed products; they are searchable when this returns."""
+        with self._lock:
+            self.stack.upsert(list(products))
+
+    def delete_products(self, ids: Sequence[str]) -> int:
+        with self._lock:
+            return self.stack.delete(list(ids))
+
+    # search ----------------------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
+               user_id: str | None = None) -> tuple[list[ScoredItem], int]:
+        """A page of results (``k`` from ``offset``) and the number of matching candidates.
+
+        ``user_id`` is accepted for the serving contract; search results are not personalised yet.
+        """
+        if k < 0 or offset < 0:
+            raise ValueError("k and offset must not be negative")
+        query = query.strip()
+        if not query:
+            return [], 0
+        stack = self.stack
+        with self._lock:
+            tokens = stack.tokens(query)
+            qvec = stack.encode_queries([query])[0]
+            depth = max(stack.config.lexical_k, offset + k)
+            cand = stack.candidates(tokens, qvec, lexical_k=depth, dense_k=max(stack.config.dense_k, offset + k))
+            if filters is not None and not filters.is_empty():
+                keep = np.asarray([stack.catalog.products[r] is not None and filters.matches(stack.catalog.products[r])
+                                   for r in cand.rows], bool)
+                cand.rows, cand.bm25, cand.dense = cand.rows[keep], cand.bm25[keep], cand.dense[keep]
+            total = len(cand.rows)
+            if total == 0:
+                return [], 0
+            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
+            page = order[offset : offset + k]
+            from shoprank.ranking.features import FEATURES
+            from shoprank.text import words
+
+            query_words = [w for w in words(query)]
+            items = []
+            for position, idx in enumerate(page):
+                row = int(cand.rows[idx])
+                product = stack.catalog.products[row]
+                parts = {"bm25": float(cand.bm25[idx]), "dense": float(cand.dense[idx])}
+                ce = feats[idx, FEATURES.index("ce")]
+                if np.isfinite(ce):
+                    parts["ce"] = float(ce)
+                parts["fusion"] = float(scores[offset + position])
+                title_words = set(words(product.title)) if product is not None else set()
+                items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts,
+                                        reasons_for(query_words, title_words, parts)))
+        return items, total
+
+    def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
+        """Order the given products for ``query`` (the cross-encoder scores all of them when loaded).
+
+        Ids the catalogue does not know come last, below every known one, in their given order."""
+        stack = self.stack
+        with self._lock:
+            ids = list(dict.fromkeys(ids))
+            rows = stack.catalog.rows(ids)
+            known = rows >= 0
+            krows = rows[known]
+            out: list[tuple[str, float]] = []
+            if len(krows):
+                tokens = stack.tokens(query)
+                qvec = stack.encode_queries([query])[0]
+                dense = stack.dense.cosine(qvec, krows)
+                ce = stack.cross_scores(query, krows) if stack.cross is not None else None
+                model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"
+                if model in stack.fusion:
+                    scores = stack.score(model, stack.features(query, tokens, krows, dense, ce))
+                else:
+                    scores = dense if ce is None else ce
+                kids = [i for i, k in zip(ids, known, strict=True) if k]
+                out = sorted(zip(kids, scores.astype(float).tolist(), strict=True), key=lambda p: -p[1])
+            floor = (min(s for _, s in out) if out else 0.0) - 1.0
+            out += [(pid, floor - n) for n, pid in enumerate(i for i, k in zip(ids, known, strict=True) if not k)]
+        return out
+
+    def search_ids(self, query: str, top: int = 100) -> list[tuple[str, float]]:
+        """The whole-catalogue ranking for batch runs: (product id, score), best first."""
+        items, _ = self.search(query, k=top)
+        return [(item.id, item.score) for item in items]

@@ -1,0 +1,242 @@
+"""The search stack: catalogue rows, lexical and vector indices, the cross-encoder and the fusion rankers.
+
+One object serves training, evaluation, the batch commands and the online engine:
+``candidates`` -> ``features`` -> a fusion model's scores. Three fusion models are kept:
+
+* ``fast``   - no cross-encoder feature; the online default and the first-stage order,
+* ``full``   - the cross-encoder scores the first ``rerank_top`` candidates of ``fast``,
+* ``rerank`` - for a given list of products (every one scored by the cross-encoder).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoprank.data.records import Product
+from shoprank.ranking.features import CE_FEATURES, FEATURES, ItemStats, TitleCache, compute_features
+from shoprank.ranking.fusion import FusionRanker
+from shoprank.retrieval.bm25 import BM25Config, BM25Index
+from shoprank.retrieval.dense import DenseIndex
+from shoprank.search.catalog import Catalog
+from shoprank.text import make_analyzer, words
+from shoprank.text.spelling import SpellCorrector
+
+FUSION_MODELS = ("fast", "full", "rerank")
+FAST_FEATURES = [f for f in FEATURES if f not in CE_FEATURES]
+
+
+@dataclass
+class StackConfig:
+    language: str = "en"  # "en" or "zh": picks the analyzer and the default encoder
+    encoder: str = "biencoder"  # biencoder (fine-tunable MiniLM) or e5 (frozen multilingual)
+    lexical_k: int = 200  # BM25 candidates per query
+    dense_k: int = 200  # ANN candidates per query
+    rerank_top: int = 30  # candidates the cross-encoder scores in a full search
+    spelling: bool = True  # correct query words against the catalogue vocabulary
+    doc_max_length: int = 64  # tokens of product text for the encoders
+    index_kind: str = "auto"  # FAISS: auto (exact up to 200k products, HNSW above), flat or hnsw
+
+
+def product_text(product: Product) -> str:
+    return product.text()
+
+
+def rrf(*rankings: np.ndarray, k: int = 60) -> dict[int, float]:
+    """Reciprocal-rank fusion of ranked row lists: row -> sum of 1 / (k + rank)."""
+    scores: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, row in enumerate(ranking, start=1):
+            scores[int(row)] = scores.get(int(row), 0.0) + 1.0 / (k + rank)
+    return scores
+
+
+@dataclass
+class Candidates:
+    rows: np.ndarray  # (n,) catalogue rows
+    bm25: np.ndarray  # (n,) weighted BM25
+    dense: np.ndarray  # (n,) cosine with the query
+    matched: int  # products the query matched before truncation
+
+
+class SearchStack:
+    def __init__(self, config: StackConfig, catalog: Catalog, bm25: BM25Index, dense: DenseIndex,
+                 encoder: Any, spell: SpellCorrector | None = None, cross: Any = None,
+                 fusion: dict[str, FusionRanker] | None = None, stats: ItemStats | None = None) -> None:
+        self.config = config
+        self.catalog = catalog
+        self.bm25 = bm25
+        self.dense = dense
+        self.encoder = encoder
+        self.spell = spell
+        self.cross = cross
+        self.fusion = fusion or {}
+        self.stats = stats or ItemStats()
+        self.titles = TitleCache()
+
+    # building -----------------------------------------------------------------------------------
+    @classmethod
+    def build(cls, products: Sequence[Product], encoder: Any, config: StackConfig, progress: bool = False,
+              vectors: np.ndarray | None = None, bm25_config: BM25Config | None = None) -> SearchStack:
+        analyzer = make_analyzer("chinese" if config.language == "zh" else "english")
+        catalog = Catalog([p.id for p in products])
+        catalog.products = list(products)
+        bm25 = BM25Index(analyzer, bm25_config).build(products)
+        spell = None
+        if config.spelling and config.language != "zh":
+            spell = SpellCorrector.from_texts(words(p.title + " " + p.brand + " " + p.category) for p in products)
+        if vectors is None:
+            vectors = encoder.encode_docs([product_text(p) for p in products], progress=progress)
+        dense = DenseIndex(vectors.shape[1], config.index_kind).build(vectors)
+        return cls(config, catalog, bm25, dense, encoder, spell)
+
+    # queries ------------------------------------------------------------------------------------
+    def corrected(self, query: str) -> str:
+        if self.spell is None:
+            return query
+        return " ".join(self.spell.correct(words(query)))
+
+    def tokens(self, query: str) -> list[str]:
+        """Analyzed query terms, with the spelling-corrected ones added."""
+        tokens = self.bm25.analyzer(query)
+        if self.spell is not None:
+            seen = set(tokens)
+            tokens += [t for t in self.bm25.analyzer(self.corrected(query)) if t not in seen]
+        return tokens
+
+    def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        return self.encoder.encode_queries(list(queries))
+
+    def candidates(self, tokens: list[str], qvec: np.ndarray, lexical_k: int | None = None,
+                   dense_k: int | None = None) -> Candidates:
+        """BM25 top ``lexical_k`` united with ANN top ``dense_k`` (live rows only)."""
+        lexical_k = self.config.lexical_k if lexical_k is None else lexical_k
+        dense_k = self.config.dense_k if dense_k is None else dense_k
+        scores = self.bm25.score(tokens)
+        scores[~self.catalog.alive[: len(scores)]] = 0.0
+        positive = np.flatnonzero(scores > 0)
+        if len(positive) > lexical_k:
+            positive = positive[np.argpartition(-scores[positive], lexical_k - 1)[:lexical_k]]
+        lex_rows = positive[np.argsort(-scores[positive], kind="stable")]
+        dense_rows, _ = self.dense.search(qvec[None, :], dense_k, self.catalog.alive)
+        dense_rows = dense_rows[0][dense_rows[0] >= 0]
+        rows = np.asarray(list(dict.fromkeys([*lex_rows.tolist(), *dense_rows.tolist()])), dtype=np.int64)
+        matched = int((scores > 0).sum()) + len(set(dense_rows.tolist()) - set(lex_rows.tolist()))
+        return Candidates(rows, scores[rows] if len(rows) else np.zeros(0, np.float32),
+                          self.dense.cosine(qvec, rows), matched)
+
+    def features(self, query: str, tokens: list[str], rows: np.ndarray, dense: np.ndarray,
+                 ce: np.ndarray | None = None) -> np.ndarray:
+        products = [self.catalog.products[r] for r in rows]
+        return compute_features(self.bm25, tokens, query, rows, products, dense, ce, self.stats, self.titles)
+
+    def cross_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
+        texts = [product_text(self.catalog.products[r]) for r in rows]
+        return self.cross.score([query] * len(rows), texts)
+
+    def score(self, model: str, feats: np.ndarray) -> np.ndarray:
+        ranker = self.fusion[model]
+        columns = [FEATURES.index(f) for f in ranker.features]
+        return ranker.predict(feats[:, columns])
+
+    def rank(self, query: str, tokens: list[str], cand: Candidates, use_cross: bool, qvec: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Order candidates: ``fast`` fusion, then (``use_cross``) the cross-encoder on its top and ``full``.
+
+        Returns (order of candidate positions, scores in that order, features)."""
+        feats = self.features(query, tokens, cand.rows, cand.dense)
+        if "fast" in self.fusion:
+            fast = self.score("fast", feats)
+        else:  # no trained fusion: reciprocal-rank fusion of BM25 and dense
+            fused = rrf(cand.rows[np.argsort(-cand.bm25, kind="stable")], cand.rows[np.argsort(-cand.dense)])
+            fast = np.asarray([fused[int(r)] for r in cand.rows], np.float32)
+        if not (use_cross and self.cross is not None and "full" in self.fusion) or len(cand.rows) == 0:
+            order = np.argsort(-fast, kind="stable")
+            return order, fast[order], feats
+        top = np.argsort(-fast, kind="stable")[: self.config.rerank_top]
+        ce = np.full(len(cand.rows), np.nan, np.float32)
+        ce[top] = self.cross_scores(query, cand.rows[top])
+        feats = self.features(query, tokens, cand.rows, cand.dense, ce)
+        full = self.score("full", feats)
+        order = np.argsort(-full, kind="stable")
+        return order, full[order], feats
+
+    # catalogue changes ----------------------------------------------------------------------------
+    def upsert(self, products: Sequence[Product]) -> None:
+        if not products:
+            return
+        products = list({p.id: p for p in products}.values())
+        vectors = self.encoder.encode_docs([product_text(p) for p in products])
+        self.catalog.append(products)
+        self.bm25.add(products)
+        self.dense.add(vectors)
+        if self.spell is not None:
+            self.spell.add(w for p in products for w in words(p.title + " " + p.brand + " " + p.category))
+
+    def delete(self, ids: Sequence[str]) -> int:
+        return self.catalog.remove(ids)
+
+    # persistence --------------------------------------------------------------------------------
+    def save(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "stack.json").write_text(json.dumps({"format": 1, "config": asdict(self.config)}))
+        self.catalog.save(folder)
+        self.bm25.save(folder / "lexical")
+        self.dense.save(folder / "vectors")
+        if self.spell is not None:
+            self.spell.save(folder)
+        self.stats.save(folder)
+        if self.config.encoder == "biencoder":
+            self.encoder.save(folder / "biencoder")
+        if self.cross is not None:
+            self.cross.save(folder / "cross_encoder")
+        for name, ranker in self.fusion.items():
+            ranker.save(folder, f"fusion_{name}")
+
+    @classmethod
+    def load(cls, folder: Path, products: Sequence[Product] | None = None, load_cross: bool = True) -> SearchStack:
+        meta = json.loads((folder / "stack.json").read_text())
+        config = StackConfig(**meta["config"])
+        catalog = Catalog.load(folder)
+        if products is not None:
+            catalog.attach(products)
+        spell = SpellCorrector.load(folder) if (folder / "spelling.json").exists() else None
+        encoder = load_encoder(config, folder)
+        cross = None
+        if load_cross and (folder / "cross_encoder").is_dir():
+            from shoprank.encoders.cross_encoder import CrossEncoderRanker
+
+            cross = CrossEncoderRanker.load(folder / "cross_encoder")
+        fusion = {name: FusionRanker.load(folder, f"fusion_{name}") for name in FUSION_MODELS
+                  if (folder / f"fusion_{name}.json").exists()}
+        return cls(config, catalog, BM25Index.load(folder / "lexical"), DenseIndex.load(folder / "vectors"),
+                   encoder, spell, cross, fusion, ItemStats.load(folder))
+
+
+def _load_e5(folder: Path | None, config: StackConfig) -> Any:
+    from shoprank.encoders.biencoder import E5Encoder
+
+    return E5Encoder()
+
+
+def _load_biencoder(folder: Path | None, config: StackConfig) -> Any:
+    from shoprank.encoders.biencoder import BiEncoder
+
+    path = folder / "biencoder" if folder is not None and (folder / "biencoder").is_dir() else None
+    return BiEncoder.load(path, max_length=config.doc_max_length)
+
+
+ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "e5": _load_e5}
+"""Encoder name -> loader(bundle folder or None, config). Tests register mock encoders here."""
+
+
+def load_encoder(config: StackConfig, folder: Path | None = None) -> Any:
+    """The stack's text encoder: the bundle's fine-tuned bi-encoder, the base model, or frozen e5."""
+    if config.encoder not in ENCODERS:
+        raise ValueError(f"unknown encoder {config.encoder!r}; valid names: {', '.join(ENCODERS)}")
+    return ENCODERS[config.encoder](folder, config)

@@ -1,0 +1,305 @@
+"""`shoprank train search`: fine-tune the bi-encoder and the cross-encoder, index, fit the fusion rankers.
+
+The shop's judged queries (minus the held-out test share) are split by query once more:
+
+* ``model`` queries train the bi-encoder and the cross-encoder,
+* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping,
+* ``fusion`` queries train LambdaMART, so no feature value it learns from came from a model
+  fitted on the same query.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from shoprank.data.splits import split_by_query
+from shoprank.encoders.biencoder import BiEncoderTrainConfig, PairExample
+from shoprank.evaluation.metrics import ndcg_at_k
+from shoprank.ranking.features import FEATURES
+from shoprank.ranking.fusion import FusionConfig, FusionRanker
+from shoprank.search.data import EVENT_GRADES, QuerySet, SearchData
+from shoprank.search.stack import FAST_FEATURES, SearchStack, StackConfig, product_text
+from shoprank.training.loop import TrainConfig
+
+Report = Callable[[str], None]
+
+
+@dataclass
+class SearchTrainConfig:
+    profile: str = "full"
+    stack: StackConfig = field(default_factory=StackConfig)
+    biencoder: BiEncoderTrainConfig | None = field(default_factory=BiEncoderTrainConfig)
+    cross: TrainConfig | None = field(default_factory=lambda: TrainConfig(
+        epochs=2, batch_size=32, learning_rate=4e-5, patience=1, freeze="none"))
+    cross_max_length: int = 64
+    cross_eval_every: int = 0
+    mined_negatives: int = 2  # BM25 hard negatives per training query (label 0 for the cross-encoder)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    fusion_share: float = 0.2  # of the training queries: train LambdaMART only
+    valid_share: float = 0.1  # of the training queries: validation only
+    max_model_queries: int | None = None  # the quick profile trains on a sample
+    max_fusion_queries: int | None = None
+    max_valid_queries: int = 400
+    seed: int = 0
+
+
+def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
+    """``quick``: a sample of queries, one epoch, lower layers frozen (a few minutes on 2 CPU cores).
+    ``full``: every training query, early stopping over up to two epochs."""
+    stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
+    if name == "quick":
+        return SearchTrainConfig(
+            profile="quick", stack=replace(stack, rerank_top=20),
+            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=64, learning_rate=5e-5,
+                                                             freeze="lower")),
+            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=0),
+            cross_max_length=48, mined_negatives=1, max_model_queries=1500, max_fusion_queries=500,
+            max_valid_queries=150,
+        )
+    if name == "full":
+        return SearchTrainConfig(profile="full", stack=stack)
+    raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
+
+
+# helpers shared with evaluation ------------------------------------------------------------------
+
+
+def judged_ndcg(qset: QuerySet, queries: Sequence[str], score: Callable[[str, list[str]], np.ndarray],
+                k: int = 10) -> float:
+    """Mean NDCG@k of ordering each query's judged products by ``score(query, ids)``."""
+    values = []
+    for q in queries:
+        ids = list(qset.gains[q])
+        s = score(q, ids)
+        ranked = [ids[i] for i in np.argsort(-s, kind="stable")]
+        values.append(ndcg_at_k(ranked, qset.gains[q], k))
+    return float(np.mean(values)) if values else 0.0
+
+
+def mined_negatives(stack: SearchStack, query: str, judged: set[str], n: int, rng: random.Random,
+                    window: tuple[int, int] = (10, 60)) -> list[int]:
+    """Rows BM25 ranks in ``window`` that nobody judged: likely but unconfirmed non-matches."""
+    if n <= 0:
+        return []
+    scores = stack.bm25.score(stack.tokens(query))
+    top = np.argsort(-scores)[: window[1]]
+    pool = [int(r) for r in top[window[0]:] if scores[r] > 0 and stack.catalog.ids[r] not in judged]
+    return rng.sample(pool, min(n, len(pool)))
+
+
+@dataclass
+class FusionRows:
+    x: list[np.ndarray] = field(default_factory=list)
+    gains: list[np.ndarray] = field(default_factory=list)
+    groups: list[int] = field(default_factory=list)
+
+    def add(self, feats: np.ndarray, gains: np.ndarray) -> None:
+        if len(feats) and gains.max() > 0:  # a query with nothing relevant teaches LambdaMART nothing
+            self.x.append(feats)
+            self.gains.append(gains)
+            self.groups.append(len(feats))
+
+    def arrays(self, columns: list[str]) -> tuple[np.ndarray, np.ndarray, list[int]]:
+        idx = [FEATURES.index(c) for c in columns]
+        return np.concatenate(self.x)[:, idx], np.concatenate(self.gains), self.groups
+
+
+def fusion_rows(stack: SearchStack, qset: QuerySet, queries: Sequence[str], progress: bool = False,
+                desc: str = "features", models: Sequence[str] = ("fast", "full", "rerank")) -> dict[str, FusionRows]:
+    """Features for the three fusion models; the cross-encoder scores what each would score online."""
+    from tqdm.auto import tqdm
+
+    out = {"fast": FusionRows(), "full": FusionRows(), "rerank": FusionRows()}
+    vectors = stack.encode_queries(list(queries))
+    for q, qvec in tqdm(list(zip(queries, vectors, strict=True)), desc=desc, disable=not progress):
+        tokens = stack.tokens(q)
+        judged = qset.gains[q]
+        cand = stack.candidates(tokens, qvec)
+        gains = np.asarray([judged.get(stack.catalog.ids[r], 0.0) for r in cand.rows], np.float32)
+        feats = stack.features(q, tokens, cand.rows, cand.dense)
+        out["fast"].add(feats, gains)
+        if stack.cross is None:
+            continue
+        if "full" in models and "fast" in stack.fusion and len(cand.rows):
+            top = np.argsort(-stack.score("fast", feats), kind="stable")[: stack.config.rerank_top]
+            ce = np.full(len(cand.rows), np.nan, np.float32)
+            ce[top] = stack.cross_scores(q, cand.rows[top])
+            out["full"].add(stack.features(q, tokens, cand.rows, cand.dense, ce), gains)
+        rows = stack.catalog.rows(list(judged))
+        rows = rows[rows >= 0]
+        if "rerank" in models and len(rows) >= 2:
+            jg = np.asarray([judged[stack.catalog.ids[r]] for r in rows], np.float32)
+            ce = stack.cross_scores(q, rows)
+            out["rerank"].add(stack.features(q, tokens, rows, stack.dense.cosine(qvec, rows), ce), jg)
+    return out
+
+
+# the training run ----------------------------------------------------------------------------------
+
+
+def _sample(queries: list[str], limit: int | None, seed: int) -> list[str]:
+    if limit is None or len(queries) <= limit:
+        return queries
+    return sorted(random.Random(seed).sample(queries, limit), key=queries.index)
+
+
+def tune_fusion(train: FusionRows, valid: FusionRows, base: FusionConfig, trials: int, columns: list[str],
+                seed: int = 0) -> tuple[FusionConfig, float]:
+    """Optuna search of LambdaMART's hyper-parameters; the objective is validation NDCG@10."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    x, g, groups = train.arrays(columns)
+    valid_arrays = valid.arrays(columns)
+
+    def objective(trial: Any) -> float:
+        config = replace(
+            base,
+            num_leaves=trial.suggest_int("num_leaves", 7, 127, log=True),
+            learning_rate=trial.suggest_float("learning_rate", 0.01, 0.2, log=True),
+            min_data_in_leaf=trial.suggest_int("min_data_in_leaf", 5, 200, log=True),
+            feature_fraction=trial.suggest_float("feature_fraction", 0.4, 1.0),
+            lambda_l2=trial.suggest_float("lambda_l2", 1e-3, 30.0, log=True),
+        )
+        ranker = FusionRanker(columns, config).fit(x, g, groups, valid=valid_arrays)
+        return float(ranker.booster.best_score["valid_0"]["ndcg@10"])
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=trials)
+    return replace(base, **study.best_params), float(study.best_value)
+
+
+def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = True,
+                 report: Report = print, tune: int = 0, encoder: Any = None) -> tuple[SearchStack, dict[str, Any]]:
+    """Train the whole stack on ``data.train`` (never on ``data.test``); returns it with a summary.
+
+    ``tune``: Optuna trials for the fusion rankers' hyper-parameters on the validation queries;
+    ``encoder``: the text encoder to start from (default: the configuration's)."""
+    from shoprank.search.stack import load_encoder
+
+    timings: dict[str, float] = {}
+    summary: dict[str, Any] = {"profile": config.profile, "timings": timings}
+    clock = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[name] = round(now - clock, 1)
+        clock = now
+        report(f"  {name}: {timings[name]:.1f} s")
+
+    parts = split_by_query(data.train, test_share=config.fusion_share, valid_share=config.valid_share,
+                           seed=config.seed + 1)
+    model_q = data.query_set(parts.train)
+    fusion_q = data.query_set(parts.test)
+    valid_q = data.query_set(parts.valid)
+    model_queries = _sample(model_q.queries(), config.max_model_queries, config.seed)
+    fusion_queries = _sample(fusion_q.queries(), config.max_fusion_queries, config.seed)
+    valid_queries = _sample(valid_q.evaluable(), config.max_valid_queries, config.seed)
+    summary["queries"] = {"model": len(model_queries), "fusion": len(fusion_queries), "valid": len(valid_queries),
+                          "held_out_test": len({j.query for j in data.test})}
+    report(f"training queries: {len(model_queries)} for the encoders, {len(fusion_queries)} for fusion, "
+           f"{len(valid_queries)} for validation; {summary['queries']['held_out_test']} held out for testing")
+
+    encoder = encoder if encoder is not None else load_encoder(config.stack)
+    stack = SearchStack.build(data.products, encoder, config.stack, progress=progress,
+                              vectors=np.zeros((len(data.products), 1), np.float32))
+    lap("lexical index")
+    rng = random.Random(config.seed)
+    top_gain = data.top_gain
+    examples: list[PairExample] = []
+    pairs = []
+    from shoprank.encoders.cross_encoder import LabeledPair
+
+    by_id = {p.id: p for p in data.products}
+    for q in model_queries:
+        judged = model_q.gains[q]
+        mined = [stack.catalog.ids[r] for r in mined_negatives(stack, q, set(judged), config.mined_negatives, rng)]
+        low = [pid for pid, g in judged.items() if g < 0.25 * top_gain and pid in by_id]
+        negatives = [product_text(by_id[pid]) for pid in low + mined]
+        for pid, gain in judged.items():
+            if pid not in by_id:
+                continue
+            pairs.append(LabeledPair(q, product_text(by_id[pid]), gain / top_gain))
+            if gain >= 0.5 * top_gain:
+                examples.append(PairExample(q, product_text(by_id[pid]), negatives))
+        pairs.extend(LabeledPair(q, product_text(by_id[pid]), 0.0) for pid in mined)
+    for event in data.events:  # query-carrying clicks and purchases
+        if event.item_id in by_id:
+            text = product_text(by_id[event.item_id])
+            pairs.append(LabeledPair(event.query, text, EVENT_GRADES[event.type]))
+            examples.append(PairExample(event.query, text, []))
+    summary["training_pairs"] = {"biencoder": len(examples), "cross_encoder": len(pairs)}
+
+    def texts_of(ids: list[str]) -> list[str]:
+        return [product_text(by_id[i]) for i in ids]
+
+    if config.stack.encoder == "biencoder" and config.biencoder is not None and examples and hasattr(encoder, "model"):
+        from shoprank.encoders.biencoder import fine_tune_biencoder
+
+        def validate_biencoder(enc: Any) -> float:
+            def score(q: str, ids: list[str]) -> np.ndarray:
+                return enc.encode_docs(texts_of(ids)) @ enc.encode_queries([q])[0]
+            return judged_ndcg(valid_q, valid_queries, score)
+
+        report(f"fine-tuning the bi-encoder on {len(examples):,} positive pairs")
+        before = validate_biencoder(encoder)
+        history = fine_tune_biencoder(encoder, examples, config.biencoder, validate_biencoder, progress)
+        summary["biencoder"] = {"valid_ndcg@10_before": round(before, 4),
+                                "valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
+                                                     default=before)}
+        lap("bi-encoder fine-tuning")
+    report(f"embedding {len(data.products):,} products")
+    vectors = encoder.encode_docs([product_text(p) for p in data.products], progress=progress)
+    from shoprank.retrieval.dense import DenseIndex
+
+    stack.dense = DenseIndex(vectors.shape[1], config.stack.index_kind).build(vectors)
+    lap("product embeddings")
+
+    if config.cross is not None and pairs:
+        from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder
+
+        cross = CrossEncoderRanker.from_pretrained(None, config.cross_max_length, config.cross.dropout)
+
+        def validate_cross(ranker: Any) -> float:
+            return judged_ndcg(valid_q, valid_queries, lambda q, ids: ranker.score([q] * len(ids), texts_of(ids)))
+
+        report(f"fine-tuning the cross-encoder on {len(pairs):,} pairs")
+        history = fine_tune_cross_encoder(cross, pairs, config.cross, validate_cross, progress,
+                                          config.cross_eval_every)
+        summary["cross_encoder"] = {"valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
+                                                         default=0.0)}
+        stack.cross = cross
+        lap("cross-encoder fine-tuning")
+
+    train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features", ["fast"])
+    valid_rows = fusion_rows(stack, valid_q, valid_queries, progress, "validation features", ["fast"])
+    if tune > 0 and train_rows["fast"].groups and valid_rows["fast"].groups:
+        report(f"tuning LambdaMART with {tune} Optuna trials on the validation queries")
+        config.fusion, best = tune_fusion(train_rows["fast"], valid_rows["fast"], config.fusion, tune, FAST_FEATURES,
+                                          config.seed)
+        summary["tuned"] = {"valid_ndcg@10": round(best, 4), "fusion": asdict(config.fusion)}
+        lap("tuning")
+    fast = FusionRanker(FAST_FEATURES, config.fusion).fit(*train_rows["fast"].arrays(FAST_FEATURES),
+                                                          valid=valid_rows["fast"].arrays(FAST_FEATURES))
+    stack.fusion["fast"] = fast
+    if stack.cross is not None:  # the full model needs the fast model's order: collect again
+        models = ["full", "rerank"]
+        train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features (cross-encoder)", models)
+        valid_rows = fusion_rows(stack, valid_q, valid_queries, progress, "validation features (cross-encoder)",
+                                 models)
+        for name in ("full", "rerank"):
+            if train_rows[name].groups and valid_rows[name].groups:
+                stack.fusion[name] = FusionRanker(list(FEATURES), config.fusion).fit(
+                    *train_rows[name].arrays(list(FEATURES)), valid=valid_rows[name].arrays(list(FEATURES)))
+    summary["fusion"] = {name: {"trees": r.best_iteration, "top_features": list(r.importance())[:6]}
+                         for name, r in stack.fusion.items()}
+    lap("fusion rankers")
+    summary["seconds"] = round(sum(timings.values()), 1)
+    return stack, summary

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+import shutil
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from shoprank.bundles import BundleError, publish
+from shoprank.data.records import Product
+from shoprank.results import SearchFilters
+from shoprank.search import SearchEngine, SearchStack
+from shoprank.search.data import load_search_data
+from shoprank.search.train import profile_config, train_search
+from shoprank.shops import Shop
+from tests.search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
+
+
+@pytest.fixture(scope="module")
+def trained_shop(tmp_path_factory):
+    register_keyword_encoder()
+    shop = Shop("tiny", tmp_path_factory.mktemp("home"))
+    with shop.store() as store:
+        store.upsert_products(tiny_catalogue())
+        store.upsert_judgments(tiny_judgments())
+        data = load_search_data(store, test_share=0.2)
+        version = store.catalog_version()
+    config = profile_config("quick")
+    config = replace(config, stack=replace(config.stack, encoder="keyword", lexical_k=20, dense_k=20),
+                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
+    config.fusion.min_data_in_leaf = 2
+    stack, summary = train_search(data, config, progress=False, report=lambda s: None, encoder=KeywordEncoder())
+    with publish(shop.models_path, "search", {"catalog_version": version, "holdout": 0.2}) as folder:
+        stack.save(folder)
+    return shop, stack, summary
+
+
+def test_no_bundle_raises_bundle_error(tmp_path) -> None:
+    shop = Shop("empty", tmp_path)
+    shop.store().close()
+    with pytest.raises(BundleError):
+        SearchEngine.load(shop)
+
+
+def test_training_summary_and_fusion_models(trained_shop) -> None:
+    _, stack, summary = trained_shop
+    assert "fast" in stack.fusion
+    assert summary["queries"]["model"] > 0 and summary["queries"]["fusion"] > 0
+
+
+def test_search_finds_the_keyword_products_with_parts_and_reasons(trained_shop) -> None:
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    hits, total = engine.search("cordless drill", k=5)
+    assert total >= 6 and len(hits) == 5
+    assert all(h.id.startswith("drill-") for h in hits)
+    assert {"bm25", "dense", "fusion"} <= set(hits[0].parts)
+    assert any("drill" in r for r in hits[0].reasons)
+    page2, _ = engine.search("cordless drill", k=5, offset=5)
+    assert not {h.id for h in hits} & {h.id for h in page2}
+    assert engine.version
+
+
+def test_filters_and_typos(trained_shop) -> None:
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    hits, _ = engine.search("drill", k=10, filters=SearchFilters(brand="bolt"))
+    assert hits and all(engine.stack.catalog.products[engine.stack.catalog.row_of[h.id]].brand == "bolt"
+                        for h in hits)
+    hits, _ = engine.search("ladderr", k=3)
+    assert hits[0].id.startswith("ladder-")
+
+
+def test_upsert_and_delete_are_searchable_at_once(trained_shop) -> None:
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    engine.upsert_products([Product(id="new-1", title="turbo paint sprayer xq9", price=99.0)])
+    hits, _ = engine.search("xq9 sprayer", k=3)
+    assert hits[0].id == "new-1"
+    engine.delete_products(["new-1"])
+    hits, _ = engine.search("xq9 sprayer", k=3)
+    assert "new-1" not in {h.id for h in hits}
+
+
+def test_load_applies_store_changes_made_after_training(trained_shop, tmp_path) -> None:
+    shutil.copytree(trained_shop[0].path, tmp_path / "tiny")
+    shop = Shop("tiny", tmp_path)
+    with shop.store() as store:
+        store.upsert_products([Product(id="late", title="zebra ladder deluxe")])
+        store.delete_products(["ladder-0"])
+    engine = SearchEngine.load(shop)
+    ids = [h.id for h in engine.search("zebra ladder", k=10)[0]]
+    assert ids[0] == "late" and "ladder-0" not in ids
+
+
+def test_save_load_same_scores(trained_shop, tmp_path) -> None:
+    _, stack, _ = trained_shop
+    stack.save(tmp_path / "copy")
+    loaded = SearchStack.load(tmp_path / "copy", stack.catalog.products)
+    for query in ["cordless hose", "paint"]:
+        tokens = stack.tokens(query)
+        a = stack.candidates(tokens, stack.encode_queries([query])[0])
+        b = loaded.candidates(tokens, loaded.encode_queries([query])[0])
+        np.testing.assert_array_equal(a.rows, b.rows)
+        fa = stack.rank(query, tokens, a, use_cross=False)
+        fb = loaded.rank(query, tokens, b, use_cross=False)
+        np.testing.assert_array_equal(fa[0], fb[0])
+        np.testing.assert_allclose(fa[1], fb[1], rtol=1e-6)
+
+
+def test_rerank_only_reorders_its_input(trained_shop) -> None:
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    ids = ["hose-1", "drill-1", "unknown-x", "drill-2"]
+    out = engine.rerank("cordless drill", ids)
+    assert sorted(pid for pid, _ in out) == sorted(ids)
+    assert out[-1][0] == "unknown-x" and out[0][0].startswith("drill-")
