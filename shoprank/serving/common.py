@@ -117,9 +117,9 @@ def batch_of(data: Any, name: str, limit: int, *, required: bool = True) -> list
     return value
 
 
-def storage_error(exc: sqlite3.Error) -> ApiError:
+def storage_error(exc: sqlite3.Error | OSError) -> ApiError:
     text = str(exc).lower()
-    if "full" in text:
+    if "full" in text or getattr(exc, "errno", None) == 28:
         return ApiError(507, "storage_full", "the disk is full; nothing of this request was stored")
     return ApiError(503, "storage_unavailable", "the store is busy; nothing of this request was stored; retry",
                     headers={"Retry-After": "1"})

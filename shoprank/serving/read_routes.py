@@ -23,6 +23,8 @@ K = Annotated[int, Query(ge=1, le=100, description="how many items")]
 def _engine_call(call: Any, *args: Any, **kwargs: Any) -> Any:
     try:
         return call(*args, **kwargs)
+    except KeyError as exc:  # an id the model does not know
+        raise ApiError(404, "not_found", str(exc.args[0] if exc.args else exc)[:300]) from None
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)[:300]) from None
 
@@ -103,7 +105,7 @@ def recommendations(
     engine = engine_of(state, "recommend")
     user = check_id(user_id, "user_id")
     t0 = time.perf_counter()
-    items = _engine_call(engine.recommend, user, k=k, exclude=list(exclude) if exclude else None)
+    items = _engine_call(engine.recommend, user, k=k, exclude=set(exclude) if exclude else None)
     return _items_answer(state, engine, items, started, t0)
 
 

@@ -1,0 +1,63 @@
+"""The load generator (bench/serve.py) against an in-process server with fake engines: short and light."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from bench.serve import held_rate, parse_timing, percentile
+from bench.serve import main as bench_main
+from shoprank.keys import KeyStore
+from shoprank.serving import ServingConfig, create_app
+from shoprank.serving.fakes import tiny_shop
+
+
+def test_percentiles_and_held_rate() -> None:
+    values = list(range(1, 101))
+    assert percentile(values, 50) == 50 and percentile(values, 99) == 99 and percentile(values, 100) == 100
+    steps = [{"rate": 50, "p99_ms": 10, "error_rate": 0}, {"rate": 100, "p99_ms": 90, "error_rate": 0},
+             {"rate": 200, "p99_ms": 300, "error_rate": 0.2}]
+    assert held_rate(steps) == 100
+    assert parse_timing("engine;dur=1.5, encode;dur=0.25") == {"engine": 0.0015, "encode": 0.00025}
+
+
+def test_open_model_load_against_a_server(tmp_path: Path) -> None:
+    import uvicorn
+
+    tiny_shop(tmp_path, "tiny")
+    key, _ = KeyStore(tmp_path).create("search", "tiny")
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not (server.started and app.state.registry.ready.is_set()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        result = bench_main(["--home", str(tmp_path), "--shop", "tiny", "--endpoint", "search", "--url",
+                             f"http://127.0.0.1:{port}", "--key", key, "--rates", "20,40", "--duration", "1",
+                             "--warmup", "0", "--drain", "3", "--no-write"])
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert [s["rate"] for s in result["steps"]] == [20, 40]
+    first = result["steps"][0]
+    assert first["requests"] == 20 and first["error_rate"] == 0
+    assert 0 < first["p50_ms"] <= first["p99_ms"]
+    assert "engine" in first["server_mean_ms"]
+
+
+@pytest.mark.parametrize("endpoint", ["recommend", "similar"])
+def test_request_paths(tmp_path: Path, endpoint: str) -> None:
+    from bench.serve import request_paths
+
+    tiny_shop(tmp_path, "tiny")
+    paths = request_paths(tmp_path, "tiny", endpoint, 10)
+    assert paths and all(p.startswith("/shops/tiny/") for p in paths)
