@@ -100,3 +100,20 @@ def test_serve_command_passes_its_options(monkeypatch: pytest.MonkeyPatch, capsy
     assert (str(home), host, port, open_access) == (str(tmp_path), "127.0.0.1", 8123, True)
     assert kwargs["config"].max_in_flight == 7
     assert "WARNING" in capsys.readouterr().out
+
+
+def test_demo_key_and_banner(tmp_path: Path) -> None:
+    from shoprank.serving import create_app, demo_key
+    from shoprank.serving.demo import banner
+
+    tiny_shop(tmp_path, "tiny")
+    first, _ = demo_key(tmp_path)
+    key, record = demo_key(tmp_path)
+    keys = KeyStore(tmp_path)
+    assert keys.verify(first) is None and keys.verify(key) is not None  # one live demo key at a time
+    app = create_app(tmp_path)
+    app.state.registry.load_all()
+    text = banner("http://127.0.0.1:8000", key, record, app.state.registry, tmp_path)
+    app.state.registry.close()
+    assert f"http://127.0.0.1:8000/#key={key}" in text and text.count("curl -s") == 3
+    assert "/shops/tiny/search?q=cordless%20drill" in text and "/shops/tiny/users/u5/recommendations" in text

@@ -5,8 +5,9 @@
 
 from __future__ import annotations
 
-from shoprank.serving.app import create_app, run
+from shoprank.serving.app import build_server, create_app, run
 from shoprank.serving.config import ServingConfig
+from shoprank.serving.demo import demo_key, demo_serve
 from shoprank.serving.examples import example_requests
 
-__all__ = ["ServingConfig", "create_app", "example_requests", "run"]
+__all__ = ["ServingConfig", "build_server", "create_app", "demo_key", "demo_serve", "example_requests", "run"]

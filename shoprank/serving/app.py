@@ -7,6 +7,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.responses import FileResponse, Response
@@ -80,6 +81,33 @@ def create_app(
     return app
 
 
+def build_server(
+    home: str | Path,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    open_access: bool = False,
+    *,
+    config: ServingConfig | None = None,
+    access_log: bool = False,
+    log_level: str = "info",
+) -> tuple[Any, FastAPI]:
+    """A uvicorn server for ``home`` (not yet running) and its app."""
+    import importlib.util
+
+    import uvicorn
+
+    app = create_app(home, open_access=open_access, config=config)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fast_loop = importlib.util.find_spec("uvloop") is not None
+    fast_http = importlib.util.find_spec("httptools") is not None
+    server = uvicorn.Server(uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=access_log,
+        loop="uvloop" if fast_loop else "asyncio", http="httptools" if fast_http else "h11",
+        timeout_graceful_shutdown=10,
+    ))
+    return server, app
+
+
 def run(
     home: str | Path,
     host: str = "127.0.0.1",
@@ -91,16 +119,6 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    import importlib.util
-
-    import uvicorn
-
-    app = create_app(home, open_access=open_access, config=config)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    fast_loop = importlib.util.find_spec("uvloop") is not None
-    fast_http = importlib.util.find_spec("httptools") is not None
-    uvicorn.run(
-        app, host=host, port=port, log_level=log_level, access_log=access_log,
-        loop="uvloop" if fast_loop else "asyncio", http="httptools" if fast_http else "h11",
-        timeout_graceful_shutdown=10,
-    )
+    server, _ = build_server(home, host, port, open_access, config=config, access_log=access_log,
+                             log_level=log_level)
+    server.run()

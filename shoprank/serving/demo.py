@@ -1,0 +1,83 @@
+"""``demo_serve``: serve the demo shops, and once they are loaded print the URL, a key and example requests."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from shoprank.keys import KeyStore
+from shoprank.serving.app import build_server
+from shoprank.serving.examples import example_requests
+
+DEMO_KEY_NAME = "demo"
+DEMO_KEY_DAYS = 30
+
+
+def demo_key(home: str | Path) -> tuple[str, Any]:
+    """A fresh admin key named "demo" (30 days); earlier demo keys are revoked so they do not pile up."""
+    keys = KeyStore(home)
+    for record in keys.list_keys():
+        if record.name == DEMO_KEY_NAME and record.revoked_at is None:
+            keys.revoke(record.id)
+    return keys.create("admin", name=DEMO_KEY_NAME, expires_in=DEMO_KEY_DAYS * 86_400)
+
+
+def _sample(home: Path, shop: str) -> tuple[str | None, str | None]:
+    """A recent (user, item) of a shop, for the example requests."""
+    try:
+        conn = sqlite3.connect(f"file:{home / shop / 'store.sqlite'}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT user_id, item_id FROM events ORDER BY seq DESC LIMIT 1").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None, None
+    return (row[0], row[1]) if row else (None, None)
+
+
+def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Path) -> str:
+    states = registry.loaded()
+    search_shop = next((s.name for s in states if s.slots["search"].engine is not None), None)
+    recs_shop = next((s.name for s in states if s.slots["recommend"].engine is not None), None)
+    lines = [f"\nshoprank is serving {len(states)} shop(s) at {base_url}/"]
+    for state in states:
+        models = ", ".join(f"{kind} {slot.version}" for kind, slot in state.slots.items() if slot.engine is not None)
+        lines.append(f"  {state.name:14} {len(state.catalog):>8,} products   {models or 'no models'}")
+    if key is None:
+        lines.append("OPEN ACCESS: requests need no key (local demo only; the page says so).")
+        lines.append(f"storefront page: {base_url}/")
+    else:
+        lines.append(f"storefront page: {base_url}/#key={key}")
+        lines.append(f"demo key (admin, expires in {DEMO_KEY_DAYS} days; 'shoprank keys revoke {record.id}' ends it):")
+        lines.append(f"  {key}")
+    lines.append(f"API documentation: {base_url}/docs")
+    user, item = _sample(home, recs_shop or search_shop or "")
+    examples = example_requests(base_url, key, search_shop=search_shop or "SHOP", recs_shop=recs_shop or "SHOP",
+                                query="cordless drill", user_id=user or "u1", product_id=item or "p1")
+    lines.append("three example requests:")
+    lines += [f"  {e}" for e in examples]
+    lines.append("press Ctrl+C to stop")
+    return "\n".join(lines)
+
+
+def demo_serve(home: str | Path, host: str = "127.0.0.1", port: int = 8000, open_access: bool = False) -> int:
+    """Serve every shop of ``home``; print the URL, a demo key and three example requests once loaded."""
+    home = Path(home)
+    key, record = (None, None) if open_access else demo_key(home)
+    server, app = build_server(home, host, port, open_access)
+    shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+    def announce() -> None:
+        while not (server.started and app.state.registry.ready.is_set()):
+            if server.should_exit:
+                return
+            time.sleep(0.1)
+        print(banner(shown, key, record, app.state.registry, home), flush=True)
+
+    print(f"starting the server at {shown}/ and loading the shops' models ...", flush=True)
+    threading.Thread(target=announce, name="shoprank-demo-banner", daemon=True).start()
+    server.run()
+    return 0
