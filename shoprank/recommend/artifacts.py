@@ -5,6 +5,7 @@
     items.json           item ids in index order (index = position + 1)
     popularity.npy       (n_items + 1,) weighted event counts of the training log
     trending.npy         (n_items + 1,) the same over the log's last ``trend_days`` days
+    counts.npy           (n_items + 1,) occurrences in the training view (how cold each item is)
     covisit_idx.npy / covisit_score.npy     co-visitation neighbours
     bought_idx.npy / bought_score.npy       bought-together neighbours
 manifest params: ``{"format": 1, "config": SASRecConfig, "encoder": ..., "profile": ..., "training": {...}}``
@@ -34,6 +35,7 @@ class RecArtifacts:
     text_vectors: np.ndarray
     popularity: np.ndarray
     trending: np.ndarray
+    counts: np.ndarray  # (n_items + 1,) occurrences of each item in the training view
     covisit: NeighbourTable
     bought: NeighbourTable
     params: dict[str, Any]
@@ -50,7 +52,7 @@ def save(models_root: str | Path, art: RecArtifacts) -> str:
         save_file(state, str(folder / "model.safetensors"))
         np.save(folder / "text_vectors.npy", art.text_vectors.astype(np.float32), allow_pickle=False)
         (folder / "items.json").write_text(json.dumps(art.item_ids, ensure_ascii=False))
-        for name, array in (("popularity", art.popularity), ("trending", art.trending),
+        for name, array in (("popularity", art.popularity), ("trending", art.trending), ("counts", art.counts),
                             ("covisit_idx", art.covisit.idx), ("covisit_score", art.covisit.score),
                             ("bought_idx", art.bought.idx), ("bought_score", art.bought.score)):
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
@@ -83,6 +85,7 @@ def load(models_root: str | Path, version: str | None = None, *, verify: bool = 
         text_vectors=text_vectors,
         popularity=arr("popularity"),
         trending=arr("trending"),
+        counts=arr("counts"),
         covisit=NeighbourTable(arr("covisit_idx"), arr("covisit_score")),
         bought=NeighbourTable(arr("bought_idx"), arr("bought_score")),
         params=params,

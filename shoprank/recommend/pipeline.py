@@ -69,6 +69,30 @@ def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray
     return pop, trend
 
 
+CONTENT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+
+
+def choose_content_weight(art: artifacts.RecArtifacts, split: LooSplit, max_users: int = 4000,
+                          ) -> tuple[float, dict[str, float]]:
+    """The weight of the cold-item content match that maximises validation NDCG@10."""
+    from shoprank.recommend.evaluate import validation_ndcg
+    from shoprank.recommend.service import Recommender, coldness, content_match
+
+    rows = np.arange(len(split.valid_targets))
+    if len(rows) > max_users:
+        rows = np.sort(np.random.default_rng(2).choice(rows, max_users, replace=False))
+    hist = Sequences([split.valid_histories.users[i] for i in rows], [split.valid_histories.items[i] for i in rows],
+                     [split.valid_histories.types[i] for i in rows])
+    art.params["content_weight"] = 0.0
+    rec = Recommender(art)
+    base = np.concatenate([rec.score_batch(hist.items[s:s + 512], hist.types[s:s + 512])
+                           for s in range(0, len(rows), 512)])
+    content = content_match(hist.items, art.text_vectors) * coldness(art.counts)
+    found = {str(w): validation_ndcg(base + w * content, hist, split.valid_targets[rows]) for w in CONTENT_WEIGHTS}
+    best = max(CONTENT_WEIGHTS, key=lambda w: found[str(w)])
+    return best, found
+
+
 def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
          seed: int = 0) -> dict[str, Any]:
     """Optuna search over learning rate, dropout, weight decay, width and ID dropout; best valid NDCG@10."""
@@ -133,6 +157,7 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
         text_vectors=vectors,
         popularity=pop,
         trending=trend,
+        counts=split.train_counts.astype(np.float32),
         covisit=covisitation(split.train, n_items),
         bought=bought_together(split.train, n_items),
         params={
@@ -144,8 +169,10 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
             "tuning": tuned,
         },
     )
+    weight, weights = choose_content_weight(art, split)
+    art.params.update(content_weight=weight, content_weights_valid=weights)
     version = artifacts.save(shop.models_path, art)
-    return {"version": version, "profile": profile, "items": n_items, "users": len(log.seqs),
+    return {"version": version, "profile": profile, "content_weight": weight, "items": n_items, "users": len(log.seqs),
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
             "seconds": time.perf_counter() - started, **{k: v for k, v in summary.items() if k != "history"},
             "tuning": tuned}

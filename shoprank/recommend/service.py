@@ -25,6 +25,21 @@ VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your car
 RRF_K = 60.0
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
+CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
+
+
+def coldness(counts: np.ndarray) -> np.ndarray:
+    """1 for an item never seen in training, 1/2 seen once, ...: how much its text must speak for it."""
+    return (1.0 / (1.0 + counts)).astype(np.float32)
+
+
+def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray) -> np.ndarray:
+    """Cosine of each item's text with the mean text of the user's latest events: (n, n_items + 1)."""
+    users = np.stack([text_vectors[h[-CONTENT_WINDOW:]].mean(axis=0) if len(h) else text_vectors[0]
+                      for h in histories])
+    norms = np.linalg.norm(users, axis=1, keepdims=True)
+    users = np.divide(users, norms, out=np.zeros_like(users), where=norms > 0)
+    return users @ text_vectors.T
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -92,20 +107,32 @@ class Recommender:
             pad = np.zeros(len(new), dtype=np.float32)
             self.art.popularity = np.concatenate([self.art.popularity, pad])
             self.art.trending = np.concatenate([self.art.trending, pad])
+            self.art.counts = np.concatenate([self.art.counts, pad])
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
             self._vectors = self.model.items.all()
         return len(new)
 
     # scoring -------------------------------------------------------------------------------
-    def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
-        """Sequence-model scores of every item for many histories: (n, n_items + 1)."""
+    def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray],
+                    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """(sequence-model scores, content-match scores or None), each (n, n_items + 1)."""
         import torch
 
         with torch.no_grad():
             h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
             t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
-            return self.model.score(h, t, self._vectors).numpy()
+            scores = self.model.score(h, t, self._vectors).numpy()
+        weight = float(self.art.params.get("content_weight", 0.0))
+        if weight <= 0:
+            return scores, None
+        return scores, weight * content_match(histories, self.art.text_vectors) * coldness(self.art.counts)
+
+    def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
+        """Scores of every item for many histories, (n, n_items + 1): the sequence model, plus for items
+        with few or no training events a content match with the history (weight chosen on validation)."""
+        model, content = self.score_parts(histories, types)
+        return model if content is None else model + content
 
     def _item2item(self, items: np.ndarray) -> np.ndarray:
         scores = np.zeros(self.n_items + 1, dtype=np.float32)
@@ -137,12 +164,14 @@ class Recommender:
             return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
                                                       "popularity": float(self.art.popularity[i])},
                                ["popular this week" if self.art.trending[i] > 0 else "popular"]) for i in top]
-        seq = self.score_batch([items], [types])[0]
+        model_part, content_part = self.score_parts([items], [types])
+        content = np.zeros_like(model_part[0]) if content_part is None else content_part[0]
+        seq = model_part[0] + content
         seq[banned] = -np.inf
         if len(items) > SHORT_HISTORY:
             top = _top_k(seq, k)
-            return [self._item(i, float(seq[i]), {"sequence": float(seq[i])}, self._why(i, items, types))
-                    for i in top]
+            return [self._item(i, float(seq[i]), {"sequence": float(model_part[0, i]), "content": float(content[i])},
+                               self._why(i, items, types, content[i])) for i in top]
         i2i = self._item2item(items)
         i2i[banned] = -np.inf
         fused = np.zeros(self.n_items + 1, dtype=np.float64)
@@ -153,7 +182,7 @@ class Recommender:
         fused[fused == 0] = -np.inf
         top = _top_k(fused, k)
         return [self._item(i, float(fused[i]), {"sequence": float(seq[i]), "item2item": float(i2i[i])},
-                           self._why(i, items, types)) for i in top]
+                           self._why(i, items, types, content[i])) for i in top]
 
     def similar(self, item_id: str, k: int = 10) -> list[ScoredItem]:
         """Items like ``item_id``: text cosine blended with normalised co-visitation."""
@@ -191,12 +220,15 @@ class Recommender:
         title = self._titles.get(item_id, item_id)
         return title if len(title) <= 60 else title[:57] + "..."
 
-    def _why(self, item: int, items: np.ndarray, types: np.ndarray) -> list[str]:
+    def _why(self, item: int, items: np.ndarray, types: np.ndarray, content: float = 0.0) -> list[str]:
         """'similar to X you bought': the history item whose vector is closest to the recommended one."""
         sims = self._vectors[items].numpy() @ self._vectors[item].numpy()
         j = int(np.argmax(sims))
         verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
-        return [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
+        reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
+        if self.art.counts[item] == 0 and content > 0:
+            reasons.append("new: its description matches what you looked at")
+        return reasons
 
     def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
         return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)

@@ -37,13 +37,13 @@ PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
         "train": {"epochs": 8, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
                   "warmup_ratio": 0.05},
-        "run": {"negatives": 0, "eval_users": 10_000},
+        "run": {"negatives": 512, "eval_users": 10_000},
     },
     "full": {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
-        "train": {"epochs": 40, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
+        "train": {"epochs": 25, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
                   "warmup_ratio": 0.05},
-        "run": {"negatives": 0, "eval_users": 0},
+        "run": {"negatives": 1024, "eval_users": 10_000},
     },
 }
 

@@ -1,0 +1,68 @@
+"""The recommendation commands end to end on a tiny shop: train, run (TREC format), evaluate."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoprank.cli.main import main
+from shoprank.evaluation.trec import read_run
+from tests.test_recommend_service import make_shop
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    folder = tmp_path_factory.mktemp("home")
+    make_shop(folder)
+    assert main(["train", "recommend", "--shop", "tiny", "--home", str(folder), "--encoder", "hash:64",
+                 "--epochs", "3", "--threads", "1", "--quiet"]) == 0
+    return folder
+
+
+def test_train_says_profile_and_time(home, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    assert main(["train", "recommend", "--shop", "tiny", "--home", str(home), "--encoder", "hash:64",
+                 "--epochs", "1", "--threads", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "'quick' profile" in out and "published recommend bundle" in out and " s" in out
+
+
+def test_run_writes_a_trec_run_without_history_items(home, tmp_path) -> None:  # noqa: ANN001
+    users = tmp_path / "users.txt"
+    users.write_text("u0\nu7\n\nnobody\nu0\n")
+    out = tmp_path / "rec.run"
+    assert main(["run", "recommend", "--shop", "tiny", "--home", str(home), "--users", str(users),
+                 "--out", str(out), "--top", "4"]) == 0
+    lines = out.read_text().splitlines()
+    assert len(lines) == 12  # three distinct users, 4 items each
+    for line in lines:
+        qid, q0, doc, rank, score, tag = line.split()
+        assert q0 == "Q0" and 1 <= int(rank) <= 4 and float(score) == float(score) and tag
+    run = read_run(out)
+    assert list(run) == ["u0", "u7", "nobody"]
+    from shoprank.shops import Shop
+
+    with Shop("tiny", home).store() as store:
+        seen = {e.item_id for e in store.user_events("u0")}
+    assert not seen & {doc for doc, _ in run["u0"]}
+
+
+def test_run_without_a_model_fails_cleanly(tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    make_shop(tmp_path, n_users=3)
+    users = tmp_path / "users.txt"
+    users.write_text("u0\n")
+    assert main(["run", "recommend", "--shop", "tiny", "--home", str(tmp_path), "--users", str(users),
+                 "--out", str(tmp_path / "r.run")]) == 1
+    assert "train recommend" in capsys.readouterr().err
+
+
+def test_evaluate_prints_one_table(home, tmp_path, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(home), "--threads", "1",
+                 "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    for name in ("random", "most popular", "item-kNN", "implicit ALS", "implicit BPR", "MiniLM", "SASRec"):
+        assert name in out
+    assert "ndcg@10" in out and "cold_hr@10" in out and "coverage@10" in out and "ild@10" in out
+    import json
+
+    rows = json.loads(report.read_text())["rows"]
+    assert len(rows) == 7 and all(0 <= r["ndcg@10"] <= 1 for r in rows)
