@@ -16,8 +16,6 @@ from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
 from shoprank.serving.fakes import FAKE_LOADERS, FakeSearchEngine, tiny_shop
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
 def anyio_backend() -> str:
@@ -49,6 +47,7 @@ def event(i: int | str, user: str, item: str, type_: str = "purchase", **extra: 
             **extra}
 
 
+@pytest.mark.anyio
 async def test_health_and_error_shape(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app) as c:
@@ -59,6 +58,7 @@ async def test_health_and_error_shape(served: tuple[Any, str]) -> None:
     assert set(missing.json()["error"]) == {"code", "message", "field"}
 
 
+@pytest.mark.anyio
 async def test_health_not_ready_before_models_load(tmp_path: Path) -> None:
     tiny_shop(tmp_path, "tiny")
     app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
@@ -67,6 +67,7 @@ async def test_health_not_ready_before_models_load(tmp_path: Path) -> None:
     assert answer.status_code == 503 and answer.headers["Retry-After"]
 
 
+@pytest.mark.anyio
 async def test_search_contract(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -85,6 +86,7 @@ async def test_search_contract(served: tuple[Any, str]) -> None:
     assert "engine;dur=" in answer.headers["Server-Timing"]
 
 
+@pytest.mark.anyio
 async def test_search_pages_do_not_overlap(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -103,6 +105,7 @@ async def test_search_pages_do_not_overlap(served: tuple[Any, str]) -> None:
         ({"in_stock": "false"}, lambda h: h["in_stock"] is False),
     ],
 )
+@pytest.mark.anyio
 async def test_search_filters(served: tuple[Any, str], params: dict[str, Any], check: Any) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -111,6 +114,7 @@ async def test_search_filters(served: tuple[Any, str], params: dict[str, Any], c
     assert body["total"] == len(body["hits"])
 
 
+@pytest.mark.anyio
 async def test_search_personalised_by_user(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -124,6 +128,7 @@ async def test_search_personalised_by_user(served: tuple[Any, str]) -> None:
     ["", "x" * 10_000, "\u62d6\u628a\u96fb\u947d", "\U0001f468\u200d\U0001f469\u200d\U0001f467",
      "\u05de\u05e7\u05d3\u05d7\u05d4", "drill\x00saw", "'; DROP TABLE products; --", "../../etc/passwd", "a\r\nb"],
 )
+@pytest.mark.anyio
 async def test_odd_queries_never_fail(served: tuple[Any, str], q: str) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -132,6 +137,7 @@ async def test_odd_queries_never_fail(served: tuple[Any, str], q: str) -> None:
     assert answer.json()["query_truncated"] is (len(q) > 1000)
 
 
+@pytest.mark.anyio
 async def test_nfc_and_nfd_give_the_same_results(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -141,6 +147,7 @@ async def test_nfc_and_nfd_give_the_same_results(served: tuple[Any, str]) -> Non
     assert nfc["hits"] == nfd["hits"] and nfc["hits"][0]["id"] == "cafe"
 
 
+@pytest.mark.anyio
 async def test_recommendations_similar_bought_together(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -159,6 +166,7 @@ async def test_recommendations_similar_bought_together(served: tuple[Any, str]) 
     assert product.json()["product"]["title"] == "Acme Drill"
 
 
+@pytest.mark.anyio
 async def test_posted_events_change_next_recommendations(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -171,6 +179,7 @@ async def test_posted_events_change_next_recommendations(served: tuple[Any, str]
     assert sum(i["id"].startswith("garden") for i in after) >= 4
 
 
+@pytest.mark.anyio
 async def test_events_are_idempotent(served: tuple[Any, str]) -> None:
     app, key = served
     batch = {"events": [event("idem-1", "u9", "tools-1-1"), event("idem-2", "u9", "tools-1-0", "click")]}
@@ -193,6 +202,7 @@ async def test_events_are_idempotent(served: tuple[Any, str]) -> None:
         ({"item_id": "not-in-the-catalogue"}, "events[3].item_id"),
     ],
 )
+@pytest.mark.anyio
 async def test_a_bad_event_refuses_the_batch(served: tuple[Any, str], bad: dict[str, Any], field: str) -> None:
     app, key = served
     events = [event(f"b-{i}", "u7", "tools-1-1") for i in range(5)]
@@ -207,6 +217,7 @@ async def test_a_bad_event_refuses_the_batch(served: tuple[Any, str], bad: dict[
     assert store.user_events("u7") == []
 
 
+@pytest.mark.anyio
 async def test_products_upsert_and_delete_are_searchable_at_once(served: tuple[Any, str]) -> None:
     app, key = served
     new = {"id": "zz-1", "title": "Quantum Wrench", "category": "Tools > Hand Tools", "brand": "Acme", "price": 12}
@@ -228,6 +239,7 @@ async def test_products_upsert_and_delete_are_searchable_at_once(served: tuple[A
     assert "tools-0-0" not in {i["id"] for i in similar["items"]}  # deleted ids never come back
 
 
+@pytest.mark.anyio
 async def test_bad_product_refuses_the_batch(served: tuple[Any, str]) -> None:
     app, key = served
     products = [{"id": "ok-1", "title": "Fine"}, {"id": "bad", "title": "Bad", "price": -3}]
@@ -250,6 +262,7 @@ async def test_bad_product_refuses_the_batch(served: tuple[Any, str]) -> None:
         (b'{"events": [1]}', 422, "invalid_record"),
     ],
 )
+@pytest.mark.anyio
 async def test_malformed_bodies(served: tuple[Any, str], body: bytes, status: int, code: str) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -257,6 +270,7 @@ async def test_malformed_bodies(served: tuple[Any, str], body: bytes, status: in
     assert answer.status_code == status and answer.json()["error"]["code"] == code
 
 
+@pytest.mark.anyio
 async def test_size_limits(tmp_path: Path) -> None:
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("admin")
@@ -291,6 +305,7 @@ async def test_size_limits(tmp_path: Path) -> None:
         ("/shops/tiny/users/a%0D%0Ab/recommendations", 422, "user_id"),
     ],
 )
+@pytest.mark.anyio
 async def test_bad_parameters(served: tuple[Any, str], path: str, status: int, field: str | None) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -299,6 +314,7 @@ async def test_bad_parameters(served: tuple[Any, str], path: str, status: int, f
     assert answer.json()["error"]["field"] == field
 
 
+@pytest.mark.anyio
 async def test_shop_missing_an_engine_answers_409(tmp_path: Path) -> None:
     tiny_shop(tmp_path, "searchonly", recommend=False)
     tiny_shop(tmp_path, "recsonly", search=False)
@@ -318,6 +334,7 @@ async def test_shop_missing_an_engine_answers_409(tmp_path: Path) -> None:
     assert {s["name"]: s["models"]["search"]["state"] for s in shops} == {"recsonly": "missing", "searchonly": "ready"}
 
 
+@pytest.mark.anyio
 async def test_no_data_crosses_shops(tmp_path: Path) -> None:
     tiny_shop(tmp_path, "one")
     tiny_shop(tmp_path, "two")
@@ -343,6 +360,7 @@ class SlowSearch(FakeSearchEngine):
         return super().search(*args, **kwargs)
 
 
+@pytest.mark.anyio
 async def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
     import anyio
 
@@ -369,6 +387,7 @@ async def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
     assert health.status_code == 200 and answers[0].status_code == 200
 
 
+@pytest.mark.anyio
 async def test_metrics(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:
@@ -379,6 +398,7 @@ async def test_metrics(served: tuple[Any, str]) -> None:
     assert 'shoprank_model_info{shop="tiny",kind="search"' in text
 
 
+@pytest.mark.anyio
 async def test_openapi_and_docs(served: tuple[Any, str]) -> None:
     app, _ = served
     async with client(app) as c:
@@ -387,3 +407,12 @@ async def test_openapi_and_docs(served: tuple[Any, str]) -> None:
         page = await c.get("/")
     assert "/shops/{shop}/search" in schema["paths"] and "/shops/{shop}/events" in schema["paths"]
     assert docs.status_code == 200 and page.status_code == 200
+
+
+def test_public_surface() -> None:
+    import shoprank.serving as serving
+
+    assert sorted(serving.__all__) == ["ServingConfig", "build_server", "create_app", "demo_key", "demo_serve",
+                                       "example_requests", "run"]
+    with pytest.raises(ValueError, match="max_in_flight"):
+        ServingConfig(max_in_flight=0)
