@@ -1,0 +1,112 @@
+"""The API over the real engines, trained in seconds on tiny shops (the search and recommender test fixtures)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shoprank.bundles import publish
+from shoprank.keys import KeyStore
+from shoprank.serving import ServingConfig, create_app
+from shoprank.shops import Shop
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def train_search_shop(home: Path) -> Shop:
+    from shoprank.search.data import load_search_data
+    from shoprank.search.train import profile_config, train_search
+    from tests.test_search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
+
+    register_keyword_encoder()
+    shop = Shop("hardware", home)
+    with shop.store() as store:
+        store.upsert_products(tiny_catalogue())
+        store.upsert_judgments(tiny_judgments())
+        data = load_search_data(store, test_share=0.2)
+        version = store.catalog_version()
+    config = profile_config("quick")
+    config = replace(config, stack=replace(config.stack, encoder="keyword", lexical_k=20, dense_k=20),
+                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
+    config.fusion.min_data_in_leaf = 2
+    stack, _ = train_search(data, config, progress=False, report=lambda s: None, encoder=KeywordEncoder())
+    with publish(shop.models_path, "search", {"catalog_version": version}) as folder:
+        stack.save(folder)
+    return shop
+
+
+def train_recommend_shop(home: Path) -> Shop:
+    from tests.test_recommend_service import make_shop, train
+
+    shop = make_shop(home)
+    train(shop)
+    return shop
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("torch")
+    home = tmp_path_factory.mktemp("real")
+    train_search_shop(home)
+    train_recommend_shop(home)  # shop "tiny": recommendations only
+    key, _ = KeyStore(home).create("admin")
+    app = create_app(home, config=ServingConfig(watch_seconds=0))
+    app.state.registry.load_all()
+    yield app, key
+    app.state.registry.close()
+
+
+def client(app: Any, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                             headers={"Authorization": f"Bearer {key}"})
+
+
+async def test_real_search_with_facets_and_incremental_products(real: Any) -> None:
+    app, key = real
+    async with client(app, key) as c:
+        answer = await c.get("/shops/hardware/search", params={"q": "cordless drill", "per_page": 5})
+        body = answer.json()
+        put = await c.put("/shops/hardware/products", json={"products": [
+            {"id": "new-1", "title": "zyzzyva drill press", "category": "Home > Tools", "brand": "acme", "price": 99}]})
+        found = (await c.get("/shops/hardware/search", params={"q": "zyzzyva"})).json()
+        await c.delete("/shops/hardware/products/new-1")
+        gone = (await c.get("/shops/hardware/search", params={"q": "zyzzyva"})).json()
+        recs = await c.get("/shops/hardware/users/u1/recommendations")
+    assert answer.status_code == 200, answer.text
+    assert body["hits"] and all(h["id"].startswith("drill-") for h in body["hits"])
+    assert {"bm25", "dense", "fusion"} <= set(body["hits"][0]["parts"]) and body["hits"][0]["reasons"]
+    assert body["facets"]["category"] and body["total"] >= 5
+    assert put.status_code == 200 and found["hits"][0]["id"] == "new-1"
+    assert "new-1" not in {h["id"] for h in gone["hits"]}
+    assert recs.status_code == 409 and recs.json()["error"]["code"] == "no_recommend_model"
+
+
+async def test_real_recommendations_follow_posted_events(real: Any) -> None:
+    app, key = real
+    async with client(app, key) as c:
+        cold = (await c.get("/shops/tiny/users/newcomer/recommendations", params={"k": 5})).json()["items"]
+        events = [{"event_id": f"rt-{n}", "user_id": "newcomer", "item_id": f"p2-{n}", "type": "purchase",
+                   "timestamp": time.time() - 60 + n} for n in range(4)]
+        posted = await c.post("/shops/tiny/events", json={"events": events})
+        warm = (await c.get("/shops/tiny/users/newcomer/recommendations", params={"k": 5})).json()["items"]
+        similar = await c.get("/shops/tiny/products/p2-0/similar", params={"k": 3})
+        together = await c.get("/shops/tiny/products/p2-0/bought-together", params={"k": 3})
+        search = await c.get("/shops/tiny/search", params={"q": "halo"})
+    assert posted.json() == {"stored": 4, "duplicates": 0}
+    assert len(cold) == 5 and len(warm) == 5
+    topic = sum(i["id"].startswith("p2-") for i in warm)
+    assert topic > sum(i["id"].startswith("p2-") for i in cold) and topic >= 3  # shifted toward "halo rifle"
+    assert all(i["reasons"] for i in warm)
+    assert similar.status_code == 200 and similar.json()["items"]
+    assert together.status_code == 200
+    assert search.status_code == 409 and search.json()["error"]["code"] == "no_search_model"
