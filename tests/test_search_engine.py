@@ -13,7 +13,7 @@ from shoprank.search import SearchEngine, SearchStack
 from shoprank.search.data import load_search_data
 from shoprank.search.train import profile_config, train_search
 from shoprank.shops import Shop
-from tests.search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
+from tests.test_search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
 
 
 @pytest.fixture(scope="module")
@@ -115,3 +115,36 @@ def test_rerank_only_reorders_its_input(trained_shop) -> None:
     out = engine.rerank("cordless drill", ids)
     assert sorted(pid for pid, _ in out) == sorted(ids)
     assert out[-1][0] == "unknown-x" and out[0][0].startswith("drill-")
+
+
+class KeywordCross:
+    """A mock cross-encoder: 1 per query word found in the text."""
+
+    def score(self, queries, texts, progress=False):
+        return np.asarray([sum(w in t.lower() for w in q.lower().split()) for q, t in zip(queries, texts)],
+                          np.float32)
+
+
+def test_cross_encoder_feature_path(trained_shop) -> None:
+    from shoprank.ranking.features import FEATURES
+    from shoprank.ranking.fusion import FusionConfig, FusionRanker
+    from shoprank.search.train import fusion_rows
+
+    _, stack, _ = trained_shop
+    stack = SearchStack(stack.config, stack.catalog, stack.bm25, stack.dense, stack.encoder, stack.spell,
+                        KeywordCross(), dict(stack.fusion), stack.stats)
+    with Shop("tiny", trained_shop[0].home).store() as store:
+        data = load_search_data(store, test_share=0.0)
+    qset = data.query_set(data.train)
+    rows = fusion_rows(stack, qset, qset.queries(), models=["full", "rerank"])
+    assert rows["full"].groups and rows["rerank"].groups
+    x, gains, groups = rows["full"].arrays(list(FEATURES))
+    ce = x[:, FEATURES.index("ce")]
+    assert np.isfinite(ce).sum() <= stack.config.rerank_top * len(groups)  # only the head is scored
+    config = FusionConfig(min_data_in_leaf=2, n_estimators=20)
+    stack.fusion["full"] = FusionRanker(list(FEATURES), config).fit(x, gains, groups)
+    tokens = stack.tokens("cordless saw")
+    cand = stack.candidates(tokens, stack.encode_queries(["cordless saw"])[0])
+    order, scores, feats = stack.rank("cordless saw", tokens, cand, use_cross=True)
+    assert np.all(np.diff(scores) <= 0) and sorted(order.tolist()) == list(range(len(cand.rows)))
+    assert np.isfinite(feats[:, FEATURES.index("ce")]).any()

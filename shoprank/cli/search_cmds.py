@@ -91,7 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.fusion.threads = args.threads
     print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
           f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out)")
-    stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune)
+    stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
+                                  cache_dir=shop.path / "cache")
     params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED,
               "catalog_version": catalog_version, "language": language, "summary": summary}
     with publish(shop.models_path, "search", params) as folder:

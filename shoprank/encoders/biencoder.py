@@ -242,3 +242,116 @@ def fine_tune_biencoder(
     model.eval()
     log.close()
     return log.history
+
+
+# query-side fine-tuning ----------------------------------------------------------------------------
+
+
+@dataclass
+class QueryExample:
+    """A query, the row of a product it should find, and rows of hard negatives (in ``doc_vectors``)."""
+
+    query: str
+    positive: int
+    negatives: list[int] = field(default_factory=list)
+
+
+class DualEncoder:
+    """A fine-tuned query tower over a frozen document tower (the base model).
+
+    Query-side fine-tuning (Jung et al., 2022) keeps the catalogue's vectors valid, so a shop never
+    re-embeds its products after training: on CPU that is the most expensive step of all."""
+
+    name = "dual"
+
+    def __init__(self, query: BiEncoder, docs: BiEncoder) -> None:
+        self.query = query
+        self.docs = docs
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self.query.encode_queries(texts)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self.docs.encode_docs(texts, progress)
+
+    def save(self, folder: Path) -> None:
+        self.query.save(folder)
+
+
+def fine_tune_query_encoder(
+    encoder: BiEncoder,
+    examples: list[QueryExample],
+    doc_vectors: np.ndarray,
+    config: BiEncoderTrainConfig,
+    validate: Callable[[BiEncoder], float] | None = None,
+    progress: bool = True,
+) -> list[dict[str, float]]:
+    """Contrastive loss of queries against fixed product vectors: in-batch positives + hard negatives."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    tc = config.train
+    rng = random.Random(tc.seed)
+    torch.manual_seed(tc.seed)
+    model = encoder.model
+    model.max_seq_length = config.max_length
+    freeze_transformer(model[0].auto_model, tc.freeze)
+    _set_dropout(model, tc.dropout)
+    docs = torch.from_numpy(np.ascontiguousarray(doc_vectors, dtype=np.float32))  # (n_docs, d)
+    steps_per_epoch = max(1, len(examples) // tc.batch_size)
+    optimizer, scheduler = make_optimizer(model, tc, steps_per_epoch * tc.epochs)
+    log = MetricLog(tc.log_dir)
+    stopper = EarlyStopping(tc.patience)
+    best_state = None
+    step = 0
+
+    def check() -> bool:
+        nonlocal best_state
+        if validate is None:
+            return False
+        model.eval()
+        score = validate(encoder)
+        model.train()
+        stop = stopper.step(score, step)
+        log.log(step, **{"val/ndcg@10": score})
+        if stopper.improved:
+            best_state = copy.deepcopy(model.state_dict())
+        return stop
+
+    check()  # the pretrained query tower is the baseline to beat
+    stopped = False
+    for epoch in range(tc.epochs):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        model.train()
+        bar = tqdm(range(steps_per_epoch), desc=f"query encoder epoch {epoch + 1}/{tc.epochs}", disable=not progress)
+        for b in bar:
+            batch = [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
+            rows = [ex.positive for ex in batch]
+            for ex in batch:
+                rows.extend(rng.sample(ex.negatives, min(config.hard_negatives, len(ex.negatives))))
+            targets = docs[torch.tensor(rows)]  # (b + h, d)
+            q = model(model.preprocess([ex.query for ex in batch]))["sentence_embedding"]  # (b, d)
+            logits = config.scale * q @ targets.T  # (b, b + h)
+            same = torch.tensor([[r == ex.positive for r in rows] for ex in batch])  # duplicates of a positive
+            logits = logits.masked_fill(same & ~torch.eye(len(batch), len(rows), dtype=torch.bool), -1e4)
+            loss = F.cross_entropy(logits, torch.arange(len(batch)))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if config.eval_every and step % config.eval_every == 0 and check():
+                stopped = True
+                break
+        if stopped or check():
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.close()
+    return log.history

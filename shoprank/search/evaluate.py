@@ -11,7 +11,6 @@ two), the fine-tuned bi-encoder, the fine-tuned cross-encoder and the fused Lamb
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,17 +67,10 @@ class UntunedVectors:
 
     def all(self) -> np.ndarray:
         if self._vectors is None:
-            products = [p for p in self.stack.catalog.products]
-            texts = [product_text(p) if p is not None else "" for p in products]
-            key = hashlib.sha1("\x1f".join(texts).encode()).hexdigest()[:16]
-            path = self.cache_dir / f"untuned-minilm-{key}.npy" if self.cache_dir else None
-            if path is not None and path.exists():
-                self._vectors = np.load(path)
-            else:
-                self._vectors = self.encoder.encode_docs(texts, progress=self.progress)
-                if path is not None:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    np.save(path, self._vectors)
+            from shoprank.search.vectors import base_vectors
+
+            self._vectors = base_vectors(self.stack.catalog.products, self.encoder,
+                                         self.stack.config.doc_max_length, self.cache_dir, self.progress)
         return self._vectors
 
     def rows(self, rows: np.ndarray) -> np.ndarray:

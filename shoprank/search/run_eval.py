@@ -62,7 +62,8 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
         config.fusion.threads = threads
         print(f"fold {fold + 1}/{folds}: {len({j.query for j in data.train})} training queries, "
               f"{len({j.query for j in data.test})} test queries")
-        stack, _ = train_search(data, config, progress=progress, report=lambda s: None, tune=tune)
+        stack, _ = train_search(data, config, progress=progress, report=lambda s: None, tune=tune,
+                                cache_dir=untuned_cache)
         test = data.query_set(data.test)
         untuned = UntunedVectors(stack, untuned_cache, False)
         combined.merge(judged_reranking(stack, test, test.evaluable(), untuned, False))

@@ -34,12 +34,12 @@ FAST_FEATURES = [f for f in FEATURES if f not in CE_FEATURES]
 @dataclass
 class StackConfig:
     language: str = "en"  # "en" or "zh": picks the analyzer and the default encoder
-    encoder: str = "biencoder"  # biencoder (fine-tunable MiniLM) or e5 (frozen multilingual)
+    encoder: str = "biencoder"  # biencoder (MiniLM), dual (fine-tuned query tower + MiniLM) or e5 (frozen)
     lexical_k: int = 200  # BM25 candidates per query
     dense_k: int = 200  # ANN candidates per query
     rerank_top: int = 30  # candidates the cross-encoder scores in a full search
     spelling: bool = True  # correct query words against the catalogue vocabulary
-    doc_max_length: int = 64  # tokens of product text for the encoders
+    doc_max_length: int = 32  # tokens of product text for the encoders (titles rarely need more)
     index_kind: str = "auto"  # FAISS: auto (exact up to 200k products, HNSW above), flat or hnsw
 
 
@@ -191,7 +191,7 @@ class SearchStack:
         if self.spell is not None:
             self.spell.save(folder)
         self.stats.save(folder)
-        if self.config.encoder == "biencoder":
+        if self.config.encoder in ("biencoder", "dual"):
             self.encoder.save(folder / "biencoder")
         if self.cross is not None:
             self.cross.save(folder / "cross_encoder")
@@ -231,7 +231,16 @@ def _load_biencoder(folder: Path | None, config: StackConfig) -> Any:
     return BiEncoder.load(path, max_length=config.doc_max_length)
 
 
-ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "e5": _load_e5}
+def _load_dual(folder: Path | None, config: StackConfig) -> Any:
+    from shoprank.encoders.biencoder import BiEncoder, DualEncoder
+
+    if folder is None or not (folder / "biencoder").is_dir():
+        raise ValueError("a dual encoder needs the bundle's fine-tuned query tower (biencoder/)")
+    return DualEncoder(BiEncoder.load(folder / "biencoder", config.doc_max_length),
+                       BiEncoder.load(None, config.doc_max_length))
+
+
+ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5}
 """Encoder name -> loader(bundle folder or None, config). Tests register mock encoders here."""
 
 

@@ -14,12 +14,13 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shoprank.data.splits import split_by_query
-from shoprank.encoders.biencoder import BiEncoderTrainConfig, PairExample
+from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
 from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.ranking.features import FEATURES
 from shoprank.ranking.fusion import FusionConfig, FusionRanker
@@ -46,25 +47,44 @@ class SearchTrainConfig:
     max_model_queries: int | None = None  # the quick profile trains on a sample
     max_fusion_queries: int | None = None
     max_valid_queries: int = 400
+    max_biencoder_examples: int | None = None  # sample of positive pairs (CPU budgets)
+    max_cross_pairs: int | None = None  # sample of labelled pairs (CPU budgets)
     seed: int = 0
 
 
 def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
-    """``quick``: a sample of queries, one epoch, lower layers frozen (a few minutes on 2 CPU cores).
-    ``full``: every training query, early stopping over up to two epochs."""
+    """Training profiles sized for a 2-core CPU machine (each names what it samples).
+
+    ``quick``: 3,000 query-encoder pairs, 2,000 cross-encoder pairs, one epoch, lower layers frozen,
+    200 fusion queries (a few minutes once the catalogue's base vectors are cached).
+    ``full``: 12,000 query-encoder pairs, 6,000 cross-encoder pairs, one epoch with validation every
+    100 steps for early stopping, 600 fusion queries.
+    Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
     stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
     if name == "quick":
-        return SearchTrainConfig(
-            profile="quick", stack=replace(stack, rerank_top=20),
-            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=64, learning_rate=5e-5,
+        config = SearchTrainConfig(
+            profile="quick", stack=replace(stack, rerank_top=10),
+            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
                                                              freeze="lower")),
             cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=0),
-            cross_max_length=48, mined_negatives=1, max_model_queries=1500, max_fusion_queries=500,
-            max_valid_queries=150,
+            cross_max_length=48, mined_negatives=1, max_model_queries=1500, max_fusion_queries=200,
+            max_valid_queries=100, max_biencoder_examples=3000, max_cross_pairs=2000,
         )
-    if name == "full":
-        return SearchTrainConfig(profile="full", stack=stack)
-    raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
+    elif name == "full":
+        config = SearchTrainConfig(
+            profile="full", stack=replace(stack, rerank_top=15),
+            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
+                                                             freeze="lower"), eval_every=100),
+            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=1),
+            cross_max_length=48, cross_eval_every=100, mined_negatives=1, max_fusion_queries=600,
+            max_valid_queries=150, max_biencoder_examples=12000, max_cross_pairs=6000,
+        )
+    else:
+        raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
+    if language == "zh":
+        config.biencoder = None
+        config.cross = None
+    return config
 
 
 # helpers shared with evaluation ------------------------------------------------------------------
@@ -176,11 +196,13 @@ def tune_fusion(train: FusionRows, valid: FusionRows, base: FusionConfig, trials
 
 
 def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = True,
-                 report: Report = print, tune: int = 0, encoder: Any = None) -> tuple[SearchStack, dict[str, Any]]:
+                 report: Report = print, tune: int = 0, encoder: Any = None, cache_dir: Path | None = None
+                 ) -> tuple[SearchStack, dict[str, Any]]:
     """Train the whole stack on ``data.train`` (never on ``data.test``); returns it with a summary.
 
     ``tune``: Optuna trials for the fusion rankers' hyper-parameters on the validation queries;
-    ``encoder``: the text encoder to start from (default: the configuration's)."""
+    ``encoder``: the text encoder to start from (default: the configuration's); ``cache_dir``: where the
+    base encoder's product vectors are cached."""
     from shoprank.search.stack import load_encoder
 
     timings: dict[str, float] = {}
@@ -207,60 +229,72 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     report(f"training queries: {len(model_queries)} for the encoders, {len(fusion_queries)} for fusion, "
            f"{len(valid_queries)} for validation; {summary['queries']['held_out_test']} held out for testing")
 
-    encoder = encoder if encoder is not None else load_encoder(config.stack)
-    stack = SearchStack.build(data.products, encoder, config.stack, progress=progress,
-                              vectors=np.zeros((len(data.products), 1), np.float32))
-    lap("lexical index")
+    encoder = encoder if encoder is not None else load_encoder(config.stack)  # the document tower
+    from shoprank.search.vectors import base_vectors
+
+    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)")
+    cache = cache_dir if config.stack.encoder == "biencoder" else None
+    vectors = base_vectors(data.products, encoder, config.stack.doc_max_length, cache, progress)
+    stack = SearchStack.build(data.products, encoder, config.stack, vectors=vectors)
+    lap("indices")
     rng = random.Random(config.seed)
     top_gain = data.top_gain
-    examples: list[PairExample] = []
+    examples: list[QueryExample] = []
     pairs = []
     from shoprank.encoders.cross_encoder import LabeledPair
 
     by_id = {p.id: p for p in data.products}
+    row_of = stack.catalog.row_of
     for q in model_queries:
         judged = model_q.gains[q]
-        mined = [stack.catalog.ids[r] for r in mined_negatives(stack, q, set(judged), config.mined_negatives, rng)]
-        low = [pid for pid, g in judged.items() if g < 0.25 * top_gain and pid in by_id]
-        negatives = [product_text(by_id[pid]) for pid in low + mined]
+        mined_rows = mined_negatives(stack, q, set(judged), config.mined_negatives, rng)
+        low = [row_of[pid] for pid, g in judged.items() if g < 0.25 * top_gain and pid in row_of]
         for pid, gain in judged.items():
             if pid not in by_id:
                 continue
             pairs.append(LabeledPair(q, product_text(by_id[pid]), gain / top_gain))
             if gain >= 0.5 * top_gain:
-                examples.append(PairExample(q, product_text(by_id[pid]), negatives))
-        pairs.extend(LabeledPair(q, product_text(by_id[pid]), 0.0) for pid in mined)
+                examples.append(QueryExample(q, row_of[pid], low + mined_rows))
+        pairs.extend(LabeledPair(q, product_text(stack.catalog.products[r]), 0.0) for r in mined_rows)
     for event in data.events:  # query-carrying clicks and purchases
         if event.item_id in by_id:
-            text = product_text(by_id[event.item_id])
-            pairs.append(LabeledPair(event.query, text, EVENT_GRADES[event.type]))
-            examples.append(PairExample(event.query, text, []))
-    summary["training_pairs"] = {"biencoder": len(examples), "cross_encoder": len(pairs)}
+            pairs.append(LabeledPair(event.query, product_text(by_id[event.item_id]), EVENT_GRADES[event.type]))
+            examples.append(QueryExample(event.query, row_of[event.item_id], []))
+    if config.max_biencoder_examples is not None and len(examples) > config.max_biencoder_examples:
+        examples = rng.sample(examples, config.max_biencoder_examples)
+    if config.max_cross_pairs is not None and len(pairs) > config.max_cross_pairs:
+        pairs = rng.sample(pairs, config.max_cross_pairs)
+    summary["training_pairs"] = {"query_encoder": len(examples), "cross_encoder": len(pairs)}
 
     def texts_of(ids: list[str]) -> list[str]:
         return [product_text(by_id[i]) for i in ids]
 
     if config.stack.encoder == "biencoder" and config.biencoder is not None and examples and hasattr(encoder, "model"):
-        from shoprank.encoders.biencoder import fine_tune_biencoder
+        from shoprank.encoders.biencoder import BiEncoder, DualEncoder, fine_tune_query_encoder
 
-        def validate_biencoder(enc: Any) -> float:
-            def score(q: str, ids: list[str]) -> np.ndarray:
-                return enc.encode_docs(texts_of(ids)) @ enc.encode_queries([q])[0]
-            return judged_ndcg(valid_q, valid_queries, score)
+        valid_full = [q for q in valid_queries if max(valid_q.gains[q].values()) > 0]
 
-        report(f"fine-tuning the bi-encoder on {len(examples):,} positive pairs")
-        before = validate_biencoder(encoder)
-        history = fine_tune_biencoder(encoder, examples, config.biencoder, validate_biencoder, progress)
-        summary["biencoder"] = {"valid_ndcg@10_before": round(before, 4),
-                                "valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
-                                                     default=before)}
-        lap("bi-encoder fine-tuning")
-    report(f"embedding {len(data.products):,} products")
-    vectors = encoder.encode_docs([product_text(p) for p in data.products], progress=progress)
-    from shoprank.retrieval.dense import DenseIndex
+        def validate_query_tower(tower: Any) -> float:  # full-catalogue NDCG@10 against the fixed vectors
+            qv = tower.encode_queries(valid_full)
+            values = []
+            for q, v in zip(valid_full, qv, strict=True):
+                scores = stack.dense.vectors @ v
+                top = np.argpartition(-scores, 10)[:10]
+                ranked = [stack.catalog.ids[r] for r in top[np.argsort(-scores[top])]]
+                values.append(ndcg_at_k(ranked, valid_q.gains[q], 10))
+            return float(np.mean(values)) if values else 0.0
 
-    stack.dense = DenseIndex(vectors.shape[1], config.stack.index_kind).build(vectors)
-    lap("product embeddings")
+        tower = BiEncoder.load(None, max_length=config.stack.doc_max_length)
+        report(f"fine-tuning the query encoder on {len(examples):,} (query, product) pairs against the "
+               "frozen product vectors")
+        history = fine_tune_query_encoder(tower, examples, stack.dense.vectors, config.biencoder,
+                                          validate_query_tower, progress)
+        scores = [h["val/ndcg@10"] for h in history if "val/ndcg@10" in h]
+        summary["query_encoder"] = {"valid_full_ndcg@10_before": round(scores[0], 4) if scores else None,
+                                    "valid_full_ndcg@10": round(max(scores), 4) if scores else None}
+        stack.encoder = DualEncoder(tower, encoder)
+        stack.config = replace(stack.config, encoder="dual")
+        lap("query encoder fine-tuning")
 
     if config.cross is not None and pairs:
         from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder

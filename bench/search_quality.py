@@ -1,0 +1,120 @@
+"""Search quality on held-out queries: Home Depot (both protocols), CrowdFlower (10 folds by query,
+and with Home Depot's models only), Multi-CPR (Chinese). Prints one table and writes JSON.
+
+    python -m bench.search_quality --home /tmp/srhome [--profile full] [--retrain] [--sets homedepot,...]
+
+Home Depot uses the shop's latest search bundle (trained with 20% of queries held out; trained here
+first when missing or with --retrain, and the training time is recorded). Nothing is ever
+trained or tuned on the queries a figure is measured on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from bench.common import table, write_json
+
+SETS = ("homedepot", "crowdflower", "crowdflower-transfer", "multicpr")
+IMPORT_NAME = {"homedepot": "homedepot", "crowdflower": "crowdflower", "multicpr-zh": "multicpr-zh"}
+TARGETS = {
+    ("homedepot", "full catalogue", "ndcg@10"): 0.45,
+    ("homedepot", "full catalogue", "recall@100"): 0.85,
+    ("homedepot", "judged re-ranking", "ndcg@10"): 0.945,
+    ("crowdflower", "folds", "ndcg@10"): 0.93,
+    ("crowdflower", "transfer", "ndcg@10"): 0.90,
+    ("multicpr-zh", "folds", "first_is_best"): 0.97,
+}
+
+
+def ensure_shop(name: str, home: str) -> Any:
+    from shoprank.datasets import import_rows, load_dataset
+    from shoprank.shops import Shop
+
+    shop = Shop(name, home)
+    if not shop.exists():
+        with shop.store() as store:
+            import_rows(store, load_dataset(IMPORT_NAME[name]))
+    return shop
+
+
+def target_of(shop: str, protocol: str, metric: str) -> float | None:
+    for (s, p, m), value in TARGETS.items():
+        if s == shop and p in protocol and m == metric:
+            return value
+    return None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--home", default="/tmp/srhome")
+    parser.add_argument("--profile", choices=["quick", "full"], default="full", help="Home Depot training profile")
+    parser.add_argument("--fold-profile", choices=["quick", "full"], default="quick",
+                        help="profile of each CrowdFlower / Multi-CPR fold")
+    parser.add_argument("--retrain", action="store_true", help="train Home Depot even if a bundle exists")
+    parser.add_argument("--sets", default=",".join(SETS))
+    parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+
+    import torch
+
+    from shoprank.bundles import latest_version, open_bundle
+    from shoprank.cli.main import main as cli
+    from shoprank.search.evaluate import LABELS, METHODS
+    from shoprank.search.run_eval import evaluate_bundle, evaluate_folds, evaluate_transfer
+
+    torch.set_num_threads(args.threads)
+    wanted = args.sets.split(",")
+    progress = not args.quiet
+    results: list[tuple[str, Any]] = []
+    extra: dict[str, Any] = {}
+    if "homedepot" in wanted or "crowdflower-transfer" in wanted:
+        hd = ensure_shop("homedepot", args.home)
+        if args.retrain or latest_version(hd.models_path, "search") is None:
+            start = time.perf_counter()
+            cli(["train", "search", "--shop", "homedepot", "--home", args.home, "--profile", args.profile,
+                 "--threads", str(args.threads)] + (["--quiet"] if args.quiet else []))
+            extra["homedepot_training_minutes"] = round((time.perf_counter() - start) / 60, 1)
+        extra["homedepot_bundle"] = open_bundle(hd.models_path, "search", verify=False).params
+    if "homedepot" in wanted:
+        results += evaluate_bundle(hd, full=True, progress=progress)
+    if "crowdflower" in wanted:
+        cf = ensure_shop("crowdflower", args.home)
+        results += evaluate_folds(cf, args.folds, args.fold_profile, progress=False, threads=args.threads)
+    if "crowdflower-transfer" in wanted:
+        cf = ensure_shop("crowdflower", args.home)
+        results += evaluate_transfer(cf, hd, progress=progress)
+    if "multicpr" in wanted:
+        zh = ensure_shop("multicpr-zh", args.home)
+        results += evaluate_folds(zh, args.folds, args.fold_profile, progress=False, threads=args.threads)
+
+    methods = [m for m in METHODS if any(m in r.values for _, r in results)]
+    rows, payload = [], []
+    for shop, result in results:
+        means, counts = result.means(), result.counts()
+        metrics = ["first_is_best"] if shop == "multicpr-zh" else ["ndcg@10", "recall@100"]
+        for metric in metrics:
+            if not any(metric in means.get(m, {}) for m in methods):
+                continue
+            target = target_of(shop, result.protocol, metric)
+            best = max(means[m][metric] for m in methods if metric in means.get(m, {}) and m != "random")
+            rows.append([f"{shop}, {result.protocol}, {metric}", max(counts.values())]
+                        + [means[m][metric] if metric in means.get(m, {}) else "—" for m in methods]
+                        + [target if target is not None else "—",
+                           "met" if target is not None and best >= target else ("not met" if target else "")])
+        payload.append({"set": shop, "protocol": result.protocol, "queries": counts, "means": means})
+    print()
+    print(table(["set / protocol / metric", "queries", *[LABELS[m] for m in methods], "target", ""], rows))
+    path = write_json("search_quality", {"results": payload, "command": "python -m bench.search_quality " +
+                                         " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
+                                                  if v not in (False, None)),
+                                         **extra})
+    print(f"\nwritten to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
