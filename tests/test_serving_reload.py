@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +190,17 @@ async def test_writes_during_a_reload_reach_the_new_engine(tmp_path: Path) -> No
     assert answer["model_version"] == new == latest_version(shop.models_path, "search")
     assert [h["id"] for h in answer["hits"]] == ["late"]
     app.state.registry.close()
+
+
+async def test_catalogue_changes_from_other_processes_reach_the_engines(setup: tuple[Any, Shop, str]) -> None:
+    from shoprank.data.records import parse_product
+
+    app, shop, key = setup
+    with shop.store() as store:  # as 'shoprank ingest' would, beside the server
+        store.upsert_products([parse_product({"id": "cli-1", "title": "Ingested Ironing Board"})])
+    async with client(app, key) as c:
+        posted = await c.post("/shops/tiny/events", json={"events": [
+            {"event_id": "cli-e", "user_id": "u1", "item_id": "cli-1", "type": "view", "timestamp": time.time() - 1}]})
+        found = (await c.get("/shops/tiny/search", params={"q": "ironing"})).json()
+    assert posted.status_code == 200
+    assert [h["id"] for h in found["hits"]] == ["cli-1"]

@@ -214,10 +214,7 @@ class EngineRegistry:
         """One watcher tick: pick up catalogue changes and newly published bundles of open shops."""
         for state in self.loaded():
             try:
-                with state.write_lock:
-                    changed, deleted = state.catalog.sync()
-                    if changed or deleted:
-                        apply_to_engines(state, changed, deleted)
+                sync_shop(state)
                 for kind in KINDS:
                     slot = state.slots[kind]
                     latest = latest_version(state.shop.models_path, kind)
@@ -250,6 +247,14 @@ class EngineRegistry:
         for state in self.loaded():
             state.store.close()
         self._shops.clear()
+
+
+def sync_shop(state: ShopState) -> None:
+    """Bring the catalogue view and the engines up to the store's catalogue (writes by any process)."""
+    with state.write_lock:
+        changed, deleted = state.catalog.sync()
+        if changed or deleted:
+            apply_to_engines(state, changed, deleted)
 
 
 def apply_to_engines(state: ShopState, products: list[Any], deleted: list[str]) -> None:

@@ -17,7 +17,7 @@ from shoprank.data.records import Product, RecordError, parse_event, parse_produ
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import batch_of, check_id, json_response, read_json, shop_state, storage_error
 from shoprank.serving.errors import ApiError
-from shoprank.serving.registry import ShopState, apply_to_engines
+from shoprank.serving.registry import ShopState, apply_to_engines, sync_shop
 from shoprank.serving.schemas import ERRORS, EventsAnswer, EventsBody, ProductsAnswer, ProductsBody
 
 router = APIRouter()
@@ -52,8 +52,7 @@ def _parse(rows: list[Any], name: str, parser: Any) -> tuple[list[Any], list[dic
 def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
     events, problems = _parse(rows, "events", parse_event)
     if not problems:
-        with state.write_lock:
-            state.catalog.sync()
+        sync_shop(state)
         known = state.catalog
         for i, event in enumerate(events):
             if event.item_id not in known:
@@ -101,7 +100,7 @@ def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dic
         except (sqlite3.Error, OSError) as exc:
             raise storage_error(exc) from None
         changed, gone = state.catalog.sync()
-        apply_to_engines(state, changed, gone)  # searchable when this call returns
+        apply_to_engines(state, changed, gone)  # searchable when this call returns (write_lock is held)
     return {
         "stored": stored.stored if stored else 0,
         "updated": stored.updated if stored else 0,
