@@ -16,7 +16,7 @@ from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
 from shoprank.serving.fakes import tiny_shop
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(st.characters(codec="utf-8"), max_size=300)
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
