@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.parse
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,11 +94,18 @@ async def run_step(url: str, key: str, paths: Sequence[str], rate: float, second
         async with slots:
             conn = idle.pop() if idle else None
             try:
+                if conn is not None:
+                    try:  # a kept-alive connection the server has since closed: retry on a fresh one (GET)
+                        answer = await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
+                    except (ConnectionError, asyncio.IncompleteReadError):
+                        conn.close()
+                        conn = None
                 if conn is None:
                     reader, writer = await asyncio.open_connection(host, port)
                     conn = Connection(reader, writer)
                     opened += 1
-                status, headers, _ = await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
+                    answer = await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
+                status, headers, _ = answer
                 samples.append(Sample(time.perf_counter() - scheduled, status,
                                       parse_timing(headers.get("server-timing", ""))))
                 if headers.get("connection", "").lower() == "close":
@@ -152,6 +160,8 @@ def summarise(rate: float, samples: list[Sample], seconds: float, cpu: float | N
         "p99_ms": round(percentile(latencies, 99), 2),
         "error_rate": round(1 - len(ok) / max(len(samples), 1), 4),
         "overload_503": sum(s.status == 503 for s in samples),
+        "errors_by_status": {str(code): n for code, n in Counter(s.status for s in samples if not 200 <= s.status < 300
+                                                                   ).items()},
         "server_mean_ms": server,
         "server_cpu_percent": cpu,
         "server_rss_mb": rss,
