@@ -19,17 +19,13 @@ class ServingConfig:
     """What the Retry-After header of an overload or not-ready answer says."""
     facet_candidates: int = 200
     """Facet counts are taken over this many top search candidates."""
-    max_k: int = 100
-    """Largest ``k`` / ``per_page`` a client may ask for."""
-    max_page: int = 1_000
-    """Deepest page a search may ask for."""
     watch_seconds: float = 5.0
     """How often the server looks for newly published bundles and catalogue changes; 0 turns watching off."""
     preload: bool = True
     """Load every shop's engines at start-up; ``/health`` says ready only once that is done."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates", "max_k", "max_page"):
+        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.watch_seconds < 0:
