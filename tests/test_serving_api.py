@@ -62,9 +62,12 @@ async def test_health_and_error_shape(served: tuple[Any, str]) -> None:
 async def test_health_not_ready_before_models_load(tmp_path: Path) -> None:
     tiny_shop(tmp_path, "tiny")
     app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    async with client(app) as c:
+    key, _ = KeyStore(tmp_path).create("admin")
+    async with client(app, key) as c:
         answer = await c.get("/health")
+        search = await c.get("/shops/tiny/search", params={"q": "drill"})
     assert answer.status_code == 503 and answer.headers["Retry-After"]
+    assert search.status_code == 503 and search.headers["Retry-After"] == "5"
 
 
 @pytest.mark.anyio

@@ -24,9 +24,13 @@ def registry_of(request: Request) -> EngineRegistry:
 
 
 def shop_state(request: Request, shop: str) -> ShopState:
-    """The open shop, or a 400 (bad name) / 404 (no such shop)."""
+    """The open shop, or a 400 (bad name) / 404 (no such shop) / 503 (still loading at start-up)."""
+    registry = registry_of(request)
+    if not registry.ready.is_set() and not registry.is_open(shop):
+        raise ApiError(503, "unavailable", "the server is still loading the shops' models; retry shortly",
+                       headers={"Retry-After": "5"})
     try:
-        return registry_of(request).get(shop)
+        return registry.get(shop)
     except ShopNotFound:
         raise ApiError(404, "shop_not_found", f"there is no shop '{shop}'", "shop") from None
     except ValueError as exc:

@@ -118,6 +118,9 @@ class EngineRegistry:
     def shop_names(self) -> list[str]:
         return [s.name for s in list_shops(self.home)]
 
+    def is_open(self, name: str) -> bool:
+        return name in self._shops
+
     def loaded(self) -> list[ShopState]:
         return list(self._shops.values())
 
