@@ -13,7 +13,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
     add_shop(train)
     train.add_argument("--profile", default="quick", choices=["quick", "full"],
-                       help="quick: 8 epochs, 512 sampled negatives (demos); full: up to 25 epochs, 1024 negatives (default quick)")
+                       help="quick: 8 epochs, 512 sampled negatives (demos); "
+                       "full: up to 25 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
     train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
     train.add_argument("--encoder", default="default",
@@ -90,7 +91,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"evaluated in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:
-            json.dump({k: v for k, v in result.items() if k not in ("results", "split")}, handle, indent=2)
+            skip = ("results", "split", "vectors", "catalogue")
+            json.dump({k: v for k, v in result.items() if k not in skip}, handle, indent=2)
     return 0
 
 

@@ -136,4 +136,5 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
     rows = [summarise(r, split, vectors) for r in results]
     cold = split.train_counts[split.test_targets] <= 2
     return {"users": len(split.test_targets), "items": split.n_items, "cold_users": int(cold.sum()), "k": K,
-            "rows": rows, "als_tuning": tuning, "results": results, "split": split}
+            "rows": rows, "als_tuning": tuning, "results": results, "split": split, "vectors": vectors,
+            "catalogue": log.catalogue}

@@ -39,23 +39,25 @@ class LooSplit:
 
 
 def leave_one_out(seqs: Sequences, n_items: int) -> LooSplit:
-    tested = [i for i, s in enumerate(seqs.items) if len(s) >= 3]
-    short = [i for i, s in enumerate(seqs.items) if len(s) < 3]
+    """The shared protocol (``shoprank.data.splits.leave_one_out``) applied to index sequences, types kept aligned."""
+    from shoprank.data.splits import leave_one_out as shared_loo
 
-    def pick(rows: list[int], drop: int) -> Sequences:
-        return Sequences([seqs.users[i] for i in rows], [seqs.items[i][:len(seqs.items[i]) - drop] for i in rows],
-                         [seqs.types[i][:len(seqs.types[i]) - drop] for i in rows])
+    # split positions 0..n-1 of every sequence, then take items and types at those positions
+    loo = shared_loo({row: range(len(s)) for row, s in enumerate(seqs.items)})
+    tested = list(loo.test)
 
-    valid = pick(tested, 2)
-    short_seqs = pick(short, 0)
-    train = Sequences(valid.users + short_seqs.users, valid.items + short_seqs.items, valid.types + short_seqs.types)
+    def view(rows: list[int], positions: dict[int, list[int]]) -> Sequences:
+        return Sequences([seqs.users[r] for r in rows], [seqs.items[r][list(positions[r])] for r in rows],
+                         [seqs.types[r][list(positions[r])] for r in rows])
+
+    untested = [r for r in loo.train if r not in loo.test]
     return LooSplit(
         n_items=n_items,
-        train=train,
-        valid_histories=valid,
-        valid_targets=np.array([seqs.items[i][-2] for i in tested], dtype=np.int64),
-        test_histories=pick(tested, 1),
-        test_targets=np.array([seqs.items[i][-1] for i in tested], dtype=np.int64),
+        train=view(tested + untested, {r: list(loo.train[r]) for r in loo.train}),
+        valid_histories=view(tested, {r: list(loo.valid_history[r]) for r in tested}),
+        valid_targets=np.array([seqs.items[r][loo.valid[r]] for r in tested], dtype=np.int64),
+        test_histories=view(tested, {r: list(loo.test_history[r]) for r in tested}),
+        test_targets=np.array([seqs.items[r][loo.test[r]] for r in tested], dtype=np.int64),
     )
 
 
