@@ -55,6 +55,8 @@ def main() -> int:
     parser.add_argument("--retrain", action="store_true", help="train Home Depot even if a bundle exists")
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--folds", type=int, default=10)
+    parser.add_argument("--fold-cross-encoder", action="store_true",
+                        help="train a cross-encoder in every CrowdFlower fold too (slow on CPU)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -83,7 +85,8 @@ def main() -> int:
         results += evaluate_bundle(hd, full=True, progress=progress)
     if "crowdflower" in wanted:
         cf = ensure_shop("crowdflower", args.home)
-        results += evaluate_folds(cf, args.folds, args.fold_profile, progress=False, threads=args.threads)
+        results += evaluate_folds(cf, args.folds, args.fold_profile, progress=False, threads=args.threads,
+                                  cross=args.fold_cross_encoder)
     if "crowdflower-transfer" in wanted:
         cf = ensure_shop("crowdflower", args.home)
         results += evaluate_transfer(cf, hd, progress=progress)

@@ -42,3 +42,25 @@ def test_biencoder_fine_tune_save_load(tmp_path) -> None:
     after = BiEncoder.load(tmp_path / "be", max_length=24).encode_queries(["cordless drill"])
     np.testing.assert_allclose(before, after, rtol=1e-5, atol=1e-5)
     assert abs(float(np.linalg.norm(after)) - 1.0) < 1e-4
+
+
+def test_query_side_fine_tuning_moves_queries_to_their_products(tmp_path) -> None:
+    from shoprank.encoders.biencoder import BiEncoder, BiEncoderTrainConfig, QueryExample, fine_tune_query_encoder
+
+    docs = BiEncoder.load(None, max_length=24)
+    texts = ["DEWALT 20V cordless drill kit", "garden hose 50 ft.", "bathroom faucet chrome", "step ladder 6 ft."]
+    vectors = docs.encode_docs(texts)
+    tower = BiEncoder.load(None, max_length=24)
+    examples = [QueryExample("dwt drill", 0, [1, 2]), QueryExample("hose for garden", 1, [0]),
+                QueryExample("bath tap", 2, [3]), QueryExample("ladder", 3, [2])] * 4
+    config = BiEncoderTrainConfig(train=TrainConfig(epochs=2, batch_size=4, learning_rate=2e-4, warmup_ratio=0.0))
+    calls = []
+
+    def validate(encoder) -> float:
+        sims = encoder.encode_queries(["dwt drill", "bath tap"]) @ vectors.T
+        calls.append(float(sims[0, 0] + sims[1, 2]))
+        return calls[-1]
+
+    history = fine_tune_query_encoder(tower, examples, vectors, config, validate, progress=False)
+    assert calls[0] < max(calls[1:])  # training brought the queries closer to their products
+    assert max(h["val/ndcg@10"] for h in history if "val/ndcg@10" in h) == max(calls)

@@ -32,6 +32,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument("--profile", choices=["quick", "full"], default="quick",
                           help="training profile of each fold with --folds (default quick)")
     evaluate.add_argument("--tune", type=int, default=0, metavar="N", help="with --folds: Optuna trials per fold")
+    evaluate.add_argument("--no-cross-encoder", action="store_true",
+                          help="with --folds: train no cross-encoder per fold (saves most of the CPU time)")
     evaluate.add_argument("--models-from", default=None, metavar="SHOP",
                           help="score this shop's queries with another shop's trained models (transfer)")
     evaluate.add_argument("--no-full", action="store_true", help="skip the full-catalogue protocol")
@@ -120,7 +122,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.folds:
         results = evaluate_folds(shop, args.folds, args.profile, progress=progress, tune=args.tune,
-                                 threads=args.threads)
+                                 threads=args.threads, cross=not args.no_cross_encoder)
     elif args.models_from:
         from shoprank.shops import Shop
 

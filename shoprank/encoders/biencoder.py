@@ -259,7 +259,7 @@ class QueryExample:
 class DualEncoder:
     """A fine-tuned query tower over a frozen document tower (the base model).
 
-    Query-side fine-tuning (Jung et al., 2022) keeps the catalogue's vectors valid, so a shop never
+    Query-side fine-tuning (as in DensePhrases) keeps the catalogue's vectors valid, so a shop never
     re-embeds its products after training: on CPU that is the most expensive step of all."""
 
     name = "dual"

@@ -20,7 +20,7 @@ import numpy as np
 
 from shoprank.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k
 from shoprank.search.data import QuerySet
-from shoprank.search.stack import SearchStack, product_text, rrf
+from shoprank.search.stack import SearchStack, rrf
 
 METHODS = ("random", "bm25", "untuned", "hybrid", "dense", "cross", "fused_fast", "fused")
 LABELS = {
@@ -74,9 +74,7 @@ class UntunedVectors:
         return self._vectors
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
-        if self._vectors is not None:
-            return self._vectors[rows]
-        return self.encoder.encode_docs([product_text(self.stack.catalog.products[r]) for r in rows])
+        return self.all()[rows]
 
 
 def _order(scores: np.ndarray) -> np.ndarray:

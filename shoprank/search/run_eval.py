@@ -48,7 +48,7 @@ def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_que
 
 
 def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool = True, tune: int = 0,
-                   threads: int = 2, language: str | None = None) -> Results:
+                   threads: int = 2, language: str | None = None, cross: bool = True) -> Results:
     """k-fold by query: a stack trained per fold (never published), each query tested once."""
     from shoprank.search.data import detect_language
     from shoprank.search.train import profile_config, train_search
@@ -60,6 +60,8 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
             data = load_search_data(store, seed=SPLIT_SEED, test_fold=(fold, folds))
         config = profile_config(profile, language or detect_language(data.products))
         config.fusion.threads = threads
+        if not cross:
+            config.cross = None
         print(f"fold {fold + 1}/{folds}: {len({j.query for j in data.train})} training queries, "
               f"{len({j.query for j in data.test})} test queries")
         stack, _ = train_search(data, config, progress=progress, report=lambda s: None, tune=tune,
@@ -78,7 +80,12 @@ def evaluate_transfer(shop: Any, source: Any, progress: bool = True, max_queries
     src = SearchStack.load(bundle.path, None, load_cross=True)
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=0.0)
-    stack = SearchStack.build(data.products, src.encoder, src.config, progress=progress)
+    vectors = None
+    if src.config.encoder in ("dual", "biencoder"):  # the document tower is the base model: cached vectors
+        from shoprank.search.vectors import base_vectors
+
+        vectors = base_vectors(data.products, src.encoder, src.config.doc_max_length, shop.path / "cache", progress)
+    stack = SearchStack.build(data.products, src.encoder, src.config, progress=progress, vectors=vectors)
     stack.cross, stack.fusion = src.cross, src.fusion
     everything = data.query_set(data.train)
     queries = _sample(everything.evaluable(), max_queries)

@@ -57,8 +57,8 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
 
     ``quick``: 3,000 query-encoder pairs, 2,000 cross-encoder pairs, one epoch, lower layers frozen,
     200 fusion queries (a few minutes once the catalogue's base vectors are cached).
-    ``full``: 12,000 query-encoder pairs, 6,000 cross-encoder pairs, one epoch with validation every
-    100 steps for early stopping, 600 fusion queries.
+    ``full``: 12,000 query-encoder pairs, 5,000 cross-encoder pairs, one epoch with validation every
+    60-100 steps for early stopping, 400 fusion queries.
     Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
     stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
     if name == "quick":
@@ -72,12 +72,12 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
         )
     elif name == "full":
         config = SearchTrainConfig(
-            profile="full", stack=replace(stack, rerank_top=15),
+            profile="full", stack=replace(stack, rerank_top=10),
             biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
                                                              freeze="lower"), eval_every=100),
             cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=1),
-            cross_max_length=48, cross_eval_every=100, mined_negatives=1, max_fusion_queries=600,
-            max_valid_queries=150, max_biencoder_examples=12000, max_cross_pairs=6000,
+            cross_max_length=48, cross_eval_every=60, mined_negatives=1, max_fusion_queries=400,
+            max_valid_queries=120, max_biencoder_examples=12000, max_cross_pairs=5000,
         )
     else:
         raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
