@@ -11,10 +11,11 @@ trained or tuned on the queries a figure is measured on.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from typing import Any
 
-from bench.common import table, write_json
+from bench.common import RESULTS, table, write_json
 
 SETS = ("homedepot", "crowdflower", "crowdflower-transfer", "multicpr")
 IMPORT_NAME = {"homedepot": "homedepot", "crowdflower": "crowdflower", "multicpr-zh": "multicpr-zh"}
@@ -94,29 +95,39 @@ def main() -> int:
         zh = ensure_shop("multicpr-zh", args.home)
         results += evaluate_folds(zh, args.folds, args.fold_profile, progress=False, threads=args.threads)
 
-    methods = [m for m in METHODS if any(m in r.values for _, r in results)]
-    rows, payload = [], []
-    for shop, result in results:
-        means, counts = result.means(), result.counts()
-        metrics = ["first_is_best"] if shop == "multicpr-zh" else ["ndcg@10", "recall@100"]
-        for metric in metrics:
-            if not any(metric in means.get(m, {}) for m in methods):
-                continue
-            target = target_of(shop, result.protocol, metric)
-            best = max(means[m][metric] for m in methods if metric in means.get(m, {}) and m != "random")
-            rows.append([f"{shop}, {result.protocol}, {metric}", max(counts.values())]
-                        + [means[m][metric] if metric in means.get(m, {}) else "—" for m in methods]
-                        + [target if target is not None else "—",
-                           "met" if target is not None and best >= target else ("not met" if target else "")])
-        payload.append({"set": shop, "protocol": result.protocol, "queries": counts, "means": means})
+    command = "python -m bench.search_quality " + " ".join(
+        f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
+        if v not in (False, None))
+    for shop, result in results:  # one file per measured set, so sets can be measured in separate runs
+        key = shop if "models from" not in result.protocol else f"{shop}-transfer"
+        write_json(f"search_quality_{key}", {"set": shop, "protocol": result.protocol, "queries": result.counts(),
+                                             "means": result.means(), "command": command, **extra})
+    payload = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("search_quality_*.json"))]
     print()
-    print(table(["set / protocol / metric", "queries", *[LABELS[m] for m in methods], "target", ""], rows))
-    path = write_json("search_quality", {"results": payload, "command": "python -m bench.search_quality " +
-                                         " ".join(f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items()
-                                                  if v not in (False, None)),
-                                         **extra})
-    print(f"\nwritten to {path}")
+    print(render(payload, LABELS, METHODS))
+    path = write_json("search_quality", {"results": payload})
+    print(f"\nwritten to {path} (each set's own command and time are in its entry)")
     return 0
+
+
+def render(payload: list[dict[str, Any]], labels: dict[str, str], order: tuple[str, ...]) -> str:
+    methods = [m for m in order if any(m in r["means"] for r in payload)]
+    rows = []
+    for entry in payload:
+        means = entry["means"]
+        metrics = ["first_is_best"] if entry["set"] == "multicpr-zh" else ["ndcg@10", "recall@100"]
+        for metric in metrics:
+            present = [m for m in methods if metric in means.get(m, {})]
+            if not present:
+                continue
+            target = target_of(entry["set"], entry["protocol"], metric)
+            best = max(means[m][metric] for m in present if m != "random")
+            verdict = "" if target is None else ("met" if best >= target else "not met")
+            rows.append([f"{entry['set']}, {entry['protocol']}, {metric}", max(entry["queries"].values())]
+                        + [means[m][metric] if m in present else "—" for m in methods]
+                        + [target if target is not None else "—", verdict, entry["when"][:16]])
+    return table(["set / protocol / metric", "queries", *[labels[m] for m in methods], "target", "", "measured"],
+                 rows)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,7 @@ class StackConfig:
     spelling: bool = True  # correct query words against the catalogue vocabulary
     doc_max_length: int = 32  # tokens of product text for the encoders (titles rarely need more)
     index_kind: str = "auto"  # FAISS: auto (exact up to 200k products, HNSW above), flat or hnsw
+    cross_max_length: int = 48  # tokens of (query, product text) for the cross-encoder
 
 
 def product_text(product: Product) -> str:
@@ -211,7 +212,7 @@ class SearchStack:
         if load_cross and (folder / "cross_encoder").is_dir():
             from shoprank.encoders.cross_encoder import CrossEncoderRanker
 
-            cross = CrossEncoderRanker.load(folder / "cross_encoder")
+            cross = CrossEncoderRanker.load(folder / "cross_encoder", config.cross_max_length)
         fusion = {name: FusionRanker.load(folder, f"fusion_{name}") for name in FUSION_MODELS
                   if (folder / f"fusion_{name}.json").exists()}
         return cls(config, catalog, BM25Index.load(folder / "lexical"), DenseIndex.load(folder / "vectors"),

@@ -300,6 +300,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder
 
         cross = CrossEncoderRanker.from_pretrained(None, config.cross_max_length, config.cross.dropout)
+        stack.config = replace(stack.config, cross_max_length=config.cross_max_length)
 
         def validate_cross(ranker: Any) -> float:
             return judged_ndcg(valid_q, valid_queries, lambda q, ids: ranker.score([q] * len(ids), texts_of(ids)))
