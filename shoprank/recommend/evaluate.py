@@ -80,7 +80,7 @@ def validation_ndcg(scores: np.ndarray, histories: Sequences, targets: np.ndarra
 class ModelResult:
     name: str
     ranks: np.ndarray  # test rank of each user's target
-    top: np.ndarray  # (n_users, K) item indices recommended
+    top: np.ndarray  # (n_users, K) item indices recommended, 0 where fewer than K could be
     seconds: float
     note: str = ""
 
@@ -97,7 +97,8 @@ def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], 
         ranks[rows] = rank_of_target(s, targets[rows], ties="average")
         part = np.argpartition(-s, K, axis=1)[:, :K]
         order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1)
-        top[rows] = np.take_along_axis(part, order, axis=1)
+        best = np.take_along_axis(part, order, axis=1)
+        top[rows] = np.where(np.isfinite(np.take_along_axis(s, best, axis=1)), best, 0)  # 0: fewer than K left
     return ranks, top
 
 
@@ -115,11 +116,11 @@ def summarise(result: ModelResult, split: LooSplit, item_vectors: np.ndarray | N
         f"cold_ndcg@{K}": cold_m[f"ndcg@{K}"],
         f"cold_hr@{K}": cold_m[f"hr@{K}"],
         "cold_users": int(cold.sum()),
-        f"coverage@{K}": catalog_coverage(result.top.tolist(), split.n_items),
+        f"coverage@{K}": catalog_coverage([[i for i in t if i] for t in result.top.tolist()], split.n_items),
         "seconds": round(result.seconds, 1),
     }
     if item_vectors is not None:
-        row[f"ild@{K}"] = float(np.mean([intra_list_diversity(item_vectors[t]) for t in result.top]))
+        row[f"ild@{K}"] = float(np.mean([intra_list_diversity(item_vectors[t[t > 0]]) for t in result.top]))
     if result.note:
         row["note"] = result.note
     return row
