@@ -232,11 +232,8 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     encoder = encoder if encoder is not None else load_encoder(config.stack)  # the document tower
     from shoprank.search.vectors import base_vectors
 
-    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)")
-    cache = cache_dir if config.stack.encoder == "biencoder" else None
-    vectors = base_vectors(data.products, encoder, config.stack.doc_max_length, cache, progress)
-    stack = SearchStack.build(data.products, encoder, config.stack, vectors=vectors)
-    lap("indices")
+    stack = SearchStack.build(data.products, encoder, config.stack, vectors=np.zeros((len(data.products), 1)))
+    lap("lexical index")
     rng = random.Random(config.seed)
     top_gain = data.top_gain
     examples: list[QueryExample] = []
@@ -269,6 +266,30 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     def texts_of(ids: list[str]) -> list[str]:
         return [product_text(by_id[i]) for i in ids]
 
+    if config.cross is not None and pairs:
+        from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder
+
+        cross = CrossEncoderRanker.from_pretrained(None, config.cross_max_length, config.cross.dropout)
+        stack.config = replace(stack.config, cross_max_length=config.cross_max_length)
+
+        def validate_cross(ranker: Any) -> float:
+            return judged_ndcg(valid_q, valid_queries, lambda q, ids: ranker.score([q] * len(ids), texts_of(ids)))
+
+        report(f"fine-tuning the cross-encoder on {len(pairs):,} pairs")
+        history = fine_tune_cross_encoder(cross, pairs, config.cross, validate_cross, progress,
+                                          config.cross_eval_every)
+        summary["cross_encoder"] = {"valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
+                                                         default=0.0)}
+        stack.cross = cross
+        lap("cross-encoder fine-tuning")
+
+    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)")
+    cache = cache_dir if config.stack.encoder == "biencoder" else None
+    vectors = base_vectors(data.products, encoder, config.stack.doc_max_length, cache, progress)
+    from shoprank.retrieval.dense import DenseIndex
+
+    stack.dense = DenseIndex(vectors.shape[1], config.stack.index_kind).build(vectors)
+    lap("product vectors")
     if config.stack.encoder == "biencoder" and config.biencoder is not None and examples and hasattr(encoder, "model"):
         from shoprank.encoders.biencoder import BiEncoder, DualEncoder, fine_tune_query_encoder
 
@@ -295,23 +316,6 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         stack.encoder = DualEncoder(tower, encoder)
         stack.config = replace(stack.config, encoder="dual")
         lap("query encoder fine-tuning")
-
-    if config.cross is not None and pairs:
-        from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder
-
-        cross = CrossEncoderRanker.from_pretrained(None, config.cross_max_length, config.cross.dropout)
-        stack.config = replace(stack.config, cross_max_length=config.cross_max_length)
-
-        def validate_cross(ranker: Any) -> float:
-            return judged_ndcg(valid_q, valid_queries, lambda q, ids: ranker.score([q] * len(ids), texts_of(ids)))
-
-        report(f"fine-tuning the cross-encoder on {len(pairs):,} pairs")
-        history = fine_tune_cross_encoder(cross, pairs, config.cross, validate_cross, progress,
-                                          config.cross_eval_every)
-        summary["cross_encoder"] = {"valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
-                                                         default=0.0)}
-        stack.cross = cross
-        lap("cross-encoder fine-tuning")
 
     train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features", ["fast"])
     valid_rows = fusion_rows(stack, valid_q, valid_queries, progress, "validation features", ["fast"])
