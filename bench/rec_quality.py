@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--recbole", default=str(RESULTS / "recbole_sasrec_ranks.json"),
                         help="per-user ranks written by bench/recbole_sasrec.py (skipped when missing)")
     parser.add_argument("--no-tune-als", action="store_true", help="ALS with default settings, no validation grid")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
 
     from shoprank.recommend.benchmark import ALL_MODELS, evaluate_shop

@@ -14,12 +14,13 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     add_shop(train)
     train.add_argument("--profile", default="quick", choices=["quick", "full"],
                        help="quick: 8 epochs, 512 sampled negatives (demos); "
-                       "full: up to 25 epochs, 1024 negatives (default quick)")
+                       "full: up to 15 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
     train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
     train.add_argument("--encoder", default="default",
                        help="text encoder for item vectors: a local model folder, 'default' (MiniLM) or 'hash:DIM'")
-    train.add_argument("--threads", type=int, default=2, help="CPU threads for PyTorch (default 2)")
+    train.add_argument("--threads", type=int, default=1,
+                       help="CPU threads for PyTorch (default 1: on a shared machine more threads run slower)")
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
@@ -30,7 +31,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument("--models", default="all",
                           help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
-    evaluate.add_argument("--threads", type=int, default=2)
+    evaluate.add_argument("--threads", type=int, default=1)
     evaluate.set_defaults(handler=cmd_evaluate)
 
     run = groups["run"].add_parser("recommend", help="top-N for a file of user ids (one a line) as a TREC run")

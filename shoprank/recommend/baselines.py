@@ -113,7 +113,7 @@ class ALSScorer:
         from implicit.als import AlternatingLeastSquares
 
         self.n_items = n_items
-        self.model = AlternatingLeastSquares(**self.params, random_state=self.seed, use_gpu=False)
+        self.model = AlternatingLeastSquares(**self.params, random_state=self.seed, use_gpu=False, num_threads=1)
         self.model.fit(train.matrix(n_items), show_progress=False)
 
     def score(self, histories: Sequence[np.ndarray], rows: Sequence[int] | None = None) -> np.ndarray:
@@ -136,7 +136,8 @@ class BPRScorer:
     def fit(self, train: Sequences, n_items: int) -> None:
         from implicit.bpr import BayesianPersonalizedRanking
 
-        self.model = BayesianPersonalizedRanking(**self.params, random_state=self.seed, use_gpu=False)
+        self.model = BayesianPersonalizedRanking(**self.params, random_state=self.seed, use_gpu=False,
+                                                 num_threads=1)
         self.model.fit(train.matrix(n_items), show_progress=False)
 
     def score(self, histories: Sequence[np.ndarray], rows: Sequence[int] | None = None) -> np.ndarray:

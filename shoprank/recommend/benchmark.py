@@ -106,7 +106,7 @@ def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint:
                        f"bundle {rec.version}")
 
 
-def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: int = 2, progress: bool = True,
+def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: int = 1, progress: bool = True,
                   tune_als_grid: bool = False, extra: Sequence[ModelResult] = ()) -> dict[str, Any]:
     """Every requested model on the shop's leave-one-out split: table rows plus per-user ranks."""
     import torch

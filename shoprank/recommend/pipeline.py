@@ -129,7 +129,7 @@ def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int
 
 
 def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 0, encoder: str = "default",
-                      threads: int = 2, log_dir: str | Path | None = None, progress: bool = True,
+                      threads: int = 1, log_dir: str | Path | None = None, progress: bool = True,
                       **overrides: Any) -> dict[str, Any]:
     """Train the sequence model and item-to-item tables on ``shop``'s log and publish a bundle."""
     started = time.perf_counter()

@@ -27,7 +27,7 @@ class RecTrainConfig:
     negatives: int = 0  # 0: full softmax over the catalogue; N: sampled softmax with N shared negatives
     full_softmax_max_items: int = 60_000  # above this catalogue size, ``negatives=0`` falls back to 512
     eval_users: int = 0  # validate on this many users (0: all)
-    threads: int = 2
+    threads: int = 1  # more threads only help on an idle machine
     profile: str = "custom"
     extra: dict[str, float] = field(default_factory=dict)
 
@@ -41,7 +41,7 @@ PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
     },
     "full": {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
-        "train": {"epochs": 25, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
+        "train": {"epochs": 15, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
                   "warmup_ratio": 0.05},
         "run": {"negatives": 1024, "eval_users": 10_000},
     },
