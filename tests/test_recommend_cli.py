@@ -23,6 +23,17 @@ def test_train_says_profile_and_time(home, capsys: pytest.CaptureFixture[str]) -
                  "--epochs", "1", "--threads", "1", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "'quick' profile" in out and "published recommend bundle" in out and " s" in out
+    logdir = out.split("tensorboard --logdir ")[1].split()[0]
+    from pathlib import Path
+
+    assert list(Path(logdir).glob("events.out.tfevents.*"))  # metrics went to TensorBoard
+
+
+def test_train_with_an_optuna_search(home, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    assert main(["train", "recommend", "--shop", "tiny", "--home", str(home), "--encoder", "hash:64",
+                 "--epochs", "1", "--tune", "2", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Optuna search of 2 trials" in out and "best of 2 trials" in out
 
 
 def test_run_writes_a_trec_run_without_history_items(home, tmp_path) -> None:  # noqa: ANN001
