@@ -55,10 +55,10 @@ class SearchTrainConfig:
 def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
     """Training profiles sized for a 2-core CPU machine (each names what it samples).
 
-    ``quick``: 3,000 query-encoder pairs, 2,000 cross-encoder pairs, one epoch, lower layers frozen,
-    200 fusion queries (a few minutes once the catalogue's base vectors are cached).
-    ``full``: 12,000 query-encoder pairs, 5,000 cross-encoder pairs, one epoch with validation every
-    60-100 steps for early stopping, 400 fusion queries.
+    ``quick``: 2,000 query-encoder pairs, 1,000 cross-encoder pairs, one epoch, lower layers frozen,
+    150 fusion queries (a few minutes once the catalogue's base vectors are cached).
+    ``full``: 6,000 query-encoder pairs, 2,500 cross-encoder pairs, one epoch with validation every
+    40-100 steps for early stopping, 300 fusion queries.
     Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
     stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
     if name == "quick":
@@ -67,17 +67,17 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
             biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
                                                              freeze="lower")),
             cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=0),
-            cross_max_length=48, mined_negatives=1, max_model_queries=1500, max_fusion_queries=200,
-            max_valid_queries=100, max_biencoder_examples=3000, max_cross_pairs=2000,
+            cross_max_length=40, mined_negatives=1, max_model_queries=1500, max_fusion_queries=150,
+            max_valid_queries=80, max_biencoder_examples=2000, max_cross_pairs=1000,
         )
     elif name == "full":
         config = SearchTrainConfig(
             profile="full", stack=replace(stack, rerank_top=10),
             biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
-                                                             freeze="lower"), eval_every=100),
+                                                             freeze="lower"), eval_every=60),
             cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=1),
-            cross_max_length=48, cross_eval_every=60, mined_negatives=1, max_fusion_queries=400,
-            max_valid_queries=120, max_biencoder_examples=12000, max_cross_pairs=5000,
+            cross_max_length=40, cross_eval_every=40, mined_negatives=1, max_fusion_queries=300,
+            max_valid_queries=100, max_biencoder_examples=6000, max_cross_pairs=2500,
         )
     else:
         raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
