@@ -94,7 +94,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
           f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out)")
     stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
-                                  cache_dir=shop.path / "cache")
+                                  cache_dir=shop.path / "cache",
+                                  log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}")
     params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED,
               "catalog_version": catalog_version, "language": language, "summary": summary}
     with publish(shop.models_path, "search", params) as folder:
@@ -109,6 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {key}: {summary[key]}")
     for name, info in summary.get("fusion", {}).items():
         print(f"  fusion '{name}': {info['trees']} trees, top features {', '.join(info['top_features'][:4])}")
+    print(f"  TensorBoard: tensorboard --logdir {shop.path / 'logs'}")
     print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
     return 0
 

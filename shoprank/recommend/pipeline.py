@@ -70,27 +70,36 @@ def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray
 
 
 CONTENT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+COVISIT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 
 
-def choose_content_weight(art: artifacts.RecArtifacts, split: LooSplit, max_users: int = 4000,
-                          ) -> tuple[float, dict[str, float]]:
-    """The weight of the cold-item content match that maximises validation NDCG@10."""
+def choose_blend_weights(art: artifacts.RecArtifacts, split: LooSplit, max_users: int = 4000,
+                         ) -> tuple[dict[str, float], dict[str, float]]:
+    """The weights of the content and co-visitation parts that maximise validation NDCG@10 (grid search)."""
     from shoprank.recommend.evaluate import validation_ndcg
-    from shoprank.recommend.service import Recommender, coldness, content_match
+    from shoprank.recommend.service import Recommender
 
     rows = np.arange(len(split.valid_targets))
     if len(rows) > max_users:
         rows = np.sort(np.random.default_rng(2).choice(rows, max_users, replace=False))
     hist = Sequences([split.valid_histories.users[i] for i in rows], [split.valid_histories.items[i] for i in rows],
                      [split.valid_histories.types[i] for i in rows])
-    art.params["content_weight"] = 0.0
+    art.params.update(content_weight=1.0, covisit_weight=1.0)  # unit parts, scaled below
     rec = Recommender(art)
-    base = np.concatenate([rec.score_batch(hist.items[s:s + 512], hist.types[s:s + 512])
-                           for s in range(0, len(rows), 512)])
-    content = content_match(hist.items, art.text_vectors) * coldness(art.counts)
-    found = {str(w): validation_ndcg(base + w * content, hist, split.valid_targets[rows]) for w in CONTENT_WEIGHTS}
-    best = max(CONTENT_WEIGHTS, key=lambda w: found[str(w)])
-    return best, found
+    parts: dict[str, list[np.ndarray]] = {}
+    for s in range(0, len(rows), 512):
+        for name, part in rec.score_parts(hist.items[s:s + 512], hist.types[s:s + 512]).items():
+            parts.setdefault(name, []).append(part)
+    seq, content, covisit = (np.concatenate(parts[n]) for n in ("sequence", "content", "covisit"))
+    found = {}
+    for wc in CONTENT_WEIGHTS:
+        for wv in COVISIT_WEIGHTS:
+            found[f"content={wc},covisit={wv}"] = validation_ndcg(seq + wc * content + wv * covisit, hist,
+                                                                  split.valid_targets[rows])
+    best = max(found, key=lambda key: found[key])
+    weights = {f"{name}_weight": float(value) for name, value in (kv.split("=") for kv in best.split(","))}
+    art.params.update(weights)
+    return weights, found
 
 
 def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
@@ -169,10 +178,12 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
             "tuning": tuned,
         },
     )
-    weight, weights = choose_content_weight(art, split)
-    art.params.update(content_weight=weight, content_weights_valid=weights)
+    weights, grid = choose_blend_weights(art, split)
+    art.params["blend_grid_valid_ndcg@10"] = grid
     version = artifacts.save(shop.models_path, art)
-    return {"version": version, "profile": profile, "content_weight": weight, "items": n_items, "users": len(log.seqs),
+    return {"version": version, "profile": profile, "blend": weights,
+            "blend_valid_ndcg@10": max(grid.values()),
+            "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"], "items": n_items, "users": len(log.seqs),
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
             "seconds": time.perf_counter() - started, **{k: v for k, v in summary.items() if k != "history"},
             "tuning": tuned}

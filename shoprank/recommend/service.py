@@ -12,10 +12,12 @@ import threading
 from collections.abc import Sequence
 
 import numpy as np
+import scipy.sparse as sp
 
 from shoprank.data.records import Event, Product
 from shoprank.recommend import artifacts
 from shoprank.recommend.interactions import Catalogue, history_arrays, pad_left
+from shoprank.recommend.item2item import NeighbourTable
 from shoprank.results import ScoredItem
 from shoprank.shops import Shop
 from shoprank.store.base import Store
@@ -31,6 +33,23 @@ CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many 
 def coldness(counts: np.ndarray) -> np.ndarray:
     """1 for an item never seen in training, 1/2 seen once, ...: how much its text must speak for it."""
     return (1.0 / (1.0 + counts)).astype(np.float32)
+
+
+def covisit_matrix(table: NeighbourTable) -> sp.csr_matrix:
+    """The neighbour table as a sparse (n_items + 1) x (n_items + 1) matrix."""
+    n, keep = table.idx.shape
+    rows = np.repeat(np.arange(n), keep)
+    m = sp.csr_matrix((table.score.ravel(), (rows, table.idx.ravel())), shape=(n, n), dtype=np.float32)
+    m.eliminate_zeros()
+    return m
+
+
+def covisit_match(histories: Sequence[np.ndarray], covisit: sp.csr_matrix) -> np.ndarray:
+    """Sum of co-visitation scores from each history item (latest ``max_len``): (n, n_items + 1)."""
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.concatenate(histories) if len(histories) else np.zeros(0, np.int64)
+    h = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), covisit.shape[0]))
+    return np.asarray((h @ covisit).todense(), dtype=np.float32)
 
 
 def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray) -> np.ndarray:
@@ -67,6 +86,7 @@ class Recommender:
         self._lock = threading.Lock()
         with torch.no_grad():
             self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
+        self._covisit = covisit_matrix(art.covisit)
 
     # construction --------------------------------------------------------------------------
     @classmethod
@@ -111,28 +131,35 @@ class Recommender:
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
             self._vectors = self.model.items.all()
+            self._covisit = covisit_matrix(self.art.covisit)
         return len(new)
 
     # scoring -------------------------------------------------------------------------------
-    def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray],
-                    ) -> tuple[np.ndarray, np.ndarray | None]:
-        """(sequence-model scores, content-match scores or None), each (n, n_items + 1)."""
+    def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
+        """The weighted parts of the score, each (n, n_items + 1): ``sequence`` (the model), and where the
+        bundle's validation-chosen weights are positive ``content`` (text match, for items with few events)
+        and ``covisit`` (co-visitation neighbours of the history)."""
         import torch
 
         with torch.no_grad():
             h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
             t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
-            scores = self.model.score(h, t, self._vectors).numpy()
-        weight = float(self.art.params.get("content_weight", 0.0))
-        if weight <= 0:
-            return scores, None
-        return scores, weight * content_match(histories, self.art.text_vectors) * coldness(self.art.counts)
+            parts = {"sequence": self.model.score(h, t, self._vectors).numpy()}
+        content_w = float(self.art.params.get("content_weight", 0.0))
+        if content_w > 0:
+            parts["content"] = content_w * content_match(histories, self.art.text_vectors) * coldness(self.art.counts)
+        covisit_w = float(self.art.params.get("covisit_weight", 0.0))
+        if covisit_w > 0:
+            parts["covisit"] = covisit_w * covisit_match(histories, self._covisit)
+        return parts
 
     def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of every item for many histories, (n, n_items + 1): the sequence model, plus for items
-        with few or no training events a content match with the history (weight chosen on validation)."""
-        model, content = self.score_parts(histories, types)
-        return model if content is None else model + content
+        """Scores of every item for many histories, (n, n_items + 1): the sum of :meth:`score_parts`."""
+        parts = self.score_parts(histories, types)
+        total = parts.pop("sequence")
+        for part in parts.values():
+            total += part
+        return total
 
     def _item2item(self, items: np.ndarray) -> np.ndarray:
         scores = np.zeros(self.n_items + 1, dtype=np.float32)
@@ -164,13 +191,13 @@ class Recommender:
             return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
                                                       "popularity": float(self.art.popularity[i])},
                                ["popular this week" if self.art.trending[i] > 0 else "popular"]) for i in top]
-        model_part, content_part = self.score_parts([items], [types])
-        content = np.zeros_like(model_part[0]) if content_part is None else content_part[0]
-        seq = model_part[0] + content
+        parts = {name: part[0] for name, part in self.score_parts([items], [types]).items()}
+        content = parts.get("content", np.zeros(self.n_items + 1, dtype=np.float32))
+        seq = sum(parts.values())
         seq[banned] = -np.inf
         if len(items) > SHORT_HISTORY:
             top = _top_k(seq, k)
-            return [self._item(i, float(seq[i]), {"sequence": float(model_part[0, i]), "content": float(content[i])},
+            return [self._item(i, float(seq[i]), {name: float(part[i]) for name, part in parts.items()},
                                self._why(i, items, types, content[i])) for i in top]
         i2i = self._item2item(items)
         i2i[banned] = -np.inf

@@ -196,13 +196,13 @@ def tune_fusion(train: FusionRows, valid: FusionRows, base: FusionConfig, trials
 
 
 def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = True,
-                 report: Report = print, tune: int = 0, encoder: Any = None, cache_dir: Path | None = None
-                 ) -> tuple[SearchStack, dict[str, Any]]:
+                 report: Report = print, tune: int = 0, encoder: Any = None, cache_dir: Path | None = None,
+                 log_dir: Path | None = None) -> tuple[SearchStack, dict[str, Any]]:
     """Train the whole stack on ``data.train`` (never on ``data.test``); returns it with a summary.
 
     ``tune``: Optuna trials for the fusion rankers' hyper-parameters on the validation queries;
     ``encoder``: the text encoder to start from (default: the configuration's); ``cache_dir``: where the
-    base encoder's product vectors are cached."""
+    base encoder's product vectors are cached; ``log_dir``: TensorBoard event files of both encoders."""
     from shoprank.search.stack import load_encoder
 
     timings: dict[str, float] = {}
@@ -216,6 +216,12 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         clock = now
         report(f"  {name}: {timings[name]:.1f} s")
 
+    if log_dir is not None:  # TensorBoard event files, one folder per model
+        if config.cross is not None:
+            config.cross = replace(config.cross, log_dir=str(log_dir / "cross_encoder"))
+        if config.biencoder is not None:
+            config.biencoder = replace(config.biencoder,
+                                       train=replace(config.biencoder.train, log_dir=str(log_dir / "query_encoder")))
     parts = split_by_query(data.train, test_share=config.fusion_share, valid_share=config.valid_share,
                            seed=config.seed + 1)
     model_q = data.query_set(parts.train)
