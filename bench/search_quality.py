@@ -58,6 +58,8 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=10)
     parser.add_argument("--fold-cross-encoder", action="store_true",
                         help="train a cross-encoder in every CrowdFlower fold too (slow on CPU)")
+    parser.add_argument("--fold-fine-tuning", action="store_true",
+                        help="fine-tune the query encoder in every CrowdFlower fold too (slow on CPU)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -87,7 +89,7 @@ def main() -> int:
     if "crowdflower" in wanted:
         cf = ensure_shop("crowdflower", args.home)
         results += evaluate_folds(cf, args.folds, args.fold_profile, progress=False, threads=args.threads,
-                                  cross=args.fold_cross_encoder)
+                                  cross=args.fold_cross_encoder, fine_tune=args.fold_fine_tuning)
     if "crowdflower-transfer" in wanted:
         cf = ensure_shop("crowdflower", args.home)
         results += evaluate_transfer(cf, hd, progress=progress)

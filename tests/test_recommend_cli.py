@@ -77,3 +77,13 @@ def test_evaluate_prints_one_table(home, tmp_path, capsys: pytest.CaptureFixture
 
     rows = json.loads(report.read_text())["rows"]
     assert len(rows) == 7 and all(0 <= r["ndcg@10"] <= 1 for r in rows)
+
+
+def test_blend_only_keeps_the_model(home, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
+    from shoprank.bundles import latest_version
+    from shoprank.shops import Shop
+
+    before = latest_version(Shop("tiny", home).models_path, "recommend")
+    assert main(["train", "recommend", "--shop", "tiny", "--home", str(home), "--blend-only"]) == 0
+    assert f"model of {before}" in capsys.readouterr().out
+    assert latest_version(Shop("tiny", home).models_path, "recommend") != before

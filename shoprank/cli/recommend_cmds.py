@@ -22,6 +22,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--threads", type=int, default=1,
                        help="CPU threads for PyTorch (default 1: on a shared machine more threads run slower)")
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
+    train.add_argument("--blend-only", action="store_true",
+                       help="keep the latest model; only re-choose the blend weights on validation (seconds)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
 
@@ -57,6 +59,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from shoprank.recommend.training import PROFILES
 
     shop = _shop(args)
+    if args.blend_only:
+        from shoprank.recommend.pipeline import reblend
+
+        r = reblend(shop)
+        print(f"published recommend bundle {r['version']} (model of {r['from']}) in {r['seconds']:.0f} s")
+        print(f"  blend      {r['blend']} chosen on validation: NDCG@10 {r['blend_off_valid_ndcg@10']:.4f} "
+              f"(model alone) -> {r['blend_valid_ndcg@10']:.4f}")
+        return 0
     overrides = {"epochs": args.epochs} if args.epochs else {}
     epochs = args.epochs or PROFILES[args.profile]["train"]["epochs"]
     print(f"training recommendations for shop '{shop.name}' with the '{args.profile}' profile "

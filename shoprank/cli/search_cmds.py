@@ -34,6 +34,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument("--tune", type=int, default=0, metavar="N", help="with --folds: Optuna trials per fold")
     evaluate.add_argument("--no-cross-encoder", action="store_true",
                           help="with --folds: train no cross-encoder per fold (saves most of the CPU time)")
+    evaluate.add_argument("--no-fine-tuning", action="store_true",
+                          help="with --folds: no query-encoder fine-tuning per fold (the fusion is still trained)")
     evaluate.add_argument("--models-from", default=None, metavar="SHOP",
                           help="score this shop's queries with another shop's trained models (transfer)")
     evaluate.add_argument("--no-full", action="store_true", help="skip the full-catalogue protocol")
@@ -124,7 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     progress = not args.quiet
     if args.folds:
         results = evaluate_folds(shop, args.folds, args.profile, progress=progress, tune=args.tune,
-                                 threads=args.threads, cross=not args.no_cross_encoder)
+                                 threads=args.threads, cross=not args.no_cross_encoder,
+                                 fine_tune=not args.no_fine_tuning)
     elif args.models_from:
         from shoprank.shops import Shop
 

@@ -187,3 +187,21 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
             "seconds": time.perf_counter() - started, **{k: v for k, v in summary.items() if k != "history"},
             "tuning": tuned}
+
+
+def reblend(shop: Shop) -> dict[str, Any]:
+    """Keep the latest bundle's model and tables, re-choose the blend weights on validation, publish a new version.
+
+    Refused when the shop's log has changed since the bundle was trained (the validation view would differ).
+    """
+    started = time.perf_counter()
+    art = artifacts.load(shop.models_path)
+    log = read_log(shop)
+    if art.params.get("log", {}).get("events") != log.fingerprint["events"] or art.item_ids != log.catalogue.ids:
+        raise ValueError("the shop's log changed since the latest bundle was trained: train it again instead")
+    weights, grid = choose_blend_weights(art, log.split())
+    art.params["blend_grid_valid_ndcg@10"] = grid
+    art.params["reblended_from"] = art.version
+    version = artifacts.save(shop.models_path, art)
+    return {"version": version, "from": art.version, "blend": weights, "seconds": time.perf_counter() - started,
+            "blend_valid_ndcg@10": max(grid.values()), "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"]}

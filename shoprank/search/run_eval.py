@@ -48,7 +48,8 @@ def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_que
 
 
 def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool = True, tune: int = 0,
-                   threads: int = 2, language: str | None = None, cross: bool = True) -> Results:
+                   threads: int = 2, language: str | None = None, cross: bool = True, fine_tune: bool = True
+                   ) -> Results:
     """k-fold by query: a stack trained per fold (never published), each query tested once."""
     from shoprank.search.data import detect_language
     from shoprank.search.train import profile_config, train_search
@@ -62,6 +63,8 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
         config.fusion.threads = threads
         if not cross:
             config.cross = None
+        if not fine_tune:
+            config.biencoder = None
         print(f"fold {fold + 1}/{folds}: {len({j.query for j in data.train})} training queries, "
               f"{len({j.query for j in data.test})} test queries")
         stack, _ = train_search(data, config, progress=progress, report=lambda s: None, tune=tune,
@@ -70,7 +73,9 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
         untuned = UntunedVectors(stack, untuned_cache, False)
         combined.merge(judged_reranking(stack, test, test.evaluable(), untuned, False))
         print(f"  running means: {combined.means()}")
-    combined.protocol = f"judged re-ranking, {folds} folds by query"
+    trained = [name for name, on in (("query encoder", fine_tune), ("cross-encoder", cross)) if on]
+    combined.protocol = f"judged re-ranking, {folds} folds by query" + (
+        f" ({' + '.join(trained)} trained per fold)" if trained else " (fusion trained per fold)")
     return [(shop.name, combined)]
 
 
