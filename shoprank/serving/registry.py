@@ -97,9 +97,6 @@ class ShopState:
     def name(self) -> str:
         return self.shop.name
 
-    def slot(self, kind: str) -> Slot:
-        return self.slots[kind]
-
 
 class EngineRegistry:
     """Every shop of a home folder this process has opened, with its store, catalogue view and engines."""
