@@ -61,6 +61,8 @@ def main() -> int:
     parser.add_argument("--fold-fine-tuning", action="store_true",
                         help="fine-tune the query encoder in every CrowdFlower fold too (slow on CPU)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-queries", type=int, default=None,
+                        help="Home Depot / transfer: a fixed random sample of the held-out queries (CPU budgets)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
 
@@ -85,14 +87,14 @@ def main() -> int:
             extra["homedepot_training_minutes"] = round((time.perf_counter() - start) / 60, 1)
         extra["homedepot_bundle"] = open_bundle(hd.models_path, "search", verify=False).params
     if "homedepot" in wanted:
-        results += evaluate_bundle(hd, full=True, progress=progress)
+        results += evaluate_bundle(hd, full=True, progress=progress, max_queries=args.max_queries)
     if "crowdflower" in wanted:
         cf = ensure_shop("crowdflower", args.home)
         results += evaluate_folds(cf, args.folds, args.fold_profile, progress=False, threads=args.threads,
                                   cross=args.fold_cross_encoder, fine_tune=args.fold_fine_tuning)
     if "crowdflower-transfer" in wanted:
         cf = ensure_shop("crowdflower", args.home)
-        results += evaluate_transfer(cf, hd, progress=progress)
+        results += evaluate_transfer(cf, hd, progress=progress, max_queries=args.max_queries)
     if "multicpr" in wanted:
         zh = ensure_shop("multicpr-zh", args.home)
         results += evaluate_folds(zh, args.folds, args.fold_profile, progress=False, threads=args.threads)
