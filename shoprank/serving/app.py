@@ -38,15 +38,19 @@ def create_app(
     config: ServingConfig | None = None,
     loaders: dict[str, Loader] | None = None,
     keys: KeyStore | None = None,
+    threads: bool = False,
 ) -> FastAPI:
     """An app serving the shops of ``home``.
 
     ``open_access`` lets requests without a key do everything (a local demo only; the page warns about it).
     ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines).
     Engines are loaded at start-up (``config.preload``, via the lifespan) or on a shop's first request.
+    ``threads`` lets the app set the engines' thread counts (``config.engine_threads``): a server process
+    does (``run``), an app embedded in another program or a test does not.
     """
     config = config or ServingConfig()
-    registry = EngineRegistry(home, loaders)
+    registry = EngineRegistry(home, loaders, engine_concurrency=config.engine_concurrency,
+                              engine_threads=config.engine_threads if threads else 0)
     metrics = Metrics()
 
     @asynccontextmanager
@@ -96,7 +100,7 @@ def build_server(
 
     import uvicorn
 
-    app = create_app(home, open_access=open_access, config=config)
+    app = create_app(home, open_access=open_access, config=config, threads=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fast_loop = importlib.util.find_spec("uvloop") is not None
     fast_http = importlib.util.find_spec("httptools") is not None

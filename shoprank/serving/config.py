@@ -17,6 +17,11 @@ class ServingConfig:
     """Requests admitted at once; past this the server answers 503 with Retry-After (``/health`` is exempt)."""
     retry_after_seconds: int = 1
     """What the Retry-After header of an overload or not-ready answer says."""
+    engine_concurrency: int = 2
+    """Engine calls running at once (about the number of cores); more wait their turn. Keeps many request
+    threads from oversubscribing the CPU with each engine's own threads."""
+    engine_threads: int = 1
+    """Threads one engine call may use (PyTorch, FAISS), set once the engines are loaded; 0 leaves them alone."""
     facet_candidates: int = 200
     """Facet counts are taken over this many top search candidates."""
     watch_seconds: float = 5.0
@@ -25,8 +30,10 @@ class ServingConfig:
     """Load every shop's engines at start-up; ``/health`` says ready only once that is done."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates"):
+        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates", "engine_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.engine_threads < 0:
+            raise ValueError("ServingConfig.engine_threads must be 0 (leave alone) or more")
         if self.watch_seconds < 0:
             raise ValueError("ServingConfig.watch_seconds must be 0 (off) or more")

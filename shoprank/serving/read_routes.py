@@ -20,9 +20,17 @@ Reader = Annotated[Principal, Depends(require("read"))]
 K = Annotated[int, Query(ge=1, le=100, description="how many items")]
 
 
-def _engine_call(call: Any, *args: Any, **kwargs: Any) -> Any:
+def _queued(request: Request) -> float:
+    return getattr(request.state, "queue", 0.0)
+
+
+def _engine_call(request: Request, call: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call the engine once a gate slot is free; the wait shows as ``queue`` in Server-Timing."""
+    waited = time.perf_counter()
     try:
-        return call(*args, **kwargs)
+        with registry_of(request).engine_gate:
+            request.state.queue = _queued(request) + time.perf_counter() - waited
+            return call(*args, **kwargs)
     except KeyError as exc:  # an id the model does not know
         raise ApiError(404, "not_found", str(exc.args[0] if exc.args else exc)[:300]) from None
     except ValueError as exc:
@@ -61,20 +69,22 @@ def search(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if facets and offset + per_page <= cap:
-        items, total = _engine_call(engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+        items, total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
         facet_ids = [item.id for item in items]
         items = items[offset : offset + per_page]
     else:
-        items, total = _engine_call(engine.search, text, k=per_page, offset=offset, filters=filters, user_id=user)
+        items, total = _engine_call(request, engine.search, text, k=per_page, offset=offset, filters=filters,
+                                    user_id=user)
         facet_ids = []
         if facets:
-            head, _total = _engine_call(engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+            head, _total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
             facet_ids = [item.id for item in head]
     t1 = time.perf_counter()
     hits = state.catalog.hydrate(items)
     counts = state.catalog.facets(facet_ids) if facets else {}
     t2 = time.perf_counter()
-    timings.update(engine=t1 - t0, hydrate=t2 - t1, total=t2 - started)
+    queue = _queued(request)
+    timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
         "hits": hits, "facets": counts, "total": int(total), "page": page, "per_page": per_page,
         "query": text, "query_truncated": cut, "model_version": getattr(engine, "version", None),
@@ -82,11 +92,13 @@ def search(
     return json_response(payload, timings=timings)
 
 
-def _items_answer(state: Any, engine: Any, items: list[Any], started: float, t0: float) -> Response:
+def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
+                  ) -> Response:
     t1 = time.perf_counter()
     payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
-    return json_response(payload, timings={"engine": t1 - t0, "hydrate": time.perf_counter() - t1,
-                                           "total": time.perf_counter() - started})
+    queue = _queued(request)
+    return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
+                                           "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
 
 
 @router.get("/shops/{shop}/users/{user_id}/recommendations", response_model=ItemsAnswer, responses=ERRORS,
@@ -105,8 +117,8 @@ def recommendations(
     engine = engine_of(state, "recommend")
     user = check_id(user_id, "user_id")
     t0 = time.perf_counter()
-    items = _engine_call(engine.recommend, user, k=k, exclude=set(exclude) if exclude else None)
-    return _items_answer(state, engine, items, started, t0)
+    items = _engine_call(request, engine.recommend, user, k=k, exclude=set(exclude) if exclude else None)
+    return _items_answer(request, state, engine, items, started, t0)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
@@ -117,8 +129,8 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
     if item not in state.catalog:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
     t0 = time.perf_counter()
-    items = _engine_call(getattr(engine, method), item, k)
-    return _items_answer(state, engine, items, started, t0)
+    items = _engine_call(request, getattr(engine, method), item, k)
+    return _items_answer(request, state, engine, items, started, t0)
 
 
 @router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,

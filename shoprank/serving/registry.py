@@ -101,8 +101,12 @@ class ShopState:
 class EngineRegistry:
     """Every shop of a home folder this process has opened, with its store, catalogue view and engines."""
 
-    def __init__(self, home: str | Path, loaders: dict[str, Loader] | None = None) -> None:
+    def __init__(self, home: str | Path, loaders: dict[str, Loader] | None = None, *, engine_concurrency: int = 2,
+                 engine_threads: int = 0) -> None:
         self.home = Path(home)
+        self.engine_gate = threading.BoundedSemaphore(engine_concurrency)
+        """Held around every engine call: at most ``engine_concurrency`` run at once."""
+        self.engine_threads = engine_threads
         self.loaders = {**DEFAULT_LOADERS, **(loaders or {})}
         self._shops: dict[str, ShopState] = {}
         self._lock = threading.Lock()
@@ -171,6 +175,8 @@ class EngineRegistry:
             state_name = "missing" if isinstance(exc, EngineUnavailable) else "failed"
             return Slot(kind, state=state_name, error=str(exc), failed_version=latest)
         version = str(getattr(engine, "version", latest) or latest)
+        if self.engine_threads:
+            limit_threads(self.engine_threads)
         return Slot(kind, engine, version, "ready", None, None, time.time())
 
     # reloading ----------------------------------------------------------------------------
@@ -247,6 +253,16 @@ class EngineRegistry:
         for state in self.loaded():
             state.store.close()
         self._shops.clear()
+
+
+def limit_threads(n: int) -> None:
+    """One engine call uses ``n`` threads: the server runs several calls side by side instead."""
+    import sys
+
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    if "faiss" in sys.modules and hasattr(sys.modules["faiss"], "omp_set_num_threads"):
+        sys.modules["faiss"].omp_set_num_threads(n)
 
 
 def sync_shop(state: ShopState) -> None:
