@@ -145,7 +145,7 @@ def percentile(values: Sequence[float], q: float) -> float:
 def summarise(rate: float, samples: list[Sample], seconds: float, cpu: float | None, rss: float | None
               ) -> dict[str, Any]:
     ok = [s for s in samples if 200 <= s.status < 300]
-    latencies = [s.latency * 1000 for s in samples]
+    latencies = [s.latency * 1000 for s in ok]  # of answered requests; refusals count in error_rate
     parts: dict[str, float] = {}
     for s in ok:
         for name, value in s.timing.items():
