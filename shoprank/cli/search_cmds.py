@@ -21,7 +21,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--holdout", type=float, default=0.2,
                        help="share of queries held out for 'evaluate search' (default 0.2; 0 trains on all)")
     train.add_argument("--tune", type=int, default=0, metavar="N",
-                       help="Optuna trials for BM25 and LambdaMART hyper-parameters on the validation queries")
+                       help="Optuna trials for LambdaMART's hyper-parameters on the validation queries")
+    train.add_argument("--no-cross-encoder", action="store_true",
+                       help="skip the cross-encoder (the online path does not use it; saves most CPU time)")
     _add_common(train)
     train.set_defaults(handler=cmd_train)
 
@@ -93,8 +95,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     language = detect_language(data.products)
     config = profile_config(args.profile, language)
     config.fusion.threads = args.threads
+    if args.no_cross_encoder:
+        config.cross = None
     print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
-          f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out)")
+          f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out"
+          f"{', no cross-encoder' if config.cross is None else ''})")
     stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
                                   cache_dir=shop.path / "cache",
                                   log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}")
