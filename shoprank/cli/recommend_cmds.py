@@ -80,7 +80,7 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
     print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")
     print(f"  blend      {s['blend']} chosen on validation: NDCG@10 {s['blend_off_valid_ndcg@10']:.4f} "
-          f"(model alone, {4000:,} users at most) -> {s['blend_valid_ndcg@10']:.4f}")
+          f"(model alone, 20,000 users at most) -> {s['blend_valid_ndcg@10']:.4f}")
     if s.get("tuning"):
         print(f"  tuning     best of {s['tuning']['trials']} trials: {s['tuning']['best_params']}")
     print(f"  TensorBoard: tensorboard --logdir {s['tensorboard']}")
