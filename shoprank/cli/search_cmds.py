@@ -112,7 +112,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     print(f"\nsearch models for '{shop.name}' published as version {latest_version(shop.models_path, 'search')}")
     print(f"  profile {args.profile}; queries {summary['queries']}")
-    for key in ("biencoder", "cross_encoder"):
+    for key in ("query_encoder", "cross_encoder"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
     for name, info in summary.get("fusion", {}).items():
