@@ -304,9 +304,12 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
         timings.setdefault(name, []).append(now - began)
         return now
 
+    from shoprank.serving.registry import limit_threads
+
+    limit_threads(1)  # as in the server
     for q in queries[:10]:
         engine.search(q, k=10)  # warm-up
-    for q in queries:
+    for q in queries[: args.breakdown_queries]:
         t = time.perf_counter()
         tokens = stack.tokens(q)
         t = clock("1 tokenise", t)
@@ -328,7 +331,8 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
     rows = [[name, round(1000 * sorted(v)[len(v) // 2], 3), round(1000 * percentile(v, 99), 3)]
             for name, v in sorted(timings.items())]
     print(table(["stage", "median ms", "p99 ms"], rows))
-    return {"stages": {r[0]: {"median_ms": r[1], "p99_ms": r[2]} for r in rows}, "queries": len(queries)}
+    return {"stages": {r[0]: {"median_ms": r[1], "p99_ms": r[2]} for r in rows},
+            "queries": min(len(queries), args.breakdown_queries)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -351,6 +355,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--server-arg", action="append", default=[], help="extra 'shoprank serve' argument")
     parser.add_argument("--ready-timeout", type=float, default=600)
     parser.add_argument("--breakdown", action="store_true", help="time a search's stages in-process instead")
+    parser.add_argument("--breakdown-queries", type=int, default=50)
     parser.add_argument("--facet-candidates", type=int, default=200)
     parser.add_argument("--out", default=None, help="result name under bench/results (default from the options)")
     parser.add_argument("--no-write", action="store_true", help="print only")
