@@ -103,7 +103,9 @@ def main() -> int:
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
         if v not in (False, None))
     for shop, result in results:  # one file per measured set, so sets can be measured in separate runs
-        key = shop if "models from" not in result.protocol else f"{shop}-transfer"
+        kind = "transfer" if "transfer" in result.protocol else "folds" if "folds" in result.protocol else \
+            "full" if "full" in result.protocol else "judged"
+        key = f"{shop}-{kind}"
         write_json(f"search_quality_{key}", {"set": shop, "protocol": result.protocol, "queries": result.counts(),
                                              "means": result.means(), "command": command, **extra})
     payload = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("search_quality_*.json"))]

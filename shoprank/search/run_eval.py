@@ -56,6 +56,7 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
 
     combined = ProtocolResult("judged re-ranking")
     untuned_cache = shop.path / "cache"
+    trained: set[str] = set()
     for fold in range(folds):
         with shop.store(create=False) as store:
             data = load_search_data(store, seed=SPLIT_SEED, test_fold=(fold, folds))
@@ -65,6 +66,8 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
             config.cross = None
         if not fine_tune:
             config.biencoder = None
+        trained |= {name for name, part in (("query encoder", config.biencoder), ("cross-encoder", config.cross))
+                    if part is not None}
         print(f"fold {fold + 1}/{folds}: {len({j.query for j in data.train})} training queries, "
               f"{len({j.query for j in data.test})} test queries")
         stack, _ = train_search(data, config, progress=progress, report=lambda s: None, tune=tune,
@@ -73,9 +76,8 @@ def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool
         untuned = UntunedVectors(stack, untuned_cache, False)
         combined.merge(judged_reranking(stack, test, test.evaluable(), untuned, False))
         print(f"  running means: {combined.means()}")
-    trained = [name for name, on in (("query encoder", fine_tune), ("cross-encoder", cross)) if on]
     combined.protocol = f"judged re-ranking, {folds} folds by query" + (
-        f" ({' + '.join(trained)} trained per fold)" if trained else " (fusion trained per fold)")
+        f" ({' + '.join(sorted(trained))} trained per fold)" if trained else " (fusion trained per fold)")
     return [(shop.name, combined)]
 
 
@@ -96,5 +98,5 @@ def evaluate_transfer(shop: Any, source: Any, progress: bool = True, max_queries
     queries = _sample(everything.evaluable(), max_queries)
     result = judged_reranking(stack, everything, queries, UntunedVectors(stack, shop.path / "cache", progress),
                               progress)
-    result.protocol = f"judged re-ranking, models from '{source.name}'"
+    result.protocol = f"judged re-ranking, transfer: models from '{source.name}' only"
     return [(shop.name, result)]
