@@ -16,6 +16,7 @@ COMMAND_MODULES = (
     "shoprank.cli.search_cmds",
     "shoprank.cli.recommend_cmds",
     "shoprank.cli.serve_cmds",
+    "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
 )
 
