@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from shoprank.cli._rerank import add_diversity
 from shoprank.cli.main import CommandError, add_shop
 
 
@@ -42,6 +43,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     run.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write (qid = user id)")
     run.add_argument("--top", type=int, default=10, help="items per user (default 10)")
     run.add_argument("--tag", default="shoprank-rec")
+    add_diversity(run)
     run.set_defaults(handler=cmd_run)
 
 
@@ -111,6 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shoprank.bundles import BundleError
+    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, recommend_context, rerank_pairs
     from shoprank.evaluation.trec import write_run
     from shoprank.recommend.service import Recommender
 
@@ -123,10 +126,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         rec = Recommender.load(shop)
     except BundleError as exc:
         raise CommandError(str(exc)) from None
+    reranker = batch_reranker(shop, args.diversity)
+    print(describe(reranker))
     started = time.perf_counter()
     run = {}
+    cache: dict = {}
     for user in dict.fromkeys(users):
-        run[user] = [(item.id, item.score) for item in rec.recommend(user, k=args.top)]
+        ranked = [(item.id, item.score) for item in rec.recommend(user, k=OVER_FETCH * args.top)]
+        products, vectors = recommend_context(rec, [pid for pid, _ in ranked], cache)
+        run[user] = rerank_pairs(reranker, ranked, products, vectors, None, args.top)
     write_run(args.out, run, tag=args.tag)
     print(f"wrote {sum(len(v) for v in run.values()):,} lines for {len(run):,} users to {args.out} "
           f"with bundle {rec.version} in {time.perf_counter() - started:.1f} s")

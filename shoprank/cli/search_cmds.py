@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoprank.cli._rerank import add_diversity
 from shoprank.cli.main import CommandError, add_shop
 
 
@@ -53,6 +54,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     run.add_argument("--top", type=int, default=100)
     run.add_argument("--tag", default="shoprank")
     run.add_argument("--no-cross-encoder", action="store_true", help="the fast online ranking only")
+    add_diversity(run)
     _add_common(run)
     run.set_defaults(handler=cmd_run_search)
 
@@ -61,6 +63,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     rerank.add_argument("--pairs", required=True, metavar="FILE", help="CSV with header qid,query,product_id")
     rerank.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write")
     rerank.add_argument("--tag", default="shoprank")
+    add_diversity(rerank)
     _add_common(rerank)
     rerank.set_defaults(handler=cmd_run_rerank)
 
@@ -184,6 +187,7 @@ def _progress(done: int, total: int, start: float, unit: str, quiet: bool) -> No
 
 
 def cmd_run_search(args: argparse.Namespace) -> int:
+    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs, search_context
     from shoprank.evaluation.trec import write_run
 
     shop = _setup(args)
@@ -191,14 +195,17 @@ def cmd_run_search(args: argparse.Namespace) -> int:
         raise CommandError("--top must be at least 1")
     queries = _read_csv(args.queries, ("qid", "query"))
     engine = _load_engine(shop, not args.no_cross_encoder)
+    reranker = batch_reranker(shop, args.diversity)
     print(f"searching {len(queries):,} queries over {engine.stack.catalog.n_live:,} products "
-          f"with search models {engine.version}")
+          f"with search models {engine.version}; {describe(reranker)}")
     start = time.perf_counter()
     run: dict[str, list[tuple[str, float]]] = {}
     for n, row in enumerate(queries, start=1):
         if row["qid"] in run:
             raise CommandError(f"{args.queries}: qid {row['qid']!r} appears twice")
-        run[row["qid"]] = engine.search_ids(row["query"], args.top)
+        ranked = engine.search_ids(row["query"], OVER_FETCH * args.top)
+        products, vectors = search_context(engine.stack, [pid for pid, _ in ranked])
+        run[row["qid"]] = rerank_pairs(reranker, ranked, products, vectors, row["query"], args.top)
         if n % 20 == 0 or n == len(queries):
             _progress(n, len(queries), start, "queries", args.quiet)
     write_run(args.out, run, tag=args.tag)
@@ -209,6 +216,7 @@ def cmd_run_search(args: argparse.Namespace) -> int:
 
 
 def cmd_run_rerank(args: argparse.Namespace) -> int:
+    from shoprank.cli._rerank import batch_reranker, describe, rerank_pairs, search_context
     from shoprank.evaluation.trec import write_run
 
     shop = _setup(args)
@@ -220,12 +228,16 @@ def cmd_run_rerank(args: argparse.Namespace) -> int:
             raise CommandError(f"{args.pairs}: qid {row['qid']!r} has two different queries")
         ids.append(row["product_id"])
     engine = _load_engine(shop, True)
-    print(f"re-ranking {len(pairs):,} pairs of {len(groups):,} queries with search models {engine.version}")
+    reranker = batch_reranker(shop, args.diversity)
+    print(f"re-ranking {len(pairs):,} pairs of {len(groups):,} queries with search models {engine.version}; "
+          f"{describe(reranker)}")
     start = time.perf_counter()
     run: dict[str, list[tuple[str, float]]] = {}
     unknown = 0
     for n, (qid, (query, ids)) in enumerate(groups.items(), start=1):
-        run[qid] = engine.rerank(query, ids)
+        ranked = engine.rerank(query, ids)
+        products, vectors = search_context(engine.stack, [pid for pid, _ in ranked])
+        run[qid] = rerank_pairs(reranker, ranked, products, vectors, query, None)
         unknown += sum(1 for pid in set(ids) if pid not in engine.stack.catalog.row_of)
         if n % 20 == 0 or n == len(groups):
             _progress(n, len(groups), start, "queries", args.quiet)
