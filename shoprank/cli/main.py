@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "shoprank.cli.serve_cmds",
     "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
+    "shoprank.cli.rules_cmds",
 )
 
 GROUPS = {
