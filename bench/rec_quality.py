@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -66,13 +67,15 @@ def latency(shop, n_users: int = 300, threads: int = 1) -> dict[str, float]:  # 
     sample = [users[i] for i in rng.choice(len(users), min(n_users, len(users)), replace=False)]
     for user in sample[:20]:
         rec.recommend(user)  # warm-up
-    times = []
+    times, cpu = [], []
     for user in sample:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         rec.recommend(user, k=10)
         times.append((time.perf_counter() - t) * 1000)
+        cpu.append((time.process_time() - c) * 1000)  # one thread: what the call costs without other load
     return {"load_s": load_s, "median_ms": median(times), "p95_ms": float(np.percentile(times, 95)),
-            "users": len(sample), "threads": threads}
+            "median_cpu_ms": median(cpu), "users": len(sample), "threads": threads,
+            "load_average": os.getloadavg()[0]}
 
 
 def main() -> None:
@@ -109,7 +112,8 @@ def main() -> None:
         f"cold-item HR@10 >= {TARGET_COLD_HR}": ours["cold_hr@10"] >= TARGET_COLD_HR,
     }
     lat = latency(shop)
-    checks["recommend() median < 10 ms"] = lat["median_ms"] < 10
+    checks["recommend() median < 10 ms (wall clock)"] = lat["median_ms"] < 10
+    checks["recommend() median < 10 ms (CPU time, 1 thread)"] = lat["median_cpu_ms"] < 10
     print(f"\nleave-one-out full ranking, shop '{shop.name}': {result['users']:,} test users, "
           f"{result['items']:,} items, {result['cold_users']:,} cold test items (<= 2 training occurrences)")
     print(format_table(rows))
@@ -119,8 +123,9 @@ def main() -> None:
     if result["als_tuning"]:
         print("  ALS grid (valid NDCG@10): " + ", ".join(
             f"{t['factors']}f/a{t['alpha']:g}: {t['valid_ndcg@10']:.4f}" for t in result["als_tuning"]))
-    print(f"\nlatency: load {lat['load_s']:.2f} s; recommend() median {lat['median_ms']:.2f} ms, "
-          f"p95 {lat['p95_ms']:.2f} ms over {lat['users']} users ({lat['threads']} thread)")
+    print(f"\nlatency: load {lat['load_s']:.2f} s; recommend() median {lat['median_ms']:.2f} ms wall clock "
+          f"(p95 {lat['p95_ms']:.2f} ms), {lat['median_cpu_ms']:.2f} ms CPU time, over {lat['users']} users, "
+          f"{lat['threads']} thread, load average {lat['load_average']:.1f} on {os.cpu_count()} cores")
     for name, ok in checks.items():
         print(f"  [{'met' if ok else 'NOT met'}] {name}")
     path = write_json("rec_quality", {

@@ -69,8 +69,8 @@ def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray
     return pop, trend
 
 
-CONTENT_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
-COVISIT_WEIGHTS = (0.0, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
+CONTENT_WEIGHTS = (0.0, 1.0, 4.0, 8.0)
+COVISIT_WEIGHTS = (0.0, 4.0, 8.0, 16.0, 32.0)
 
 
 BLEND_TOLERANCE = 0.01  # settings within 1% of the best validation NDCG@10 count as equal: then cold HR@10 decides

@@ -28,11 +28,13 @@ RRF_K = 60.0
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
 CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
+COLD_MAX_COUNT = 10  # items seen more often than this in training get no content match
 
 
 def coldness(counts: np.ndarray) -> np.ndarray:
-    """1 for an item never seen in training, 1/2 seen once, ...: how much its text must speak for it."""
-    return (1.0 / (1.0 + counts)).astype(np.float32)
+    """1 for an item never seen in training, 1/2 seen once, ... 0 past ``COLD_MAX_COUNT``: how much its text
+    must speak for it."""
+    return np.where(counts <= COLD_MAX_COUNT, 1.0 / (1.0 + counts), 0.0).astype(np.float32)
 
 
 def covisit_matrix(table: NeighbourTable) -> sp.csr_matrix:
@@ -45,20 +47,30 @@ def covisit_matrix(table: NeighbourTable) -> sp.csr_matrix:
 
 
 def covisit_match(histories: Sequence[np.ndarray], covisit: sp.csr_matrix) -> np.ndarray:
-    """Sum of co-visitation scores from each history item (latest ``max_len``): (n, n_items + 1)."""
+    """Sum of co-visitation scores from each history item: (n, n_items + 1)."""
+    if len(histories) == 1:  # one user (serving): add the rows directly
+        out = np.zeros((1, covisit.shape[0]), dtype=np.float32)
+        for item in histories[0]:
+            lo, hi = covisit.indptr[item], covisit.indptr[item + 1]
+            out[0, covisit.indices[lo:hi]] += covisit.data[lo:hi]
+        return out
     rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
     cols = np.concatenate(histories) if len(histories) else np.zeros(0, np.int64)
     h = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(len(histories), covisit.shape[0]))
     return np.asarray((h @ covisit).todense(), dtype=np.float32)
 
 
-def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray) -> np.ndarray:
-    """Cosine of each item's text with the mean text of the user's latest events: (n, n_items + 1)."""
+def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray, cols: np.ndarray,
+                  col_vectors: np.ndarray, col_weights: np.ndarray) -> np.ndarray:
+    """Weight x cosine of an item's text with the mean text of the user's latest events, (n, n_items + 1),
+    for the items ``cols`` (their text vectors ``col_vectors``, weights ``col_weights``); 0 elsewhere."""
     users = np.stack([text_vectors[h[-CONTENT_WINDOW:]].mean(axis=0) if len(h) else text_vectors[0]
                       for h in histories])
     norms = np.linalg.norm(users, axis=1, keepdims=True)
     users = np.divide(users, norms, out=np.zeros_like(users), where=norms > 0)
-    return users @ text_vectors.T
+    out = np.zeros((len(histories), len(text_vectors)), dtype=np.float32)
+    out[:, cols] = (users @ col_vectors.T) * col_weights
+    return out
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
@@ -86,7 +98,9 @@ class Recommender:
         self._lock = threading.Lock()
         with torch.no_grad():
             self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
+        self._vectors_np = self._vectors.numpy()
         self._covisit = covisit_matrix(art.covisit)
+        self._cold = self._cold_items()
 
     # construction --------------------------------------------------------------------------
     @classmethod
@@ -97,7 +111,9 @@ class Recommender:
         """
         art = artifacts.load(shop.models_path, version)
         rec = cls(art, shop.store(create=False))
-        rec.add_products([p for p in rec.store.iter_products() if p.id not in rec.catalogue.index])
+        products = list(rec.store.iter_products())
+        rec._titles.update((p.id, p.title) for p in products)
+        rec.add_products([p for p in products if p.id not in rec.catalogue.index])
         return rec
 
     @property
@@ -131,8 +147,16 @@ class Recommender:
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
             self._vectors = self.model.items.all()
+            self._vectors_np = self._vectors.numpy()
             self._covisit = covisit_matrix(self.art.covisit)
+            self._cold = self._cold_items()
         return len(new)
+
+    def _cold_items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The items that get a content match, their text vectors (contiguous) and weights."""
+        weights = coldness(self.art.counts)
+        cols = np.flatnonzero(weights)
+        return cols, np.ascontiguousarray(self.art.text_vectors[cols]), weights[cols]
 
     # scoring -------------------------------------------------------------------------------
     def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -147,7 +171,7 @@ class Recommender:
             parts = {"sequence": self.model.score(h, t, self._vectors).numpy()}
         content_w = float(self.art.params.get("content_weight", 0.0))
         if content_w > 0:
-            parts["content"] = content_w * content_match(histories, self.art.text_vectors) * coldness(self.art.counts)
+            parts["content"] = content_w * content_match(histories, self.art.text_vectors, *self._cold)
         covisit_w = float(self.art.params.get("covisit_weight", 0.0))
         if covisit_w > 0:
             parts["covisit"] = covisit_w * covisit_match(histories, self._covisit)
@@ -249,7 +273,7 @@ class Recommender:
 
     def _why(self, item: int, items: np.ndarray, types: np.ndarray, content: float = 0.0) -> list[str]:
         """'similar to X you bought': the history item whose vector is closest to the recommended one."""
-        sims = self._vectors[items].numpy() @ self._vectors[item].numpy()
+        sims = self._vectors_np[items] @ self._vectors_np[item]
         j = int(np.argmax(sims))
         verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
         reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
