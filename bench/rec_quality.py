@@ -46,7 +46,7 @@ def recbole_result(path: Path, split, catalogue):  # noqa: ANN001, ANN201
             mismatched += 1
         ranks[row] = rank
         top[row] = [catalogue.index.get(i, 0) for i in items]
-    note = f"{data['epochs']} epochs max, {data['seconds']:.0f} s; reported by RecBole {data['recbole_reported_test']}"
+    note = f"{data['epochs']} epochs, {data['seconds']:.0f} s; RecBole's own test: {data['recbole_reported_test']}"
     if missing or mismatched:
         note += f"; {missing} users missing, {mismatched} with another test item"
     return ModelResult(data["model"], ranks, top, data["seconds"], note)

@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=str(RESULTS / "recbole_sasrec_ranks.json"))
+    parser.add_argument("--checkpoint", default=None,
+                        help="skip training: rank with this RecBole checkpoint (.pth, e.g. of a run cut short)")
     args = parser.parse_args()
 
     import numpy as np
@@ -83,8 +85,15 @@ def main() -> None:
     train_data, valid_data, test_data = data_preparation(config, dataset)
     model = SASRec(config, train_data.dataset).to("cpu")
     trainer = Trainer(config, model)
-    trainer.fit(train_data, valid_data, saved=True, show_progress=False)
-    reported = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
+    epochs_done = args.epochs
+    if args.checkpoint:
+        checkpoint = torch.load(args.checkpoint, map_location="cpu")
+        model.load_state_dict(checkpoint["state_dict"])
+        epochs_done = int(checkpoint.get("epoch", -1)) + 1
+        reported = trainer.evaluate(test_data, load_best_model=False, show_progress=False)
+    else:
+        trainer.fit(train_data, valid_data, saved=True, show_progress=False)
+        reported = trainer.evaluate(test_data, load_best_model=True, show_progress=False)
     train_seconds = time.perf_counter() - started
 
     # per-user ranks, computed the same way as shoprank's harness (history masked, full catalogue)
@@ -108,7 +117,8 @@ def main() -> None:
                 out[users[u]] = [r, [items[i] for i in t], items[p]]
     RESULTS.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps({
-        "model": "RecBole SASRec 1.2.1 (CE)", "epochs": args.epochs, "events": n_events,
+        "model": f"RecBole SASRec 1.2.1 (CE, {epochs_done} epochs)", "epochs": epochs_done, "events": n_events,
+        "checkpoint": args.checkpoint,
         "seconds": time.perf_counter() - started, "train_seconds": train_seconds,
         "recbole_reported_test": {k: float(v) for k, v in reported.items()}, "users": out,
     }))
