@@ -264,9 +264,15 @@ class DualEncoder:
 
     name = "dual"
 
-    def __init__(self, query: BiEncoder, docs: BiEncoder) -> None:
+    def __init__(self, query: BiEncoder, docs: BiEncoder | Callable[[], BiEncoder]) -> None:
         self.query = query
-        self.docs = docs
+        self._docs = docs  # or a function that loads it: only new products need the document tower
+
+    @property
+    def docs(self) -> BiEncoder:
+        if not isinstance(self._docs, BiEncoder):
+            self._docs = self._docs()
+        return self._docs
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.query.encode_queries(texts)

@@ -238,7 +238,7 @@ def _load_dual(folder: Path | None, config: StackConfig) -> Any:
     if folder is None or not (folder / "biencoder").is_dir():
         raise ValueError("a dual encoder needs the bundle's fine-tuned query tower (biencoder/)")
     return DualEncoder(BiEncoder.load(folder / "biencoder", config.doc_max_length),
-                       BiEncoder.load(None, config.doc_max_length))
+                       lambda: BiEncoder.load(None, config.doc_max_length))
 
 
 ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5}
