@@ -121,7 +121,7 @@ class KeywordCross:
     """A mock cross-encoder: 1 per query word found in the text."""
 
     def score(self, queries, texts, progress=False):
-        return np.asarray([sum(w in t.lower() for w in q.lower().split()) for q, t in zip(queries, texts)],
+        return np.asarray([sum(w in t.lower() for w in q.lower().split()) for q, t in zip(queries, texts, strict=True)],
                           np.float32)
 
 
