@@ -22,10 +22,11 @@ import numpy as np
 from shoprank.rerank._common import check_unique, fresh, mark_moved_up
 from shoprank.results import ScoredItem
 
-DEFAULT_DIVERSITY = 0.3
-"""λ when a shop has not chosen one: mild. The top item never moves, and an item overtakes a more
-relevant one only when its normalised-relevance deficit is under 0.43 (= 0.3 / 0.7) times the
-extra cosine similarity the other has to the items already picked."""
+DEFAULT_DIVERSITY = 0.2
+"""λ when a shop has not chosen one: the largest λ that lost at most 1% relative NDCG@10 on both Amazon
+Games recommendations and Home Depot search (docs/diversity.md). The top item never moves, and an item
+overtakes a more relevant one only when its normalised-relevance deficit is under 0.25 (= 0.2 / 0.8)
+times the extra cosine similarity the other has to the items already picked."""
 
 VARIETY_REASON = "added for variety"
 
