@@ -76,7 +76,8 @@ def cmd_train(args: argparse.Namespace) -> int:
           + (f", after an Optuna search of {args.tune} trials" if args.tune else ""))
     s = train_recommender(shop, args.profile, tune_trials=args.tune, encoder=args.encoder, threads=args.threads,
                           log_dir=args.log_dir, progress=not args.quiet, **overrides)
-    print(f"published recommend bundle {s['version']} in {s['seconds']:.0f} s")
+    print(f"published recommend bundle {s['version']} in {s['seconds']:.0f} s "
+          f"({s['training_seconds']:.0f} s of model training)")
     print(f"  data       {s['users']:,} users, {s['items']:,} items, {s['events']:,} events")
     print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")

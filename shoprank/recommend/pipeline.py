@@ -201,8 +201,8 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
             "blend_valid_ndcg@10": grid[_key(weights)],
             "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"], "items": n_items, "users": len(log.seqs),
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
-            "seconds": time.perf_counter() - started, **{k: v for k, v in summary.items() if k != "history"},
-            "tuning": tuned}
+            **{k: v for k, v in summary.items() if k != "history"}, "training_seconds": summary["seconds"],
+            "seconds": time.perf_counter() - started, "tuning": tuned}
 
 
 def reblend(shop: Shop) -> dict[str, Any]:
