@@ -24,7 +24,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="CPU threads for PyTorch (default 1: on a shared machine more threads run slower)")
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
     train.add_argument("--blend-only", action="store_true",
-                       help="keep the latest model; only re-choose the blend weights on validation (seconds)")
+                       help="keep the latest model; rebuild item-to-item tables, re-choose blend weights (minutes)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
 

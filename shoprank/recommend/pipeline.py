@@ -69,6 +69,7 @@ def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray
     return pop, trend
 
 
+COVISIT_WINDOW, COVISIT_KEEP = 50, 200  # co-visitation over whole (<= 50-event) histories: best on validation
 CONTENT_WEIGHTS = (0.0, 1.0, 4.0, 8.0)
 COVISIT_WEIGHTS = (0.0, 4.0, 8.0, 16.0, 32.0)
 
@@ -183,7 +184,7 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
         popularity=pop,
         trending=trend,
         counts=split.train_counts.astype(np.float32),
-        covisit=covisitation(split.train, n_items),
+        covisit=covisitation(split.train, n_items, window=COVISIT_WINDOW, keep=COVISIT_KEEP),
         bought=bought_together(split.train, n_items),
         params={
             "profile": profile,
@@ -206,7 +207,8 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
 
 
 def reblend(shop: Shop) -> dict[str, Any]:
-    """Keep the latest bundle's model and tables, re-choose the blend weights on validation, publish a new version.
+    """Keep the latest bundle's model; rebuild the item-to-item tables, re-choose the blend weights on validation,
+    publish a new version.
 
     Refused when the shop's log has changed since the bundle was trained (the validation view would differ).
     """
@@ -215,7 +217,10 @@ def reblend(shop: Shop) -> dict[str, Any]:
     log = read_log(shop)
     if art.params.get("log", {}).get("events") != log.fingerprint["events"] or art.item_ids != log.catalogue.ids:
         raise ValueError("the shop's log changed since the latest bundle was trained: train it again instead")
-    weights, grid = choose_blend_weights(art, log.split())
+    split = log.split()
+    art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
+    art.bought = bought_together(split.train, len(log.catalogue))
+    weights, grid = choose_blend_weights(art, split)
     art.params["blend_grid_valid_ndcg@10"] = grid
     art.params["reblended_from"] = art.version
     version = artifacts.save(shop.models_path, art)
