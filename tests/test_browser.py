@@ -73,6 +73,7 @@ def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None
             first.locator("button").click()
             page.wait_for_function("document.querySelector('#click-status').textContent.includes('Click recorded')")
             page.locator("#similar li").first.wait_for()
+            page.locator("#together li").first.wait_for()  # filled by its own request, maybe after #similar
             assert page.locator("#together li").count() > 0
             assert page.locator("#open-warning").is_hidden()
         finally:
