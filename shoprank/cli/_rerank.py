@@ -70,40 +70,11 @@ def describe(reranker: Reranker) -> str:
     return f"re-ranking: {state}, {len(reranker.rules.rules)} rules, exploration off"
 
 
-def search_context(stack: Any, ids: Sequence[str]) -> tuple[dict[str, Product], Vectors]:
-    """Products and text vectors of ``ids`` from a search stack (unknown ids: no product, a zero vector)."""
-    import numpy as np
+def __getattr__(name: str) -> Any:
+    """``search_context`` and ``recommend_context`` live in :mod:`shoprank.rerank.context` (imported lazily,
+    so that ``shoprank --help`` stays instant)."""
+    if name in ("search_context", "recommend_context"):
+        from shoprank.rerank import context
 
-    rows = stack.catalog.rows(list(ids))
-    products = {pid: stack.catalog.products[r] for pid, r in zip(ids, rows.tolist(), strict=True)
-                if r >= 0 and stack.catalog.products[r] is not None}
-    dense = stack.dense.vectors
-
-    def vectors(wanted: Sequence[str]) -> np.ndarray:
-        r = stack.catalog.rows(list(wanted))
-        out = np.zeros((len(r), dense.shape[1]), dtype=np.float64)
-        known = r >= 0
-        out[known] = dense[r[known]]
-        return out
-
-    return products, vectors
-
-
-def recommend_context(rec: Any, ids: Sequence[str],
-                      cache: dict[str, Product | None]) -> tuple[dict[str, Product], Vectors]:
-    """Products (from the recommender's store, memoised in ``cache``) and text vectors of ``ids``."""
-    import numpy as np
-
-    for pid in ids:
-        if pid not in cache:
-            cache[pid] = rec.store.get_product(pid) if rec.store is not None else None
-    products = {pid: cache[pid] for pid in ids if cache[pid] is not None}
-    text = rec.art.text_vectors
-
-    def vectors(wanted: Sequence[str]) -> np.ndarray:
-        rows = [rec.catalogue.index.get(pid, 0) for pid in wanted]  # row 0 (padding) for unknown ids
-        out = np.asarray(text[rows], dtype=np.float64)
-        out[[n for n, r in enumerate(rows) if r == 0]] = 0.0
-        return out
-
-    return products, vectors
+        return getattr(context, name)
+    raise AttributeError(name)

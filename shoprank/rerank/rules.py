@@ -289,14 +289,16 @@ class RuleSet:
         category: str | None = None,
         filters: SearchFilters | None = None,
     ) -> list[ScoredItem]:
-        """Drop out-of-stock items (when on), items failing the shop's or the request's filters, and
-        items a hide rule in force targets. With filters set, an item with no known product is dropped."""
+        """Drop out-of-stock items (when on, unless the request asks for them with ``in_stock=False``),
+        items failing the shop's or the request's filters, and items a hide rule in force targets. With
+        filters set, an item with no known product is dropped."""
         hiders = [rule for rule in self.active(query, category) if rule.action == "hide"]
         checks = [f for f in (self.filters, filters) if f is not None and not f.is_empty()]
+        hide_out_of_stock = self.hide_out_of_stock and not (filters is not None and filters.in_stock is False)
         out: list[ScoredItem] = []
         for item in fresh(items):
             product = products.get(item.id)
-            if self.hide_out_of_stock and product is not None and not product.in_stock:
+            if hide_out_of_stock and product is not None and not product.in_stock:
                 continue
             if checks and (product is None or not all(f.matches(product) for f in checks)):
                 continue

@@ -10,14 +10,18 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from shoprank.results import SearchFilters
+from shoprank.serving import rerank
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
+from shoprank.serving.rerank import OVER_FETCH
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
 K = Annotated[int, Query(ge=1, le=100, description="how many items")]
+Diversity = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False,
+                                          description="re-ranking λ for this request (0 = off); default: the shop's")]
 
 
 def _queued(request: Request) -> float:
@@ -52,6 +56,7 @@ def search(
     price_max: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     in_stock: Annotated[bool | None, Query()] = None,
     facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
+    diversity: Diversity = None,
 ) -> Response:
     """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
     started = time.perf_counter()
@@ -66,9 +71,19 @@ def search(
     )
     offset = (page - 1) * per_page
     cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
+    reranker = state.rerank.for_request(diversity, page_size=per_page)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if facets and offset + per_page <= cap:
+    if reranker is not None:  # re-rank the head of the list, then cut the page from it
+        depth = max(cap, offset + per_page * OVER_FETCH)
+        items, total = _engine_call(request, engine.search, text, k=depth, offset=0, filters=filters, user_id=user)
+        fetched = len(items)
+        items = rerank.apply(reranker, engine, state.store, items, query=text, filters=filters,
+                             seed=rerank.request_seed(text, user))
+        total = max(0, total - (fetched - len(items)))  # hidden by a rule
+        facet_ids = [item.id for item in items[:cap]] if facets else []
+        items = items[offset : offset + per_page]
+    elif facets and offset + per_page <= cap:
         items, total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
         facet_ids = [item.id for item in items]
         items = items[offset : offset + per_page]
@@ -110,14 +125,19 @@ def recommendations(
     _: Reader,
     k: K = 10,
     exclude: Annotated[list[str] | None, Query(max_length=200, description="ids to leave out")] = None,
+    diversity: Diversity = None,
 ) -> Response:
     """"Recommended for you": reads the user's events at call time, so a posted event counts at once."""
     started = time.perf_counter()
     state = shop_state(request, shop)
     engine = engine_of(state, "recommend")
     user = check_id(user_id, "user_id")
+    reranker = state.rerank.for_request(diversity, page_size=k)
     t0 = time.perf_counter()
-    items = _engine_call(request, engine.recommend, user, k=k, exclude=set(exclude) if exclude else None)
+    fetch = k * OVER_FETCH if reranker is not None else k
+    items = _engine_call(request, engine.recommend, user, k=fetch, exclude=set(exclude) if exclude else None)
+    if reranker is not None:
+        items = rerank.apply(reranker, engine, state.store, items, seed=rerank.request_seed(user))[:k]
     return _items_answer(request, state, engine, items, started, t0)
 
 
@@ -128,8 +148,11 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
     item = check_id(product_id, "product_id")
     if item not in state.catalog:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
+    reranker = state.rerank.for_request(page_size=k, rules_only=True)  # variety would work against "similar"
     t0 = time.perf_counter()
-    items = _engine_call(request, getattr(engine, method), item, k)
+    items = _engine_call(request, getattr(engine, method), item, k * OVER_FETCH if reranker is not None else k)
+    if reranker is not None:
+        items = rerank.apply(reranker, engine, state.store, items)[:k]
     return _items_answer(request, state, engine, items, started, t0)
 
 

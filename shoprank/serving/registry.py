@@ -89,6 +89,8 @@ class ShopState:
     store: SQLiteStore
     catalog: Catalog
     slots: dict[str, Slot] = field(default_factory=dict)
+    rerank: Any = None
+    """The shop's :class:`~shoprank.serving.rerank.ShopReranking` (rules and re-ranking settings)."""
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -141,7 +143,9 @@ class EngineRegistry:
             if not shop.exists():
                 raise ShopNotFound(name)
             store = shop.store(create=False)
-            state = ShopState(shop=shop, store=store, catalog=Catalog(store))
+            from shoprank.serving.rerank import ShopReranking
+
+            state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
             for kind in KINDS:
                 state.slots[kind] = self._load(state, kind, None)
             self._shops[name] = state
@@ -221,6 +225,7 @@ class EngineRegistry:
         for state in self.loaded():
             try:
                 sync_shop(state)
+                state.rerank.refresh()
                 for kind in KINDS:
                     slot = state.slots[kind]
                     latest = latest_version(state.shop.models_path, kind)
