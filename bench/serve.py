@@ -314,7 +314,7 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
         tokens = stack.tokens(q)
         t = clock("1 tokenise", t)
         qvec = stack.encode_queries([q])[0]
-        t = clock("2 encode query (int8 ONNX)", t)
+        t = clock("2 encode query (fine-tuned MiniLM, PyTorch)", t)
         cand = stack.candidates(tokens, qvec, lexical_k=stack.config.lexical_k, dense_k=stack.config.dense_k)
         t = clock("3 candidates (BM25 + ANN)", t)
         stack.rank(q, tokens, cand, False)

@@ -68,3 +68,24 @@ def test_config_errors_say_how_to_fix() -> None:
         SASRecConfig(n_items=3, d_model=10, n_heads=3)
     with pytest.raises(ValueError, match="valid profiles"):
         profile_config("huge", 3, 0)
+
+
+def test_demo_profile_is_the_quick_one_shortened() -> None:
+    from shoprank.recommend.training import PROFILES
+    from shoprank.search.train import profile_config as search_profile
+
+    demo, quick = profile_config("demo", 5, 0), profile_config("quick", 5, 0)
+    assert demo.train.epochs < quick.train.epochs and demo.model == quick.model
+    assert PROFILES["demo"]["text"]["max_length"] < PROFILES["quick"]["text"]["max_length"]
+    s_demo, s_quick = search_profile("demo"), search_profile("quick")
+    assert s_demo.profile == "demo" and s_demo.stack.doc_max_length == 16 < s_quick.stack.doc_max_length
+    assert s_demo.max_biencoder_examples == s_quick.max_biencoder_examples
+
+
+def test_item_vector_cache_is_keyed_by_text_length(tmp_path) -> None:
+    from shoprank.recommend.text import cached_item_vectors
+
+    texts = ["red drill", "blue saw"]
+    a = cached_item_vectors(texts, "hash:16", tmp_path, max_length=64)
+    b = cached_item_vectors(texts, "hash:16", tmp_path, max_length=32)
+    assert np.allclose(a, b) and len(list(tmp_path.glob("item-vectors-*.npy"))) == 2

@@ -13,9 +13,9 @@ from shoprank.cli.main import CommandError, add_shop
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
     add_shop(train)
-    train.add_argument("--profile", default="quick", choices=["quick", "full"],
-                       help="quick: 8 epochs, 512 sampled negatives (demos); "
-                       "full: up to 15 epochs, 1024 negatives (default quick)")
+    train.add_argument("--profile", default="quick", choices=["demo", "quick", "full"],
+                       help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: 8 epochs, 512 "
+                       "sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
     train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
     train.add_argument("--encoder", default="default",

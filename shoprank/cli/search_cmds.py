@@ -17,8 +17,9 @@ from shoprank.cli.main import CommandError, add_shop
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("search", help="fine-tune the encoders, build the indices, fit the fusion")
     add_shop(train)
-    train.add_argument("--profile", choices=["quick", "full"], default="full",
-                       help="quick: a sample of queries and one epoch (minutes); full: everything (default)")
+    train.add_argument("--profile", choices=["demo", "quick", "full"], default="full",
+                       help="demo: quick with 16-token product texts (shoprank demo); quick: a sample of queries "
+                            "and one epoch (minutes); full: everything (default)")
     train.add_argument("--holdout", type=float, default=0.2,
                        help="share of queries held out for 'evaluate search' (default 0.2; 0 trains on all)")
     train.add_argument("--tune", type=int, default=0, metavar="N",

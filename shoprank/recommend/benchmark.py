@@ -113,14 +113,17 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
 
     from shoprank.bundles import latest_version, open_bundle
     from shoprank.recommend.pipeline import item_vectors, read_log
+    from shoprank.recommend.text import DEFAULT_MAX_LENGTH
 
     torch.set_num_threads(threads)
     log = read_log(shop)
     split = log.split()
-    encoder = "default"
+    encoder, text_length = "default", DEFAULT_MAX_LENGTH
     if latest_version(shop.models_path, "recommend"):
-        encoder = open_bundle(shop.models_path, "recommend", verify=False).params.get("encoder", "default")
-    vectors = item_vectors(shop, log, encoder)
+        params = open_bundle(shop.models_path, "recommend", verify=False).params
+        encoder = params.get("encoder", "default")
+        text_length = int(params.get("text_max_length", DEFAULT_MAX_LENGTH))
+    vectors = item_vectors(shop, log, encoder, max_length=text_length)
     results: list[ModelResult] = []
     als_params: dict[str, float] | None = None
     tuning: list[dict[str, float]] = []

@@ -21,8 +21,8 @@ from shoprank.recommend import artifacts
 from shoprank.recommend.evaluate import LooSplit, leave_one_out
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
 from shoprank.recommend.item2item import bought_together, covisitation
-from shoprank.recommend.text import cached_item_vectors
-from shoprank.recommend.training import RecTrainConfig, profile_config, train_sasrec
+from shoprank.recommend.text import DEFAULT_MAX_LENGTH, cached_item_vectors
+from shoprank.recommend.training import PROFILES, RecTrainConfig, profile_config, train_sasrec
 from shoprank.shops import Shop
 
 TREND_DAYS = 7.0
@@ -50,9 +50,11 @@ def read_log(shop: Shop) -> ShopLog:
     return ShopLog(catalogue, seqs, events, fingerprint)
 
 
-def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: bool = False) -> np.ndarray:
+def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: bool = False,
+                 max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
     """(n_items + 1, dim) text vectors, row 0 zeros; cached under the shop's ``cache/`` folder."""
-    vectors = cached_item_vectors(log.catalogue.texts, encoder, shop.path / "cache", progress=progress)
+    vectors = cached_item_vectors(log.catalogue.texts, encoder, shop.path / "cache", progress=progress,
+                                  max_length=max_length)
     return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
 
 
@@ -163,7 +165,8 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
     if not log.seqs.users:
         raise ValueError(f"shop {shop.name!r} has no events: nothing to learn recommendations from")
     n_items = len(log.catalogue)
-    vectors = item_vectors(shop, log, encoder, progress)
+    text_length = int(PROFILES[profile]["text"]["max_length"]) if profile in PROFILES else DEFAULT_MAX_LENGTH
+    vectors = item_vectors(shop, log, encoder, progress, text_length)
     split = log.split()
     if log_dir is None:
         log_dir = shop.path / "runs" / f"recommend-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -189,6 +192,7 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
         params={
             "profile": profile,
             "encoder": encoder,
+            "text_max_length": text_length,
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
             "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},

@@ -128,12 +128,13 @@ class Recommender:
         """Give products with no events a text vector (the training encoder) so they can be recommended now."""
         import torch
 
-        from shoprank.recommend.text import encode_items
+        from shoprank.recommend.text import DEFAULT_MAX_LENGTH, encode_items
 
         new = [p for p in products if p.id not in self.catalogue.index]
         if not new:
             return 0
-        vectors = encode_items([p.text() for p in new], self.art.params.get("encoder", "default"))
+        vectors = encode_items([p.text() for p in new], self.art.params.get("encoder", "default"),
+                               max_length=int(self.art.params.get("text_max_length", DEFAULT_MAX_LENGTH)))
         with self._lock, torch.no_grad():
             for p in new:
                 self.catalogue.add(p.id, p.text())

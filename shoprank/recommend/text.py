@@ -25,30 +25,35 @@ def hash_encode(texts: list[str], dim: int) -> np.ndarray:
     return np.divide(out, norms, out=np.zeros_like(out), where=norms > 0)
 
 
-def encode_items(texts: list[str], encoder: str = "default", *, progress: bool = False) -> np.ndarray:
-    """L2-normalised float32 vectors for item texts (an empty text gets a zero vector)."""
+DEFAULT_MAX_LENGTH = 64
+
+
+def encode_items(texts: list[str], encoder: str = "default", *, progress: bool = False,
+                 max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """L2-normalised float32 vectors for item texts, cut at ``max_length`` tokens (an empty text: zeros)."""
     if encoder.startswith("hash:"):
         return hash_encode(texts, int(encoder.split(":", 1)[1]))
     from shoprank.encoders.text import encode_texts
 
     nonempty = [i for i, t in enumerate(texts) if t.strip()]
     vectors = encode_texts([texts[i] for i in nonempty], None if encoder == "default" else encoder,
-                           progress=progress, max_length=64) if nonempty else np.zeros((0, 384), np.float32)
+                           progress=progress, max_length=max_length) if nonempty else np.zeros((0, 384), np.float32)
     out = np.zeros((len(texts), vectors.shape[1] if len(vectors) else 384), dtype=np.float32)
     out[nonempty] = vectors
     return out
 
 
 def cached_item_vectors(texts: list[str], encoder: str, cache_dir: Path | None, *,
-                        progress: bool = False) -> np.ndarray:
-    """:func:`encode_items`, memoised in ``cache_dir`` by a hash of the encoder and the texts."""
+                        progress: bool = False, max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
+    """:func:`encode_items`, memoised in ``cache_dir`` by a hash of the encoder, the length and the texts."""
     if cache_dir is None:
-        return encode_items(texts, encoder, progress=progress)
-    digest = hashlib.sha256(("\x1e".join([encoder, *texts])).encode()).hexdigest()[:16]
+        return encode_items(texts, encoder, progress=progress, max_length=max_length)
+    name = encoder if max_length == DEFAULT_MAX_LENGTH else f"{encoder}@{max_length}"
+    digest = hashlib.sha256(("\x1e".join([name, *texts])).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"item-vectors-{digest}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
-    vectors = encode_items(texts, encoder, progress=progress)
+    vectors = encode_items(texts, encoder, progress=progress, max_length=max_length)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors, allow_pickle=False)

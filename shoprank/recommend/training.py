@@ -33,17 +33,26 @@ class RecTrainConfig:
 
 
 PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
+    "demo": {  # quick, shorter: what ``shoprank demo`` trains (item texts cut at 32 tokens)
+        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
+        "train": {"epochs": 6, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
+                  "warmup_ratio": 0.05},
+        "run": {"negatives": 512, "eval_users": 10_000},
+        "text": {"max_length": 32},
+    },
     "quick": {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
         "train": {"epochs": 8, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
                   "warmup_ratio": 0.05},
         "run": {"negatives": 512, "eval_users": 10_000},
+        "text": {"max_length": 64},
     },
     "full": {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
         "train": {"epochs": 15, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 3,
                   "warmup_ratio": 0.05},
         "run": {"negatives": 1024, "eval_users": 10_000},
+        "text": {"max_length": 64},
     },
 }
 

@@ -59,9 +59,11 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
     150 fusion queries (a few minutes once the catalogue's base vectors are cached).
     ``full``: 6,000 query-encoder pairs, 2,500 cross-encoder pairs, one epoch with validation every
     40-100 steps for early stopping, 300 fusion queries.
+    ``demo``: ``quick`` with product texts cut at 16 tokens for the vectors (title and brand, mostly):
+    embedding the catalogue is most of a CPU's training time, and this halves it (``shoprank demo``).
     Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
     stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
-    if name == "quick":
+    if name in ("quick", "demo"):
         config = SearchTrainConfig(
             profile="quick", stack=replace(stack, rerank_top=10),
             biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
@@ -70,6 +72,9 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
             cross_max_length=40, mined_negatives=1, max_model_queries=1500, max_fusion_queries=150,
             max_valid_queries=80, max_biencoder_examples=2000, max_cross_pairs=1000,
         )
+        if name == "demo":
+            config.profile = "demo"
+            config.stack = replace(config.stack, doc_max_length=16)
     elif name == "full":
         config = SearchTrainConfig(
             profile="full", stack=replace(stack, rerank_top=10),
@@ -80,7 +85,7 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
             max_valid_queries=100, max_biencoder_examples=6000, max_cross_pairs=2500,
         )
     else:
-        raise ValueError(f"unknown training profile {name!r}; valid profiles: quick, full")
+        raise ValueError(f"unknown training profile {name!r}; valid profiles: demo, quick, full")
     if language == "zh":
         config.biencoder = None
         config.cross = None
