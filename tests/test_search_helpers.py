@@ -66,3 +66,16 @@ def tiny_judgments() -> list[Judgment]:
             other = KEYWORDS[(KEYWORDS.index(word) + 1) % len(KEYWORDS)]
             out.append(Judgment(query, f"{other}-0", 1.0))
     return out
+
+
+def test_reasons_quote_the_query_as_typed() -> None:
+    from shoprank.search.engine import reasons_for, surface_forms
+    from shoprank.text import words
+
+    query = "1/2 in. PVC elbow"
+    surface = surface_forms(query)
+    assert surface["0.5in"] == "1/2 in." and surface["pvc"] == "PVC"
+    title = set(words("DURA 1/2 in. Schedule 40 PVC 90-Degree Elbow"))
+    assert reasons_for(words(query), title, {"dense": 0.7}, surface) == [
+        "matches '1/2 in.' and 'PVC' and 'elbow'", "close in meaning to the query"]
+    assert reasons_for(words("saw"), {"drill"}, {}, surface_forms("saw")) == ["related to the query"]

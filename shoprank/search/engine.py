@@ -23,12 +23,30 @@ KIND = "search"
 _PARTS = ("bm25", "dense", "ce")
 
 
-def reasons_for(query_words: list[str], title_words: set[str], parts: dict[str, float]) -> list[str]:
-    """A few human words on why a product is in the results."""
+def surface_forms(query: str, max_window: int = 3) -> dict[str, str]:
+    """Each normalised query word -> the words the shopper typed for it (``0.5in`` -> ``1/2 in.``).
+
+    The shortest run of the query's space-separated chunks whose normalised words include it."""
+    from shoprank.text import words
+
+    chunks = query.split()
+    out: dict[str, str] = {}
+    for size in range(1, max_window + 1):
+        for start in range(len(chunks) - size + 1):
+            phrase = " ".join(chunks[start : start + size])
+            for word in words(phrase):
+                out.setdefault(word, phrase)
+    return out
+
+
+def reasons_for(query_words: list[str], title_words: set[str], parts: dict[str, float],
+                surface: dict[str, str] | None = None) -> list[str]:
+    """A few human words on why a product is in the results (query words as the shopper typed them)."""
     matched = [w for w in dict.fromkeys(query_words) if w in title_words]
     out = []
     if matched:
-        out.append("matches " + " and ".join(f"'{w}'" for w in matched[:3]))
+        shown = list(dict.fromkeys((surface or {}).get(w, w) for w in matched))
+        out.append("matches " + " and ".join(f"'{w}'" for w in shown[:3]))
     if parts.get("dense", 0.0) >= 0.5:
         out.append("close in meaning to the query")
     if parts.get("ce", float("-inf")) > 0:
@@ -108,6 +126,7 @@ class SearchEngine:
             from shoprank.text import words
 
             query_words = [w for w in words(query)]
+            surface = surface_forms(query)
             items = []
             for position, idx in enumerate(page):
                 row = int(cand.rows[idx])
@@ -119,7 +138,7 @@ class SearchEngine:
                 parts["fusion"] = float(scores[offset + position])
                 title_words = set(words(product.title)) if product is not None else set()
                 items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts,
-                                        reasons_for(query_words, title_words, parts)))
+                                        reasons_for(query_words, title_words, parts, surface)))
         return items, total
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
