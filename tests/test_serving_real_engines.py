@@ -74,7 +74,7 @@ def client(app: Any, key: str) -> httpx.AsyncClient:
 async def test_real_search_with_facets_and_incremental_products(real: Any) -> None:
     app, key = real
     async with client(app, key) as c:
-        answer = await c.get("/shops/hardware/search", params={"q": "cordless drill", "per_page": 5})
+        answer = await c.get("/shops/hardware/search", params={"q": "cordless drill", "per_page": 5, "diversity": 0})
         body = answer.json()
         put = await c.put("/shops/hardware/products", json={"products": [
             {"id": "new-1", "title": "zyzzyva drill press", "category": "Home > Tools", "brand": "acme", "price": 99}]})
@@ -110,3 +110,28 @@ async def test_real_recommendations_follow_posted_events(real: Any) -> None:
     assert similar.status_code == 200 and similar.json()["items"]
     assert together.status_code == 200
     assert search.status_code == 409 and search.json()["error"]["code"] == "no_search_model"
+
+
+def test_search_personalised_by_the_users_categories(tmp_path: Path) -> None:
+    import time
+
+    from shoprank.data.records import Event
+    from shoprank.search import SearchEngine
+
+    shop = train_search_shop(tmp_path)
+    now = time.time()
+    with shop.store() as store:
+        store.append_events([Event(f"p-{n}", "fan", f"faucet-{n}", "purchase", now - 100 + n) for n in range(3)])
+    engine = SearchEngine.load(shop)
+    plain, total = engine.search("cordless model", k=48)
+    mine, total_mine = engine.search("cordless model", k=48, user_id="fan")
+    assert total == total_mine and {i.id for i in plain} == {i.id for i in mine}  # reordered, not refiltered
+    rank = {i.id: n for n, i in enumerate(plain)}
+    rank_mine = {i.id: n for n, i in enumerate(mine)}
+    faucets = [pid for pid in rank if pid.startswith("faucet")]
+    assert faucets and all(rank_mine[pid] <= rank[pid] for pid in faucets)
+    assert sum(rank_mine[pid] for pid in faucets) < sum(rank[pid] for pid in faucets)
+    boosted = [i for i in mine if i.id.startswith("faucet")]
+    assert all("you like Bath" in i.reasons and i.parts["personal"] > 0 for i in boosted)
+    assert all("personal" not in i.parts for i in mine if not i.id.startswith("faucet"))
+    assert engine.search("cordless model", k=48, user_id="nobody")[0] == plain  # no events: no change

@@ -21,6 +21,16 @@ from shoprank.search.stack import SearchStack
 
 KIND = "search"
 _PARTS = ("bm25", "dense", "ce")
+PERSONAL_WEIGHT = 0.15
+"""With ``user_id``: a product in the category of all the user's recent events gains this share of the
+candidates' score spread (a category with a third of them, a third of it). Enough to reorder close
+results, not to bury a better match."""
+PERSONAL_HISTORY = 50  # recent events read per search
+
+
+def leaf_category(product: Product | None) -> str:
+    path = product.category_path if product is not None else []
+    return path[-1] if path else ""
 
 
 def surface_forms(query: str, max_window: int = 3) -> dict[str, str]:
@@ -65,6 +75,7 @@ class SearchEngine:
         self.shop = shop
         self.use_cross_encoder = use_cross_encoder
         self._lock = threading.RLock()
+        self._store: Any = None
 
     @classmethod
     def load(cls, shop: Any, version: str | None = None, use_cross_encoder: bool = False) -> SearchEngine:
@@ -95,12 +106,32 @@ class SearchEngine:
         with self._lock:
             return self.stack.delete(list(ids))
 
+    # personalisation -------------------------------------------------------------------------------
+    def affinity(self, user_id: str) -> dict[str, float]:
+        """Leaf category -> its share of the user's recent events, weighted by type (purchase > view)."""
+        if self.shop is None:
+            return {}
+        from shoprank.data.limits import EVENT_WEIGHTS
+
+        if self._store is None:
+            self._store = self.shop.store(create=False)
+        weights: dict[str, float] = {}
+        catalog = self.stack.catalog
+        for event in self._store.user_events(user_id, limit=PERSONAL_HISTORY):
+            row = catalog.row_of.get(event.item_id)
+            category = leaf_category(catalog.products[row]) if row is not None else ""
+            if category:
+                weights[category] = weights.get(category, 0.0) + EVENT_WEIGHTS.get(event.type, 0.25)
+        total = sum(weights.values())
+        return {c: w / total for c, w in weights.items()} if total > 0 else {}
+
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
                user_id: str | None = None) -> tuple[list[ScoredItem], int]:
         """A page of results (``k`` from ``offset``) and the number of matching candidates.
 
-        ``user_id`` is accepted for the serving contract; search results are not personalised yet.
+        ``user_id`` personalises: products in the categories of the user's recent events gain up to
+        :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         """
         if k < 0 or offset < 0:
             raise ValueError("k and offset must not be negative")
@@ -121,6 +152,15 @@ class SearchEngine:
             if total == 0:
                 return [], 0
             order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
+            liked = self.affinity(user_id) if user_id else {}
+            personal = np.zeros(len(order))
+            if liked:
+                share = np.asarray([liked.get(leaf_category(stack.catalog.products[int(cand.rows[i])]), 0.0)
+                                    for i in order])
+                spread = float(scores.max() - scores.min()) if len(scores) > 1 else 1.0
+                personal = PERSONAL_WEIGHT * (spread or 1.0) * share
+                again = np.argsort(-(scores + personal), kind="stable")
+                order, scores, personal = order[again], (scores + personal)[again], personal[again]
             page = order[offset : offset + k]
             from shoprank.ranking.features import FEATURES
             from shoprank.text import words
@@ -135,10 +175,13 @@ class SearchEngine:
                 ce = feats[idx, FEATURES.index("ce")]
                 if np.isfinite(ce):
                     parts["ce"] = float(ce)
-                parts["fusion"] = float(scores[offset + position])
+                parts["fusion"] = float(scores[offset + position] - personal[offset + position])
                 title_words = set(words(product.title)) if product is not None else set()
-                items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts,
-                                        reasons_for(query_words, title_words, parts, surface)))
+                reasons = reasons_for(query_words, title_words, parts, surface)
+                if personal[offset + position] > 0:
+                    parts["personal"] = float(personal[offset + position])
+                    reasons.append(f"you like {leaf_category(product)}")
+                items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts, reasons))
         return items, total
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
