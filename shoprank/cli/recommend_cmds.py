@@ -7,6 +7,7 @@ import json
 import time
 
 from shoprank.cli._rerank import add_diversity
+from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
 
 
@@ -35,6 +36,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                           help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
     evaluate.add_argument("--threads", type=int, default=1)
+    add_sweep(evaluate, "recommend")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     run = groups["run"].add_parser("recommend", help="top-N for a file of user ids (one a line) as a TREC run")
@@ -94,7 +96,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shoprank.recommend.benchmark import ALL_MODELS, evaluate_shop
     from shoprank.recommend.evaluate import format_table
 
+    check_sweep_options(args)
     shop = _shop(args)
+    if args.diversity_sweep:
+        if args.models != "all":
+            raise CommandError("--models does not apply with --diversity-sweep (it measures the published bundle)")
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+        return run_sweep(args, shop, "recommend")
     models = ALL_MODELS if args.models == "all" else tuple(m.strip() for m in args.models.split(","))
     unknown = set(models) - set(ALL_MODELS)
     if unknown:

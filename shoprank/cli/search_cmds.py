@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.cli._rerank import add_diversity
+from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
 
 
@@ -46,6 +47,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     evaluate.add_argument("--max-queries", type=int, default=None, help="evaluate a sample of the test queries")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="write the results here too")
     _add_common(evaluate)
+    add_sweep(evaluate, "search")
     evaluate.set_defaults(handler=cmd_evaluate)
 
     run = groups["run"].add_parser("search", help="search the catalogue for each query of a CSV (qid,query)")
@@ -130,7 +132,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from shoprank.search.evaluate import format_table, summarise
     from shoprank.search.run_eval import evaluate_bundle, evaluate_folds, evaluate_transfer
 
+    check_sweep_options(args)
     shop = _setup(args)
+    if args.diversity_sweep:
+        clash = [name for name, on in (("--folds", args.folds), ("--models-from", args.models_from),
+                                       ("--max-queries", args.max_queries is not None)) if on]
+        if clash:
+            raise CommandError(f"{', '.join(clash)} do not apply with --diversity-sweep (use --sample)")
+        return run_sweep(args, shop, "search")
     start = time.perf_counter()
     progress = not args.quiet
     if args.folds:
