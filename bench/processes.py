@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -38,6 +39,16 @@ def python(*args: str, log: Path | None = None, stdout: int | None = None, error
         for handle in (out if log is not None else None, err):
             if handle is not None:
                 handle.close()  # type: ignore[union-attr]
+
+
+def has_open(pid: int, name: str) -> bool:
+    """Whether process ``pid`` holds a file whose name starts with ``name`` open (Linux ``/proc``)."""
+    folder = Path(f"/proc/{pid}/fd")
+    try:
+        links = [os.readlink(folder / fd) for fd in os.listdir(folder)]
+    except OSError:
+        return False
+    return any(Path(link).name.startswith(name) for link in links)
 
 
 def kill9(process: subprocess.Popen[str]) -> None:
@@ -95,3 +106,48 @@ class Server:
         except subprocess.TimeoutExpired:
             kill9(self.process)
         self.process = None
+
+
+PUBLISHER = r"""
+import json, os, sys, time
+from shoprank.bundles import latest_version, publish
+from shoprank.shops import Shop
+shop, kind, megabytes, work = Shop(sys.argv[1], sys.argv[2]), sys.argv[3], float(sys.argv[4]), float(sys.argv[5])
+runs = shop.path / "runs" / f"fake-{os.getpid()}"
+runs.mkdir(parents=True, exist_ok=True)
+while True:
+    for epoch in range(int(work * 10)):  # "training": checkpoints written as it goes
+        (runs / f"epoch{epoch}.bin").write_bytes(os.urandom(64 * 1024))
+        time.sleep(0.1)
+    with publish(shop.models_path, kind, params={"engine": "fake"}) as folder:
+        (folder / "weights.json").write_text(json.dumps({"personal": 0.5}))
+        for j in range(2):
+            (folder / f"blob{j}.bin").write_bytes(os.urandom(int(megabytes * 2**20)))
+    print("ACK", latest_version(shop.models_path, kind), flush=True)
+"""
+
+
+class Reader(threading.Thread):
+    """Reads from the server every 50 ms while it is up; counts answers other than 200."""
+
+    def __init__(self, url: str, key: str, path: str) -> None:
+        super().__init__(daemon=True)
+        self.url, self.key, self.path = url, key, path
+        self.halt = threading.Event()
+        self.reads = 0
+        self.failures: list[str] = []
+        self.version: str | None = None
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {self.key}"}, timeout=30) as c:
+            while not self.halt.wait(0.05):
+                try:
+                    answer = c.get(self.path)
+                except httpx.TransportError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                self.reads += 1
+                if answer.status_code != 200:
+                    self.failures.append(f"{answer.status_code} {answer.text[:200]}")
+                else:
+                    self.version = answer.json()["model_version"]
