@@ -7,6 +7,7 @@ that matters here: never a 5xx.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -37,6 +38,7 @@ def _app() -> tuple[Any, str, Path]:
 
 
 APP, KEY, HOME = _app()
+atexit.register(shutil.rmtree, HOME, True)  # also when the module is collected but its tests deselected
 schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
 
 
@@ -45,7 +47,6 @@ def loaded() -> Iterator[None]:
     APP.state.registry.load_all()
     yield
     APP.state.registry.close()
-    shutil.rmtree(HOME, ignore_errors=True)
 
 
 def call(case: Any) -> None:
