@@ -26,6 +26,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
     train.add_argument("--blend-only", action="store_true",
                        help="keep the latest model; rebuild item-to-item tables, re-choose blend weights (minutes)")
+    train.add_argument("--no-defences", action="store_true",
+                       help="learn from every event: no dedup, per-user rate limit, new-account dampening or "
+                       "item-velocity burst detection (see docs/recommend.md, 'Defences against shilling')")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
 
@@ -76,11 +79,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training recommendations for shop '{shop.name}' with the '{args.profile}' profile "
           f"(up to {epochs} epochs, early stopping on validation NDCG@10)"
           + (f", after an Optuna search of {args.tune} trials" if args.tune else ""))
+    from shoprank.recommend.defences import DEFAULT
+
     s = train_recommender(shop, args.profile, tune_trials=args.tune, encoder=args.encoder, threads=args.threads,
-                          log_dir=args.log_dir, progress=not args.quiet, **overrides)
+                          log_dir=args.log_dir, progress=not args.quiet,
+                          defences=None if args.no_defences else DEFAULT, **overrides)
     print(f"published recommend bundle {s['version']} in {s['seconds']:.0f} s "
           f"({s['training_seconds']:.0f} s of model training)")
     print(f"  data       {s['users']:,} users, {s['items']:,} items, {s['events']:,} events")
+    for name, r in (s.get("defences") or {}).items():
+        print(f"  defences   {name:<14} dropped {r['events']:,} events ({r['users']:,} users, {r['items']:,} items)")
     print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
     print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")

@@ -18,6 +18,8 @@ import numpy as np
 from shoprank.data.limits import EVENT_WEIGHTS
 from shoprank.data.records import Event
 from shoprank.recommend import artifacts
+from shoprank.recommend.defences import DEFAULT as DEFAULT_DEFENCES
+from shoprank.recommend.defences import Defences, apply_defences
 from shoprank.recommend.evaluate import LooSplit, leave_one_out
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
 from shoprank.recommend.item2item import bought_together, covisitation
@@ -39,14 +41,27 @@ class ShopLog:
         return leave_one_out(self.seqs, len(self.catalogue))
 
 
-def read_log(shop: Shop) -> ShopLog:
-    """The shop's catalogue and every user's event sequence, from its store."""
+def read_log(shop: Shop, defences: Defences | None = None) -> ShopLog:
+    """The shop's catalogue and every user's event sequence, from its store; with ``defences``, the events they
+    drop (shoprank.recommend.defences) are left out and the fingerprint's ``defences`` says what was dropped."""
     with shop.store(create=False) as store:
         catalogue = Catalogue.from_products(store.iter_products())
         events = list(store.iter_events())
+    return log_of(catalogue, events, defences)
+
+
+def log_of(catalogue: Catalogue, events: list[Event], defences: Defences | None = None) -> ShopLog:
+    """A :class:`ShopLog` of time-ordered ``events``, after ``defences`` when given."""
+    read = len(events)
+    report = None
+    if defences is not None:
+        events, report = apply_defences(events, defences)
     seqs = events_to_sequences(events, catalogue)
-    fingerprint = {"events": len(events), "users": len(seqs), "last_event": max((e.timestamp for e in events),
-                                                                                  default=0.0)}
+    fingerprint: dict[str, Any] = {"events": read, "users": len(seqs),
+                                   "last_event": max((e.timestamp for e in events), default=0.0)}
+    if report is not None:
+        fingerprint.update(events_trained=len(events), defences=defences.to_dict(),  # type: ignore[union-attr]
+                           defences_removed=report.to_dict()["removed"])
     return ShopLog(catalogue, seqs, events, fingerprint)
 
 
@@ -156,12 +171,44 @@ def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int
     return {"best_params": study.best_params, "best_value": study.best_value, "trials": len(study.trials)}
 
 
+def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
+        params: dict[str, Any] | None = None) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
+    """Train the model on ``split``, build the item-to-item tables and choose the blend weights, in memory:
+    the artifacts (not yet published) and the training summary."""
+    n_items = len(log.catalogue)
+    model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
+                                  progress=progress)
+    pop, trend = popularity(log, n_items, split.train)
+    art = artifacts.RecArtifacts(
+        model=model,
+        item_ids=list(log.catalogue.ids),
+        text_vectors=vectors,
+        popularity=pop,
+        trending=trend,
+        counts=split.train_counts.astype(np.float32),
+        covisit=covisitation(split.train, n_items, window=COVISIT_WINDOW, keep=COVISIT_KEEP),
+        bought=bought_together(split.train, n_items),
+        params={
+            **(params or {}),
+            "log": log.fingerprint,
+            "training": {k: v for k, v in summary.items() if k != "history"},
+            "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
+        },
+    )
+    _, grid = choose_blend_weights(art, split)
+    art.params["blend_grid_valid_ndcg@10"] = grid
+    return art, summary
+
+
 def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 0, encoder: str = "default",
                       threads: int = 1, log_dir: str | Path | None = None, progress: bool = True,
-                      **overrides: Any) -> dict[str, Any]:
-    """Train the sequence model and item-to-item tables on ``shop``'s log and publish a bundle."""
+                      defences: Defences | None = DEFAULT_DEFENCES, **overrides: Any) -> dict[str, Any]:
+    """Train the sequence model and item-to-item tables on ``shop``'s log and publish a bundle.
+
+    ``defences``: the shilling-like events dropped first (shoprank.recommend.defences; ``None``: learn from every
+    event); the summary's ``defences`` says what each defence removed."""
     started = time.perf_counter()
-    log = read_log(shop)
+    log = read_log(shop, defences)
     if not log.seqs.users:
         raise ValueError(f"shop {shop.name!r} has no events: nothing to learn recommendations from")
     n_items = len(log.catalogue)
@@ -177,37 +224,19 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
         best = tuned["best_params"]
         config = profile_config(profile, n_items, vectors.shape[1], threads=threads, log_dir=str(log_dir),
                                 **{**overrides, **best})
-    model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
-                                  progress=progress)
-    pop, trend = popularity(log, n_items, split.train)
-    art = artifacts.RecArtifacts(
-        model=model,
-        item_ids=list(log.catalogue.ids),
-        text_vectors=vectors,
-        popularity=pop,
-        trending=trend,
-        counts=split.train_counts.astype(np.float32),
-        covisit=covisitation(split.train, n_items, window=COVISIT_WINDOW, keep=COVISIT_KEEP),
-        bought=bought_together(split.train, n_items),
-        params={
-            "profile": profile,
-            "encoder": encoder,
-            "text_max_length": text_length,
-            "log": log.fingerprint,
-            "training": {k: v for k, v in summary.items() if k != "history"},
-            "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
-            "tuning": tuned,
-        },
-    )
-    weights, grid = choose_blend_weights(art, split)
-    art.params["blend_grid_valid_ndcg@10"] = grid
+    art, summary = fit(log, split, vectors, config, progress=progress,
+                       params={"profile": profile, "encoder": encoder, "text_max_length": text_length,
+                               "tuning": tuned})
+    weights = {k: art.params[k] for k in ("content_weight", "covisit_weight")}
+    grid = art.params["blend_grid_valid_ndcg@10"]
     version = artifacts.save(shop.models_path, art)
     return {"version": version, "profile": profile, "blend": weights,
             "blend_valid_ndcg@10": grid[_key(weights)],
             "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"], "items": n_items, "users": len(log.seqs),
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
             **{k: v for k, v in summary.items() if k != "history"}, "training_seconds": summary["seconds"],
-            "seconds": time.perf_counter() - started, "tuning": tuned}
+            "seconds": time.perf_counter() - started, "tuning": tuned,
+            "defences": log.fingerprint.get("defences_removed")}
 
 
 def reblend(shop: Shop) -> dict[str, Any]:
@@ -218,7 +247,8 @@ def reblend(shop: Shop) -> dict[str, Any]:
     """
     started = time.perf_counter()
     art = artifacts.load(shop.models_path)
-    log = read_log(shop)
+    stored = art.params.get("log", {}).get("defences")
+    log = read_log(shop, Defences.from_dict(stored) if stored else None)
     if art.params.get("log", {}).get("events") != log.fingerprint["events"] or art.item_ids != log.catalogue.ids:
         raise ValueError("the shop's log changed since the latest bundle was trained: train it again instead")
     split = log.split()
