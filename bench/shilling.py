@@ -71,7 +71,7 @@ def load_shop(shop_name: str, home: str) -> Any:
 
 
 def prepare(catalogue: Catalogue, events: list[Event], vectors: np.ndarray, *, users_sample: int = 0,
-            seed: int = 0) -> Setup:
+            seed: int = 0, popular_pool: int = POPULAR_POOL) -> Setup:
     """The genuine log (a seeded sample of ``users_sample`` users when > 0), targets and filler pool."""
     from shoprank.recommend.pipeline import log_of
 
@@ -88,7 +88,7 @@ def prepare(catalogue: Catalogue, events: list[Event], vectors: np.ndarray, *, u
         raise ValueError(f"only {len(pool)} items have {TARGET_MIN}-{TARGET_MAX} training occurrences")
     targets = np.sort(rng.choice(pool, TARGET_COUNT, replace=False))
     popular = np.argsort(-counts, kind="stable")
-    popular = popular[(counts[popular] > 0) & ~np.isin(popular, targets)][:POPULAR_POOL]
+    popular = popular[(counts[popular] > 0) & ~np.isin(popular, targets)][:popular_pool]
     p = counts[popular] / counts[popular].sum()
     return Setup(catalogue, events, split, vectors, targets, np.array([len(s) for s in log.seqs.items]), popular, p,
                  max(e.timestamp for e in events))
@@ -107,7 +107,7 @@ def fake_users(setup: Setup, n_users: int, kind: str, seed: int) -> list[Event]:
     for u in range(n_users):
         user = f"new-{seed}-{u}"
         pushed = int(shape.integers(1, 4))
-        length = max(int(shape.choice(setup.lengths)), 2 * pushed + 2)
+        length = min(max(int(shape.choice(setup.lengths)), 2 * pushed + 2), 2 * pushed + len(setup.popular))
         fillers = length - 2 * pushed
         slots = shape.integers(0, fillers - 1, size=pushed)  # pushed items sit before the last two events
         created = setup.end - BURST_S * shape.random()
@@ -249,6 +249,10 @@ def main() -> None:
                         help="defences of an extra setting, run on the clean arm and the largest fraction's arms "
                         "(default: all but new-account dampening, so item-velocity detection is tested alone "
                         "against the burst); 'none' to skip")
+    parser.add_argument("--popular-pool", type=int, default=POPULAR_POOL,
+                        help=f"fillers are drawn from this many most popular items (default {POPULAR_POOL}; fewer: "
+                        "a denser, stronger bandwagon attack)")
+    parser.add_argument("--name", default="shilling", help="results go to bench/results/NAME.json")
     args = parser.parse_args()
 
     from shoprank.recommend.pipeline import item_vectors, log_of
@@ -262,7 +266,8 @@ def main() -> None:
         events = list(store.iter_events())
     vectors = item_vectors(shop, log_of(catalogue, events), "default", False,
                            int(PROFILES[args.profile]["text"]["max_length"]))
-    setup = prepare(catalogue, events, vectors, users_sample=args.users_sample, seed=args.seed)
+    setup = prepare(catalogue, events, vectors, users_sample=args.users_sample, seed=args.seed,
+                    popular_pool=args.popular_pool)
     fractions = tuple(float(f) for f in args.fractions.split(","))
     overrides = {"epochs": args.epochs}
     defences = Defences()
@@ -299,10 +304,11 @@ def main() -> None:
     if 0.05 in fractions:
         passed = ups["5% defences on"] < PASS_POINTS
         print(f"[{'met' if passed else 'NOT met'}] uplift at 5% with defences on < {PASS_POINTS} points")
-    path = write_json("shilling", {
+    path = write_json(args.name, {
         "shop": shop.name, "genuine_users": n_users, "events": len(setup.events), "items": len(catalogue),
         "targets": [catalogue.id_of(int(t)) for t in setup.targets], "profile": args.profile,
-        "overrides": overrides, "threads": args.threads, "seed": args.seed, "users_sample": args.users_sample,
+        "overrides": overrides, "popular_pool": args.popular_pool, "threads": args.threads, "seed": args.seed,
+        "users_sample": args.users_sample,
         "defences": defences.to_dict(), "ablation": ablation.to_dict() if ablation else None, "rows": rows,
         "uplift_points": ups, "clean_ndcg_cost_points": cost,
         "pass_5pct_defences_on": passed, "command": " ".join(["python", "bench/shilling.py", *sys.argv[1:]]),
