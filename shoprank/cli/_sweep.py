@@ -20,7 +20,14 @@ SWEEP_OPTIONS = ("lambdas", "sample", "seed", "plot", "table")
 
 
 def add_sweep(parser: argparse.ArgumentParser, task: str) -> None:
-    from shoprank.evaluation.diversity_sweep import DEFAULT_LAMBDAS, DEFAULT_SAMPLE
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "shoprank_sweep_defaults", Path(__file__).resolve().parents[1] / "evaluation" / "sweep_defaults.py")
+    assert spec is not None and spec.loader is not None
+    defaults = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(defaults)
+    DEFAULT_LAMBDAS, DEFAULT_SAMPLE = defaults.DEFAULT_LAMBDAS, defaults.DEFAULT_SAMPLE  # noqa: N806
 
     unit = "test users" if task == "recommend" else "held-out judged queries"
     group = parser.add_argument_group("diversity sweep")

@@ -33,8 +33,8 @@ if TYPE_CHECKING:
 K = 10
 MAX_NDCG_LOSS = 0.01  # the default may lose at most 1 % relative NDCG@10 ...
 MIN_ILD_GAIN = 0.15  # ... and must raise intra-list diversity@10 by at least 15 %
-DEFAULT_LAMBDAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7)
-DEFAULT_SAMPLE = {"recommend": 5000, "search": 1000}  # test users / held-out queries (0 = all)
+from shoprank.evaluation.sweep_defaults import DEFAULT_LAMBDAS, DEFAULT_SAMPLE  # noqa: E402
+
 UNITS = {"recommend": ("users", "test_users", "test users"), "search": ("queries", "test_queries", "held-out queries")}
 
 Report = Callable[[str], None]
