@@ -69,12 +69,3 @@ def describe(reranker: Reranker) -> str:
     state = f"diversity λ={lam:g}" if lam > 0 else "diversity off"
     return f"re-ranking: {state}, {len(reranker.rules.rules)} rules, exploration off"
 
-
-def __getattr__(name: str) -> Any:
-    """``search_context`` and ``recommend_context`` live in :mod:`shoprank.rerank.context` (imported lazily,
-    so that ``shoprank --help`` stays instant)."""
-    if name in ("search_context", "recommend_context"):
-        from shoprank.rerank import context
-
-        return getattr(context, name)
-    raise AttributeError(name)

@@ -132,9 +132,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shoprank.bundles import BundleError
-    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, recommend_context, rerank_pairs
+    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs
     from shoprank.evaluation.trec import write_run
     from shoprank.recommend.service import Recommender
+    from shoprank.rerank.context import recommend_context
 
     if args.top < 1:
         raise CommandError("--top must be at least 1")

@@ -197,8 +197,9 @@ def _progress(done: int, total: int, start: float, unit: str, quiet: bool) -> No
 
 
 def cmd_run_search(args: argparse.Namespace) -> int:
-    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs, search_context
+    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs
     from shoprank.evaluation.trec import write_run
+    from shoprank.rerank.context import search_context
 
     shop = _setup(args)
     if args.top < 1:
@@ -226,8 +227,9 @@ def cmd_run_search(args: argparse.Namespace) -> int:
 
 
 def cmd_run_rerank(args: argparse.Namespace) -> int:
-    from shoprank.cli._rerank import batch_reranker, describe, rerank_pairs, search_context
+    from shoprank.cli._rerank import batch_reranker, describe, rerank_pairs
     from shoprank.evaluation.trec import write_run
+    from shoprank.rerank.context import search_context
 
     shop = _setup(args)
     pairs = _read_csv(args.pairs, ("qid", "query", "product_id"))
