@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--store", required=True, help="the shop's store.sqlite")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=2048, help="training batch (RecBole's default 2048)")
     parser.add_argument("--out", default=str(RESULTS / "recbole_sasrec_ranks.json"))
     parser.add_argument("--checkpoint", default=None,
                         help="skip training: rank with this RecBole checkpoint (.pth, e.g. of a run cut short)")
@@ -74,7 +75,7 @@ def main() -> None:
         "MAX_ITEM_LIST_LENGTH": 50, "train_neg_sample_args": None, "loss_type": "CE",
         "hidden_size": 64, "inner_size": 256, "n_layers": 2, "n_heads": 2,
         "hidden_dropout_prob": 0.5, "attn_dropout_prob": 0.5,
-        "epochs": args.epochs, "train_batch_size": 256, "eval_batch_size": 2048, "learning_rate": 1e-3,
+        "epochs": args.epochs, "train_batch_size": args.batch_size, "eval_batch_size": 2048, "learning_rate": 1e-3,
         "stopping_step": 3, "eval_args": {"split": {"LS": "valid_and_test"}, "order": "TO", "mode": "full",
                                          "group_by": "user"},
         "metrics": ["NDCG", "Hit", "MRR"], "topk": [10], "valid_metric": "NDCG@10",

@@ -75,3 +75,66 @@ def test_a_new_product_is_recommendable_from_its_text_at_once(tmp_path) -> None:
     out = fresh.recommend("fan", k=5, history=history)
     assert "brand-new" in [item.id for item in out]
     assert any("new:" in reason for item in out if item.id == "brand-new" for reason in item.reasons)
+
+
+def test_place_last_moves_one_item_to_place_k() -> None:
+    import numpy as np
+
+    from shoprank.recommend.evaluate import place_last
+
+    ranks = np.array([3.0, 10.0, 12.0, 40.0, 25.0, 7.0])
+    item_ranks = np.array([30.0, 30.0, 30.0, 30.0, 25.0, 5.0])  # the last row's item is already in the top 10
+    is_target = np.array([False, False, False, False, True, False])
+    # above place 10: stays; at 10: pushed to 11; between 10 and the moved item: down one; below it: stays;
+    # the target itself: lands on 10; an item already in the top 10 moves nothing
+    assert place_last(ranks, item_ranks, is_target, k=10).tolist() == [3.0, 11.0, 13.0, 40.0, 10.0, 7.0]
+    assert place_last(ranks, np.zeros(6), is_target, k=10).tolist() == ranks.tolist()  # no item: no change
+
+
+def test_cold_slot_gives_a_cold_item_close_to_the_history_the_last_place(rec) -> None:  # noqa: ANN001
+    from shoprank.recommend.interactions import history_arrays
+
+    history = [Event(f"k{i}", "slot", f"p4-{i}", "purchase", T0 + i) for i in range(4)]
+    rec.add_products([Product(id="new-tetris", title="falling block puzzle", category="Games")])
+    items, _ = history_arrays(history, rec.catalogue)
+    candidate, cosine = rec.cold_slot([items])
+    expected = rec.catalogue.id_of(int(candidate[0]))
+    assert rec.art.counts[candidate[0]] <= 2 and expected.startswith(("p4-", "new-tetris"))  # same topic's text
+    rec.art.params["cold_slot_threshold"] = None
+    ranked = [i.id for i in rec.recommend("slot", k=40, history=history)]
+    k = ranked.index(expected)  # a list just too short to hold it
+    assert k >= 2, "the model alone ranks the cold item too high for this test"
+    plain = rec.recommend("slot", k=k, history=history)
+    try:
+        rec.art.params["cold_slot_threshold"] = float(cosine[0])
+        out = rec.recommend("slot", k=k, history=history)
+        over = rec.recommend("slot", k=k + 3, history=history, slot_at=k)  # over-fetching for a re-ranker
+        rec.art.params["cold_slot_threshold"] = float(cosine[0]) + 0.01  # not close enough: the slot stays empty
+        strict = rec.recommend("slot", k=k, history=history)
+    finally:
+        rec.art.params["cold_slot_threshold"] = None
+    assert [i.id for i in out[:-1]] == ranked[:k - 1] and out[-1].id == expected
+    assert "cold_slot" in out[-1].parts and out[-1].reasons[0].startswith("new here")
+    assert out[-1].score == plain[-1].score  # takes the displaced item's score: the list stays in order
+    assert [i.id for i in over] == ranked[:k - 1] + [expected, ranked[k - 1], *ranked[k + 1:k + 3]]
+    assert [i.id for i in strict] == [i.id for i in plain]
+
+
+def test_the_evaluation_applies_the_cold_slot_as_served(rec) -> None:  # noqa: ANN001
+    import numpy as np
+
+    from shoprank.recommend.evaluate import K, run_scorer
+    from shoprank.recommend.interactions import Sequences, history_arrays
+
+    users = ["u1", "u6", "u11"]
+    hist, types = zip(*(history_arrays(rec.store.user_events(u, 50), rec.catalogue) for u in users), strict=True)
+    seqs = Sequences(users, list(hist), list(types))
+    targets = np.array([rec.catalogue.index["new-tetris"] if "new-tetris" in rec.catalogue.index else 1] * 3)
+    rec.art.params["cold_slot_threshold"] = 0.0
+    try:
+        _, top = run_scorer(lambda h, rows: rec.score_batch(h, [types[i] for i in rows]), seqs, targets,
+                            last_slot=rec.cold_slot_items)
+        served = [[rec.catalogue.index[i.id] for i in rec.recommend(u, k=K)] for u in users]
+    finally:
+        rec.art.params["cold_slot_threshold"] = None
+    assert [list(row) for row in top] == served

@@ -152,7 +152,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     run = {}
     cache: dict = {}
     for user in dict.fromkeys(users):
-        ranked = [(item.id, item.score) for item in rec.recommend(user, k=OVER_FETCH * args.top)]
+        ranked = [(item.id, item.score) for item in rec.recommend(user, k=OVER_FETCH * args.top, slot_at=args.top)]
         products, vectors = recommend_context(rec, [pid for pid, _ in ranked], cache)
         run[user] = rerank_pairs(reranker, ranked, products, vectors, None, args.top)
     write_run(args.out, run, tag=args.tag)

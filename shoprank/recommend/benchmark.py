@@ -100,7 +100,8 @@ def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint:
         return rec.score_batch(h, [types[i] for i in rows])[:, :split.n_items + 1]
 
     started = time.perf_counter()
-    ranks, top = run_scorer(score, split.test_histories, split.test_targets, batch_size=512)
+    ranks, top = run_scorer(score, split.test_histories, split.test_targets, batch_size=512,
+                            last_slot=rec.cold_slot_items)
     profile = rec.art.params.get("profile", "?")
     return ModelResult(f"shoprank SASRec ({profile})", ranks, top, time.perf_counter() - started,
                        f"bundle {rec.version}")

@@ -85,9 +85,23 @@ class ModelResult:
     note: str = ""
 
 
+def place_last(ranks: np.ndarray, item_ranks: np.ndarray, is_target: np.ndarray, k: int = K) -> np.ndarray:
+    """The targets' ranks once an item outside the top ``k`` (its rank ``item_ranks``; 0 where there is none)
+    is moved to place ``k``: the target itself lands there, a target at ``k`` or below it but above the moved
+    item goes down one place, the rest stay."""
+    moved = item_ranks > k
+    shifted = np.where(ranks < k, ranks, np.where(ranks < item_ranks, ranks + 1, ranks))
+    return np.where(moved, np.where(is_target, float(k), shifted), ranks)
+
+
 def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], histories: Sequences,
-               targets: np.ndarray, batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Ranks of the targets and top-K lists for ``score(histories, rows) -> (b, n_items + 1)``, in batches."""
+               targets: np.ndarray, batch_size: int = 1024,
+               last_slot: Callable[[Sequence[np.ndarray]], np.ndarray] | None = None,
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of the targets and top-K lists for ``score(histories, rows) -> (b, n_items + 1)``, in batches.
+
+    ``last_slot(histories) -> (b,)`` item indices (0: none): an item that takes place K when it is not
+    already in the top K (the recommender's cold slot), applied to the ranks and lists as served."""
     ranks = np.empty(len(targets), dtype=np.float64)
     top = np.empty((len(targets), K), dtype=np.int64)
     for start in range(0, len(targets), batch_size):
@@ -99,6 +113,11 @@ def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], 
         order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1)
         best = np.take_along_axis(part, order, axis=1)
         top[rows] = np.where(np.isfinite(np.take_along_axis(s, best, axis=1)), best, 0)  # 0: fewer than K left
+        if last_slot is not None:
+            items = np.asarray(last_slot(hist), dtype=np.int64)
+            item_ranks = np.where(items > 0, rank_of_target(s, items, ties="average"), 0.0)
+            ranks[rows] = place_last(ranks[rows], item_ranks, items == targets[rows])
+            top[rows, K - 1] = np.where(item_ranks > K, items, top[rows, K - 1])
     return ranks, top
 
 

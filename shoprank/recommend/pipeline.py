@@ -92,18 +92,26 @@ COVISIT_WEIGHTS = (0.0, 4.0, 8.0, 16.0, 32.0)
 
 
 BLEND_TOLERANCE = 0.01  # settings within 1% of the best validation NDCG@10 count as equal: then cold HR@10 decides
+COLD_SLOT_THRESHOLDS = (None, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)  # None: no cold slot
+
+
+def _blend_key(wc: float, wv: float, threshold: float | None) -> str:
+    key = f"content={wc},covisit={wv}"
+    return key if threshold is None else f"{key},cold_slot={threshold}"
 
 
 def choose_blend_weights(art: artifacts.RecArtifacts, split: LooSplit, max_users: int = 20_000,
-                         ) -> tuple[dict[str, float], dict[str, float]]:
-    """The weights of the content and co-visitation parts, by grid search on validation.
+                         ) -> tuple[dict[str, Any], dict[str, float]]:
+    """The weights of the content and co-visitation parts and the cold-slot threshold, by grid search on
+    validation.
 
     The best NDCG@10 wins; among settings within ``BLEND_TOLERANCE`` of it, the one with the best
     HR@10 on cold validation items (<= 2 training occurrences) is taken, so cold start is not given
-    away for noise.
+    away for noise. Returns the chosen weights (``cold_slot_threshold`` None: no cold slot) and every
+    setting's validation NDCG@10.
     """
     from shoprank.evaluation.metrics import loo_metrics, rank_of_target
-    from shoprank.recommend.evaluate import mask_seen
+    from shoprank.recommend.evaluate import K, mask_seen, place_last
     from shoprank.recommend.service import Recommender
 
     rows = np.arange(len(split.valid_targets))
@@ -115,22 +123,32 @@ def choose_blend_weights(art: artifacts.RecArtifacts, split: LooSplit, max_users
     cold = split.train_counts[targets] <= 2
     art.params.update(content_weight=1.0, covisit_weight=1.0)  # unit parts, scaled below
     rec = Recommender(art)
-    keys = [(wc, wv) for wc in CONTENT_WEIGHTS for wv in COVISIT_WEIGHTS]
+    pairs = [(wc, wv) for wc in CONTENT_WEIGHTS for wv in COVISIT_WEIGHTS]
+    keys = [(wc, wv, th) for wc, wv in pairs for th in COLD_SLOT_THRESHOLDS]  # pair-major, as filled below
     ranks = np.zeros((len(keys), len(rows)))
     for s in range(0, len(rows), 512):
         h, t = hist.items[s:s + 512], hist.types[s:s + 512]
+        tg = targets[s:s + len(h)]
         parts = rec.score_parts(h, t)
-        for j, (wc, wv) in enumerate(keys):
+        slot_items, slot_sims = rec.cold_slot(h)
+        for p, (wc, wv) in enumerate(pairs):
             scores = mask_seen(parts["sequence"] + wc * parts["content"] + wv * parts["covisit"], h)
-            ranks[j, s:s + len(h)] = rank_of_target(scores, targets[s:s + len(h)], ties="average")
+            base = rank_of_target(scores, tg, ties="average")
+            slot_ranks = np.where(slot_items > 0, rank_of_target(scores, slot_items, ties="average"), 0.0)
+            for q, th in enumerate(COLD_SLOT_THRESHOLDS):
+                on = slot_sims >= th if th is not None else np.zeros(len(h), dtype=bool)
+                row = p * len(COLD_SLOT_THRESHOLDS) + q
+                ranks[row, s:s + len(h)] = place_last(base, np.where(on, slot_ranks, 0.0), slot_items == tg, K)
     found, cold_hr = {}, {}
-    for j, (wc, wv) in enumerate(keys):
-        key = f"content={wc},covisit={wv}"
-        found[key] = loo_metrics(ranks[j], 10)["ndcg@10"]
-        cold_hr[key] = loo_metrics(ranks[j][cold], 10)["hr@10"] if cold.any() else 0.0
+    for j, (wc, wv, th) in enumerate(keys):
+        key = _blend_key(wc, wv, th)
+        found[key] = loo_metrics(ranks[j], K)[f"ndcg@{K}"]
+        cold_hr[key] = loo_metrics(ranks[j][cold], K)[f"hr@{K}"] if cold.any() else 0.0
     top = max(found.values())
     best = max((k for k in found if found[k] >= (1 - BLEND_TOLERANCE) * top), key=lambda k: (cold_hr[k], found[k]))
-    weights = {f"{name}_weight": float(value) for name, value in (kv.split("=") for kv in best.split(","))}
+    j = next(i for i, key in enumerate(keys) if _blend_key(*key) == best)
+    wc, wv, th = keys[j]
+    weights: dict[str, Any] = {"content_weight": float(wc), "covisit_weight": float(wv), "cold_slot_threshold": th}
     art.params.update(weights)
     art.params["blend_cold_hr@10_valid"] = cold_hr
     return weights, found
@@ -227,7 +245,7 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
     art, summary = fit(log, split, vectors, config, progress=progress,
                        params={"profile": profile, "encoder": encoder, "text_max_length": text_length,
                                "tuning": tuned})
-    weights = {k: art.params[k] for k in ("content_weight", "covisit_weight")}
+    weights = {k: art.params[k] for k in ("content_weight", "covisit_weight", "cold_slot_threshold")}
     grid = art.params["blend_grid_valid_ndcg@10"]
     version = artifacts.save(shop.models_path, art)
     return {"version": version, "profile": profile, "blend": weights,
@@ -262,5 +280,5 @@ def reblend(shop: Shop) -> dict[str, Any]:
             "blend_valid_ndcg@10": grid[_key(weights)], "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"]}
 
 
-def _key(weights: dict[str, float]) -> str:
-    return f"content={weights['content_weight']},covisit={weights['covisit_weight']}"
+def _key(weights: dict[str, Any]) -> str:
+    return _blend_key(weights["content_weight"], weights["covisit_weight"], weights.get("cold_slot_threshold"))

@@ -4,6 +4,12 @@ A user's history is read from the store at call time, so events that arrived aft
 change the next answer without retraining. No history: trending items. One or two events:
 the sequence model blended with item-to-item neighbours (reciprocal-rank fusion). More: the
 sequence model. Every result carries its score parts and short reasons.
+
+Cold slot: items with almost no training events (new products included) rarely win on the
+sequence model's scores, since their ID embedding has learnt next to nothing. When the bundle
+sets ``cold_slot_threshold`` (chosen on validation), the last place of a list goes to the cold
+item whose text is closest to one of the user's latest events, if that cosine reaches the threshold
+and the item is not already in the list.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
 CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
 COLD_MAX_COUNT = 10  # items seen more often than this in training get no content match
+COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
+COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
 
 
 def coldness(counts: np.ndarray) -> np.ndarray:
@@ -73,6 +81,26 @@ def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray, col
     return out
 
 
+def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarray, cols: np.ndarray,
+                         col_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each history, the item of ``cols`` (text vectors ``col_vectors``, unit length) most similar in text to
+    one of its latest ``COLD_SLOT_WINDOW`` events, history items excluded: item indices (n,) and cosines (n,);
+    item 0 and -inf where there is no candidate."""
+    items = np.zeros(len(histories), dtype=np.int64)
+    sims = np.full(len(histories), -np.inf, dtype=np.float32)
+    if not len(cols):
+        return items, sims
+    for row, h in enumerate(histories):
+        if not len(h):
+            continue
+        best = (text_vectors[h[-COLD_SLOT_WINDOW:]] @ col_vectors.T).max(axis=0)  # (n_cols,)
+        best[np.isin(cols, h)] = -np.inf
+        j = int(np.argmax(best))
+        if np.isfinite(best[j]):
+            items[row], sims[row] = cols[j], best[j]
+    return items, sims
+
+
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Indices of the k largest finite scores, best first."""
     finite = np.flatnonzero(np.isfinite(scores))
@@ -101,6 +129,7 @@ class Recommender:
         self._vectors_np = self._vectors.numpy()
         self._covisit = covisit_matrix(art.covisit)
         self._cold = self._cold_items()
+        self._slot = self._slot_items()
 
     # construction --------------------------------------------------------------------------
     @classmethod
@@ -151,6 +180,7 @@ class Recommender:
             self._vectors_np = self._vectors.numpy()
             self._covisit = covisit_matrix(self.art.covisit)
             self._cold = self._cold_items()
+            self._slot = self._slot_items()
         return len(new)
 
     def _cold_items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -158,6 +188,29 @@ class Recommender:
         weights = coldness(self.art.counts)
         cols = np.flatnonzero(weights)
         return cols, np.ascontiguousarray(self.art.text_vectors[cols]), weights[cols]
+
+    def _slot_items(self) -> tuple[np.ndarray, np.ndarray]:
+        """The items that may take the cold slot and their text vectors (contiguous)."""
+        cols = np.flatnonzero(self.art.counts <= COLD_SLOT_MAX_COUNT)
+        cols = cols[cols > 0]
+        return cols, np.ascontiguousarray(self.art.text_vectors[cols])
+
+    @property
+    def cold_slot_threshold(self) -> float | None:
+        value = self.art.params.get("cold_slot_threshold")
+        return None if value is None else float(value)
+
+    def cold_slot(self, histories: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """Each history's best cold-slot candidate and its text cosine (see :func:`cold_slot_candidates`)."""
+        return cold_slot_candidates(histories, self.art.text_vectors, *self._slot)
+
+    def cold_slot_items(self, histories: Sequence[np.ndarray]) -> np.ndarray:
+        """The item each history's list gives its last place to under the bundle's threshold (0: none)."""
+        threshold = self.cold_slot_threshold
+        if threshold is None:
+            return np.zeros(len(histories), dtype=np.int64)
+        items, sims = self.cold_slot(histories)
+        return np.where(sims >= threshold, items, 0)
 
     # scoring -------------------------------------------------------------------------------
     def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
@@ -198,8 +251,11 @@ class Recommender:
 
     # public API ----------------------------------------------------------------------------
     def recommend(self, user_id: str, k: int = 10, history: list[Event] | None = None,
-                  exclude: set[str] | None = None) -> list[ScoredItem]:
-        """Top ``k`` items for ``user_id``; ``history`` defaults to the store's latest events for the user."""
+                  exclude: set[str] | None = None, slot_at: int | None = None) -> list[ScoredItem]:
+        """Top ``k`` items for ``user_id``; ``history`` defaults to the store's latest events for the user.
+
+        ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
+        passes its page size)."""
         if history is None:
             history = self.store.user_events(user_id, limit=self.model.cfg.max_len) if self.store else []
         items, types = history_arrays(history, self.catalogue)
@@ -222,8 +278,9 @@ class Recommender:
         seq[banned] = -np.inf
         if len(items) > SHORT_HISTORY:
             top = _top_k(seq, k)
-            return [self._item(i, float(seq[i]), {name: float(part[i]) for name, part in parts.items()},
-                               self._why(i, items, types, content[i])) for i in top]
+            return self._with_cold_slot(
+                [self._item(i, float(seq[i]), {name: float(part[i]) for name, part in parts.items()},
+                            self._why(i, items, types, content[i])) for i in top], items, types, banned, k, slot_at)
         i2i = self._item2item(items)
         i2i[banned] = -np.inf
         fused = np.zeros(self.n_items + 1, dtype=np.float64)
@@ -233,8 +290,38 @@ class Recommender:
         fused[banned] = -np.inf
         fused[fused == 0] = -np.inf
         top = _top_k(fused, k)
-        return [self._item(i, float(fused[i]), {"sequence": float(seq[i]), "item2item": float(i2i[i])},
-                           self._why(i, items, types, content[i])) for i in top]
+        return self._with_cold_slot(
+            [self._item(i, float(fused[i]), {"sequence": float(seq[i]), "item2item": float(i2i[i])},
+                        self._why(i, items, types, content[i])) for i in top], items, types, banned, k, slot_at)
+
+    def _with_cold_slot(self, results: list[ScoredItem], items: np.ndarray, types: np.ndarray, banned: np.ndarray,
+                        k: int, slot_at: int | None) -> list[ScoredItem]:
+        """``results`` with place ``slot_at`` (1-based, default ``k``) given to the cold-slot item, when there is one
+        and it is not already placed higher (module docstring). It takes the score of the item it displaces, so
+        the list stays in score order for what re-ranks it."""
+        threshold = self.cold_slot_threshold
+        place = min(slot_at or k, k)
+        if threshold is None or place < 2 or not results:
+            return results
+        cols, vectors = self._slot
+        allowed = ~banned[cols]
+        if not allowed.any():
+            return results
+        item, sim = cold_slot_candidates([items], self.art.text_vectors, cols[allowed], vectors[allowed])
+        chosen, cosine = int(item[0]), float(sim[0])
+        ids = [r.id for r in results]
+        chosen_id = self.catalogue.id_of(chosen) if chosen else ""
+        if not chosen or cosine < threshold or chosen_id in ids[:place]:
+            return results
+        recent = items[-COLD_SLOT_WINDOW:]
+        j = int(np.argmax(self.art.text_vectors[recent] @ self.art.text_vectors[chosen]))
+        verb = VERBS.get(_TYPE_NAMES.get(int(types[-COLD_SLOT_WINDOW:][j]), "view"), "viewed")
+        reason = (f"new here: its description is close to {self._title(self.catalogue.id_of(int(recent[j])))} "
+                  f"you {verb}")
+        rest = [r for r in results if r.id != chosen_id]
+        score = rest[place - 1].score if len(rest) >= place else rest[-1].score
+        slot = self._item(chosen, score, {"cold_slot": cosine}, [reason])
+        return (rest[:place - 1] + [slot] + rest[place - 1:])[:k]
 
     def similar(self, item_id: str, k: int = 10) -> list[ScoredItem]:
         """Items like ``item_id``: text cosine blended with normalised co-visitation."""

@@ -123,7 +123,7 @@ class FakeRecommender:
         return [ScoredItem(pid, scores[pid], {"affinity": scores[pid]}, [reason]) for pid in ranked[:k]]
 
     def recommend(self, user_id: str, k: int = 10, history: Sequence[str] | None = None,
-                  exclude: Sequence[str] | None = None) -> list[ScoredItem]:
+                  exclude: Sequence[str] | None = None, slot_at: int | None = None) -> list[ScoredItem]:
         events = self.store.user_events(user_id, 200)
         affinity: Counter[str] = Counter()
         for event in events:

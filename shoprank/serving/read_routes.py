@@ -135,7 +135,8 @@ def recommendations(
     reranker = state.rerank.for_request(diversity, page_size=k)
     t0 = time.perf_counter()
     fetch = k * OVER_FETCH if reranker is not None else k
-    items = _engine_call(request, engine.recommend, user, k=fetch, exclude=set(exclude) if exclude else None)
+    items = _engine_call(request, engine.recommend, user, k=fetch, exclude=set(exclude) if exclude else None,
+                         slot_at=k)
     if reranker is not None:
         items = rerank.apply(reranker, engine, state.store, items, seed=rerank.request_seed(user))[:k]
     return _items_answer(request, state, engine, items, started, t0)
