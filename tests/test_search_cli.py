@@ -61,3 +61,25 @@ def test_help_lists_search(group, capsys) -> None:
     with pytest.raises(SystemExit):
         main([group, "--help"])
     assert "search" in capsys.readouterr().out
+
+
+def test_cross_encoder_options_override_the_profile() -> None:
+    import argparse
+
+    from shoprank.cli.main import CommandError
+    from shoprank.cli.search_cmds import _override_cross
+    from shoprank.search.train import profile_config
+
+    config = profile_config("quick")
+    args = argparse.Namespace(cross_pairs=0, cross_epochs=2, cross_lr=3e-5, cross_freeze="none", cross_eval_every=50)
+    _override_cross(config, args)
+    assert config.max_cross_pairs is None  # 0: every labelled pair
+    assert (config.cross.epochs, config.cross.learning_rate, config.cross.freeze) == (2, 3e-5, "none")
+    assert config.cross_eval_every == 50
+    untouched = profile_config("quick")
+    _override_cross(untouched, argparse.Namespace(cross_pairs=None, cross_epochs=None, cross_lr=None,
+                                                  cross_freeze=None, cross_eval_every=None))
+    assert untouched == profile_config("quick")
+    with pytest.raises(CommandError, match="cross-epochs"):
+        _override_cross(profile_config("quick"), argparse.Namespace(
+            cross_pairs=None, cross_epochs=0, cross_lr=None, cross_freeze=None, cross_eval_every=None))

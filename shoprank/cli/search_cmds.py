@@ -27,6 +27,15 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="Optuna trials for LambdaMART's hyper-parameters on the validation queries")
     train.add_argument("--no-cross-encoder", action="store_true",
                        help="skip the cross-encoder (the online path does not use it; saves most CPU time)")
+    cross = train.add_argument_group("cross-encoder settings (override the profile's)")
+    cross.add_argument("--cross-pairs", type=int, default=None, metavar="N",
+                       help="labelled (query, product) pairs sampled for it (0: all)")
+    cross.add_argument("--cross-epochs", type=int, default=None)
+    cross.add_argument("--cross-lr", type=float, default=None, help="peak learning rate")
+    cross.add_argument("--cross-freeze", choices=["none", "lower", "all"], default=None,
+                       help="none: fine-tune every layer; lower: freeze the lower half; all: the head only")
+    cross.add_argument("--cross-eval-every", type=int, default=None, metavar="STEPS",
+                       help="validate (NDCG@10) every so many steps for early stopping (0: once an epoch)")
     _add_common(train)
     train.set_defaults(handler=cmd_train)
 
@@ -103,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config.fusion.threads = args.threads
     if args.no_cross_encoder:
         config.cross = None
+    elif config.cross is not None:
+        _override_cross(config, args)
     print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
           f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out"
           f"{', no cross-encoder' if config.cross is None else ''})")
@@ -126,6 +137,23 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  TensorBoard: tensorboard --logdir {shop.path / 'logs'}")
     print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
     return 0
+
+
+def _override_cross(config: Any, args: argparse.Namespace) -> None:
+    """Apply the ``--cross-*`` options to the profile's cross-encoder settings."""
+    from dataclasses import replace
+
+    if args.cross_pairs is not None:
+        if args.cross_pairs < 0:
+            raise CommandError("--cross-pairs must be 0 (all) or more")
+        config.max_cross_pairs = args.cross_pairs or None
+    changes = {name: value for name, value in (("epochs", args.cross_epochs), ("learning_rate", args.cross_lr),
+                                               ("freeze", args.cross_freeze)) if value is not None}
+    if changes.get("epochs", 1) < 1 or changes.get("learning_rate", 1.0) <= 0:
+        raise CommandError("--cross-epochs must be at least 1 and --cross-lr positive")
+    config.cross = replace(config.cross, **changes)
+    if args.cross_eval_every is not None:
+        config.cross_eval_every = args.cross_eval_every
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
