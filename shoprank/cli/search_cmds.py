@@ -124,11 +124,16 @@ def cmd_train(args: argparse.Namespace) -> int:
               "catalog_version": catalog_version, "language": language, "summary": summary}
     with publish(shop.models_path, "search", params) as folder:
         stack.save(folder)
+        try:  # the query tower the server runs: int8 ONNX, published with the bundle
+            query_tower = stack.export_query_tower(folder)
+        except ImportError as exc:
+            query_tower = f"none ({exc}); the server embeds queries with PyTorch"
     took = time.perf_counter() - start
     from shoprank.bundles import latest_version
 
     print(f"\nsearch models for '{shop.name}' published as version {latest_version(shop.models_path, 'search')}")
     print(f"  profile {args.profile}; queries {summary['queries']}")
+    print(f"  query tower for serving: {query_tower}")
     for key in ("query_encoder", "cross_encoder"):
         if key in summary:
             print(f"  {key}: {summary[key]}")

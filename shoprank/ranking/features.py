@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from shoprank.data.records import Event
+from shoprank.data.records import Event, Product
 from shoprank.retrieval.bm25 import FIELDS, BM25Index
 from shoprank.text import words
 
@@ -66,17 +67,87 @@ class ItemStats:
         return cls(data["popularity"], data["ctr"])
 
 
-class TitleCache:
-    """Normalised title words per row, computed once per row (exact-phrase and length features)."""
+@dataclass
+class RowView:
+    """The query-independent facts of some candidate rows (NaN / None where a row has no product)."""
+
+    title: list[str | None]  # " w1 w2 ... ": normalised title words between spaces
+    title_len: np.ndarray  # (n,) words in the title
+    brand: list[frozenset[str] | None]  # the brand's words; None: no brand
+    popularity: np.ndarray  # (n,)
+    ctr: np.ndarray  # (n,)
+    log_price: np.ndarray  # (n,) log1p(price)
+    price: np.ndarray  # (n,) float64
+
+
+class RowFacts:
+    """Per-row facts that do not depend on the query (normalised title, brand words, popularity, price),
+    computed once per catalogue row and reused by every query. Rows are append-only, so a row's facts never
+    change; a row whose product is unknown is not cached. Thread-safe."""
 
     def __init__(self) -> None:
-        self._cache: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stats: ItemStats | None = None
+        self._reset(0)
 
-    def get(self, row: int, title: str) -> str:
-        text = self._cache.get(row)
-        if text is None:
-            text = self._cache[row] = " " + " ".join(words(title)) + " "
-        return text
+    def _reset(self, n: int) -> None:
+        self._known = np.zeros(n, bool)
+        self._title: list[str | None] = [None] * n
+        self._brand: list[frozenset[str] | None] = [None] * n
+        self._numbers = np.full((n, 5), np.nan)  # title_len, popularity, ctr, log_price, price
+
+    def _grow(self, n: int) -> None:
+        extra = n - len(self._known)
+        if extra > 0:
+            self._known = np.concatenate([self._known, np.zeros(extra, bool)])
+            self._title += [None] * extra
+            self._brand += [None] * extra
+            self._numbers = np.concatenate([self._numbers, np.full((extra, 5), np.nan)])
+
+    def _fill(self, row: int, product: Product, stats: ItemStats | None) -> None:
+        title = " " + " ".join(words(product.title)) + " "
+        self._title[row] = title
+        self._brand[row] = frozenset(words(product.brand)) if product.brand else None
+        numbers = self._numbers[row]
+        numbers[0] = title.count(" ") - 1
+        if stats is not None:
+            numbers[1] = stats.popularity.get(product.id, 0.0)
+            numbers[2] = stats.ctr.get(product.id, np.nan)
+        if product.price is not None:
+            numbers[3] = math.log1p(product.price)
+            numbers[4] = product.price
+        self._known[row] = True
+
+    def warm(self, products: Sequence[Product | None], stats: ItemStats | None) -> None:
+        """Compute every row's facts now (at load) instead of on each row's first query."""
+        rows = np.arange(len(products))
+        self.gather(rows, products, stats)
+
+    def gather(self, rows: np.ndarray, products: Sequence[Product | None], stats: ItemStats | None) -> RowView:
+        """The facts of ``rows`` (whose products are ``products``, in the same order)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        with self._lock:
+            if stats is not self._stats:  # new popularity figures: everything cached is stale
+                self._stats = stats
+                self._reset(0)
+            if len(rows):
+                self._grow(int(rows.max()) + 1)
+            missing = np.flatnonzero(~self._known[rows])
+            unknown = np.zeros(len(rows), bool)
+            for i in missing.tolist():
+                product = products[i]
+                if product is None:
+                    unknown[i] = True
+                else:
+                    self._fill(int(rows[i]), product, stats)
+            numbers = self._numbers[rows]  # (n, 5), a copy
+            title = [self._title[r] for r in rows.tolist()]
+            brand = [self._brand[r] for r in rows.tolist()]
+        if unknown.any():
+            numbers[unknown] = np.nan
+            for i in np.flatnonzero(unknown).tolist():
+                title[i] = brand[i] = None
+        return RowView(title, numbers[:, 0], brand, numbers[:, 1], numbers[:, 2], numbers[:, 3], numbers[:, 4])
 
 
 def compute_features(
@@ -84,18 +155,23 @@ def compute_features(
     tokens: list[str],
     query: str,
     rows: np.ndarray,
-    products: list,
+    products: Sequence[Product | None],
     dense: np.ndarray,
     ce: np.ndarray | None = None,
     stats: ItemStats | None = None,
-    titles: TitleCache | None = None,
+    titles: RowFacts | None = None,
 ) -> np.ndarray:
-    """Features of the candidate ``rows`` for one query, shape (len(rows), len(FEATURES))."""
+    """Features of the candidate ``rows`` for one query, shape (len(rows), len(FEATURES)).
+
+    ``titles`` caches the query-independent part per row (a fresh one is used when not given)."""
     n = len(rows)
     out = np.full((n, len(FEATURES)), np.nan, np.float32)
     if n == 0:
         return out
-    per_field = bm25.field_scores(tokens, rows)  # (n, fields)
+    terms, names, blocks, combined = bm25.term_blocks(tokens, rows)  # blocks: each (n, terms)
+    per_field = np.zeros((n, len(FIELDS)), np.float32)
+    for f, block in blocks.items():
+        per_field[:, FIELDS.index(f)] = block.sum(axis=1)
     out[:, : len(FIELDS)] = per_field
     weights = np.asarray([bm25.config.weights.get(f, 0.0) for f in FIELDS], np.float32)
     total = per_field @ weights
@@ -107,48 +183,35 @@ def compute_features(
         out[:, _INDEX["ce"]] = ce
         if np.isfinite(ce).any():
             out[:, _INDEX["ce_rel"]] = ce - np.nanmax(ce)
-    terms = bm25.query_terms(tokens)
-    vocab_terms = [t for t in dict.fromkeys(tokens) if t in bm25.vocab]
     if len(terms):
-        matched = bm25.matched_terms(tokens, rows)  # (n, terms)
+        matched = combined != 0  # (n, terms)
         out[:, _INDEX["coverage"]] = matched.mean(axis=1)
-        term_ids = {bm25.vocab[t]: t for t in vocab_terms}
-        numeric = np.asarray([term_ids[t][0].isdigit() for t in terms])
+        numeric = np.asarray([name[0].isdigit() for name in names])
         if numeric.any():
             out[:, _INDEX["number_coverage"]] = matched[:, numeric].mean(axis=1)
-        title_m = bm25.matrices.get("title")
-        if title_m is not None:
-            in_title = (title_m[:, terms].tocsr()[rows] != 0).toarray()
-            out[:, _INDEX["title_coverage"]] = in_title.mean(axis=1)
-        cat_m = bm25.matrices.get("category")
-        if cat_m is not None:
-            out[:, _INDEX["category_match"]] = (cat_m[:, terms].tocsr()[rows] != 0).toarray().mean(axis=1)
+        if "title" in blocks:
+            out[:, _INDEX["title_coverage"]] = (blocks["title"] != 0).mean(axis=1)
+        if "category" in blocks:
+            out[:, _INDEX["category_match"]] = (blocks["category"] != 0).mean(axis=1)
     else:
         out[:, _INDEX["coverage"]] = 0.0
     phrase = " " + " ".join(words(query)) + " "
     query_words = set(phrase.split())
     out[:, _INDEX["query_len"]] = len(query_words)
-    prices = []
-    for i, (row, product) in enumerate(zip(rows, products, strict=True)):
-        if product is None:
-            continue
-        if titles is not None:
-            title = titles.get(int(row), product.title)
-        else:
-            title = " " + " ".join(words(product.title)) + " "
-        out[i, _INDEX["exact_phrase"]] = float(len(phrase) > 2 and phrase in title)
-        out[i, _INDEX["title_len"]] = title.count(" ") - 1
-        if product.brand:
-            brand_words = set(words(product.brand))
-            out[i, _INDEX["brand_match"]] = float(bool(brand_words) and brand_words <= query_words)
-        if stats is not None:
-            out[i, _INDEX["popularity"]] = stats.popularity.get(product.id, 0.0)
-            out[i, _INDEX["ctr"]] = stats.ctr.get(product.id, np.nan)
-        if product.price is not None:
-            out[i, _INDEX["log_price"]] = math.log1p(product.price)
-            prices.append(product.price)
-    if prices:
-        median = float(np.median(prices))
+    view = (titles or RowFacts()).gather(rows, products, stats)
+    has = np.asarray([t is not None for t in view.title])
+    long_phrase = len(phrase) > 2
+    out[:, _INDEX["exact_phrase"]] = [np.nan if t is None else float(long_phrase and phrase in t) for t in view.title]
+    out[:, _INDEX["title_len"]] = view.title_len
+    out[:, _INDEX["brand_match"]] = [np.nan if b is None else float(bool(b) and b <= query_words)
+                                     for b in view.brand]
+    if stats is not None:
+        out[:, _INDEX["popularity"]] = view.popularity
+        out[:, _INDEX["ctr"]] = view.ctr
+    out[:, _INDEX["log_price"]] = view.log_price
+    priced = has & ~np.isnan(view.price)
+    if priced.any():
+        median = float(np.median(view.price[priced]))
         if median > 0:
             out[:, _INDEX["price_rel"]] = np.expm1(out[:, _INDEX["log_price"]]) / median
     return out

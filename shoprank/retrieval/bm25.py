@@ -153,23 +153,28 @@ class BM25Index:
             return np.zeros(self.combined.shape[0], np.float32)
         return np.asarray(self.combined[:, terms].sum(axis=1)).ravel().astype(np.float32)
 
+    def term_blocks(self, tokens: list[str], rows: np.ndarray
+                    ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], np.ndarray]:
+        """The query's unique term ids and their tokens, each field's BM25 weights of those terms in ``rows``
+        and the weighted sum's: dense arrays of shape (len(rows), len(terms)), columns in term-id order."""
+        names = {self.vocab[t]: t for t in tokens if t in self.vocab}
+        terms = np.unique(np.asarray(list(names), dtype=np.int64))
+        rows = np.asarray(rows, dtype=np.int64)
+        positions = _positions(rows, self.combined.shape[0]) if len(terms) else None
+        blocks = {f: _column_block(self.matrices[f], terms, rows, positions) for f in self.fields}
+        return terms, [names[int(t)] for t in terms], blocks, _column_block(self.combined, terms, rows, positions)
+
     def field_scores(self, tokens: list[str], rows: np.ndarray) -> np.ndarray:
         """Per-field BM25 of the given rows, shape (len(rows), len(FIELDS)); absent fields are 0."""
         out = np.zeros((len(rows), len(FIELDS)), np.float32)
-        terms = self.query_terms(tokens)
-        if len(terms) == 0 or len(rows) == 0:
-            return out
-        for f in self.fields:
-            sub = self.matrices[f][:, terms].tocsr()[rows]
-            out[:, FIELDS.index(f)] = np.asarray(sub.sum(axis=1)).ravel()
+        _, _, blocks, _ = self.term_blocks(tokens, rows)
+        for f, block in blocks.items():
+            out[:, FIELDS.index(f)] = block.sum(axis=1)
         return out
 
     def matched_terms(self, tokens: list[str], rows: np.ndarray) -> np.ndarray:
         """Boolean (len(rows), len(unique query terms)): which query terms each row contains."""
-        terms = self.query_terms(tokens)
-        if len(terms) == 0 or len(rows) == 0:
-            return np.zeros((len(rows), 0), bool)
-        return (self.combined[:, terms].tocsr()[rows] != 0).toarray()
+        return self.term_blocks(tokens, rows)[3] != 0
 
     # persistence --------------------------------------------------------------------------------
     def save(self, folder: Path) -> None:
@@ -199,6 +204,30 @@ class BM25Index:
             index.df[f] = np.load(folder / f"df_{f}.npy")
         index._recombine()
         return index
+
+
+def _positions(rows: np.ndarray, n_rows: int) -> np.ndarray | None:
+    """Row -> its position in ``rows`` (-1 elsewhere); None when ``rows`` repeats a row."""
+    positions = np.full(n_rows, -1, np.int64)
+    positions[rows] = np.arange(len(rows))
+    return positions if int((positions >= 0).sum()) == len(rows) else None
+
+
+def _column_block(matrix: sp.csc_matrix, terms: np.ndarray, rows: np.ndarray, positions: np.ndarray | None
+                  ) -> np.ndarray:
+    """``matrix[rows][:, terms]`` as a dense float32 array, read straight from the CSC columns."""
+    out = np.zeros((len(rows), len(terms)), np.float32)
+    if len(terms) == 0 or len(rows) == 0:
+        return out
+    if positions is None:  # repeated rows: the general (slower) path
+        return matrix[:, terms].tocsr()[rows].toarray().astype(np.float32)
+    indptr, indices, data = matrix.indptr, matrix.indices, matrix.data
+    for j, term in enumerate(terms.tolist()):
+        start, end = indptr[term], indptr[term + 1]
+        where = positions[indices[start:end]]
+        hit = where >= 0
+        out[where[hit], j] = data[start:end][hit]
+    return out
 
 
 def idf_check(n: int, df: int) -> float:

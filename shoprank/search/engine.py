@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from shoprank.bundles import BundleError, open_bundle
 from shoprank.data.records import Product
+from shoprank.encoders.onnx_tower import QueryCache
 from shoprank.results import ScoredItem, SearchFilters
+from shoprank.search.locking import ReadWriteLock
 from shoprank.search.stack import SearchStack
 
 KIND = "search"
@@ -26,6 +29,7 @@ PERSONAL_WEIGHT = 0.15
 candidates' score spread (a category with a third of them, a third of it). Enough to reorder close
 results, not to bury a better match."""
 PERSONAL_HISTORY = 50  # recent events read per search
+QUERY_CACHE = 4096  # query embeddings an engine keeps (least recently used dropped first)
 
 
 def leaf_category(product: Product | None) -> str:
@@ -68,18 +72,29 @@ class SearchEngine:
     """Search over one shop's catalogue with its latest trained models."""
 
     def __init__(self, stack: SearchStack, version: str, catalog_version: int = 0, shop: Any = None,
-                 use_cross_encoder: bool = False) -> None:
+                 use_cross_encoder: bool = False, query_cache: int = QUERY_CACHE) -> None:
         self.stack = stack
         self.version = version
         self.catalog_version = catalog_version
         self.shop = shop
         self.use_cross_encoder = use_cross_encoder
-        self._lock = threading.RLock()
+        self._lock = ReadWriteLock()
+        """Searches share it (read); catalogue changes, which rebuild index arrays, have it alone (write)."""
         self._store: Any = None
+        self._store_lock = threading.Lock()
+        tokenizer = getattr(getattr(getattr(stack.encoder, "query", stack.encoder), "model", None), "tokenizer", None)
+        self.query_cache = QueryCache(query_cache, fold_case=bool(getattr(tokenizer, "do_lower_case", False)))
+        """Query embeddings by normalised query text; belongs to this engine, so a new bundle starts empty."""
+        self.query_backend = "pytorch"
 
     @classmethod
-    def load(cls, shop: Any, version: str | None = None, use_cross_encoder: bool = False) -> SearchEngine:
-        """The latest (or the given) search bundle of ``shop``; raises BundleError if there is none."""
+    def load(cls, shop: Any, version: str | None = None, use_cross_encoder: bool = False, *,
+             onnx_queries: bool = True, query_cache: int = QUERY_CACHE, warm: bool = True) -> SearchEngine:
+        """The latest (or the given) search bundle of ``shop``; raises BundleError if there is none.
+
+        ``onnx_queries``: embed queries with the bundle's ONNX query tower, or one exported once into the
+        shop's ``cache/`` (PyTorch when neither can be had). ``warm``: compute per-product ranking facts and
+        the spelling index now rather than on the first queries."""
         bundle = open_bundle(shop.models_path, KIND, version)
         if not (bundle.path / "stack.json").is_file():
             raise BundleError(f"bundle {bundle.path} is not a search stack")
@@ -87,24 +102,42 @@ class SearchEngine:
         with shop.store(create=False) as store:
             products = list(store.iter_products())
             stack = SearchStack.load(bundle.path, products, load_cross=use_cross_encoder)
-            engine = cls(stack, bundle.version, int(params.get("catalog_version", 0)), shop, use_cross_encoder)
+            engine = cls(stack, bundle.version, int(params.get("catalog_version", 0)), shop, use_cross_encoder,
+                         query_cache)
             changed, deleted, current = store.products_changed_since(engine.catalog_version)
         known = {p.id for p in products}
         missing = [pid for pid in stack.catalog.row_of if pid not in known and pid not in deleted]
         engine.delete_products(list(deleted) + missing)
         engine.upsert_products(changed)
         engine.catalog_version = current
+        if onnx_queries:
+            engine.query_backend = stack.use_onnx_query_tower(bundle.path, Path(shop.path) / "cache")
+        if warm:
+            stack.titles.warm(stack.catalog.products, stack.stats)
+            if stack.spell is not None:
+                stack.spell.warm()
         return engine
 
     # catalogue changes ----------------------------------------------------------------------------
     def upsert_products(self, products: Sequence[Product]) -> None:
         """Index new or changed products; they are searchable when this returns."""
-        with self._lock:
-            self.stack.upsert(list(products))
+        products = list(products)
+        if not products:
+            return
+        with self._lock.write():
+            self.stack.upsert(products)
 
     def delete_products(self, ids: Sequence[str]) -> int:
-        with self._lock:
+        with self._lock.write():
             return self.stack.delete(list(ids))
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """The query's embedding, from the cache when this query was seen lately."""
+        vector = self.query_cache.get(query)
+        if vector is None:
+            vector = self.stack.embed_query(query)
+            self.query_cache.put(query, vector)
+        return vector
 
     # personalisation -------------------------------------------------------------------------------
     def affinity(self, user_id: str) -> dict[str, float]:
@@ -113,8 +146,9 @@ class SearchEngine:
             return {}
         from shoprank.data.limits import EVENT_WEIGHTS
 
-        if self._store is None:
-            self._store = self.shop.store(create=False)
+        with self._store_lock:
+            if self._store is None:
+                self._store = self.shop.store(create=False)
         weights: dict[str, float] = {}
         catalog = self.stack.catalog
         for event in self._store.user_events(user_id, limit=PERSONAL_HISTORY):
@@ -139,9 +173,9 @@ class SearchEngine:
         if not query:
             return [], 0
         stack = self.stack
-        with self._lock:
+        qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
+        with self._lock.read():
             tokens = stack.tokens(query)
-            qvec = stack.encode_queries([query])[0]
             depth = max(stack.config.lexical_k, offset + k)
             cand = stack.candidates(tokens, qvec, lexical_k=depth, dense_k=max(stack.config.dense_k, offset + k))
             if filters is not None and not filters.is_empty():
@@ -167,6 +201,9 @@ class SearchEngine:
 
             query_words = [w for w in words(query)]
             surface = surface_forms(query)
+            page_rows = cand.rows[page]
+            page_titles = stack.titles.gather(page_rows, [stack.catalog.products[r] for r in page_rows],
+                                              stack.stats).title
             items = []
             for position, idx in enumerate(page):
                 row = int(cand.rows[idx])
@@ -176,7 +213,8 @@ class SearchEngine:
                 if np.isfinite(ce):
                     parts["ce"] = float(ce)
                 parts["fusion"] = float(scores[offset + position] - personal[offset + position])
-                title_words = set(words(product.title)) if product is not None else set()
+                title = page_titles[position]
+                title_words = set(title.split()) if title is not None else set()
                 reasons = reasons_for(query_words, title_words, parts, surface)
                 if personal[offset + position] > 0:
                     parts["personal"] = float(personal[offset + position])
@@ -189,7 +227,7 @@ class SearchEngine:
 
         Ids the catalogue does not know come last, below every known one, in their given order."""
         stack = self.stack
-        with self._lock:
+        with self._lock.read():
             ids = list(dict.fromkeys(ids))
             rows = stack.catalog.rows(ids)
             known = rows >= 0
@@ -197,7 +235,7 @@ class SearchEngine:
             out: list[tuple[str, float]] = []
             if len(krows):
                 tokens = stack.tokens(query)
-                qvec = stack.encode_queries([query])[0]
+                qvec = self.embed_query(query)
                 dense = stack.dense.cosine(qvec, krows)
                 ce = stack.cross_scores(query, krows) if stack.cross is not None else None
                 model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"

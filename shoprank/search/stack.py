@@ -11,6 +11,7 @@ One object serves training, evaluation, the batch commands and the online engine
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from shoprank.data.records import Product
-from shoprank.ranking.features import CE_FEATURES, FEATURES, ItemStats, TitleCache, compute_features
+from shoprank.ranking.features import CE_FEATURES, FEATURES, ItemStats, RowFacts, compute_features
 from shoprank.ranking.fusion import FusionRanker
 from shoprank.retrieval.bm25 import BM25Config, BM25Index
 from shoprank.retrieval.dense import DenseIndex
@@ -27,7 +28,10 @@ from shoprank.search.catalog import Catalog
 from shoprank.text import make_analyzer, words
 from shoprank.text.spelling import SpellCorrector
 
+log = logging.getLogger("shoprank.search")
+
 FUSION_MODELS = ("fast", "full", "rerank")
+ONNX_DIR = "query_onnx"  # the bundle's ONNX export of the query tower
 FAST_FEATURES = [f for f in FEATURES if f not in CE_FEATURES]
 
 
@@ -78,7 +82,10 @@ class SearchStack:
         self.cross = cross
         self.fusion = fusion or {}
         self.stats = stats or ItemStats()
-        self.titles = TitleCache()
+        self.titles = RowFacts()
+        self.query_tower: Any = None
+        """What embeds one online query (:meth:`embed_query`): an ONNX export of the query tower once
+        :meth:`use_onnx_query_tower` found or made one, else the PyTorch encoder."""
 
     # building -----------------------------------------------------------------------------------
     @classmethod
@@ -111,7 +118,57 @@ class SearchStack:
         return tokens
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
+        """Batch query embeddings with the PyTorch encoder (training, evaluation, batch commands)."""
         return self.encoder.encode_queries(list(queries))
+
+    def embed_query(self, query: str) -> np.ndarray:
+        """One online query's embedding, shape (dim,): the ONNX query tower when there is one."""
+        tower = self.query_tower if self.query_tower is not None else self.encoder
+        return tower.encode_queries([query])[0]
+
+    def query_tower_dir(self, folder: Path) -> Path | None:
+        """The PyTorch query tower an ONNX export is made from (None: this encoder has no such tower)."""
+        if self.config.encoder not in ("biencoder", "dual"):
+            return None
+        if (folder / "biencoder").is_dir():
+            return folder / "biencoder"
+        if self.config.encoder == "biencoder":
+            from shoprank.encoders.text import resolve_model_path
+
+            return resolve_model_path(None)
+        return None
+
+    def use_onnx_query_tower(self, folder: Path, cache_dir: Path | None) -> str:
+        """Serve queries from the bundle's ONNX tower (``query_onnx/``), else from an export cached in
+        ``cache_dir`` (made now when missing). Says what happened; on any failure PyTorch keeps the job."""
+        from shoprank.encoders import onnx_tower
+
+        source = self.query_tower_dir(folder)
+        if source is None:
+            return f"pytorch (the {self.config.encoder} encoder has no query tower to export)"
+        try:
+            onnx_dir = folder / ONNX_DIR
+            if not (onnx_dir / onnx_tower.META).is_file() or \
+                    onnx_tower.read_info(onnx_dir).max_length != self.config.doc_max_length:
+                if cache_dir is None:
+                    return "pytorch (the bundle has no ONNX query tower and there is no cache folder)"
+                onnx_dir = onnx_tower.cached_export(source, cache_dir, self.config.doc_max_length)
+            info = onnx_tower.read_info(onnx_dir)
+            self.query_tower = onnx_tower.OnnxQueryTower.load(onnx_dir)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the PyTorch tower serving
+            log.warning("ONNX query tower unavailable (%s); queries are embedded with PyTorch", exc)
+            return f"pytorch ({exc})"
+        return f"onnx {'int8' if info.quantized else 'float'} (cosine with PyTorch >= {info.min_cosine:.4f})"
+
+    def export_query_tower(self, folder: Path) -> str:
+        """Write the ONNX query tower into a bundle being published (``folder/query_onnx``), if there is one."""
+        from shoprank.encoders import onnx_tower
+
+        source = self.query_tower_dir(folder)
+        if source is None:
+            return "none"
+        info = onnx_tower.export_query_tower(source, folder / ONNX_DIR, self.config.doc_max_length)
+        return f"{'int8' if info.quantized else 'float'} ONNX, cosine with PyTorch >= {info.min_cosine:.4f}"
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, lexical_k: int | None = None,
                    dense_k: int | None = None) -> Candidates:

@@ -42,6 +42,10 @@ class SpellCorrector:
             self._symspell = sym
         return self._symspell
 
+    def warm(self) -> None:
+        """Build the lookup index now (else the first misspelt query pays for it)."""
+        self._index()
+
     def add(self, words: Iterable[str]) -> None:
         """Add words of new products (the index is updated in place when already built)."""
         for word in words:
