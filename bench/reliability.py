@@ -16,8 +16,9 @@ Scenarios (docs/reliability.md, 1-3), each against real processes killed with SI
   publishes (``--trainer fake``), killed mid-way while a server serves recommendations.
 
 Figures per scenario: acknowledged writes lost and duplicated (both must be 0), half-stored batches or
-half-written bundles made visible (0), failed reads while the server was up (0), restart time (until the
-store opens and passes its integrity check, or until ``/health`` answers ready) median and max.
+half-written bundles made visible (0), failed reads while the server was up (0), staging folders of killed
+writers still there once the server has restarted (0), restart time (until the store opens and passes its
+integrity check, or until ``/health`` answers ready) median and max.
 """
 
 from __future__ import annotations
@@ -59,12 +60,14 @@ class Outcome:
     failed_reads: int = 0
     """Reads that failed, or served something other than the latest good bundle, while a server was up."""
     restarts: list[float] = field(default_factory=list)
+    leftovers: int = 0
+    """Staging folders of killed writers still present once the server has restarted (bundle scenarios)."""
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        return not (self.lost or self.duplicates or self.partial or self.failed_reads)
+        return not (self.lost or self.duplicates or self.partial or self.failed_reads or self.leftovers)
 
     def summary(self) -> dict[str, Any]:
         out = asdict(self)
@@ -349,18 +352,20 @@ def check_bundles(models: Path, kind: str, acked: list[str], outcome: Outcome) -
     return latest
 
 
-def prune(models: Path, kind: str, keep: str) -> int:
-    """Housekeeping between kill points: remove staging folders left by killed writers and every bundle but
-    ``keep``, so the disk stays small. Returns how many staging folders were left."""
+def staging_folders(models: Path, kind: str) -> int:
+    """Staging folders present (a killed writer's, or a living writer's)."""
+    from shoprank.bundles import STAGING_PREFIX
+
+    return sum(p.name.startswith(STAGING_PREFIX) for p in (models / kind).iterdir())
+
+
+def prune(models: Path, kind: str, keep: str) -> None:
+    """Housekeeping between kill points: remove every bundle but ``keep``, so the disk stays small."""
     from shoprank.bundles import list_versions
 
-    staging = [p for p in (models / kind).iterdir() if p.name.startswith(".staging-")]
-    for path in staging:
-        shutil.rmtree(path)
     for version in list_versions(models, kind):
         if version != keep:
             shutil.rmtree(models / kind / version)
-    return len(staging)
 
 
 def _served(url: str, key: str, path: str) -> str | None:
@@ -388,6 +393,7 @@ def run_bundle_kills(name: str, home: Path, shop_name: str, kind: str, read_path
     server.start()
     acked: list[str] = []
     staging_left = 0
+    """Staging folders the killed writers left."""
 
     def acks(out: str) -> list[str]:
         return [line.split()[-1] if ack_word == "ACK" else line.split()[3] for line in out.splitlines()
@@ -428,16 +434,19 @@ def run_bundle_kills(name: str, home: Path, shop_name: str, kind: str, read_path
             outcome.failed_reads += len(reader.failures)
             if reader.failures:
                 outcome.notes.append(f"failed reads: {reader.failures[:3]}")
+            staging_left += staging_folders(models, kind)
             server.kill()
             outcome.restarts.append(server.start())
             if _served(server.url, key, read_path) != latest:
                 outcome.failed_reads += 1
                 outcome.notes.append(f"after a restart the server does not serve LATEST {latest}")
-            staging_left += prune(models, kind, latest)
+            outcome.leftovers += staging_folders(models, kind)  # the restarted server removes them
+            prune(models, kind, latest)
     finally:
         server.stop()
     outcome.acknowledged = len(acked)
-    outcome.notes.append(f"{staging_left} staging folders left by killed writers (never visible)")
+    outcome.notes.append(f"{staging_left} staging folders left by killed writers (never visible); "
+                         f"{outcome.leftovers} still there after the server's restart")
     outcome.notes.append(f"{len(acked)} bundles acknowledged; a writer lives {life:.1f} s until its first publish; "
                          f"kills drawn in {spread[0]:.0%}-{spread[1]:.0%} of that")
     outcome.seconds = time.perf_counter() - started
@@ -528,10 +537,11 @@ def main(argv: list[str] | None = None) -> int:
     for o in outcomes:
         s = o.summary()
         rows.append([o.scenario, o.kills, o.acknowledged, o.lost, o.duplicates, o.partial, o.failed_reads,
+                     o.leftovers if o.scenario in ("publish", "train") else "-",
                      f"{s['restart_median_s']:.2f}" if o.restarts else "-",
                      f"{s['restart_max_s']:.2f}" if o.restarts else "-", f"{o.seconds:.0f}"])
-    print(table(["scenario", "kills", "acked", "lost", "dups", "partial", "failed reads", "restart p50 s",
-                 "restart max s", "run s"], rows))
+    print(table(["scenario", "kills", "acked", "lost", "dups", "partial", "failed reads", "staging left",
+                 "restart p50 s", "restart max s", "run s"], rows))
     path = write_json(args.json, {"command": "python -m bench.reliability " + " ".join(argv or []),
                                   "kills": args.kills, "seed": args.seed, "trainer": args.trainer,
                                   "load_before": load_before, "load_after": _load(),

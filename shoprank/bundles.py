@@ -9,12 +9,20 @@ Layout under a shop's ``models/`` folder::
 A bundle is written into a temporary folder, fsynced, checked, and renamed into place;
 ``LATEST`` is then replaced atomically. A bundle whose files do not match its manifest
 is refused by :func:`open_bundle`.
+
+A publisher holds an exclusive ``flock`` on its ``.staging-*`` folder from creation to rename. A publisher
+killed with SIGKILL loses its lock with its life (the kernel drops it), so a staging folder nobody holds is
+left over by a dead writer; :func:`remove_stale_staging` removes exactly those, and never the folder of a
+live publisher, whatever its age or process namespace. It runs before each publish and when a server opens a
+shop.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -27,6 +35,12 @@ from typing import Any
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+STAGING_PREFIX = ".staging-"
+LATEST_TMP_GRACE_SECONDS = 600.0
+"""A ``.LATEST.<pid>`` file older than this is a leftover of a writer killed while switching LATEST (a live
+writer holds one for milliseconds)."""
+
+log = logging.getLogger("shoprank.bundles")
 
 
 class BundleError(RuntimeError):
@@ -71,6 +85,82 @@ def _new_version() -> str:
     return f"{stamp}-{os.getpid() % 10000:04d}-{time.perf_counter_ns() % 100000:05d}"
 
 
+def _same_folder(path: Path, fd: int) -> bool:
+    """Whether ``path`` still names the folder open as ``fd`` (not removed, not renamed away)."""
+    try:
+        here = os.stat(path)
+    except OSError:
+        return False
+    held = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _new_staging(root: Path) -> tuple[Path, int]:
+    """A fresh staging folder under ``root`` and an open descriptor holding its exclusive lock."""
+    while True:
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+        try:
+            fd = os.open(staging, os.O_RDONLY)
+        except FileNotFoundError:
+            continue  # a cleaner removed it before we could open it
+        fcntl.flock(fd, fcntl.LOCK_EX)  # waits only while a cleaner that caught it unlocked removes it
+        if _same_folder(staging, fd):
+            return staging, fd
+        os.close(fd)  # removed between mkdtemp and the lock: take another
+
+
+def remove_stale_staging(models_root: str | Path, kind: str | None = None) -> list[Path]:
+    """Remove staging folders left by killed publishers (of ``kind``, or of every kind); returns them.
+
+    A folder is removed only if its exclusive lock can be taken at once, i.e. no living publisher holds it.
+    Also removes ``.LATEST.<pid>`` files older than :data:`LATEST_TMP_GRACE_SECONDS`. Errors (a read-only
+    folder, a race with another cleaner) are logged and skipped.
+    """
+    base = Path(models_root)
+    removed: list[Path] = []
+    try:
+        roots = [base / kind] if kind else [p for p in base.iterdir() if p.is_dir()]
+    except OSError:  # no models folder yet
+        return removed
+    for root in roots:
+        try:
+            entries = list(root.iterdir())
+        except OSError:
+            continue
+        for path in entries:
+            try:
+                if path.name.startswith(STAGING_PREFIX) and path.is_dir():
+                    if _remove_if_unlocked(path):
+                        removed.append(path)
+                elif path.name.startswith(".LATEST.") and \
+                        time.time() - path.stat().st_mtime > LATEST_TMP_GRACE_SECONDS:
+                    path.unlink()
+                    removed.append(path)
+            except OSError as exc:
+                log.warning("could not remove the leftover %s: %s", path, exc)
+    if removed:
+        log.info("removed %d leftovers of killed publishers under %s", len(removed), base)
+    return removed
+
+
+def _remove_if_unlocked(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a living publisher is writing it
+        if not _same_folder(path, fd):
+            return False  # renamed into place (or removed) since we looked
+        shutil.rmtree(path)
+        return True
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = None) -> Iterator[Path]:
     """Write a new bundle: ``with publish(root, "search") as folder: save files into folder``.
@@ -80,7 +170,8 @@ def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = 
     """
     root = Path(models_root) / kind
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=root))
+    remove_stale_staging(models_root, kind)
+    staging, lock = _new_staging(root)
     try:
         yield staging
         files = {
@@ -105,6 +196,8 @@ def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        os.close(lock)  # the lock goes with it; the folder is in place (or gone) by now
 
 
 def set_latest(models_root: str | Path, kind: str, version: str) -> None:

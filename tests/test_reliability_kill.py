@@ -14,6 +14,7 @@ def assert_clean(outcome: Outcome, kills: int) -> None:
     assert outcome.kills == kills
     assert outcome.acknowledged > 0
     assert (outcome.lost, outcome.duplicates, outcome.partial, outcome.failed_reads) == (0, 0, 0, 0), outcome.notes
+    assert outcome.leftovers == 0, outcome.notes
     assert len(outcome.restarts) == kills
 
 

@@ -101,13 +101,15 @@ def build_server(
 
     import uvicorn
 
+    from shoprank.serving.protocol import http_protocol
+
     app = create_app(home, open_access=open_access, config=config, threads=True)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     fast_loop = importlib.util.find_spec("uvloop") is not None
     fast_http = importlib.util.find_spec("httptools") is not None
     server = uvicorn.Server(uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=access_log,
-        loop="uvloop" if fast_loop else "asyncio", http="httptools" if fast_http else "h11",
+        loop="uvloop" if fast_loop else "asyncio", http=http_protocol(fast_http),
         timeout_graceful_shutdown=10,
     ))
     return server, app

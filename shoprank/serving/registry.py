@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shoprank.bundles import latest_version, open_bundle
+from shoprank.bundles import latest_version, open_bundle, remove_stale_staging
 from shoprank.serving.catalog import Catalog
 from shoprank.shops import Shop, check_shop_name, list_shops
 from shoprank.store.sqlite import SQLiteStore
@@ -142,6 +142,7 @@ class EngineRegistry:
             shop = Shop(name, self.home)
             if not shop.exists():
                 raise ShopNotFound(name)
+            remove_stale_staging(shop.models_path)  # what killed publishers left; live ones are spared
             store = shop.store(create=False)
             from shoprank.serving.rerank import ShopReranking
 
