@@ -291,7 +291,7 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
     shop = Shop(args.shop, args.home)
     from shoprank.search import SearchEngine
 
-    engine = SearchEngine.load(shop)
+    engine = SearchEngine.load(shop, query_cache=0)  # every query embedded: the cache would hide the encoder
     store = shop.store(create=False)
     catalog = Catalog(store)
     queries = [urllib.parse.unquote(p.split("q=")[1].split("&")[0]) for p in
@@ -313,16 +313,18 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         tokens = stack.tokens(q)
         t = clock("1 tokenise", t)
-        qvec = stack.encode_queries([q])[0]
-        t = clock("2 encode query (fine-tuned MiniLM, PyTorch)", t)
+        stack.encode_queries([q])
+        t = clock("2a encode query (fine-tuned MiniLM, PyTorch)", t)
+        qvec = stack.embed_query(q)
+        t = clock(f"2b encode query as served ({engine.query_backend.split(' (')[0]})", t)
         cand = stack.candidates(tokens, qvec, lexical_k=stack.config.lexical_k, dense_k=stack.config.dense_k)
         t = clock("3 candidates (BM25 + ANN)", t)
         stack.rank(q, tokens, cand, False)
         t = clock("4 rank (features + LambdaMART)", t)
         items, _ = engine.search(q, k=10)
         t = clock("5 engine.search k=10 (all of it)", t)
-        wide, _ = engine.search(q, k=args.facet_candidates)
-        t = clock(f"6 engine.search k={args.facet_candidates} (for facets)", t)
+        wide, _ = engine.search(q, k=args.facet_candidates, explain=10)
+        t = clock(f"6 engine.search k={args.facet_candidates}, 10 explained (the API's call: page + facets)", t)
         hits = catalog.hydrate(items)
         catalog.facets([i.id for i in wide])
         t = clock("7 hydrate + facets", t)
@@ -331,8 +333,9 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
     rows = [[name, round(1000 * sorted(v)[len(v) // 2], 3), round(1000 * percentile(v, 99), 3)]
             for name, v in sorted(timings.items())]
     print(table(["stage", "median ms", "p99 ms"], rows))
+    print(f"query tower as served: {engine.query_backend}")
     return {"stages": {r[0]: {"median_ms": r[1], "p99_ms": r[2]} for r in rows},
-            "queries": min(len(queries), args.breakdown_queries)}
+            "queries": min(len(queries), args.breakdown_queries), "query_tower": engine.query_backend}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -148,3 +148,13 @@ def test_cross_encoder_feature_path(trained_shop) -> None:
     order, scores, feats = stack.rank("cordless saw", tokens, cand, use_cross=True)
     assert np.all(np.diff(scores) <= 0) and sorted(order.tolist()) == list(range(len(cand.rows)))
     assert np.isfinite(feats[:, FEATURES.index("ce")]).any()
+
+
+def test_explain_limits_parts_and_reasons_not_the_order(trained_shop) -> None:
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    full, total = engine.search("cordless drill", k=12)
+    brief, brief_total = engine.search("cordless drill", k=12, explain=3)
+    assert [(i.id, i.score) for i in brief] == [(i.id, i.score) for i in full] and brief_total == total
+    assert brief[:3] == full[:3] and all(i.reasons == [] and i.parts == {} for i in brief[3:])
+    assert all(i.reasons for i in full)

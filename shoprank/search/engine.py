@@ -161,11 +161,13 @@ class SearchEngine:
 
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
         """A page of results (``k`` from ``offset``) and the number of matching candidates.
 
         ``user_id`` personalises: products in the categories of the user's recent events gain up to
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
+        ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
+        score alone (a caller that wants a long list only for its ids, e.g. facet counts, skips their cost).
         """
         if k < 0 or offset < 0:
             raise ValueError("k and offset must not be negative")
@@ -201,12 +203,16 @@ class SearchEngine:
 
             query_words = [w for w in words(query)]
             surface = surface_forms(query)
-            page_rows = cand.rows[page]
+            explained = len(page) if explain is None else max(0, min(explain, len(page)))
+            page_rows = cand.rows[page[:explained]]
             page_titles = stack.titles.gather(page_rows, [stack.catalog.products[r] for r in page_rows],
                                               stack.stats).title
             items = []
             for position, idx in enumerate(page):
                 row = int(cand.rows[idx])
+                if position >= explained:
+                    items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), {}, []))
+                    continue
                 product = stack.catalog.products[row]
                 parts = {"bm25": float(cand.bm25[idx]), "dense": float(cand.dense[idx])}
                 ce = feats[idx, FEATURES.index("ce")]

@@ -64,7 +64,7 @@ class FakeSearchEngine:
             self.words.pop(i, None)
 
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
         wanted = _words(query)
         liked: Counter[str] = Counter()
         if user_id:

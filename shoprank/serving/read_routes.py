@@ -83,8 +83,9 @@ def search(
         total = max(0, total - (fetched - len(items)))  # hidden by a rule
         facet_ids = [item.id for item in items[:cap]] if facets else []
         items = items[offset : offset + per_page]
-    elif facets and offset + per_page <= cap:
-        items, total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+    elif facets and offset + per_page <= cap:  # one call: the page, explained, and ids for the facets
+        items, total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user,
+                                    explain=offset + per_page)
         facet_ids = [item.id for item in items]
         items = items[offset : offset + per_page]
     else:
@@ -92,7 +93,8 @@ def search(
                                     user_id=user)
         facet_ids = []
         if facets:
-            head, _total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user)
+            head, _total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user,
+                                        explain=0)
             facet_ids = [item.id for item in head]
     t1 = time.perf_counter()
     hits = state.catalog.hydrate(items)
