@@ -23,3 +23,18 @@ def test_limit_threads_caps_blas_pools() -> None:
     finally:
         if torch is not None and torch_threads is not None:
             torch.set_num_threads(torch_threads)
+
+
+def test_settle_heap_hides_loaded_objects_from_the_collector() -> None:
+    import gc
+
+    from shoprank.serving.registry import settle_heap
+
+    try:
+        kept = [[n] for n in range(1000)]  # long-lived containers, as a loaded catalogue is
+        settle_heap()
+        assert gc.get_freeze_count() >= len(kept)
+        settle_heap(refreeze=True)  # after a swap: everything seen once more, then frozen again
+        assert gc.get_freeze_count() >= len(kept)
+    finally:
+        gc.unfreeze()

@@ -150,6 +150,7 @@ class EngineRegistry:
             for kind in KINDS:
                 state.slots[kind] = self._load(state, kind, None)
             self._shops[name] = state
+            settle_heap()
             log.info("shop %s: %d products; %s", name, len(state.catalog),
                      ", ".join(f"{k} {s.state} {s.version or ''}".strip() for k, s in state.slots.items()))
             return state
@@ -202,6 +203,7 @@ class EngineRegistry:
                     with state.write_lock:
                         self._catch_up(state, kind, new.engine, before)
                         state.slots[kind] = new  # the atomic swap
+                    settle_heap(refreeze=True)
                     report[kind] = {"status": "reloaded", "version": new.version, "previous": old.version}
                     log.info("shop %s: %s now serves %s (was %s)", name, kind, new.version, old.version)
                 else:
@@ -259,6 +261,22 @@ class EngineRegistry:
         for state in self.loaded():
             state.store.close()
         self._shops.clear()
+
+
+def settle_heap(refreeze: bool = False) -> None:
+    """Hide what loading made from the garbage collector (``gc.freeze``).
+
+    A loaded shop is hundreds of thousands of long-lived objects (product records, their dicts and lists). Every
+    full collection walked all of them, and re-ranking allocates a few hundred results per search: profiling a
+    server at 25 searches/s on a 54,667-product shop found the collector in 377 of 1,724 samples (py-spy), and
+    in none once frozen. ``refreeze`` (after a swap) first lets the collector see everything once more, so an
+    old engine's reference cycles are freed, not kept forever."""
+    import gc
+
+    if refreeze:
+        gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 def limit_threads(n: int) -> None:
