@@ -283,8 +283,8 @@ def limit_threads(n: int) -> None:
     """One engine call uses ``n`` threads: the server runs several calls side by side instead.
 
     BLAS (numpy's and scipy's OpenBLAS) matters as much as PyTorch: its worker threads busy-wait between
-    calls, so one small matrix product per request kept a whole core spinning (recommendations at 25 req/s:
-    97% server CPU with them, 23% without)."""
+    calls, so one small matrix product per request kept a core spinning (recommendations at 25 req/s: 98% server
+    CPU before, 24% with BLAS capped)."""
     import sys
 
     if "torch" in sys.modules:
