@@ -295,7 +295,7 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
     shop = Shop(args.shop, args.home)
     from shoprank.search import SearchEngine
 
-    engine = SearchEngine.load(shop, query_cache=0)  # every query embedded: the cache would hide the encoder
+    engine = SearchEngine.load(shop, onnx_queries=True, query_cache=0)  # as served, but every query embedded
     store = shop.store(create=False)
     catalog = Catalog(store)
     queries = [urllib.parse.unquote(p.split("q=")[1].split("&")[0]) for p in

@@ -89,12 +89,13 @@ class SearchEngine:
 
     @classmethod
     def load(cls, shop: Any, version: str | None = None, use_cross_encoder: bool = False, *,
-             onnx_queries: bool = True, query_cache: int = QUERY_CACHE, warm: bool = True) -> SearchEngine:
+             onnx_queries: bool = False, query_cache: int = QUERY_CACHE, warm: bool = True) -> SearchEngine:
         """The latest (or the given) search bundle of ``shop``; raises BundleError if there is none.
 
-        ``onnx_queries``: embed queries with the bundle's ONNX query tower, or one exported once into the
-        shop's ``cache/`` (PyTorch when neither can be had). ``warm``: compute per-product ranking facts and
-        the spelling index now rather than on the first queries."""
+        ``onnx_queries`` (what the server asks for): embed queries with the bundle's int8 ONNX query tower, or
+        one exported once into the shop's ``cache/`` (PyTorch when neither can be had); off, the PyTorch tower
+        that training and evaluation use. ``warm``: compute per-product ranking facts and the spelling index
+        now rather than on the first queries."""
         bundle = open_bundle(shop.models_path, KIND, version)
         if not (bundle.path / "stack.json").is_file():
             raise BundleError(f"bundle {bundle.path} is not a search stack")

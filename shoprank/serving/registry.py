@@ -48,7 +48,7 @@ def load_search(shop: Shop) -> Any:
         from shoprank.search import SearchEngine
     except ImportError as exc:
         raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
-    return SearchEngine.load(shop)
+    return SearchEngine.load(shop, onnx_queries=True)
 
 
 def load_recommender(shop: Shop) -> Any:
