@@ -11,7 +11,8 @@ pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 from shoprank.encoders import onnx_tower  # noqa: E402
-from shoprank.encoders.onnx_tower import OnnxQueryTower, QueryCache, cached_export, export_query_tower  # noqa: E402
+from shoprank.encoders.onnx_tower import OnnxQueryTower, cached_export, export_query_tower  # noqa: E402
+from shoprank.search.query_cache import QueryCache  # noqa: E402
 
 TEXTS = ["cordless drill", "Garden hose 50 ft", "chrome faucet kit", "ladder", "20v drill kit chrome ladder hose"]
 

@@ -17,9 +17,9 @@ import numpy as np
 
 from shoprank.bundles import BundleError, open_bundle
 from shoprank.data.records import Product
-from shoprank.encoders.onnx_tower import QueryCache
 from shoprank.results import ScoredItem, SearchFilters
 from shoprank.search.locking import ReadWriteLock
+from shoprank.search.query_cache import QueryCache
 from shoprank.search.stack import SearchStack
 
 KIND = "search"
