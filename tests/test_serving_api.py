@@ -393,6 +393,35 @@ async def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
 
 
 @pytest.mark.anyio
+async def test_a_call_that_cannot_reach_an_engine_in_time_is_refused(tmp_path: Path) -> None:
+    import anyio
+
+    tiny_shop(tmp_path, "tiny")
+    key, _ = KeyStore(tmp_path).create("admin")
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0, engine_concurrency=1, engine_queue_ms=50),
+                     loaders={**FAKE_LOADERS, "search": SlowSearch.load})
+    app.state.registry.load_all()
+    SlowSearch.gate.clear()
+    answers: list[httpx.Response] = []
+    async with client(app, key) as c:
+
+        async def slow() -> None:
+            answers.append(await c.get("/shops/tiny/search", params={"q": "drill"}))
+
+        async with anyio.create_task_group() as group:
+            group.start_soon(slow)
+            await anyio.sleep(0.2)  # the slow search holds the only engine slot
+            started = time.perf_counter()
+            refused = await c.get("/shops/tiny/search", params={"q": "saw"})
+            waited = time.perf_counter() - started
+            SlowSearch.gate.set()
+        after = await c.get("/shops/tiny/search", params={"q": "saw"})
+    assert refused.status_code == 503 and refused.headers["Retry-After"] == "1"
+    assert refused.json()["error"]["code"] == "overloaded" and 0.04 <= waited < 2.0
+    assert answers[0].status_code == 200 and after.status_code == 200  # the slot was given back both times
+
+
+@pytest.mark.anyio
 async def test_metrics(served: tuple[Any, str]) -> None:
     app, key = served
     async with client(app, key) as c:

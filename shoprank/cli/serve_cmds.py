@@ -23,6 +23,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="requests admitted at once; more get 503 + Retry-After (default 32)")
     serve.add_argument("--engine-concurrency", type=int, default=2,
                        help="engine calls run at once, about the number of cores (default 2)")
+    serve.add_argument("--engine-queue-ms", type=float, default=100.0,
+                       help="refuse (503 + Retry-After) a call that cannot reach an engine within this many ms, so "
+                            "served requests keep their latency under overload (0: wait; default 100)")
     serve.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
     serve.add_argument("--access-log", action="store_true", help="log every request (method, path, status)")
     serve.set_defaults(handler=cmd_serve)
@@ -60,7 +63,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.open_access:
         print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
     config = ServingConfig(watch_seconds=args.watch, max_in_flight=args.max_in_flight,
-                           engine_concurrency=args.engine_concurrency,
+                           engine_concurrency=args.engine_concurrency, engine_queue_ms=args.engine_queue_ms,
                            max_body_bytes=int(args.max_body_mb * 1024 * 1024))
     print(f"serving {home} at http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
     run(home, args.host, args.port, args.open_access, config=config, access_log=args.access_log)

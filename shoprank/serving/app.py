@@ -50,7 +50,8 @@ def create_app(
     """
     config = config or ServingConfig()
     registry = EngineRegistry(home, loaders, engine_concurrency=config.engine_concurrency,
-                              engine_threads=config.engine_threads if threads else 0)
+                              engine_threads=config.engine_threads if threads else 0,
+                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None)
     metrics = Metrics()
 
     @asynccontextmanager

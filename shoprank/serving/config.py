@@ -20,6 +20,10 @@ class ServingConfig:
     engine_concurrency: int = 2
     """Engine calls running at once (about the number of cores); more wait their turn. Keeps many request
     threads from oversubscribing the CPU with each engine's own threads."""
+    engine_queue_ms: float = 100.0
+    """An engine call that cannot start within this many milliseconds is answered 503 with Retry-After, so
+    under overload the requests that are served keep their latency instead of all waiting longer; 0 waits
+    as long as it takes."""
     engine_threads: int = 1
     """Threads one engine call may use (PyTorch, FAISS), set once the engines are loaded; 0 leaves them alone."""
     facet_candidates: int = 200
@@ -35,5 +39,7 @@ class ServingConfig:
                 raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.engine_threads < 0:
             raise ValueError("ServingConfig.engine_threads must be 0 (leave alone) or more")
+        if self.engine_queue_ms < 0:
+            raise ValueError("ServingConfig.engine_queue_ms must be 0 (wait as long as it takes) or more")
         if self.watch_seconds < 0:
             raise ValueError("ServingConfig.watch_seconds must be 0 (off) or more")

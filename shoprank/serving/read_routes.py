@@ -29,16 +29,22 @@ def _queued(request: Request) -> float:
 
 
 def _engine_call(request: Request, call: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call the engine once a gate slot is free; the wait shows as ``queue`` in Server-Timing."""
+    """Call the engine once a gate slot is free; the wait shows as ``queue`` in Server-Timing. A call that
+    cannot start within the registry's ``engine_queue_seconds`` is refused (503 + Retry-After)."""
+    registry = registry_of(request)
     waited = time.perf_counter()
+    timeout = registry.engine_queue_seconds
+    if not registry.engine_gate.acquire(timeout=timeout):
+        raise ApiError(503, "overloaded", "the engines are busy; retry shortly", headers={"Retry-After": "1"})
     try:
-        with registry_of(request).engine_gate:
-            request.state.queue = _queued(request) + time.perf_counter() - waited
-            return call(*args, **kwargs)
+        request.state.queue = _queued(request) + time.perf_counter() - waited
+        return call(*args, **kwargs)
     except KeyError as exc:  # an id the model does not know
         raise ApiError(404, "not_found", str(exc.args[0] if exc.args else exc)[:300]) from None
     except ValueError as exc:
         raise ApiError(422, "invalid_request", str(exc)[:300]) from None
+    finally:
+        registry.engine_gate.release()
 
 
 @router.get("/shops/{shop}/search", response_model=SearchAnswer, responses=ERRORS, tags=["search"])

@@ -104,10 +104,12 @@ class EngineRegistry:
     """Every shop of a home folder this process has opened, with its store, catalogue view and engines."""
 
     def __init__(self, home: str | Path, loaders: dict[str, Loader] | None = None, *, engine_concurrency: int = 2,
-                 engine_threads: int = 0) -> None:
+                 engine_threads: int = 0, engine_queue_seconds: float | None = None) -> None:
         self.home = Path(home)
         self.engine_gate = threading.BoundedSemaphore(engine_concurrency)
         """Held around every engine call: at most ``engine_concurrency`` run at once."""
+        self.engine_queue_seconds = engine_queue_seconds
+        """How long a call may wait for the gate before it is refused (None: as long as it takes)."""
         self.engine_threads = engine_threads
         self.loaders = {**DEFAULT_LOADERS, **(loaders or {})}
         self._shops: dict[str, ShopState] = {}
