@@ -30,7 +30,6 @@ import sqlite3
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -84,45 +83,21 @@ class Schedule:
 # ----------------------------------------------------------------------------------------------- load
 async def fire(url: str, key: str, paths: Sequence[str], schedule: Schedule, *, timeout: float,
                max_connections: int) -> list[Shot]:
-    from bench.serve import Connection
+    from bench.serve import ConnectionPool
 
-    parsed = urllib.parse.urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    idle: list[Connection] = []
+    pool = ConnectionPool(url, key, timeout)
     slots = asyncio.Semaphore(max_connections)
     shots: list[Shot] = []
 
-    async def ask(conn: Connection, path: str) -> tuple[int, dict[str, str], bytes]:
-        return await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
-
     async def one(path: str, shot: Shot, t0: float) -> None:
         async with slots:
-            conn = idle.pop() if idle else None
             try:
-                answer = None
-                if conn is not None:
-                    try:
-                        answer = await ask(conn, path)
-                    except (ConnectionError, asyncio.IncompleteReadError):
-                        conn.close()
-                        conn = None
-                if conn is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    conn = Connection(reader, writer)
-                    answer = await ask(conn, path)
-                assert answer is not None
-                status, headers, _ = answer
+                status, headers, _ = await pool.get(path)
                 shot.status = status
                 shot.retry_after = "retry-after" in headers
-                shot.latency = time.perf_counter() - t0 - shot.due
-                if headers.get("connection", "").lower() == "close":
-                    conn.close()
-                else:
-                    idle.append(conn)
             except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
-                shot.latency = time.perf_counter() - t0 - shot.due
-                if conn is not None:
-                    conn.close()
+                pass
+            shot.latency = time.perf_counter() - t0 - shot.due
 
     tasks = []
     t0 = time.perf_counter() + 0.05
@@ -135,8 +110,7 @@ async def fire(url: str, key: str, paths: Sequence[str], schedule: Schedule, *, 
         tasks.append(asyncio.ensure_future(one(paths[i % len(paths)], shot, t0)))
     if tasks:
         await asyncio.wait(tasks, timeout=timeout + 5)
-    for conn in idle:
-        conn.close()
+    pool.close()
     return shots
 
 

@@ -70,6 +70,48 @@ class Connection:
         self.writer.close()
 
 
+class ConnectionPool:
+    """Kept-alive connections to one server, for GET requests with a key and a timeout each."""
+
+    def __init__(self, url: str, key: str, timeout: float) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        self.host, self.port = parsed.hostname or "127.0.0.1", parsed.port or 80
+        self.key, self.timeout = key, timeout
+        self.idle: list[Connection] = []
+
+    async def _ask(self, conn: Connection, path: str) -> tuple[int, dict[str, str], bytes]:
+        return await asyncio.wait_for(conn.get(f"{self.host}:{self.port}", path, self.key), self.timeout)
+
+    async def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """Status, headers and body of ``GET path``; raises what the connection or the timeout raised."""
+        conn = self.idle.pop() if self.idle else None
+        try:
+            answer = None
+            if conn is not None:
+                try:  # a kept-alive connection the server has since closed: retry on a fresh one (GET)
+                    answer = await self._ask(conn, path)
+                except (ConnectionError, asyncio.IncompleteReadError):
+                    conn.close()
+                    conn = None
+            if conn is None:
+                conn = Connection(*await asyncio.open_connection(self.host, self.port))
+                answer = await self._ask(conn, path)
+        except BaseException:
+            if conn is not None:
+                conn.close()
+            raise
+        if answer[1].get("connection", "").lower() == "close":
+            conn.close()
+        else:
+            self.idle.append(conn)
+        return answer
+
+    def close(self) -> None:
+        for conn in self.idle:
+            conn.close()
+        self.idle.clear()
+
+
 def parse_timing(header: str) -> dict[str, float]:
     out = {}
     for part in header.split(","):
@@ -83,40 +125,18 @@ async def run_step(url: str, key: str, paths: Sequence[str], rate: float, second
                    timeout: float, max_connections: int, first: int = 0) -> list[Sample]:
     """Send ``rate`` requests a second for ``seconds``, cycling through ``paths`` from position ``first``;
     returns one sample per request."""
-    parsed = urllib.parse.urlsplit(url)
-    host, port = parsed.hostname or "127.0.0.1", parsed.port or 80
-    idle: list[Connection] = []
-    opened = 0
+    pool = ConnectionPool(url, key, timeout)
     slots = asyncio.Semaphore(max_connections)
     samples: list[Sample] = []
 
     async def one(path: str, scheduled: float) -> None:
-        nonlocal opened
         async with slots:
-            conn = idle.pop() if idle else None
             try:
-                if conn is not None:
-                    try:  # a kept-alive connection the server has since closed: retry on a fresh one (GET)
-                        answer = await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
-                    except (ConnectionError, asyncio.IncompleteReadError):
-                        conn.close()
-                        conn = None
-                if conn is None:
-                    reader, writer = await asyncio.open_connection(host, port)
-                    conn = Connection(reader, writer)
-                    opened += 1
-                    answer = await asyncio.wait_for(conn.get(f"{host}:{port}", path, key), timeout)
-                status, headers, _ = answer
+                status, headers, _ = await pool.get(path)
                 samples.append(Sample(time.perf_counter() - scheduled, status,
                                       parse_timing(headers.get("server-timing", ""))))
-                if headers.get("connection", "").lower() == "close":
-                    conn.close()
-                else:
-                    idle.append(conn)
             except (TimeoutError, OSError, ValueError, IndexError, asyncio.IncompleteReadError):
                 samples.append(Sample(time.perf_counter() - scheduled, 0))
-                if conn is not None:
-                    conn.close()
 
     tasks = []
     start = time.perf_counter() + 0.05
@@ -131,8 +151,7 @@ async def run_step(url: str, key: str, paths: Sequence[str], rate: float, second
     for task in pending:
         task.cancel()
     samples += [Sample(drain, 0) for _ in pending]
-    for conn in idle:
-        conn.close()
+    pool.close()
     return samples
 
 

@@ -365,16 +365,22 @@ class SlowSearch(FakeSearchEngine):
         return super().search(*args, **kwargs)
 
 
+def slow_search_app(home: Path, **config: Any) -> tuple[Any, str]:
+    """An app on a tiny shop whose searches wait for ``SlowSearch.gate`` (cleared here), and an admin key."""
+    tiny_shop(home, "tiny")
+    key, _ = KeyStore(home).create("admin")
+    app = create_app(home, config=ServingConfig(watch_seconds=0, **config),
+                     loaders={**FAKE_LOADERS, "search": SlowSearch.load})
+    app.state.registry.load_all()
+    SlowSearch.gate.clear()
+    return app, key
+
+
 @pytest.mark.anyio
 async def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
     import anyio
 
-    tiny_shop(tmp_path, "tiny")
-    key, _ = KeyStore(tmp_path).create("admin")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0, max_in_flight=1),
-                     loaders={**FAKE_LOADERS, "search": SlowSearch.load})
-    app.state.registry.load_all()
-    SlowSearch.gate.clear()
+    app, key = slow_search_app(tmp_path, max_in_flight=1)
     answers: list[httpx.Response] = []
     async with client(app, key) as c:
 
@@ -396,12 +402,7 @@ async def test_overload_answers_503_with_retry_after(tmp_path: Path) -> None:
 async def test_a_call_that_cannot_reach_an_engine_in_time_is_refused(tmp_path: Path) -> None:
     import anyio
 
-    tiny_shop(tmp_path, "tiny")
-    key, _ = KeyStore(tmp_path).create("admin")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0, engine_concurrency=1, engine_queue_ms=50),
-                     loaders={**FAKE_LOADERS, "search": SlowSearch.load})
-    app.state.registry.load_all()
-    SlowSearch.gate.clear()
+    app, key = slow_search_app(tmp_path, engine_concurrency=1, engine_queue_ms=50)
     answers: list[httpx.Response] = []
     async with client(app, key) as c:
 
