@@ -206,21 +206,48 @@ def _score_top(rec: Any, split: Any, rows: np.ndarray, depth: int,
     return ranks, top, top_scores
 
 
+def _rows_per_lambda(rerankers: Mapping[float, Any], n_lists: int,
+                     page_of: Callable[[Any, int], tuple[list[str], Callable[..., Any], Callable[[str], str]]],
+                     accuracy: Callable[[Sequence[Sequence[str]]], tuple[float, float]],
+                     probability: Mapping[str, float], unseen: float, n_items: int, progress: bool) -> list[SweepRow]:
+    """One :class:`SweepRow` per λ: ``page_of(reranker, i)`` re-ranks list ``i`` and returns its first K with
+    the vectors and category of its items; ``accuracy(pages)`` gives (NDCG@K, HR@K) of all the pages."""
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from shoprank.evaluation.metrics import catalog_coverage, category_coverage, intra_list_diversity, novelty
+
+    results = []
+    with tqdm(total=len(rerankers) * n_lists, desc="re-ranking per λ", unit=" lists", disable=not progress,
+              leave=False) as bar:
+        for lam, reranker in rerankers.items():
+            reranker.config = reranker.config.for_evaluation()
+            t0 = time.perf_counter()
+            ild, cat, nov, pages = [], [], [], []
+            for i in range(n_lists):
+                page, vectors, category = page_of(reranker, i)
+                ild.append(intra_list_diversity(vectors(page)) if page else 0.0)
+                cat.append(category_coverage([category(pid) for pid in page]))
+                nov.append(novelty(page, probability, unseen_probability=unseen))
+                pages.append(page)
+                bar.update()
+            ndcg, hr = accuracy(pages)
+            results.append(SweepRow(lam, ndcg, hr, float(np.mean(ild)), float(np.mean(cat)),
+                                    catalog_coverage(pages, n_items), float(np.mean(nov)),
+                                    round(time.perf_counter() - t0, 1)))
+    return results
+
+
 def sweep_recommend(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sample: int = DEFAULT_SAMPLE["recommend"],
                     seed: int = 0, over_fetch: int = OVER_FETCH, progress: bool = False,
                     report: Report | None = None) -> SweepResult:
     """The sweep over ``lambdas`` on a fixed random sample of ``sample`` leave-one-out test users (0 = all)."""
     import numpy as np
-    from tqdm.auto import tqdm
 
     from shoprank.bundles import BundleError
     from shoprank.evaluation.metrics import (
-        catalog_coverage,
-        category_coverage,
-        intra_list_diversity,
         item_probabilities,
         loo_metrics,
-        novelty,
     )
     from shoprank.recommend.pipeline import read_log
     from shoprank.recommend.service import Recommender
@@ -271,24 +298,16 @@ def sweep_recommend(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sampl
         return out
 
     ranker_ndcg = loo_metrics(target_ranks([[item.id for item in c[:K]] for c in candidates]), K)[f"ndcg@{K}"]
-    results = []
-    with tqdm(total=len(lambdas) * len(rows), desc="re-ranking per λ", unit=" lists", disable=not progress,
-              leave=False) as bar:
-        for lam, reranker in rerankers.items():
-            reranker.config = reranker.config.for_evaluation()
-            t0 = time.perf_counter()
-            ild, cat, nov, pages = [], [], [], []
-            for items in candidates:
-                page = [item.id for item in reranker.rerank(items, products, vectors, None, rng=0)[:K]]
-                ild.append(intra_list_diversity(vectors(page)))
-                cat.append(category_coverage([category.get(pid, "") for pid in page]))
-                nov.append(novelty(page, probability, unseen_probability=unseen))
-                pages.append(page)
-                bar.update()
-            loo = loo_metrics(target_ranks(pages), K)
-            results.append(SweepRow(lam, loo[f"ndcg@{K}"], loo[f"hr@{K}"], float(np.mean(ild)), float(np.mean(cat)),
-                                    catalog_coverage(pages, split.n_items), float(np.mean(nov)),
-                                    round(time.perf_counter() - t0, 1)))
+
+    def page_of(reranker: Any, u: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
+        page = [item.id for item in reranker.rerank(candidates[u], products, vectors, None, rng=0)[:K]]
+        return page, vectors, lambda pid: category.get(pid, "")
+
+    def accuracy(pages: Sequence[Sequence[str]]) -> tuple[float, float]:
+        loo = loo_metrics(target_ranks(pages), K)
+        return loo[f"ndcg@{K}"], loo[f"hr@{K}"]
+
+    results = _rows_per_lambda(rerankers, len(rows), page_of, accuracy, probability, unseen, split.n_items, progress)
     return SweepResult("recommend", shop.name, rec.version, int(len(rows)), int(n_test), int(split.n_items),
                        results, ranker_ndcg, seed=seed, over_fetch=over_fetch,
                        harness_ndcg=loo_metrics(ranks, K)[f"ndcg@{K}"],
@@ -306,12 +325,8 @@ def sweep_search(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sample: 
 
     from shoprank.bundles import BundleError, open_bundle
     from shoprank.evaluation.metrics import (
-        catalog_coverage,
-        category_coverage,
-        intra_list_diversity,
         item_probabilities,
         ndcg_at_k,
-        novelty,
     )
     from shoprank.rerank import Reranker
     from shoprank.rerank.context import search_context
@@ -351,28 +366,20 @@ def sweep_search(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sample: 
     ranker_ndcg = float(np.mean([ndcg_at_k([item.id for item in items[:K]], test.gains[q], K)
                                  for q, items in ranked.items()]))
 
-    results = []
-    with tqdm(total=len(lambdas) * len(queries), desc="re-ranking per λ", unit=" lists", disable=not progress,
-              leave=False) as bar:
-        for lam, reranker in rerankers.items():
-            reranker.config = reranker.config.for_evaluation()
-            t0 = time.perf_counter()
-            ndcg, hr, ild, cat, nov, pages = [], [], [], [], [], []
-            for q, items in ranked.items():
-                products, vectors = context[q]
-                page = [item.id for item in reranker.rerank(items, products, vectors, q, rng=0)[:K]]
-                gains = test.gains[q]
-                ndcg.append(ndcg_at_k(page, gains, K))
-                hr.append(float(any(gains.get(pid, 0.0) > 0 for pid in page)))
-                ild.append(intra_list_diversity(vectors(page)) if page else 0.0)
-                cat.append(category_coverage([products[pid].category.casefold() if pid in products else ""
-                                              for pid in page]))
-                nov.append(novelty(page, probability, unseen_probability=unseen))
-                pages.append(page)
-                bar.update()
-            results.append(SweepRow(lam, float(np.mean(ndcg)), float(np.mean(hr)), float(np.mean(ild)),
-                                    float(np.mean(cat)), catalog_coverage(pages, n_live), float(np.mean(nov)),
-                                    round(time.perf_counter() - t0, 1)))
+    lists = list(ranked.items())
+
+    def page_of(reranker: Any, i: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
+        q, items = lists[i]
+        products, vectors = context[q]
+        page = [item.id for item in reranker.rerank(items, products, vectors, q, rng=0)[:K]]
+        return page, vectors, lambda pid: products[pid].category.casefold() if pid in products else ""
+
+    def accuracy(pages: Sequence[Sequence[str]]) -> tuple[float, float]:
+        pairs = list(zip(pages, [test.gains[q] for q, _ in lists], strict=True))
+        return (float(np.mean([ndcg_at_k(list(page), g, K) for page, g in pairs])),
+                float(np.mean([any(g.get(pid, 0.0) > 0 for pid in page) for page, g in pairs])))
+
+    results = _rows_per_lambda(rerankers, len(lists), page_of, accuracy, probability, unseen, n_live, progress)
     return SweepResult("search", shop.name, engine.version, len(queries), n_test, int(n_live), results, ranker_ndcg,
                        seed=seed, over_fetch=over_fetch, seconds=round(time.perf_counter() - started, 1))
 
