@@ -83,3 +83,24 @@ def test_cross_encoder_options_override_the_profile() -> None:
     with pytest.raises(CommandError, match="cross-epochs"):
         _override_cross(profile_config("quick"), argparse.Namespace(
             cross_pairs=None, cross_epochs=0, cross_lr=None, cross_freeze=None, cross_eval_every=None))
+
+
+def test_fusion_queries_option_overrides_the_profile() -> None:
+    import argparse
+
+    from shoprank.cli.main import CommandError
+    from shoprank.cli.search_cmds import _override_fusion
+    from shoprank.search.train import profile_config
+
+    config = profile_config("quick")
+    assert config.max_fusion_queries == 150
+    _override_fusion(config, argparse.Namespace(fusion_queries=0))
+    assert config.max_fusion_queries is None  # 0: every fusion query
+    _override_fusion(config, argparse.Namespace(fusion_queries=40))
+    assert config.max_fusion_queries == 40
+    _override_fusion(config, argparse.Namespace(fusion_queries=None))
+    assert config.max_fusion_queries == 40
+    with pytest.raises(CommandError, match="fusion-queries"):
+        _override_fusion(config, argparse.Namespace(fusion_queries=-1))
+    full = profile_config("full")  # the measured Home Depot run: every fusion query, every layer of the CE
+    assert (full.max_fusion_queries, full.max_cross_pairs, full.cross.freeze) == (None, 20000, "none")

@@ -27,6 +27,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="Optuna trials for LambdaMART's hyper-parameters on the validation queries")
     train.add_argument("--no-cross-encoder", action="store_true",
                        help="skip the cross-encoder (the online path does not use it; saves most CPU time)")
+    train.add_argument("--fusion-queries", type=int, default=None, metavar="N",
+                       help="training queries sampled for the LambdaMART rankers (0: every fusion query; "
+                            "default: the profile's)")
     cross = train.add_argument_group("cross-encoder settings (override the profile's)")
     cross.add_argument("--cross-pairs", type=int, default=None, metavar="N",
                        help="labelled (query, product) pairs sampled for it (0: all)")
@@ -110,6 +113,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     language = detect_language(data.products)
     config = profile_config(args.profile, language)
     config.fusion.threads = args.threads
+    _override_fusion(config, args)
     if args.no_cross_encoder:
         config.cross = None
     elif config.cross is not None:
@@ -142,6 +146,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  TensorBoard: tensorboard --logdir {shop.path / 'logs'}")
     print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
     return 0
+
+
+def _override_fusion(config: Any, args: argparse.Namespace) -> None:
+    """Apply ``--fusion-queries`` (0: every fusion query) to the profile."""
+    if args.fusion_queries is not None:
+        if args.fusion_queries < 0:
+            raise CommandError("--fusion-queries must be 0 (all) or more")
+        config.max_fusion_queries = args.fusion_queries or None
 
 
 def _override_cross(config: Any, args: argparse.Namespace) -> None:

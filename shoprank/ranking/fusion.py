@@ -25,6 +25,7 @@ class FusionConfig:
     bagging_fraction: float = 0.8
     lambda_l2: float = 1.0
     early_stopping: int = 50
+    truncation_level: int = 100  # LambdaMART's pairs reach this deep: pages past the first and recall@100 count
     resolution: int = 3  # relevance levels per unit of gain
     seed: int = 0
     threads: int = 2
@@ -54,7 +55,8 @@ class FusionRanker:
             "objective": "lambdarank", "metric": "ndcg", "ndcg_eval_at": [10], "verbosity": -1,
             "num_leaves": c.num_leaves, "learning_rate": c.learning_rate, "min_data_in_leaf": c.min_data_in_leaf,
             "feature_fraction": c.feature_fraction, "bagging_fraction": c.bagging_fraction, "bagging_freq": 1,
-            "lambda_l2": c.lambda_l2, "seed": c.seed, "num_threads": c.threads, "deterministic": True,
+            "lambda_l2": c.lambda_l2, "lambdarank_truncation_level": c.truncation_level, "seed": c.seed,
+            "num_threads": c.threads, "deterministic": True,
             "label_gain": [level / c.resolution for level in range(top + 1)],
         }
         train = lgb.Dataset(x, levels, group=groups, feature_name=self.features, free_raw_data=False)

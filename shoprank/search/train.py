@@ -46,7 +46,8 @@ class SearchTrainConfig:
     valid_share: float = 0.1  # of the training queries: validation only
     max_model_queries: int | None = None  # the quick profile trains on a sample
     max_fusion_queries: int | None = None
-    max_valid_queries: int = 400
+    max_valid_queries: int = 400  # validation of the encoders (each check re-scores them all)
+    max_fusion_valid_queries: int | None = None  # early stopping of LambdaMART (features are cheap: all of them)
     max_biencoder_examples: int | None = None  # sample of positive pairs (CPU budgets)
     max_cross_pairs: int | None = None  # sample of labelled pairs (CPU budgets)
     seed: int = 0
@@ -57,8 +58,8 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
 
     ``quick``: 2,000 query-encoder pairs, 1,000 cross-encoder pairs, one epoch, lower layers frozen,
     150 fusion queries (a few minutes once the catalogue's base vectors are cached).
-    ``full``: 6,000 query-encoder pairs, 2,500 cross-encoder pairs, one epoch with validation every
-    40-100 steps for early stopping, 300 fusion queries.
+    ``full``: 6,000 query-encoder pairs, 20,000 cross-encoder pairs (every layer fine-tuned), one epoch
+    with validation every 60-150 steps for early stopping, every fusion query (~21 minutes on Home Depot).
     ``demo``: ``quick`` with product texts cut at 16 tokens for the vectors (title and brand, mostly):
     embedding the catalogue is most of a CPU's training time, and this halves it (``shoprank demo``).
     Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
@@ -70,7 +71,7 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
                                                              freeze="lower")),
             cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=0),
             cross_max_length=40, mined_negatives=1, max_model_queries=1500, max_fusion_queries=150,
-            max_valid_queries=80, max_biencoder_examples=2000, max_cross_pairs=1000,
+            max_valid_queries=80, max_fusion_valid_queries=80, max_biencoder_examples=2000, max_cross_pairs=1000,
         )
         if name == "demo":
             config.profile = "demo"
@@ -80,9 +81,9 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
             profile="full", stack=replace(stack, rerank_top=10),
             biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
                                                              freeze="lower"), eval_every=60),
-            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=1),
-            cross_max_length=40, cross_eval_every=40, mined_negatives=1, max_fusion_queries=300,
-            max_valid_queries=100, max_biencoder_examples=6000, max_cross_pairs=2500,
+            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="none", patience=1),
+            cross_max_length=40, cross_eval_every=150, mined_negatives=1, max_fusion_queries=None,
+            max_valid_queries=100, max_biencoder_examples=6000, max_cross_pairs=20000,
         )
     else:
         raise ValueError(f"unknown training profile {name!r}; valid profiles: demo, quick, full")
@@ -235,10 +236,12 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     model_queries = _sample(model_q.queries(), config.max_model_queries, config.seed)
     fusion_queries = _sample(fusion_q.queries(), config.max_fusion_queries, config.seed)
     valid_queries = _sample(valid_q.evaluable(), config.max_valid_queries, config.seed)
+    fusion_valid = _sample(valid_q.evaluable(), config.max_fusion_valid_queries, config.seed)
     summary["queries"] = {"model": len(model_queries), "fusion": len(fusion_queries), "valid": len(valid_queries),
-                          "held_out_test": len({j.query for j in data.test})}
+                          "fusion_valid": len(fusion_valid), "held_out_test": len({j.query for j in data.test})}
     report(f"training queries: {len(model_queries)} for the encoders, {len(fusion_queries)} for fusion, "
-           f"{len(valid_queries)} for validation; {summary['queries']['held_out_test']} held out for testing")
+           f"{len(valid_queries)} for validating the encoders, {len(fusion_valid)} for validating fusion; "
+           f"{summary['queries']['held_out_test']} held out for testing")
 
     encoder = encoder if encoder is not None else load_encoder(config.stack)  # the document tower
     from shoprank.search.vectors import base_vectors
@@ -329,7 +332,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         lap("query encoder fine-tuning")
 
     train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features", ["fast"])
-    valid_rows = fusion_rows(stack, valid_q, valid_queries, progress, "validation features", ["fast"])
+    valid_rows = fusion_rows(stack, valid_q, fusion_valid, progress, "validation features", ["fast"])
     if tune > 0 and train_rows["fast"].groups and valid_rows["fast"].groups:
         report(f"tuning LambdaMART with {tune} Optuna trials on the validation queries")
         config.fusion, best = tune_fusion(train_rows["fast"], valid_rows["fast"], config.fusion, tune, FAST_FEATURES,
@@ -342,7 +345,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     if stack.cross is not None:  # the full model needs the fast model's order: collect again
         models = ["full", "rerank"]
         train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features (cross-encoder)", models)
-        valid_rows = fusion_rows(stack, valid_q, valid_queries, progress, "validation features (cross-encoder)",
+        valid_rows = fusion_rows(stack, valid_q, fusion_valid, progress, "validation features (cross-encoder)",
                                  models)
         for name in ("full", "rerank"):
             if train_rows[name].groups and valid_rows[name].groups:
