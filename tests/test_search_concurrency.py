@@ -4,26 +4,22 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
-from shoprank.bundles import publish
 from shoprank.data.records import Product
 from shoprank.search import SearchEngine
-from shoprank.search.data import load_search_data
 from shoprank.search.locking import ReadWriteLock
-from shoprank.search.train import profile_config, train_search
 from shoprank.shops import Shop
 from tests.test_search_helpers import (
     KEYWORDS,
     KeywordEncoder,
     register_keyword_encoder,
     tiny_catalogue,
-    tiny_judgments,
+    train_tiny_search,
 )
 
 
@@ -37,19 +33,7 @@ class ReversedKeywordEncoder(KeywordEncoder):
 
 
 def _train(shop: Shop, encoder_name: str, encoder: Any, first: bool = False) -> None:
-    with shop.store() as store:
-        if first:
-            store.upsert_products(tiny_catalogue())
-            store.upsert_judgments(tiny_judgments())
-        data = load_search_data(store, test_share=0.2)
-        version = store.catalog_version()
-    config = profile_config("quick")
-    config = replace(config, stack=replace(config.stack, encoder=encoder_name, lexical_k=20, dense_k=20),
-                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
-    config.fusion.min_data_in_leaf = 2
-    stack, _ = train_search(data, config, progress=False, report=lambda s: None, encoder=encoder)
-    with publish(shop.models_path, "search", {"catalog_version": version, "holdout": 0.2}) as folder:
-        stack.save(folder)
+    train_tiny_search(shop, encoder, encoder_name, seed_data=first)
 
 
 @pytest.fixture

@@ -1,37 +1,25 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
 
 import numpy as np
 import pytest
 
-from shoprank.bundles import BundleError, publish
+from shoprank.bundles import BundleError
 from shoprank.data.records import Product
 from shoprank.results import SearchFilters
 from shoprank.search import SearchEngine, SearchStack
 from shoprank.search.data import load_search_data
-from shoprank.search.train import profile_config, train_search
 from shoprank.shops import Shop
-from tests.test_search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
+from tests.test_search_helpers import (
+    train_tiny_search,
+)
 
 
 @pytest.fixture(scope="module")
 def trained_shop(tmp_path_factory):
-    register_keyword_encoder()
     shop = Shop("tiny", tmp_path_factory.mktemp("home"))
-    with shop.store() as store:
-        store.upsert_products(tiny_catalogue())
-        store.upsert_judgments(tiny_judgments())
-        data = load_search_data(store, test_share=0.2)
-        version = store.catalog_version()
-    config = profile_config("quick")
-    config = replace(config, stack=replace(config.stack, encoder="keyword", lexical_k=20, dense_k=20),
-                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
-    config.fusion.min_data_in_leaf = 2
-    stack, summary = train_search(data, config, progress=False, report=lambda s: None, encoder=KeywordEncoder())
-    with publish(shop.models_path, "search", {"catalog_version": version, "holdout": 0.2}) as folder:
-        stack.save(folder)
+    stack, summary = train_tiny_search(shop)
     return shop, stack, summary
 
 

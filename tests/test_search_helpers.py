@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,34 @@ def tiny_judgments() -> list[Judgment]:
             other = KEYWORDS[(KEYWORDS.index(word) + 1) % len(KEYWORDS)]
             out.append(Judgment(query, f"{other}-0", 1.0))
     return out
+
+
+def train_tiny_search(shop: Any, encoder: Any = None, encoder_name: str = "keyword", seed_data: bool = True,
+                      params: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    """Train the tiny shop's search stack on the keyword encoder (no fine-tuning, no cross-encoder) and publish
+    it; ``seed_data`` stores the tiny catalogue and judgments first. Returns (stack, training summary)."""
+    from dataclasses import replace
+
+    from shoprank.bundles import publish
+    from shoprank.search.data import load_search_data
+    from shoprank.search.train import profile_config, train_search
+
+    register_keyword_encoder()
+    with shop.store() as store:
+        if seed_data:
+            store.upsert_products(tiny_catalogue())
+            store.upsert_judgments(tiny_judgments())
+        data = load_search_data(store, test_share=0.2)
+        version = store.catalog_version()
+    config = profile_config("quick")
+    config = replace(config, stack=replace(config.stack, encoder=encoder_name, lexical_k=20, dense_k=20),
+                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
+    config.fusion.min_data_in_leaf = 2
+    stack, summary = train_search(data, config, progress=False, report=lambda s: None,
+                                  encoder=encoder if encoder is not None else KeywordEncoder())
+    with publish(shop.models_path, "search", {"catalog_version": version, "holdout": 0.2, **(params or {})}) as folder:
+        stack.save(folder)
+    return stack, summary
 
 
 def test_reasons_quote_the_query_as_typed() -> None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from shoprank.bundles import publish
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
 from shoprank.shops import Shop
@@ -24,24 +22,10 @@ def anyio_backend() -> str:
 
 
 def train_search_shop(home: Path) -> Shop:
-    from shoprank.search.data import load_search_data
-    from shoprank.search.train import profile_config, train_search
-    from tests.test_search_helpers import KeywordEncoder, register_keyword_encoder, tiny_catalogue, tiny_judgments
+    from tests.test_search_helpers import train_tiny_search
 
-    register_keyword_encoder()
     shop = Shop("hardware", home)
-    with shop.store() as store:
-        store.upsert_products(tiny_catalogue())
-        store.upsert_judgments(tiny_judgments())
-        data = load_search_data(store, test_share=0.2)
-        version = store.catalog_version()
-    config = profile_config("quick")
-    config = replace(config, stack=replace(config.stack, encoder="keyword", lexical_k=20, dense_k=20),
-                     biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
-    config.fusion.min_data_in_leaf = 2
-    stack, _ = train_search(data, config, progress=False, report=lambda s: None, encoder=KeywordEncoder())
-    with publish(shop.models_path, "search", {"catalog_version": version}) as folder:
-        stack.save(folder)
+    train_tiny_search(shop)
     return shop
 
 
