@@ -23,18 +23,11 @@ def main() -> int:
 
     import numpy as np
 
-    from shoprank.bundles import open_bundle
-    from shoprank.search.data import SPLIT_SEED, load_search_data
-    from shoprank.search.run_eval import _sample, relevant_gain
-    from shoprank.search.stack import SearchStack
+    from shoprank.search.run_eval import _sample, load_held_out, relevant_gain
     from shoprank.shops import Shop
 
     shop = Shop(args.shop, args.home)
-    bundle = open_bundle(shop.models_path, "search")
-    with shop.store(create=False) as store:
-        data = load_search_data(store, test_share=bundle.params["holdout"],
-                                seed=bundle.params.get("split_seed", SPLIT_SEED))
-    stack = SearchStack.load(bundle.path, data.products, load_cross=False)
+    bundle, data, stack = load_held_out(shop, load_cross=False)
     test = data.query_set(data.test)
     queries = _sample([q for q in test.queries() if max(test.gains[q].values()) > 0], args.max_queries or None)
     good = relevant_gain(data)

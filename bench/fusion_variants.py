@@ -35,24 +35,18 @@ def main() -> int:
     import numpy as np
     import torch
 
-    from shoprank.bundles import open_bundle
     from shoprank.data.splits import split_by_query
     from shoprank.evaluation.metrics import ndcg_at_k, recall_at_k
     from shoprank.ranking.features import FEATURES
     from shoprank.ranking.fusion import FusionConfig, FusionRanker
-    from shoprank.search.data import SPLIT_SEED, load_search_data
-    from shoprank.search.run_eval import relevant_gain
-    from shoprank.search.stack import FAST_FEATURES, SearchStack
+    from shoprank.search.run_eval import load_held_out, relevant_gain
+    from shoprank.search.stack import FAST_FEATURES
     from shoprank.search.train import SearchTrainConfig, fusion_rows, tune_fusion
     from shoprank.shops import Shop
 
     torch.set_num_threads(args.threads)
     shop = Shop(args.shop, args.home)
-    bundle = open_bundle(shop.models_path, "search")
-    with shop.store(create=False) as store:
-        data = load_search_data(store, test_share=bundle.params["holdout"],
-                                seed=bundle.params.get("split_seed", SPLIT_SEED))
-    base = SearchStack.load(bundle.path, data.products, load_cross=False)
+    bundle, data, base = load_held_out(shop, load_cross=False)
     split = SearchTrainConfig()
     parts = split_by_query(data.train, test_share=split.fusion_share, valid_share=split.valid_share,
                            seed=split.seed + 1)

@@ -24,9 +24,9 @@ def relevant_gain(data: Any) -> float:
     return 0.75 * data.top_gain
 
 
-def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_queries: int | None = None,
-                    use_cross: bool = True) -> Results:
-    """The latest search bundle on the queries it held out (the split it recorded)."""
+def load_held_out(shop: Any, load_cross: bool = True) -> tuple[Any, Any, SearchStack]:
+    """The latest search bundle, the shop's data split as that bundle recorded it, and its stack;
+    BundleError when the bundle held nothing out (trained with --holdout 0)."""
     bundle = open_bundle(shop.models_path, "search")
     params = bundle.params
     if not params.get("holdout"):
@@ -34,7 +34,13 @@ def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_que
                           "nothing is left to evaluate on; train with --holdout 0.2")
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=params["holdout"], seed=params.get("split_seed", SPLIT_SEED))
-    stack = SearchStack.load(bundle.path, data.products, load_cross=use_cross)
+    return bundle, data, SearchStack.load(bundle.path, data.products, load_cross=load_cross)
+
+
+def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_queries: int | None = None,
+                    use_cross: bool = True) -> Results:
+    """The latest search bundle on the queries it held out (the split it recorded)."""
+    _, data, stack = load_held_out(shop, use_cross)
     test = data.query_set(data.test)
     untuned = UntunedVectors(stack, shop.path / "cache", progress)
     results: Results = []
