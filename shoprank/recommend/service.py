@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -345,6 +346,13 @@ class Recommender:
         name = self._title(item_id)
         return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
                 for i, v in zip(idx[:k], s[:k], strict=True)]
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
+        from shoprank.rerank.context import recommend_vectors
+
+        found = self.store.get_products(list(ids)) if self.store is not None else []
+        return {p.id: p for p in found if p is not None}, recommend_vectors(self)
 
     # helpers -------------------------------------------------------------------------------
     def _index(self, item_id: str) -> int:

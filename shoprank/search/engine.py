@@ -256,6 +256,12 @@ class SearchEngine:
             out += [(pid, floor - n) for n, pid in enumerate(i for i, k in zip(ids, known, strict=True) if not k)]
         return out
 
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products and a function giving their text vectors."""
+        from shoprank.rerank.context import search_context
+
+        return search_context(self.stack, ids)
+
     def search_ids(self, query: str, top: int = 100) -> list[tuple[str, float]]:
         """The whole-catalogue ranking for batch runs: (product id, score), best first."""
         items, _ = self.search(query, k=top)
