@@ -25,7 +25,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="CPU threads for PyTorch (default 1: on a shared machine more threads run slower)")
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
     train.add_argument("--blend-only", action="store_true",
-                       help="keep the latest model; rebuild item-to-item tables, re-choose blend weights (minutes)")
+                       help="keep the latest sequence model; rebuild item-to-item tables, fit the ranking "
+                            "stage again (minutes)")
     train.add_argument("--no-defences", action="store_true",
                        help="learn from every event: no dedup, per-user rate limit, new-account dampening or "
                        "item-velocity burst detection (see docs/recommend.md, 'Defences against shilling')")
@@ -61,6 +62,12 @@ def _shop(args: argparse.Namespace):  # noqa: ANN202
     return shop
 
 
+def _ranker_line(r: dict) -> str:
+    return (f"  ranking    LambdaMART over the candidate sources, {r['best_iteration']} trees: validation NDCG@10 "
+            f"{r['valid_ndcg_at_10']:.4f} on {r['stop_users']:,} users it did not learn from (candidates hold "
+            f"{r['union_recall_valid']:.1%} of their targets); cold slot {r['cold_slot_threshold']}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from shoprank.recommend.pipeline import train_recommender
     from shoprank.recommend.training import PROFILES
@@ -71,8 +78,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         r = reblend(shop)
         print(f"published recommend bundle {r['version']} (model of {r['from']}) in {r['seconds']:.0f} s")
-        print(f"  blend      {r['blend']} chosen on validation: NDCG@10 {r['blend_off_valid_ndcg@10']:.4f} "
-              f"(model alone) -> {r['blend_valid_ndcg@10']:.4f}")
+        print(_ranker_line(r["ranker"]))
         return 0
     overrides = {"epochs": args.epochs} if args.epochs else {}
     epochs = args.epochs or PROFILES[args.profile]["train"]["epochs"]
@@ -92,8 +98,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
     print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")
-    print(f"  blend      {s['blend']} chosen on validation: NDCG@10 {s['blend_off_valid_ndcg@10']:.4f} "
-          f"(model alone, 20,000 users at most) -> {s['blend_valid_ndcg@10']:.4f}")
+    print(_ranker_line(s["ranker"]))
     if s.get("tuning"):
         print(f"  tuning     best of {s['tuning']['trials']} trials: {s['tuning']['best_params']}")
     print(f"  TensorBoard: tensorboard --logdir {s['tensorboard']}")
