@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from shoprank.cascade.base import CandidateSource, Candidates, Request
+from shoprank.cascade.base import Candidates, CandidateSource, Request
 
 K = 5
 

@@ -19,8 +19,8 @@ def stage(ranker=None) -> RankingStage:  # noqa: ANN001
                src.ItemToItemSource(m), src.TextSource(TEXT), src.ColdSource(TEXT, COUNTS),
                src.TrendingSource(TRENDING, POPULARITY)]
     n = len(COUNTS)
-    items = feats.ItemTable(TEXT, POPULARITY, TRENDING, COUNTS, np.full(n, -1, np.int32), np.full(n, np.nan, np.float32),
-                            m)
+    items = feats.ItemTable(TEXT, POPULARITY, TRENDING, COUNTS, np.full(n, -1, np.int32),
+                            np.full(n, np.nan, np.float32), m)
     return RankingStage(sources, items, ranker, StageConfig(max_users=400, batch_size=64, short_share=0.0))
 
 
