@@ -15,8 +15,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
     add_shop(train)
     train.add_argument("--profile", default="quick", choices=["demo", "quick", "full"],
-                       help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: 8 epochs, 512 "
-                       "sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
+                       help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: up to 30 epochs "
+                       "(early stopping), 512 sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
     train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
     train.add_argument("--encoder", default="default",
@@ -40,6 +40,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                           help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
     evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--by-history", action="store_true",
+                          help="also the served model's figures by history length, histories cut to 2, 1 and 0 "
+                               "events (new users) on a sample of test users")
     add_sweep(evaluate, "recommend")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -123,10 +126,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(f"unknown models {sorted(unknown)}; valid: {', '.join(ALL_MODELS)}")
     started = time.perf_counter()
-    result = evaluate_shop(shop, models, threads=args.threads, progress=True)
+    result = evaluate_shop(shop, models, threads=args.threads, progress=True, breakdown=args.by_history)
     print(f"leave-one-out full ranking over {result['users']:,} users and {result['items']:,} items "
           f"({result['cold_users']:,} users whose test item is cold: <= 2 training occurrences)")
     print(format_table(result["rows"]))
+    if result["by_history_length"]:
+        from shoprank.recommend.benchmark import BREAKDOWN_COLUMNS
+
+        print(format_table(result["by_history_length"], BREAKDOWN_COLUMNS))
     print(f"evaluated in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:
