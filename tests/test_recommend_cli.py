@@ -90,7 +90,7 @@ def test_evaluate_by_history_length_measures_every_serving_path(home, tmp_path, 
     saved = json.loads(report.read_text())
     rows = {r["protocol"]: r for r in saved["by_history_length"]}
     served = next(r for r in saved["rows"] if "SASRec" in r["model"])
-    assert rows["as logged, history 3-5"]["users"] == saved["users"] == 120  # every tiny user has 4 events before the test one
+    assert rows["as logged, history 3-5"]["users"] == saved["users"] == 120  # 4 events before the test one
     assert rows["as logged, history 3-5"]["ndcg@10"] == pytest.approx(served["ndcg@10"])
     assert rows["new user (whole history hidden)"]["users"] == 120
     for r in rows.values():
