@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from shoprank.recommend.sources import Histories
+from shoprank.recommend.sources import Histories, latest
 
 RANK_MISSING = 1000.0  # the rank of a candidate in a source that did not retrieve it
 MATCH_WINDOW = 20
@@ -111,14 +111,17 @@ def build(histories: Histories, candidates: np.ndarray, dense: dict[str, np.ndar
     lengths = histories.lengths()
     cand_cat = items.categories[safe]
     cand_price = np.log1p(items.prices[safe])
+    recent = latest(histories.items, MATCH_WINDOW)  # (b, w), right-aligned, 0 = none
+    sims = np.matmul(items.text_vectors[recent], items.text_vectors[safe].transpose(0, 2, 1))  # (b, w, C)
+    sims[recent == 0] = -np.inf
+    has = lengths > 0
+    text_last[has] = sims[has, -1]
+    best = sims.max(axis=1)
+    text_max[has] = best[has]
+    recency[has] = (MATCH_WINDOW - 1 - sims.argmax(axis=1))[has]
     for r, h in enumerate(histories.items):
         if not len(h):
             continue
-        recent = h[-MATCH_WINDOW:]
-        sims = items.text_vectors[recent] @ items.text_vectors[safe[r]].T  # (m, C)
-        text_last[r] = sims[-1]
-        text_max[r] = sims.max(axis=0)
-        recency[r] = len(recent) - 1 - sims.argmax(axis=0)
         cats = items.categories[h]
         known = cats[cats >= 0]
         if len(known):

@@ -153,7 +153,8 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
         categories=facts[0] if facts else None,
         prices=facts[1] if facts else None,
     )
-    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress)
+    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
+                config=stage_config(config.profile))
     return art, summary
 
 
@@ -193,6 +194,13 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
             "defences": log.fingerprint.get("defences_removed")}
 
 
+def stage_config(profile: str) -> Any:
+    """The ranking stage's settings of a training profile (``PROFILES[profile]["stage"]``; defaults otherwise)."""
+    from shoprank.recommend.ranker import StageConfig
+
+    return StageConfig(**PROFILES.get(profile, {}).get("stage", {}))  # type: ignore[arg-type]
+
+
 def _facts(shop: Shop, log: ShopLog) -> tuple[np.ndarray, np.ndarray, list[str]]:
     from shoprank.recommend.features import item_facts
 
@@ -224,7 +232,8 @@ def reblend(shop: Shop, *, progress: bool = True) -> dict[str, Any]:
     art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
     art.bought = bought_together(split.train, len(log.catalogue))
     art.categories, art.prices, art.params["categories"] = _facts(shop, log)
-    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress)
+    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
+                config=stage_config(str(art.params.get("profile", "quick"))))
     art.params["reblended_from"] = art.version
     version = artifacts.save(shop.models_path, art)
     return {"version": version, "from": art.version, "ranker": _ranker_summary(art),

@@ -216,12 +216,24 @@ class ColdSource(Source):
 
     def raw(self, histories: Histories) -> np.ndarray:
         out = np.zeros((len(histories), len(self.text_vectors)), dtype=np.float32)
-        if not len(self.cols):
+        if not len(self.cols) or not len(histories):
             return out
-        for r, h in enumerate(histories.items):
-            if len(h):
-                out[r, self.cols] = (self.text_vectors[h[-COLD_WINDOW:]] @ self.col_vectors.T).max(axis=0)
+        recent = latest(histories.items, COLD_WINDOW)  # (b, w), 0 = none
+        sims = self.text_vectors[recent] @ self.col_vectors.T  # (b, w, n_cold)
+        sims[recent == 0] = -np.inf
+        best = sims.max(axis=1)  # (b, n_cold)
+        out[:, self.cols] = np.where(np.isfinite(best), best, 0.0)
         return out
+
+
+def latest(histories: Sequence[np.ndarray], window: int) -> np.ndarray:
+    """The latest ``window`` items of each history, right-aligned, 0 where a history is shorter: (b, window)."""
+    out = np.zeros((len(histories), window), dtype=np.int64)
+    for r, h in enumerate(histories):
+        tail = h[-window:]
+        if len(tail):
+            out[r, window - len(tail):] = tail
+    return out
 
 
 class TrendingSource(Source):
