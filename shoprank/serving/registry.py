@@ -18,7 +18,7 @@ from typing import Any
 from shoprank.bundles import latest_version, open_bundle, remove_stale_staging
 from shoprank.serving.catalog import Catalog
 from shoprank.shops import Shop, check_shop_name, list_shops
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Store
 
 log = logging.getLogger("shoprank.serving")
 
@@ -86,7 +86,7 @@ class Slot:
 @dataclass
 class ShopState:
     shop: Shop
-    store: SQLiteStore
+    store: Store
     catalog: Catalog
     slots: dict[str, Slot] = field(default_factory=dict)
     rerank: Any = None

@@ -231,6 +231,11 @@ class SQLiteStore(Store):
             ).fetchall()
         return [_event_from_row(r) for r in reversed(rows)]
 
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        with self._lock:  # newest events by primary key: cheap on any size of log
+            rows = self._conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT ?", (scan,)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))[:limit]
+
     def judgments(self) -> list[Judgment]:
         with self._lock:
             rows = self._conn.execute(
