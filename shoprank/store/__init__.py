@@ -5,7 +5,15 @@ them as :class:`Store`; which implementation answers (embedded SQLite, shared Po
 """
 
 from shoprank.store.base import Store, StoreError, StoreFullError, StoreUnavailableError, StoreVersionError, WriteResult
-from shoprank.store.factory import STORE_ENV, Backend, backend_for, open_store, selected_store, store_url
+from shoprank.store.factory import (
+    STORE_ENV,
+    Backend,
+    backend_for,
+    open_store,
+    release_connections,
+    selected_store,
+    store_url,
+)
 from shoprank.store.sqlite import SQLiteStore  # for tests and tools that pick the embedded store on purpose
 
 __all__ = [
@@ -20,6 +28,7 @@ __all__ = [
     "WriteResult",
     "backend_for",
     "open_store",
+    "release_connections",
     "selected_store",
     "store_url",
 ]

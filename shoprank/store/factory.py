@@ -130,6 +130,14 @@ def backend_for(home: str | Path, url: str | None = None) -> Backend:
     return PostgresBackend(url)
 
 
+def release_connections(url: str) -> None:
+    """Close this process's connections to the shared store at ``url`` (before dropping a database; at exit)."""
+    if is_postgres_url(url):
+        from shoprank.store.postgres import close_database
+
+        close_database(url)
+
+
 def open_store(url_or_path: str | Path, shop: str | None = None) -> Store:
     """A store by URL or path: ``postgresql://...`` (with the shop's name) or the path of an SQLite file."""
     if is_postgres_url(url_or_path):

@@ -1,0 +1,98 @@
+"""The PostgreSQL store: the shared behaviour suite, then what only a server can do wrong."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from shoprank.store import StoreUnavailableError, StoreVersionError, open_store
+from shoprank.store import postgres as pg
+from tests.store_behaviour import StoreBehaviour, ev, product
+
+
+class TestPostgresStore(StoreBehaviour):
+    @pytest.fixture
+    def open_store(self, pg_url):
+        return lambda: open_store(pg_url, "s")
+
+
+def test_many_shops_in_one_database_stay_apart(pg_url):
+    a, b = open_store(pg_url, "a"), open_store(pg_url, "b")
+    a.upsert_products([product("p1", "in a")])
+    b.upsert_products([product("p1", "in b"), product("p2")])
+    a.append_events([ev("e1")])
+    b.append_events([ev("e1"), ev("e2")])
+    b.set_setting("rules", [1])
+    assert (a.get_product("p1").title, b.get_product("p1").title) == ("in a", "in b")
+    assert (a.counts()["events"], b.counts()["events"], a.catalog_version(), b.catalog_version()) == (1, 2, 1, 1)
+    assert a.get_setting("rules") is None
+    backend = pg.PostgresBackend(pg_url)
+    assert backend.shop_names() == ["a", "b"]
+    backend.drop("b")
+    assert backend.shop_names() == ["a"] and not backend.exists("b") and a.counts()["events"] == 1
+
+
+def test_the_schema_is_migrated_on_start_and_a_newer_one_refused(pg_url):
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a database left by the first release
+        assert pg.migrate(conn, "test", upto=1) == 0
+        assert conn.execute("SELECT to_regclass('api_keys')").fetchone()[0] is None
+    open_store(pg_url, "s").append_events([ev("e1")])
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        versions = [r[0] for r in conn.execute("SELECT version FROM shoprank_schema ORDER BY version")]
+        assert versions == list(range(1, pg.SCHEMA_VERSION + 1))
+        assert conn.execute("SELECT to_regclass('api_keys')").fetchone()[0] == "api_keys"
+        conn.execute("INSERT INTO shoprank_schema VALUES (%s, 'from the future', 0)", (pg.SCHEMA_VERSION + 1,))
+    pg.close_database(pg_url)
+    with pytest.raises(StoreVersionError, match=f"schema version {pg.SCHEMA_VERSION + 1}, newer"):
+        open_store(pg_url, "s")
+
+
+def test_a_server_that_is_down_or_a_wrong_url_gets_a_clear_error(pg_server):
+    down = pg_server.rsplit(":", 1)[0] + ":1/postgres"
+    with pytest.raises(StoreUnavailableError, match="cannot reach the PostgreSQL store at .*server is running"):
+        open_store(down, "s")
+    with pytest.raises(StoreUnavailableError, match='database "no_such_db" does not exist'):
+        open_store(pg_server.rsplit("/", 1)[0] + "/no_such_db", "s")
+    with pytest.raises(StoreUnavailableError, match="not valid"):
+        open_store("postgresql://127.0.0.1:5432/db?nonsense=1", "s")
+
+
+def test_a_password_never_shows_in_messages():
+    assert pg.redact("postgresql://shop:s3cret@db.internal:5433/prod") == "postgresql://shop:***@db.internal:5433/prod"
+
+
+def test_a_connection_lost_mid_batch_stores_nothing_and_says_retry(pg_url, monkeypatch):
+    store = open_store(pg_url, "s")
+    store.append_events([ev("before")])
+    original = pg.copy_rows
+
+    def copy_then_lose_the_connection(cur, statement, rows):
+        original(cur, statement, rows)  # the rows are in the server's staging table...
+        with psycopg.connect(pg_url, autocommit=True) as other:  # ...when the connection dies
+            other.execute("SELECT pg_terminate_backend(%s)", (cur.connection.info.backend_pid,))
+
+    monkeypatch.setattr(pg, "copy_rows", copy_then_lose_the_connection)
+    batch = [ev(f"e{i}", t=i) for i in range(pg.COPY_FROM + 10)]
+    with pytest.raises(StoreUnavailableError, match="nothing of it was stored. Retry"):
+        store.append_events(batch)
+    with pytest.raises(StoreUnavailableError):
+        store.upsert_products([product(f"p{i}") for i in range(pg.COPY_FROM)])
+    monkeypatch.setattr(pg, "copy_rows", original)
+    assert store.counts()["events"] == 1 and store.catalog_version() == 0  # nothing half-stored
+    assert store.append_events(batch).stored == len(batch)  # the retry goes through, on a fresh connection
+
+
+def test_keys_live_in_the_shared_store_for_every_replica(pg_url, tmp_path, monkeypatch):
+    from shoprank import keys as keys_module
+    from shoprank.keys import KeyStore
+
+    monkeypatch.setattr(keys_module, "SHARED_REFRESH_S", 3600.0)
+    one, other = KeyStore(tmp_path / "a", store=pg_url), KeyStore(tmp_path / "b", store=pg_url)
+    key, record = one.create("search", "s", name="from replica one")
+    assert other.verify(key) == record  # the other replica's first look reads the table
+    assert not (tmp_path / "a" / "keys.json").exists()
+    other.revoke(record.id)
+    assert one.verify(key) is not None  # one's view may be SHARED_REFRESH_S old ...
+    monkeypatch.setattr(keys_module, "SHARED_REFRESH_S", 0.0)
+    assert one.verify(key) is None  # ... and then the revocation holds there too
+    assert [k.revoked_at is not None for k in one.list_keys()] == [True]
