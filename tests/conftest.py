@@ -43,6 +43,8 @@ def pg_server():
     except ImportError:
         pytest.skip("psycopg is not installed (pip install -r requirements.lock)")
     if pgserver.binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL: .ci/run installs it and sets ${pgserver.TEST_URL_ENV}")
         pytest.skip(f"PostgreSQL is not installed (apt-get install postgresql) and ${pgserver.TEST_URL_ENV} is unset")
     folder = Path(tempfile.mkdtemp(prefix="shoprank-pg-"))
     try:
