@@ -96,3 +96,13 @@ def test_keys_live_in_the_shared_store_for_every_replica(pg_url, tmp_path, monke
     monkeypatch.setattr(keys_module, "SHARED_REFRESH_S", 0.0)
     assert one.verify(key) is None  # ... and then the revocation holds there too
     assert [k.revoked_at is not None for k in one.list_keys()] == [True]
+
+
+def test_connections_dropped_by_a_server_restart_are_replaced(pg_url, monkeypatch):
+    store = open_store(pg_url, "s")
+    store.append_events([ev("e1")])
+    with psycopg.connect(pg_url, autocommit=True) as admin:  # what a restart does to every pooled connection
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                      "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    monkeypatch.setattr(pg, "CHECK_IDLE_S", 0.0)
+    assert store.counts()["events"] == 1 and store.append_events([ev("e2")]).stored == 1

@@ -15,6 +15,7 @@ import atexit
 import json
 import threading
 import time
+import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -28,6 +29,9 @@ from shoprank.store.postgres_schema import SCHEMA_VERSION, SHOP_TABLES, migrate
 POOL_SIZE = 16
 """Connections one process keeps at most (one per concurrent request that touches the store)."""
 CONNECT_TIMEOUT_S = 5
+CHECK_IDLE_S = 1.0
+"""A pooled connection idle this long is checked (one round trip) before use: after a server restart the idle
+ones are the dead ones. A connection in steady use is not, and one that breaks mid-call raises as usual."""
 POOL_WAIT_S = 10.0
 COPY_FROM = 500
 """Batches of this many rows or more are sent with COPY into a staging table; smaller ones as arrays."""
@@ -86,8 +90,9 @@ class Database:
         self.pool = psycopg_pool.ConnectionPool(
             url, min_size=1, max_size=POOL_SIZE, timeout=POOL_WAIT_S, open=False, name="shoprank",
             kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT_S},
-            check=psycopg_pool.ConnectionPool.check_connection,
+            check=self._check_if_idle,
         )
+        self._last_used: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
         self.pool.open(wait=True, timeout=POOL_WAIT_S)
 
     @contextmanager
@@ -96,7 +101,10 @@ class Database:
         psycopg, psycopg_pool = _driver()
         try:
             with self.pool.connection() as conn:
-                yield conn
+                try:
+                    yield conn
+                finally:
+                    self._last_used[conn] = time.monotonic()
         except StoreError:
             raise
         except psycopg.errors.DiskFull as exc:
@@ -108,6 +116,10 @@ class Database:
                 "nothing of it was stored. Retry: a batch is applied whole or not at all, and a retried event "
                 "is stored once"
             ) from exc
+
+    def _check_if_idle(self, conn: Any) -> None:
+        if time.monotonic() - self._last_used.get(conn, 0.0) >= CHECK_IDLE_S:
+            _driver()[1].ConnectionPool.check_connection(conn)
 
     def close(self) -> None:
         self.pool.close()
