@@ -106,3 +106,44 @@ def test_connections_dropped_by_a_server_restart_are_replaced(pg_url, monkeypatc
                       "WHERE datname = current_database() AND pid <> pg_backend_pid()")
     monkeypatch.setattr(pg, "CHECK_IDLE_S", 0.0)
     assert store.counts()["events"] == 1 and store.append_events([ev("e2")]).stored == 1
+
+
+def test_the_api_answers_503_retry_when_the_connection_is_lost_mid_batch(pg_url, tmp_path, monkeypatch):
+    import anyio
+    import httpx
+
+    from shoprank.keys import KeyStore
+    from shoprank.serving import ServingConfig, create_app
+    from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+
+    monkeypatch.setenv("SHOPRANK_STORE", pg_url)
+    tiny_shop(tmp_path, "tiny")
+    key, _ = KeyStore(tmp_path).create("admin")
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
+    app.state.registry.load_all()
+    original = pg.copy_rows
+
+    def copy_then_lose_the_connection(cur, statement, rows):
+        original(cur, statement, rows)
+        with psycopg.connect(pg_url, autocommit=True) as other:
+            other.execute("SELECT pg_terminate_backend(%s)", (cur.connection.info.backend_pid,))
+
+    monkeypatch.setattr(pg, "copy_rows", copy_then_lose_the_connection)
+    events = [{"event_id": f"h{i}", "user_id": "u1", "item_id": "garden-0-0", "type": "view",
+               "timestamp": 1_700_000_000 + i} for i in range(pg.COPY_FROM)]
+
+    async def post() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                     headers={"Authorization": f"Bearer {key}"}) as c:
+            return await c.post("/shops/tiny/events", json={"events": events})
+
+    try:
+        answer = anyio.run(post)
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+        assert answer.json()["error"]["code"] == "storage_unavailable"
+        monkeypatch.setattr(pg, "copy_rows", original)
+        assert app.state.registry.get("tiny").store.counts()["events"] == 24  # the seed events only
+        assert anyio.run(post).json() == {"stored": len(events), "duplicates": 0}  # the retry
+    finally:
+        app.state.registry.close()

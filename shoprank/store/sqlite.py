@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, StoreFullError, WriteResult
+from shoprank.store.base import Store, StoreFullError, StoreUnavailableError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -291,6 +291,9 @@ class _Transaction:
                 self._conn.execute("ROLLBACK")
             if _is_disk_full(exc):
                 raise StoreFullError(28, "disk full under the store; nothing of this batch was stored") from exc
+            if isinstance(exc, sqlite3.Error):  # locked, I/O error, corrupt: callers see the store's errors only
+                raise StoreUnavailableError(f"the SQLite store failed ({exc}); nothing of this batch was stored; "
+                                            "retry") from exc
             if exc_type is None:
                 raise exc
         finally:
