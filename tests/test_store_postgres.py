@@ -147,3 +147,30 @@ def test_the_api_answers_503_retry_when_the_connection_is_lost_mid_batch(pg_url,
         assert anyio.run(post).json() == {"stored": len(events), "duplicates": 0}  # the retry
     finally:
         app.state.registry.close()
+
+
+def test_every_command_takes_store_url(pg_url, tmp_path, capsys, monkeypatch):
+    import json
+    import os
+
+    from shoprank.cli.main import main
+
+    monkeypatch.delenv("SHOPRANK_STORE", raising=False)
+    products = tmp_path / "p.jsonl"
+    products.write_text("".join(json.dumps({"id": f"p{i}", "title": f"Drill {i}"}) + "\n" for i in range(3)))
+    home = str(tmp_path / "home")
+    assert main(["ingest", "products", str(products), "--shop", "s", "--home", home, "--store", pg_url,
+                 "--quiet"]) == 0
+    assert main(["keys", "create", "--scope", "admin", "--home", home, "--store", pg_url]) == 0
+    capsys.readouterr()
+    assert main(["shops", "--json", "--home", home, "--store", pg_url]) == 0
+    assert [(r["shop"], r["products"]) for r in json.loads(capsys.readouterr().out)] == [("s", 3)]
+    assert main(["keys", "list", "--json", "--home", home, "--store", pg_url]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 1
+    assert not (tmp_path / "home" / "s" / "store.sqlite").exists() and not (tmp_path / "home" / "keys.json").exists()
+    assert "SHOPRANK_STORE" not in os.environ  # the option holds for its command only
+    assert main(["shops", "--home", home]) == 0 and "no shops" in capsys.readouterr().out  # embedded: empty
+    assert main(["shops", "--home", home, "--store", "mysql://x"]) == 1
+    assert "is not understood" in capsys.readouterr().err
+    assert main(["shops", "--home", home, "--store", pg_url.rsplit(":", 1)[0] + ":1/x"]) == 1
+    assert "cannot reach the PostgreSQL store" in capsys.readouterr().err
