@@ -10,11 +10,11 @@ from shoprank.cascade.base import (
     clean_query,
     top_k,
 )
-from shoprank.cascade.cascade import OVER_FETCH, SEARCH_DEPTH, Cascade, MissingModel, pairs
+from shoprank.cascade.cascade import DEPTH, OVER_FETCH, Cascade, MissingModel, pairs
 
 __all__ = [
     "OVER_FETCH",
-    "SEARCH_DEPTH",
+    "DEPTH",
     "SURFACES",
     "CandidateSource",
     "Candidates",

@@ -43,6 +43,8 @@ class Request:
     ``facets``: the caller also wants the ids the facet counts are made over (:attr:`Page.facet_ids`).
     ``diversity`` overrides the shop's re-ranking λ for this request; ``explore`` lets exploration in
     (online answers only: batch runs and evaluation must repeat). ``seed`` fixes what exploration draws.
+    ``limit``: answer the first ``limit`` results of the list instead of one page (batch runs and evaluation);
+    re-ranking still arranges the list in pages of ``per_page``, so the first ``per_page`` equal page 1.
     """
 
     surface: str
@@ -58,12 +60,15 @@ class Request:
     facets: bool = False
     explore: bool = False
     seed: int | None = None
+    limit: int | None = None
 
     def __post_init__(self) -> None:
         if self.surface not in SURFACES:
             raise ValueError(f"unknown surface {self.surface!r}; use one of {', '.join(SURFACES)}")
         if self.page < 1 or self.per_page < 1:
             raise ValueError(f"page and per_page must be at least 1, got {self.page} and {self.per_page}")
+        if self.limit is not None and self.limit < 1:
+            raise ValueError(f"limit must be at least 1, got {self.limit}")
         if self.diversity is not None and not 0.0 <= self.diversity <= 1.0:
             raise ValueError(f"diversity must lie between 0 (off) and 1, got {self.diversity}")
         if self.surface in ("similar", "bought_together") and not self.item_id:
@@ -73,7 +78,12 @@ class Request:
 
     @property
     def offset(self) -> int:
-        return (self.page - 1) * self.per_page
+        return 0 if self.limit is not None else (self.page - 1) * self.per_page
+
+    @property
+    def end(self) -> int:
+        """One past the last place of the list this request answers."""
+        return self.limit if self.limit is not None else self.page * self.per_page
 
 
 @dataclass

@@ -19,9 +19,10 @@ from shoprank.data.records import Product
 
 OVER_FETCH = 3
 """Candidates ranked per place shown when the shop re-ranks: diversity and rules choose from them."""
-SEARCH_DEPTH = 300
-"""Search results ranked and re-ranked for every request, whatever its page: the same request gives the same
-list on every door (a batch run's ``--top 100`` and the HTTP API's first page are cut from one list)."""
+DEPTH = 300
+"""Results ranked and re-ranked for every request, whatever its page (more only when a request reaches past
+``DEPTH / OVER_FETCH``): the same request gives the same list on every door, so a batch run's ``--top 100``
+and the HTTP API's first page are cut from one list."""
 
 
 @dataclass
@@ -34,7 +35,7 @@ class Cascade:
     recommend: Any = None
     reranking: Any = None
     store: Any = None
-    search_depth: int = SEARCH_DEPTH
+    depth: int = DEPTH
 
     def run(self, requests: Sequence[Request]) -> list[Page]:
         """One page per request, in order. Raises KeyError for an item the models do not know, LookupError
@@ -58,8 +59,8 @@ class Cascade:
         engine = _engine(self.search, "search")
         text, cut = clean_query(request.query)
         reranker = self._reranker(request)
-        wanted = request.offset + request.per_page
-        depth = max(self.search_depth, wanted * OVER_FETCH)
+        wanted = request.end
+        depth = max(self.depth, wanted * OVER_FETCH)
         items, total = engine.search(text, k=depth, offset=0, filters=request.filters, user_id=request.user_id,
                                      explain=None if reranker is not None else wanted)
         if reranker is not None:
@@ -74,8 +75,8 @@ class Cascade:
     def _recommend(self, request: Request) -> Page:
         engine = _engine(self.recommend, "recommend")
         reranker = self._reranker(request)
-        wanted = request.offset + request.per_page
-        fetch = wanted * OVER_FETCH if reranker is not None else wanted
+        wanted = request.end
+        fetch = max(self.depth, wanted * OVER_FETCH)
         if request.surface == "recommend":
             history = list(request.history) if request.history is not None else None
             items = engine.recommend(request.user_id or "", k=fetch, history=history,

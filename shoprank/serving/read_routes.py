@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Annotated, Any
 
@@ -179,16 +178,10 @@ def recent_users(
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = str(state.shop.store_path)
+    key = f"{id(state.store)}:{state.name}"
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
-        # newest events by primary key: cheap on any size of log
-        conn = sqlite3.connect(f"file:{state.shop.store_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 5000").fetchall()
-        finally:
-            conn.close()
-        cached = (time.monotonic(), list(dict.fromkeys(r[0] for r in rows))[:100])
+        cached = (time.monotonic(), state.store.recent_users(100))
         _USERS_CACHE[key] = cached
     return json_response({"users": cached[1][:limit]})
 
