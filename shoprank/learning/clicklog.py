@@ -131,7 +131,7 @@ def load_click_log(store: Any) -> ClickLog:
     impressions: Sequence[Any] = []
     if callable(iter_impressions):
         try:
-            impressions = list(iter_impressions(surface="search"))
-        except TypeError:  # a store whose reader takes no surface filter
-            impressions = list(iter_impressions())
+            impressions = list(iter_impressions(surfaces=["search"]))
+        except NotImplementedError:  # a store that keeps no impressions: events alone
+            impressions = []
     return build_click_log(impressions, events)

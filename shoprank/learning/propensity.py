@@ -118,8 +118,24 @@ def fit_pbm_em(log: ClickLog, max_position: int = 20, iterations: int = 1000, to
                          "pairs": n_keys, "impressions_per_position": n_pos.astype(int).tolist()})
 
 
-def harvest(log: ClickLog, max_position: int = 20, floor: float = 0.05, min_pairs: int = 5) -> Propensities:
-    """Intervention harvesting: the same (query, product) at different positions in different lists."""
+def decreasing(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The closest non-increasing sequence in weighted least squares (pool adjacent violators)."""
+    blocks: list[list[float]] = []  # [mean, weight, length]
+    for v, w in zip(values.tolist(), weights.tolist(), strict=True):
+        blocks.append([v, w, 1])
+        while len(blocks) > 1 and blocks[-2][0] < blocks[-1][0]:
+            v2, w2, n2 = blocks.pop()
+            v1, w1, n1 = blocks.pop()
+            blocks.append([(v1 * w1 + v2 * w2) / (w1 + w2), w1 + w2, n1 + n2])
+    return np.concatenate([np.full(n, v) for v, _, n in blocks])
+
+
+def harvest(log: ClickLog, max_position: int = 20, floor: float = 0.05, min_pairs: int = 5,
+            monotone: bool = True) -> Propensities:
+    """Intervention harvesting: the same (query, product) at different positions in different lists.
+
+    ``monotone``: examination never rises further down the list, so the estimate is smoothed to the closest
+    non-increasing one (weighted by the clicks seen at each position; the raw one is in ``info``)."""
     pos, key, click, n_keys = _records(log, max_position)
     if not len(pos):
         raise ValueError("the click log has no listed impressions: propensities cannot be estimated")
@@ -170,8 +186,14 @@ def harvest(log: ClickLog, max_position: int = 20, floor: float = 0.05, min_pair
     for k in range(1, positions):  # a position no pair reaches takes the one above it
         if not connected[k]:
             theta[k] = theta[k - 1]
+    support = np.bincount(pos, click, positions) + 1.0  # clicks seen at each position
+    raw = theta.copy()
+    if monotone:
+        theta = decreasing(theta, support)
+        theta = theta / theta[0]
     return Propensities(np.clip(theta, 0.0, None), "harvest", floor,
-                        {"pairs": len(rows), "products_at_two_positions": int(multi.sum())})
+                        {"pairs": len(rows), "products_at_two_positions": int(multi.sum()),
+                         "unsmoothed": [round(float(t), 4) for t in raw]})
 
 
 def estimate(log: ClickLog, method: str = "em", max_position: int = 20, floor: float = 0.05) -> Propensities:
