@@ -259,7 +259,7 @@ async def test_bad_product_refuses_the_batch(served: tuple[Any, str]) -> None:
     ("body", "status", "code"),
     [
         (b"{not json", 400, "invalid_json"),
-        (b'{"events": [{"value": NaN}]}', 400, "invalid_json"),
+        (b'{"events": [{"value": NaN}]}', 422, "invalid_record"),  # named by field, as ingest does
         (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),
         (b"", 400, "invalid_json"),
         (b'{"events": 5}', 400, "invalid_body"),

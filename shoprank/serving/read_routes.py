@@ -193,6 +193,14 @@ def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Resp
 _USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
 
 
+def forget_user(state: Any, user_id: str) -> None:
+    """Drop a deleted user from the recent-users list at once."""
+    key = str(state.shop.store_path)
+    cached = _USERS_CACHE.get(key)
+    if cached is not None:
+        _USERS_CACHE[key] = (cached[0], [u for u in cached[1] if u != user_id])
+
+
 @router.get("/shops/{shop}/users", response_model=UsersAnswer, responses=ERRORS, tags=["catalogue"])
 def recent_users(
     request: Request, shop: str, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
