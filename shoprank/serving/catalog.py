@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NamedTuple
 
 from shoprank.data.records import Product
@@ -27,10 +27,13 @@ class Entry(NamedTuple):
     brand: str
     price: float | None
     in_stock: bool
+    currency: str = ""
+    created_at: float | None = None
 
 
 def entry_of(product: Product) -> Entry:
-    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock)
+    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock,
+                 product.currency, product.created_at)
 
 
 class Catalog:
@@ -80,9 +83,25 @@ class Catalog:
                 "parts": {k: _finite(v) for k, v in item.parts.items()},
             }
             if details:
-                row.update(category=entry.category, brand=entry.brand, price=entry.price, in_stock=entry.in_stock)
+                row.update(category=entry.category, brand=entry.brand, price=entry.price,
+                           currency=entry.currency or None, in_stock=entry.in_stock)
             out.append(row)
         return out
+
+    def sorted(self, items: Sequence[ScoredItem], sort: str) -> list[ScoredItem]:
+        """``items`` in the order ``sort`` asks for (:mod:`shoprank.search.sorting`)."""
+        from shoprank.search.sorting import sort_items
+
+        entries = self.entries
+
+        def fact(index: int) -> Callable[[ScoredItem], float | None]:
+            def get(item: ScoredItem) -> float | None:
+                entry = entries.get(item.id)
+                return None if entry is None else entry[index]
+
+            return get
+
+        return sort_items(items, sort, fact(Entry._fields.index("price")), fact(Entry._fields.index("created_at")))
 
     def facets(self, ids: Sequence[str], top: int = 20) -> dict[str, list[dict[str, Any]]]:
         """Counts of top-level category, brand, price bucket and stock over ``ids``."""

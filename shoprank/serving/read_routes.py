@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -15,7 +15,7 @@ from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
 from shoprank.serving.rerank import OVER_FETCH
-from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
+from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -63,9 +63,13 @@ def search(
     in_stock: Annotated[bool | None, Query()] = None,
     facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
     diversity: Diversity = None,
+    sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
+                    Query(description="the order of the matching products (stable; relevance breaks ties)")
+                    ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
+    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
     started = time.perf_counter()
+    check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
     engine = engine_of(state, "search")
     text, cut = clean_query(q)
@@ -80,7 +84,10 @@ def search(
     reranker = state.rerank.for_request(diversity, page_size=per_page)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if reranker is not None:  # re-rank the head of the list, then cut the page from it
+    if sort != "relevance":  # the matching set in the asked order, rules applied, then the page
+        items, total, facet_ids = _sorted_search(request, state, engine, text, filters, user, sort, cap)
+        items = items[offset : offset + per_page]
+    elif reranker is not None:  # re-rank the head of the list, then cut the page from it
         depth = max(cap, offset + per_page * OVER_FETCH)
         items, total = _engine_call(request, engine.search, text, k=depth, offset=0, filters=filters, user_id=user)
         fetched = len(items)
@@ -110,9 +117,26 @@ def search(
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
         "hits": hits, "facets": counts, "total": int(total), "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "model_version": getattr(engine, "version", None),
+        "query": text, "query_truncated": cut, "sort": sort, "model_version": getattr(engine, "version", None),
     }
     return json_response(payload, timings=timings)
+
+
+def _sorted_search(request: Request, state: Any, engine: Any, text: str, filters: SearchFilters, user: str | None,
+                   sort: str, cap: int) -> tuple[list[Any], int, list[str]]:
+    """The matching set (up to ``SORT_DEPTH``, relevance order) with the shop's rules (hidden products stay
+    hidden; no variety re-ordering), stably sorted by ``sort``: (items, total, ids for the facets)."""
+    from shoprank.search.sorting import SORT_DEPTH
+
+    items, total = _engine_call(request, engine.search, text, k=SORT_DEPTH, offset=0, filters=filters,
+                                user_id=user)
+    reranker = state.rerank.for_request(page_size=len(items) or 1, rules_only=True)
+    if reranker is not None and items:
+        fetched = len(items)
+        items = rerank.apply(reranker, engine, state.store, items, query=text, filters=filters)
+        total = max(0, total - (fetched - len(items)))
+    facet_ids = [item.id for item in items[:cap]] if cap else []
+    return state.catalog.sorted(items, sort), int(total), facet_ids
 
 
 def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
