@@ -444,6 +444,21 @@ async def test_openapi_and_docs(served: tuple[Any, str]) -> None:
     assert docs.status_code == 200 and page.status_code == 200
 
 
+@pytest.mark.anyio
+async def test_docs_work_offline_from_packaged_assets(served: tuple[Any, str]) -> None:
+    import re
+
+    app, _ = served
+    async with client(app) as c:
+        docs = (await c.get("/docs")).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', docs)
+        fetched = {a: await c.get(a) for a in assets if a.startswith("/docs-assets/")}
+    assert "http://" not in docs and "https://" not in docs  # no CDN: nothing outside this server
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(assets)
+    assert all(r.status_code == 200 and r.content for r in fetched.values())
+    assert len(fetched["/docs-assets/swagger-ui-bundle.js"].content) > 100_000  # the real Swagger UI
+
+
 def test_public_surface() -> None:
     import shoprank.serving as serving
 

@@ -175,6 +175,7 @@ def tiny_shop(home: Any, name: str = "tiny", *, search: bool = True, recommend: 
                     "id": f"{category.split()[0].lower()}-{i}-{variant}",
                     "title": f"{_BRANDS[(i + variant) % 4]} {kind}{' Pro' if variant else ''}",
                     "category": category, "brand": _BRANDS[(i + variant) % 4], "price": 5.0 + 30 * c + 7 * i + variant,
+                    "currency": "EUR",
                     "in_stock": (i + variant) % 5 != 4, "description": f"A {kind.lower()} for everyday use.",
                 }))
     now = time.time() - 3600
