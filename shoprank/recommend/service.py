@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,6 +34,7 @@ VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your car
 STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
 """Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
 RRF_K = 60.0
+RRF_DEPTH = 300  # candidates of each part the short-history blend fuses, whatever k (same list for any k)
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
 CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
@@ -104,12 +106,13 @@ def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarr
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first."""
+    """Indices of the k largest finite scores, best first; equal scores in index order, so the top k is always
+    the head of the top k + n (a list cut at 4 and one cut at 300 agree)."""
     finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) <= k:
-        return finite[np.argsort(-scores[finite], kind="stable")]
-    part = finite[np.argpartition(-scores[finite], k)[:k]]
-    return part[np.argsort(-scores[part], kind="stable")]
+    if len(finite) > k:
+        kth = np.partition(scores[finite], len(finite) - k)[len(finite) - k]  # the k-th largest score
+        finite = finite[scores[finite] >= kth]
+    return finite[np.lexsort((finite, -scores[finite]))][:k]
 
 
 class Recommender:
@@ -288,7 +291,7 @@ class Recommender:
         i2i[banned] = -np.inf
         fused = np.zeros(self.n_items + 1, dtype=np.float64)
         for part in (seq, i2i):
-            cand = _top_k(part, max(200, k))
+            cand = _top_k(part, max(RRF_DEPTH, k))
             fused[cand] += 1.0 / (RRF_K + np.arange(1, len(cand) + 1))
         fused[banned] = -np.inf
         fused[fused == 0] = -np.inf
@@ -357,6 +360,13 @@ class Recommender:
             out.append(self._item(int(i), float(confidence), {"confidence": float(confidence), "support": float(n)},
                                   [f"bought with {name} in {int(n)} of {baskets} baskets ({confidence:.0%})"]))
         return out
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
+        from shoprank.rerank.context import recommend_vectors
+
+        found = self.store.get_products(list(ids)) if self.store is not None else []
+        return {p.id: p for p in found if p is not None}, recommend_vectors(self)
 
     # helpers -------------------------------------------------------------------------------
     def _index(self, item_id: str) -> int:

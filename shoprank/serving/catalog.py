@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
 
 from shoprank.data.records import Product
@@ -87,21 +87,6 @@ class Catalog:
                            currency=entry.currency or None, in_stock=entry.in_stock)
             out.append(row)
         return out
-
-    def sorted(self, items: Sequence[ScoredItem], sort: str) -> list[ScoredItem]:
-        """``items`` in the order ``sort`` asks for (:mod:`shoprank.search.sorting`)."""
-        from shoprank.search.sorting import sort_items
-
-        entries = self.entries
-
-        def fact(index: int) -> Callable[[ScoredItem], float | None]:
-            def get(item: ScoredItem) -> float | None:
-                entry = entries.get(item.id)
-                return None if entry is None else entry[index]
-
-            return get
-
-        return sort_items(items, sort, fact(Entry._fields.index("price")), fact(Entry._fields.index("created_at")))
 
     def facets(self, ids: Sequence[str], top: int = 20) -> dict[str, list[dict[str, Any]]]:
         """Counts of top-level category, brand, price bucket and stock over ``ids``."""
