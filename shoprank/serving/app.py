@@ -154,6 +154,12 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    server, _ = build_server(home, host, port, open_access, config=config, access_log=access_log,
-                             log_level=log_level)
-    server.run()
+    from shoprank.serving import local
+
+    server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
+                               log_level=log_level)
+    app.state.local_token = local.announce(home, host, port)  # so CLI queries reuse this server's engines
+    try:
+        server.run()
+    finally:
+        local.withdraw(home, app.state.local_token)
