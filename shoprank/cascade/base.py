@@ -103,6 +103,7 @@ class Page:
     query: str = ""
     query_truncated: bool = False
     facet_ids: list[str] = field(default_factory=list)
+    corrected_query: str | None = None  # the spelling index's correction of the query, when it made one
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property

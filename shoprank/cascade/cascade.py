@@ -78,7 +78,7 @@ class Cascade:
             items = sort_items(items, request.sort, lambda it: _fact(products, it.id, "price"),
                                lambda it: _fact(products, it.id, "created_at"))
         return Page(request, items[request.offset : wanted], int(total), getattr(engine, "version", None), text, cut,
-                    [item.id for item in items] if request.facets else [])
+                    [item.id for item in items] if request.facets else [], corrected_query=engine.correction(text))
 
     def _recommend(self, request: Request) -> Page:
         engine = _engine(self.recommend, "recommend")

@@ -99,7 +99,8 @@ def search(
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "sort": sort, "model_version": answer.model_version,
+        "query": text, "query_truncated": cut,
+        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
     }
     return json_response(payload, timings=timings)
 

@@ -57,6 +57,8 @@ class SearchAnswer(BaseModel):
     per_page: int
     query: str
     query_truncated: bool
+    corrected_query: str | None = Field(None, description="the query as the spelling index corrected it, when it "
+                                        "changed a word (results include the corrected words): 'did you mean'")
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
     model_version: str | None
 

@@ -127,6 +127,9 @@ async function search(page) {
     state.total = body.total;
     renderItems($("results"), body.hits, (page - 1) * state.perPage, state.query);
     renderFacets(body.facets);
+    const corrected = $("did-you-mean");
+    corrected.hidden = !body.corrected_query;
+    corrected.textContent = body.corrected_query ? "Showing results for “" + body.corrected_query + "”." : "";
     const shown = body.hits.length;
     $("results-summary").textContent = shown
       ? body.total + " results; showing " + ((page - 1) * state.perPage + 1) + "–" + ((page - 1) * state.perPage + shown)
