@@ -159,7 +159,7 @@ def delete_user(
     user = check_id(user_id, "user_id")
     try:
         removed = state.store.delete_user(user)
-    except (sqlite3.Error, OSError) as exc:
+    except OSError as exc:  # StoreError and its kinds are OSErrors
         raise storage_error(exc) from None
     from shoprank.serving import read_routes
 
