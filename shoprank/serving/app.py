@@ -43,7 +43,8 @@ def create_app(
     """An app serving the shops of ``home``.
 
     ``open_access`` lets requests without a key do everything (a local demo only; the page warns about it).
-    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines).
+    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines; with
+    other loaders no baseline bundles are built).
     Engines are loaded at start-up (``config.preload``, via the lifespan) or on a shop's first request.
     ``threads`` lets the app set the engines' thread counts (``config.engine_threads``): a server process
     does (``run``), an app embedded in another program or a test does not.
@@ -51,7 +52,9 @@ def create_app(
     config = config or ServingConfig()
     registry = EngineRegistry(home, loaders, engine_concurrency=config.engine_concurrency,
                               engine_threads=config.engine_threads if threads else 0,
-                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None)
+                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None,
+                              baseline=config.baseline and loaders is None,
+                              baseline_embed=config.baseline_embeddings)
     metrics = Metrics()
 
     @asynccontextmanager

@@ -101,6 +101,14 @@ class Store(ABC):
     def counts(self) -> dict[str, int]:
         """Numbers of products, events, users, judgments, judged queries and impressions."""
 
+    def product_count(self) -> int:
+        """Products stored now (cheap; stores override the default)."""
+        return self.counts()["products"]
+
+    def event_count(self) -> int:
+        """Events stored now (cheap; stores override the default)."""
+        return self.counts()["events"]
+
     @abstractmethod
     def check_integrity(self) -> list[str]:
         """Problems found by the storage engine's own check; empty when healthy."""

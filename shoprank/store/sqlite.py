@@ -347,6 +347,14 @@ class SQLiteStore(Store):
                 "impressions": one("SELECT COUNT(*) FROM impressions").fetchone()[0],
             }
 
+    def product_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+
+    def event_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
     def check_integrity(self) -> list[str]:
         with self._lock:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
