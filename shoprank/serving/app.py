@@ -18,9 +18,11 @@ from shoprank.keys import KeyStore
 from shoprank.serving import admin_routes, read_routes, rules_routes, write_routes
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.errors import install_error_handlers
+from shoprank.serving.impressions import ImpressionLog
 from shoprank.serving.metrics import Metrics
 from shoprank.serving.middleware import ServingMiddleware
 from shoprank.serving.registry import EngineRegistry, Loader
+from shoprank.shops import Shop
 
 log = logging.getLogger("shoprank.serving")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -56,9 +58,14 @@ def create_app(
                               baseline=config.baseline and loaders is None,
                               baseline_embed=config.baseline_embeddings)
     metrics = Metrics()
+    impressions = ImpressionLog(
+        lambda name: Shop(name, home).store(create=False), metrics.count, capacity=config.impression_queue,
+        batch=config.impression_batch, flush_seconds=config.impression_flush_ms / 1000,
+        retention_days=config.impression_retention_days, shops=lambda: [s.name for s in registry.loaded()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        impressions.start()
         if config.preload:
             threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
         else:
@@ -67,11 +74,13 @@ def create_app(
         try:
             yield
         finally:
+            impressions.close()
             registry.close()
 
     app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.impressions = impressions
     app.state.config = config
     app.state.keys = keys or KeyStore(home)
     app.state.open_access = open_access

@@ -14,6 +14,7 @@ from shoprank.serving import rerank
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
+from shoprank.serving.impressions import record_answer
 from shoprank.serving.rerank import OVER_FETCH
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
 
@@ -108,17 +109,24 @@ def search(
     t2 = time.perf_counter()
     queue = _queued(request)
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
+    version = getattr(engine, "version", None)
     payload = {
         "hits": hits, "facets": counts, "total": int(total), "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "model_version": getattr(engine, "version", None),
+        "query": text, "query_truncated": cut, "model_version": version,
+        "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits], offset=offset,
+                                    page=page, query=text, user_id=user, model_version=version),
     }
     return json_response(payload, timings=timings)
 
 
-def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
-                  ) -> Response:
+def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float,
+                  surface: str, user_id: str | None = None, item_id: str | None = None) -> Response:
     t1 = time.perf_counter()
-    payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
+    version = getattr(engine, "version", None)
+    hydrated = state.catalog.hydrate(items)
+    payload = {"items": hydrated, "model_version": version,
+               "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
+                                           user_id=user_id, item_id=item_id, model_version=version)}
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
@@ -147,7 +155,7 @@ def recommendations(
                          slot_at=k)
     if reranker is not None:
         items = rerank.apply(reranker, engine, state.store, items, seed=rerank.request_seed(user))[:k]
-    return _items_answer(request, state, engine, items, started, t0)
+    return _items_answer(request, state, engine, items, started, t0, "recommendations", user_id=user)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
@@ -162,7 +170,8 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
     items = _engine_call(request, getattr(engine, method), item, k * OVER_FETCH if reranker is not None else k)
     if reranker is not None:
         items = rerank.apply(reranker, engine, state.store, items)[:k]
-    return _items_answer(request, state, engine, items, started, t0)
+    surface = "similar" if method == "similar" else "bought_together"
+    return _items_answer(request, state, engine, items, started, t0, surface, item_id=item)
 
 
 @router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,

@@ -57,11 +57,13 @@ class SearchAnswer(BaseModel):
     query: str
     query_truncated: bool
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class ItemsAnswer(BaseModel):
     items: list[Item]
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class UsersAnswer(BaseModel):
@@ -82,6 +84,8 @@ class EventsBody(BaseModel):
 class EventsAnswer(BaseModel):
     stored: int
     duplicates: int
+    attributed: int = Field(0, description="events whose request_id matched one of the shop's impressions")
+    unattributed: int = Field(0, description="events whose request_id did not (stored all the same)")
 
 
 class ProductsBody(BaseModel):
