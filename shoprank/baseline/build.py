@@ -119,13 +119,27 @@ def publish_recommend(shop: Shop, vectors: np.ndarray | None = None, vector_ids:
     co-visitation and bought-together tables (a quick first bundle of a large log). Returns the version, or
     None when a trained bundle is serving."""
     from shoprank.recommend import artifacts
-    from shoprank.recommend.item2item import NeighbourTable, bought_together, covisitation
-    from shoprank.recommend.pipeline import COVISIT_KEEP, COVISIT_WINDOW, popularity, read_log
-    from shoprank.recommend.text import encode_items
+    from shoprank.recommend.pipeline import read_log
 
     if trained_version(shop, "recommend"):
         return None
-    shop_log = read_log(shop)
+    art = recommend_artifacts(read_log(shop), vectors, vector_ids, encoder=encoder, neighbours=neighbours)
+    if trained_version(shop, "recommend"):
+        return None
+    version = artifacts.save(shop.models_path, art, version_prefix=PREFIX)
+    log.info("shop %s: baseline recommendations %s published (%d items, %d events, text %s)", shop.name, version,
+             len(art.item_ids), art.params["log"]["events"], art.params["encoder"])
+    return version
+
+
+def recommend_artifacts(shop_log: Any, vectors: np.ndarray | None = None, vector_ids: Sequence[str] | None = None,
+                        *, encoder: str | None = None, neighbours: bool = True) -> Any:
+    """The baseline recommend artifacts of a :class:`~shoprank.recommend.pipeline.ShopLog` (not published)."""
+    from shoprank.recommend import artifacts
+    from shoprank.recommend.item2item import NeighbourTable, bought_together, covisitation
+    from shoprank.recommend.pipeline import COVISIT_KEEP, COVISIT_WINDOW, popularity
+    from shoprank.recommend.text import encode_items
+
     n = len(shop_log.catalogue)
     texts = shop_log.catalogue.texts
     if vectors is not None and vector_ids is not None and len(vectors):
@@ -148,7 +162,7 @@ def publish_recommend(shop: Shop, vectors: np.ndarray | None = None, vector_ids:
     counts = np.bincount(flat, minlength=n + 1).astype(np.float32)
     empty = NeighbourTable(np.zeros((n + 1, 1), np.int32), np.zeros((n + 1, 1), np.float32))
     build = neighbours and len(shop_log.seqs) > 0
-    art = artifacts.RecArtifacts(
+    return artifacts.RecArtifacts(
         model=None, item_ids=list(shop_log.catalogue.ids), text_vectors=text_vectors, popularity=pop,
         trending=trend, counts=counts,
         covisit=covisitation(shop_log.seqs, n, window=COVISIT_WINDOW, keep=COVISIT_KEEP) if build else empty,
@@ -157,9 +171,3 @@ def publish_recommend(shop: Shop, vectors: np.ndarray | None = None, vector_ids:
                 "content_weight": 0.5, "covisit_weight": 1.0, "cold_slot_threshold": None,
                 "log": shop_log.fingerprint},
     )
-    if trained_version(shop, "recommend"):
-        return None
-    version = artifacts.save(shop.models_path, art, version_prefix=PREFIX)
-    log.info("shop %s: baseline recommendations %s published (%d items, %d events, text %s)", shop.name, version,
-             n, shop_log.fingerprint["events"], encoder)
-    return version
