@@ -203,9 +203,10 @@ def new_request_id() -> str:
 
 def record_answer(request: Any, shop: str, surface: str, ids: list[str], *, offset: int = 0, page: int = 1,
                   query: str | None = None, user_id: str | None = None, item_id: str | None = None,
-                  model_version: str | None = None) -> str:
-    """Give an answer its request id and queue its impression (an empty answer is not recorded)."""
-    request_id = new_request_id()
+                  model_version: str | None = None, request_id: str | None = None) -> str:
+    """Queue the impression of an answer (an empty answer is not recorded); returns its request id (a new one
+    unless given)."""
+    request_id = request_id or new_request_id()
     impressions: ImpressionLog | None = getattr(request.app.state, "impressions", None)
     if impressions is not None and ids:
         impressions.record(shop, Impression(

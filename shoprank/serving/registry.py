@@ -90,7 +90,7 @@ class ShopState:
     catalog: Catalog
     slots: dict[str, Slot] = field(default_factory=dict)
     rerank: Any = None
-    """The shop's :class:`~shoprank.serving.rerank.ShopReranking` (rules and re-ranking settings)."""
+    """The shop's :class:`~shoprank.rerank.shop.ShopReranking` (rules and re-ranking settings)."""
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -155,7 +155,7 @@ class EngineRegistry:
                 raise ShopNotFound(name)
             remove_stale_staging(shop.models_path)  # what killed publishers left; live ones are spared
             store = shop.store(create=False)
-            from shoprank.serving.rerank import ShopReranking
+            from shoprank.rerank.shop import ShopReranking
 
             state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
             state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
