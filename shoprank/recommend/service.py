@@ -41,6 +41,7 @@ CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many 
 COLD_MAX_COUNT = 10  # items seen more often than this in training get no content match
 COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
 COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
+BASELINE_HISTORY = CONTENT_WINDOW  # a baseline bundle (no sequence model) ranks by this many latest events
 
 
 def coldness(counts: np.ndarray) -> np.ndarray:
@@ -119,7 +120,6 @@ class Recommender:
     """Recommendations for one shop. Thread-safe for reads; ``add_products`` takes a lock."""
 
     def __init__(self, art: artifacts.RecArtifacts, store: Store | None = None) -> None:
-        import torch
 
         self.art = art
         self.store = store
@@ -129,9 +129,7 @@ class Recommender:
             self.catalogue.add(item_id)
         self._titles: dict[str, str] = {}
         self._lock = threading.Lock()
-        with torch.no_grad():
-            self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
-        self._vectors_np = self._vectors.numpy()
+        self._refresh_vectors()
         self._covisit = covisit_matrix(art.covisit)
         self._cold = self._cold_items()
         self._slot = self._slot_items()
@@ -173,7 +171,8 @@ class Recommender:
             for p in new:
                 self.catalogue.add(p.id, p.text())
                 self._titles[p.id] = p.title
-            self.model.add_items(torch.from_numpy(vectors))
+            if self.model is not None:
+                self.model.add_items(torch.from_numpy(vectors))
             self.art.text_vectors = np.vstack([self.art.text_vectors, vectors])
             pad = np.zeros(len(new), dtype=np.float32)
             self.art.popularity = np.concatenate([self.art.popularity, pad])
@@ -181,12 +180,28 @@ class Recommender:
             self.art.counts = np.concatenate([self.art.counts, pad])
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
-            self._vectors = self.model.items.all()
-            self._vectors_np = self._vectors.numpy()
+            self._refresh_vectors()
             self._covisit = covisit_matrix(self.art.covisit)
             self._cold = self._cold_items()
             self._slot = self._slot_items()
         return len(new)
+
+    def _refresh_vectors(self) -> None:
+        """The (N+1, d) item vectors cached for serving: the model's, or the text vectors of a baseline."""
+        if self.model is None:
+            self._vectors = None
+            self._vectors_np = self.art.text_vectors
+            return
+        import torch
+
+        with torch.no_grad():
+            self._vectors = self.model.items.all()
+        self._vectors_np = self._vectors.numpy()
+
+    @property
+    def is_baseline(self) -> bool:
+        """A baseline bundle: trending, item-to-item neighbours and text similarity, no sequence model."""
+        return self.model is None
 
     def _cold_items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The items that get a content match, their text vectors (contiguous) and weights."""
@@ -222,12 +237,18 @@ class Recommender:
         """The weighted parts of the score, each (n, n_items + 1): ``sequence`` (the model), and where the
         bundle's validation-chosen weights are positive ``content`` (text match, for items with few events)
         and ``covisit`` (co-visitation neighbours of the history)."""
+        if self.model is None:  # baseline: no sequence part
+            parts = {"sequence": np.zeros((len(histories), self.n_items + 1), np.float32)}
+            return self._blend_parts(parts, histories)
         import torch
 
         with torch.no_grad():
             h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
             t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
             parts = {"sequence": self.model.score(h, t, self._vectors).numpy()}
+        return self._blend_parts(parts, histories)
+
+    def _blend_parts(self, parts: dict[str, np.ndarray], histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         content_w = float(self.art.params.get("content_weight", 0.0))
         if content_w > 0:
             parts["content"] = content_w * content_match(histories, self.art.text_vectors, *self._cold)
@@ -262,7 +283,8 @@ class Recommender:
         ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
         passes its page size)."""
         if history is None:
-            history = self.store.user_events(user_id, limit=self.model.cfg.max_len) if self.store else []
+            limit = self.model.cfg.max_len if self.model is not None else BASELINE_HISTORY
+            history = self.store.user_events(user_id, limit=limit) if self.store else []
         items, types = history_arrays(history, self.catalogue)
         banned = np.zeros(self.n_items + 1, dtype=bool)
         banned[0] = True
@@ -278,6 +300,11 @@ class Recommender:
             return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
                                                       "popularity": float(self.art.popularity[i])},
                                [trending if self.art.trending[i] > 0 else "popular"]) for i in top]
+        if self.model is None:  # baseline: neighbours and text similarity of the latest events
+            i2i = self._item2item(items[-BASELINE_HISTORY:])
+            i2i[banned] = -np.inf
+            return [self._item(i, float(i2i[i]), {"item2item": float(i2i[i])}, self._why(i, items, types))
+                    for i in _top_k(i2i, k)]
         parts = {name: part[0] for name, part in self.score_parts([items], [types]).items()}
         content = parts.get("content", np.zeros(self.n_items + 1, dtype=np.float32))
         seq = sum(parts.values())
