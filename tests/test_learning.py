@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -65,8 +64,7 @@ def test_harvesting_without_interventions_says_what_is_missing() -> None:
 
 def _event(n: int, item: str, kind: str, request_id: str | None = None, **extra: Any) -> Any:
     """An event as the store gives it, with the ``request_id`` that attributes it to an impression."""
-    event = Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, **extra)
-    return SimpleNamespace(**event.to_dict(), request_id=request_id)
+    return Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, request_id=request_id, **extra)
 
 
 def test_click_log_and_labels_from_a_hand_made_log() -> None:
