@@ -300,8 +300,12 @@ def train_matcher(
     config: AnswerTrainConfig,
     warmup: LabelledQuestions | None = None,
     encoder: Any = None,
+    train_vectors: np.ndarray | None = None,
 ) -> tuple[AnswerModel, TrainReport]:
-    """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty)."""
+    """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
+
+    ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
+    vectors of the training questions, when the caller has them (they start the prototypes)."""
     from shoprank.training.loop import seed_everything
 
     if not entry_ids or not len(train):
@@ -327,7 +331,9 @@ def train_matcher(
         n = int(max(warmup.labels)) + 1
         start = centroids(model.encode(warmup.texts), np.asarray(warmup.labels), n)
         fine_tune_classifier(encoder.model, warmup, start, warm, desc="warm-up on intent sets")
-    vectors = model.encode(train.texts)  # (n, d) before fine-tuning
+    if train_vectors is None or (warmup is not None and len(warmup)):
+        train_vectors = model.encode(train.texts)
+    vectors = train_vectors  # (n, d) before fine-tuning
     prototypes = centroids(vectors, labels, len(entry_ids))
     if kind == "minilm" and config.fine_tune:
         val_vectors_cache: dict[str, np.ndarray] = {}
