@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
 
@@ -35,6 +36,7 @@ class WriteResult:
     stored: int
     duplicates: int = 0
     updated: int = 0
+    removed: int = 0  # records a replacing write dropped (the FAQ)
 
 
 class Store(ABC):
@@ -135,6 +137,23 @@ class Store(ABC):
     def event_count(self) -> int:
         """Events stored now (cheap; stores override the default)."""
         return self.counts()["events"]
+
+    # customer-service answers: the FAQ and past support conversations ---------------------------
+    @abstractmethod
+    def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
+        """Store FAQ entries by id (ids unique in the batch); ``replace`` also removes the entries not in the
+        batch, so the batch becomes the FAQ (``WriteResult.removed`` counts the entries dropped)."""
+
+    @abstractmethod
+    def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
+        """The FAQ in the order it was given (or the entries of ``ids`` that exist, in that order)."""
+
+    @abstractmethod
+    def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
+        """Past (question, entry) pairs; the same pair twice is stored once (counted as a duplicate)."""
+
+    @abstractmethod
+    def conversations(self) -> list[Conversation]: ...
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

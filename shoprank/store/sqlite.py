@@ -9,6 +9,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
 from shoprank.store.base import Store, StoreFullError, StoreUnavailableError, WriteResult
@@ -63,6 +64,12 @@ CREATE TABLE IF NOT EXISTS event_requests (
     request_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_requests_request ON event_requests(request_id);
+CREATE TABLE IF NOT EXISTS faq (id TEXT PRIMARY KEY, data TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conversations (
+    question TEXT NOT NULL,
+    faq_id TEXT NOT NULL,  -- '' when no entry answered it
+    PRIMARY KEY (question, faq_id)
+);
 """
 # impressions.shown: JSON [[position, product_id], ...] in shown order. event_requests: the impression each
 # attributed event came from (tables added without a schema bump: CREATE ... IF NOT EXISTS on open).
@@ -73,6 +80,12 @@ _IMPRESSION_COLUMNS = "request_id, timestamp, surface, user_id, query, item_id, 
 
 def _product_from_json(text: str) -> Product:
     return Product(**json.loads(text))
+
+
+def _faq_from_json(text: str) -> FaqEntry:
+    raw = json.loads(text)
+    return FaqEntry(id=raw["id"], answer=raw["answer"], questions=tuple(raw["questions"]),
+                    search=bool(raw.get("search", False)))
 
 
 def _event_from_row(row: Sequence[Any], requests: dict[str, str] | None = None) -> Event:
@@ -364,6 +377,50 @@ class SQLiteStore(Store):
     def event_count(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+    def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise ValueError("FAQ entry ids must be unique in a batch")
+        with self._transaction():
+            existing = {i for (i,) in self._conn.execute("SELECT id FROM faq")}
+            start = self._conn.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM faq").fetchone()[0]
+            removed = 0
+            if replace:
+                gone = existing - set(ids)
+                self._conn.executemany("DELETE FROM faq WHERE id = ?", [(i,) for i in gone])
+                removed, start = len(gone), 0
+            self._conn.executemany(
+                "INSERT INTO faq(id, data, position) VALUES (?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
+                "data = excluded.data" + (", position = excluded.position" if replace else ""),
+                [(e.id, json.dumps(e.to_dict(), ensure_ascii=False), start + n) for n, e in enumerate(entries)],
+            )
+        updated = len(existing & set(ids))
+        return WriteResult(stored=len(ids) - updated, updated=updated, removed=removed)
+
+    def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
+        with self._lock:
+            rows = self._conn.execute("SELECT id, data FROM faq ORDER BY position, rowid").fetchall()
+        found = {i: _faq_from_json(d) for i, d in rows}
+        if ids is None:
+            return list(found.values())
+        return [found[i] for i in ids if i in found]
+
+    def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
+        if not conversations:
+            return WriteResult(stored=0)
+        with self._transaction():
+            before = self._conn.total_changes
+            self._conn.executemany(
+                "INSERT OR IGNORE INTO conversations(question, faq_id) VALUES (?, ?)",
+                [(c.question, c.faq_id or "") for c in conversations],
+            )
+            stored = self._conn.total_changes - before
+        return WriteResult(stored=stored, duplicates=len(conversations) - stored)
+
+    def conversations(self) -> list[Conversation]:
+        with self._lock:
+            rows = self._conn.execute("SELECT question, faq_id FROM conversations ORDER BY rowid").fetchall()
+        return [Conversation(q, f or None) for q, f in rows]
 
     def check_integrity(self) -> list[str]:
         with self._lock:
