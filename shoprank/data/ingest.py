@@ -9,13 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.data.readers import apply_mapping, detect_format, header_of, read_rows
-from shoprank.data.records import PARSERS, Event, Judgment, Product, RecordError
+from shoprank.data.records import PARSERS, Event, Judgment, Product, RecordError, Review
 from shoprank.store.base import Store, WriteResult
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "products": ("id", "title"),
     "events": ("user_id", "item_id", "type", "timestamp"),
     "judgments": ("query", "product_id", "grade"),
+    "reviews": ("review_id", "product_id", "text", "timestamp"),
 }
 
 
@@ -41,8 +42,10 @@ class IngestReport:
     duplicates: int = 0
     rejected: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    flagged: int = 0  # reviews stored for a product the shop does not know (yet)
 
     def summary(self) -> dict[str, Any]:
+        extra = {"flagged": self.flagged} if self.kind == "reviews" else {}
         return {
             "kind": self.kind,
             "read": self.read,
@@ -50,6 +53,7 @@ class IngestReport:
             "updated": self.updated,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            **extra,
         }
 
 
@@ -84,6 +88,8 @@ def write_records(store: Store, kind: str, records: Sequence[Any]) -> WriteResul
         return store.upsert_products(records)
     if kind == "events":
         return store.append_events(records)
+    if kind == "reviews":
+        return store.upsert_reviews(records)
     return store.upsert_judgments(records)
 
 
@@ -111,6 +117,7 @@ def ingest_rows(
         duplicates=result.duplicates,
         rejected=len(errors),
         errors=errors,
+        flagged=result.flagged,
     )
 
 
@@ -169,4 +176,4 @@ def ingest_file(
     return report
 
 
-RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment}
+RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "reviews": Review}

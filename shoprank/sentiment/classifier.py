@@ -22,7 +22,7 @@ from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze
 class FineTunedClassifier:
     """``predict_proba(texts)`` -> (n, 3) probabilities over :data:`LABELS`."""
 
-    name = "fine-tuned"
+    name = "minilm-fine-tuned"
 
     def __init__(self, model: Any, tokenizer: Any, max_length: int = 128, batch_size: int = 64,
                  classes: Sequence[int] = (0, 1, 2)) -> None:
