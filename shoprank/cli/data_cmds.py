@@ -12,8 +12,8 @@ from shoprank.cli.main import CommandError, add_home, add_shop
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     verbs = groups[""]
-    ingest = verbs.add_parser("ingest", help="validate and store products, events or judgments from a file")
-    ingest.add_argument("kind", choices=["products", "events", "judgments"])
+    ingest = verbs.add_parser("ingest", help="validate and store products, events, judgments or reviews from a file")
+    ingest.add_argument("kind", choices=["products", "events", "judgments", "reviews"])
     ingest.add_argument("file", help="a .jsonl, .csv, .tsv or .parquet file")
     add_shop(ingest)
     ingest.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
@@ -75,6 +75,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"updated {s['updated']:,}, duplicates {s['duplicates']:,}, rejected {s['rejected']:,} "
         f"in {took:.1f} s"
     )
+    if args.kind == "reviews":
+        from shoprank.sentiment.service import after_ingest
+
+        with shop.store() as store:
+            after_ingest(store, shop.models_path, report.flagged)
     for error in report.errors[:20]:
         print(f"  rejected {error}")
     if args.rejects and report.errors:

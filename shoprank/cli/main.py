@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
     "shoprank.cli.rules_cmds",
+    "shoprank.cli.sentiment_cmds",
 )
 
 GROUPS = {
