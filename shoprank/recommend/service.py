@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -31,6 +32,7 @@ from shoprank.store.base import Store
 VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "purchase": "bought",
          "rating": "rated"}
 RRF_K = 60.0
+RRF_DEPTH = 300  # candidates of each part the short-history blend fuses, whatever k (same list for any k)
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
 CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
@@ -285,7 +287,7 @@ class Recommender:
         i2i[banned] = -np.inf
         fused = np.zeros(self.n_items + 1, dtype=np.float64)
         for part in (seq, i2i):
-            cand = _top_k(part, max(200, k))
+            cand = _top_k(part, max(RRF_DEPTH, k))
             fused[cand] += 1.0 / (RRF_K + np.arange(1, len(cand) + 1))
         fused[banned] = -np.inf
         fused[fused == 0] = -np.inf
@@ -345,6 +347,13 @@ class Recommender:
         name = self._title(item_id)
         return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
                 for i, v in zip(idx[:k], s[:k], strict=True)]
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
+        from shoprank.rerank.context import recommend_vectors
+
+        found = self.store.get_products(list(ids)) if self.store is not None else []
+        return {p.id: p for p in found if p is not None}, recommend_vectors(self)
 
     # helpers -------------------------------------------------------------------------------
     def _index(self, item_id: str) -> int:

@@ -60,7 +60,7 @@ def create_app(
             threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
         else:
             registry.ready.set()
-        registry.start_watching(config.watch_seconds)
+        registry.start_watching(config.watch_seconds, config.sync_seconds)
         try:
             yield
         finally:

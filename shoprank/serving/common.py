@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import unicodedata
 from typing import Any
@@ -121,9 +120,13 @@ def batch_of(data: Any, name: str, limit: int, *, required: bool = True) -> list
     return value
 
 
-def storage_error(exc: sqlite3.Error | OSError) -> ApiError:
+def storage_error(exc: OSError) -> ApiError:
+    from shoprank.store import StoreFullError, StoreUnavailableError
+
     text = str(exc).lower()
-    if "full" in text or getattr(exc, "errno", None) == 28:
+    full = "full" in text and not isinstance(exc, StoreUnavailableError)
+    if isinstance(exc, StoreFullError) or full or getattr(exc, "errno", None) == 28:
         return ApiError(507, "storage_full", "the disk is full; nothing of this request was stored")
-    return ApiError(503, "storage_unavailable", "the store is busy; nothing of this request was stored; retry",
+    return ApiError(503, "storage_unavailable", "the store is busy or unreachable; nothing of this request was "
+                    "stored; retry",
                     headers={"Retry-After": "1"})

@@ -63,6 +63,9 @@ class FakeSearchEngine:
             self.products.pop(i, None)
             self.words.pop(i, None)
 
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], None]:
+        return {i: self.products[i] for i in ids if i in self.products}, None
+
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
                user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
         wanted = _words(query)
@@ -134,6 +137,9 @@ class FakeRecommender:
         scores = {pid: affinity[p.top_category] + 0.01 * self.popularity[pid] for pid, p in self.products.items()}
         top = affinity.most_common(1)
         return self._ranked(scores, k, f"you like {top[0][0]}" if top else "popular", seen)
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], None]:
+        return {i: self.products[i] for i in ids if i in self.products}, None
 
     def similar(self, item_id: str, k: int = 10) -> list[ScoredItem]:
         base = self.products[item_id]

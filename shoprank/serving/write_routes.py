@@ -6,7 +6,6 @@ and stores nothing. A write is answered only once it is durable (the store fsync
 
 from __future__ import annotations
 
-import sqlite3
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -62,7 +61,7 @@ def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
         raise _refuse(problems, "events", len(rows))
     try:
         result = state.store.append_events(events)
-    except (sqlite3.Error, OSError) as exc:
+    except OSError as exc:  # StoreError and its kinds are OSErrors
         raise storage_error(exc) from None
     return {"stored": result.stored, "duplicates": result.duplicates}
 
@@ -97,7 +96,7 @@ def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dic
         try:
             stored = state.store.upsert_products(products) if products else None
             deleted = state.store.delete_products(ids) if ids else 0
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:  # StoreError and its kinds are OSErrors
             raise storage_error(exc) from None
         changed, gone = state.catalog.sync()
         apply_to_engines(state, changed, gone)  # searchable when this call returns (write_lock is held)

@@ -1,4 +1,4 @@
-"""What every store does. The embedded SQLite store implements it; a PostgreSQL one can follow."""
+"""What every store does: the embedded SQLite store and the shared PostgreSQL one implement it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,21 @@ from typing import Any
 from shoprank.data.records import Event, Judgment, Product, Review
 
 
-class StoreFullError(OSError):
+class StoreError(OSError):
+    """A store that cannot do what was asked; the message says why and how to fix it."""
+
+
+class StoreFullError(StoreError):
     """The disk under the store is full. Nothing of the batch was stored; reads keep working."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The store cannot be reached (wrong address, server down, connection lost). A batch that met this was
+    rolled back whole; retrying it is safe (events are idempotent by ``event_id``, upserts by id)."""
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this version of shoprank knows."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +121,10 @@ class Store(ABC):
     def iter_products(self) -> Iterator[Product]: ...
 
     @abstractmethod
+    def catalog_version(self) -> int:
+        """A counter that every product write or delete raises; 0 for an empty catalogue."""
+
+    @abstractmethod
     def products_changed_since(self, version: int) -> tuple[list[Product], list[str], int]:
         """Products upserted and ids deleted after ``version``, and the current version."""
 
@@ -118,6 +135,10 @@ class Store(ABC):
     @abstractmethod
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         """A user's most recent events, oldest first."""
+
+    @abstractmethod
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        """Users of the latest ``scan`` events, most recent first, at most ``limit``."""
 
     @abstractmethod
     def judgments(self) -> list[Judgment]: ...

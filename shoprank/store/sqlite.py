@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.data.records import Event, Judgment, Product, Review
-from shoprank.store.base import ReviewSentiment, Store, StoreFullError, WriteResult
+from shoprank.store.base import ReviewSentiment, Store, StoreFullError, StoreUnavailableError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -348,6 +348,11 @@ class SQLiteStore(Store):
             ).fetchall()
         return [_event_from_row(r) for r in reversed(rows)]
 
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        with self._lock:  # newest events by primary key: cheap on any size of log
+            rows = self._conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT ?", (scan,)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))[:limit]
+
     def judgments(self) -> list[Judgment]:
         with self._lock:
             rows = self._conn.execute(
@@ -403,6 +408,9 @@ class _Transaction:
                 self._conn.execute("ROLLBACK")
             if _is_disk_full(exc):
                 raise StoreFullError(28, "disk full under the store; nothing of this batch was stored") from exc
+            if isinstance(exc, sqlite3.Error):  # locked, I/O error, corrupt: callers see the store's errors only
+                raise StoreUnavailableError(f"the SQLite store failed ({exc}); nothing of this batch was stored; "
+                                            "retry") from exc
             if exc_type is None:
                 raise exc
         finally:
