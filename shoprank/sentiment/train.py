@@ -35,10 +35,10 @@ class SentimentConfig:
     methods: tuple[str, ...] = ("tfidf", "frozen", "e5", "fine-tuned")
     language: str = "auto"  # auto: Chinese when a third of the characters are CJK
     max_length: int = 128  # tokens per review for the transformer candidates
-    train_limit: int = 6000  # reviews the fine-tuned model sees (stratified subsample)
-    head_limit: int = 12000  # reviews the frozen-embedding heads see
+    train_limit: int = 4000  # reviews the fine-tuned model sees (stratified subsample)
+    head_limit: int = 6000  # reviews the frozen-embedding heads see
     valid_limit: int = 2500  # validation reviews scored (stratified subsample)
-    epochs: int = 2
+    epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 8e-5
     freeze: str = "none"
