@@ -7,7 +7,7 @@
     trending.npy         (n_items + 1,) the same over the log's last ``trend_days`` days
     counts.npy           (n_items + 1,) occurrences in the training view (how cold each item is)
     covisit_idx.npy / covisit_score.npy     co-visitation neighbours
-    bought_idx.npy / bought_score.npy       bought-together neighbours
+    bought_idx.npy / bought_score.npy / bought_support.npy     bought-together partners, confidence, baskets
 manifest params: ``{"format": 1, "config": SASRecConfig, "encoder": ..., "profile": ..., "training": {...}}``
 """
 
@@ -56,6 +56,8 @@ def save(models_root: str | Path, art: RecArtifacts) -> str:
                             ("covisit_idx", art.covisit.idx), ("covisit_score", art.covisit.score),
                             ("bought_idx", art.bought.idx), ("bought_score", art.bought.score)):
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
+        if art.bought.support is not None:
+            np.save(folder / "bought_support.npy", art.bought.support, allow_pickle=False)
     bundle = open_bundle(models_root, KIND, verify=False)
     return bundle.version
 
@@ -87,7 +89,8 @@ def load(models_root: str | Path, version: str | None = None, *, verify: bool = 
         trending=arr("trending"),
         counts=arr("counts"),
         covisit=NeighbourTable(arr("covisit_idx"), arr("covisit_score")),
-        bought=NeighbourTable(arr("bought_idx"), arr("bought_score")),
+        bought=NeighbourTable(arr("bought_idx"), arr("bought_score"),
+                              arr("bought_support") if (path / "bought_support.npy").is_file() else None),
         params=params,
         version=bundle.version,
     )

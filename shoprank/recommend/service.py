@@ -31,6 +31,8 @@ from shoprank.store.base import Store
 
 VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "purchase": "bought",
          "rating": "rated"}
+STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
+"""Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
 RRF_K = 60.0
 RRF_DEPTH = 300  # candidates of each part the short-history blend fuses, whatever k (same list for any k)
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
@@ -104,12 +106,13 @@ def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarr
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first."""
+    """Indices of the k largest finite scores, best first; equal scores in index order, so the top k is always
+    the head of the top k + n (a list cut at 4 and one cut at 300 agree)."""
     finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) <= k:
-        return finite[np.argsort(-scores[finite], kind="stable")]
-    part = finite[np.argpartition(-scores[finite], k)[:k]]
-    return part[np.argsort(-scores[part], kind="stable")]
+    if len(finite) > k:
+        kth = np.partition(scores[finite], len(finite) - k)[len(finite) - k]  # the k-th largest score
+        finite = finite[scores[finite] >= kth]
+    return finite[np.lexsort((finite, -scores[finite]))][:k]
 
 
 class Recommender:
@@ -271,9 +274,10 @@ class Recommender:
             scores = self.art.trending + 1e-3 * self.art.popularity
             scores = np.where(banned, -np.inf, scores)
             top = _top_k(scores, k)
+            trending = self._trending_reason()
             return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
                                                       "popularity": float(self.art.popularity[i])},
-                               ["popular this week" if self.art.trending[i] > 0 else "popular"]) for i in top]
+                               [trending if self.art.trending[i] > 0 else "popular"]) for i in top]
         parts = {name: part[0] for name, part in self.score_parts([items], [types]).items()}
         content = parts.get("content", np.zeros(self.n_items + 1, dtype=np.float32))
         seq = sum(parts.values())
@@ -317,7 +321,7 @@ class Recommender:
             return results
         recent = items[-COLD_SLOT_WINDOW:]
         j = int(np.argmax(self.art.text_vectors[recent] @ self.art.text_vectors[chosen]))
-        verb = VERBS.get(_TYPE_NAMES.get(int(types[-COLD_SLOT_WINDOW:][j]), "view"), "viewed")
+        verb = VERBS[strongest_event(items, types, int(recent[j]))]
         reason = (f"new here: its description is close to {self._title(self.catalogue.id_of(int(recent[j])))} "
                   f"you {verb}")
         rest = [r for r in results if r.id != chosen_id]
@@ -341,12 +345,21 @@ class Recommender:
                 for i in _top_k(scores, k)]
 
     def bought_together(self, item_id: str, k: int = 10) -> list[ScoredItem]:
-        """Items bought close to ``item_id``, popularity-corrected; empty when none are known."""
+        """Items bought in the same baskets as ``item_id`` (``shoprank.recommend.item2item.basket_pairs``), by
+        confidence, with the support and confidence shown; empty when no pair has enough baskets behind it."""
         item = self._index(item_id)
         idx, s = self.art.bought.row(item)
+        support = self.art.bought.row_support(item)
         name = self._title(item_id)
-        return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
-                for i, v in zip(idx[:k], s[:k], strict=True)]
+        if support is None:  # a bundle from before baskets: scores without counts
+            return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
+                    for i, v in zip(idx[:k], s[:k], strict=True)]
+        out = []
+        for i, confidence, n in zip(idx[:k], s[:k], support[:k], strict=True):
+            baskets = max(int(round(n / confidence)), int(n)) if confidence > 0 else int(n)
+            out.append(self._item(int(i), float(confidence), {"confidence": float(confidence), "support": float(n)},
+                                  [f"bought with {name} in {int(n)} of {baskets} baskets ({confidence:.0%})"]))
+        return out
 
     def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
         """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
@@ -368,11 +381,23 @@ class Recommender:
         title = self._titles.get(item_id, item_id)
         return title if len(title) <= 60 else title[:57] + "..."
 
+    def _trending_reason(self) -> str:
+        """What "trending" means here: the busiest products of the last days of the training log, dated, since
+        that log may have ended long before today."""
+        until = self.art.params.get("trend_until")
+        if not until:
+            return "popular lately"
+        from datetime import UTC, datetime
+
+        days = float(self.art.params.get("trend_days", 7))
+        return f"popular in the {days:g} days to {datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
+
     def _why(self, item: int, items: np.ndarray, types: np.ndarray, content: float = 0.0) -> list[str]:
-        """'similar to X you bought': the history item whose vector is closest to the recommended one."""
+        """'similar to X you bought': the history item whose vector is closest to the recommended one, named with
+        the strongest of the user's events on it."""
         sims = self._vectors_np[items] @ self._vectors_np[item]
         j = int(np.argmax(sims))
-        verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
+        verb = VERBS[strongest_event(items, types, int(items[j]))]
         reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
         if self.art.counts[item] == 0 and content > 0:
             reasons.append("new: its description matches what you looked at")
@@ -380,6 +405,12 @@ class Recommender:
 
     def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
         return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)
+
+
+def strongest_event(items: np.ndarray, types: np.ndarray, item: int) -> str:
+    """The strongest event type (:data:`STRENGTH`) among a history's events on ``item``."""
+    names = [_TYPE_NAMES.get(int(t), "view") for t in types[items == item]]
+    return max(names, key=lambda name: STRENGTH.get(name, 0), default="view")
 
 
 def _type_names() -> dict[int, str]:

@@ -59,6 +59,12 @@ class Store(ABC):
     @abstractmethod
     def set_setting(self, key: str, value: Any) -> None: ...
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about ``user_id`` in one transaction (a privacy request): their events
+        (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
+        number of records removed per kind, e.g. ``{"events": 12}``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
+
     # reads -------------------------------------------------------------------------------
     @abstractmethod
     def get_setting(self, key: str, default: Any = None) -> Any: ...

@@ -147,6 +147,11 @@ class SQLiteStore(Store):
             stored = self._conn.total_changes - before
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        with self._transaction():
+            events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+        return {"events": events}
+
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:
             return WriteResult(stored=0)
