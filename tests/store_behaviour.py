@@ -83,6 +83,13 @@ class StoreBehaviour:
         assert [e.event_id for e in store.user_events("u1", limit=3)] == ["e7", "e8", "e9"]
         assert store.user_events("nobody") == []
 
+    def test_deleting_a_user_removes_their_events_only(self, store):
+        store.append_events([ev("e1", user="gone"), ev("e2", user="kept"), ev("e3", user="gone", t=1)])
+        assert store.delete_user("gone") == {"events": 2}
+        assert store.user_events("gone") == [] and [e.event_id for e in store.iter_events()] == ["e2"]
+        assert store.recent_users() == ["kept"] and store.delete_user("nobody") == {"events": 0}
+        assert store.append_events([ev("e1", user="gone")]).stored == 1  # a new event of theirs is new data
+
     def test_recent_users_newest_first(self, store):
         store.append_events([ev("e1", user="a"), ev("e2", user="b"), ev("e3", user="a"), ev("e4", user="c")])
         assert store.recent_users(10) == ["c", "a", "b"]

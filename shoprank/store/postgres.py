@@ -279,6 +279,12 @@ class PostgresStore(Store):
             stored = cur.rowcount
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        with self._write("deleting a user's data") as cur:
+            cur.execute("DELETE FROM events WHERE shop = %s AND user_id = %s", (self.shop, user_id))
+            events = cur.rowcount
+        return {"events": events}
+
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:
             return WriteResult(stored=0)
