@@ -150,7 +150,8 @@ class StoreBehaviour:
         store.upsert_products([product("a"), product("b")])
         store.append_events([ev("e1", user="u1"), ev("e2", user="u2"), ev("e3", user="u1")])
         store.upsert_judgments([parse_judgment({"query": q, "product_id": "a", "grade": 1}) for q in ("x", "y")])
-        assert store.counts() == {"products": 2, "events": 3, "users": 2, "judgments": 2, "queries": 2}
+        assert store.counts() == {"products": 2, "events": 3, "users": 2, "judgments": 2, "queries": 2,
+                                  "impressions": 0}
 
     def test_empty_batches_store_nothing(self, store):
         assert store.append_events([]).stored == 0

@@ -127,3 +127,35 @@ def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str,
             assert "Sprinkler" in page.inner_text("#results li >> nth=0")
         finally:
             browser.close()
+
+
+def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
+    from shoprank.answers.examples import tiny_answers
+    from shoprank.shops import Shop
+
+    url, key, home = server
+    tiny_answers(Shop("tiny", home))  # published while the server runs: picked up on the first question
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/#key={key}")
+            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+            page.fill("#help-q", "I'd like my money back")
+            page.click("#help-form button[type=submit]")
+            page.wait_for_selector("#help-answer .answer")
+            assert "return any item within 30 days" in page.inner_text("#help-answer")
+            assert "returns" in page.inner_text("#help-answer .meta")
+            page.fill("#help-q", "sing me a song")
+            page.press("#help-q", "Enter")
+            page.wait_for_selector("#help-answer .handoff")
+            assert "a person from our team" in page.inner_text("#help-answer")
+            page.fill("#help-q", "have you got a drill for sale")
+            page.click("#help-form button[type=submit]")
+            page.locator("#help-products li").first.wait_for()
+            assert "Drill" in page.inner_text("#help-products")
+        finally:
+            browser.close()

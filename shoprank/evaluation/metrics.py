@@ -376,3 +376,45 @@ def mean_metrics(per_query: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if set(row) != set(keys):
             raise ValueError(f"query {i} has metrics {sorted(row)}, expected {sorted(keys)}")
     return {key: float(np.mean([float(row[key]) for row in per_query])) for key in keys}
+
+
+# ---------------------------------------------------------------------------
+# Classification
+# ---------------------------------------------------------------------------
+
+
+def accuracy(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray) -> float:
+    """Share of predictions equal to the truth."""
+    p, t = np.asarray(predicted), np.asarray(truth)
+    if p.shape != t.shape:
+        raise ValueError(f"predictions and truth differ in length: {p.size} vs {t.size}")
+    return float((p == t).mean()) if t.size else 0.0
+
+
+def f1_binary(predicted: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np.ndarray) -> float:
+    """F1 of the positive class (0 when there is no positive prediction and no positive truth)."""
+    p, t = np.asarray(predicted).astype(bool), np.asarray(truth).astype(bool)
+    tp = float((p & t).sum())
+    denominator = float(p.sum() + t.sum())
+    return 2 * tp / denominator if denominator else 0.0
+
+
+def macro_f1(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray) -> float:
+    """Mean over the classes present in the truth of each class's one-vs-rest F1."""
+    p, t = np.asarray(predicted), np.asarray(truth)
+    classes = np.unique(t)
+    return float(np.mean([f1_binary(p == c, t == c) for c in classes])) if classes.size else 0.0
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by the bins' sizes."""
+    c, y = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    if c.size == 0:
+        return 0.0
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(y[mask].mean() - c[mask].mean())
+    return float(total)

@@ -41,6 +41,10 @@ def engine_of(state: ShopState, kind: str) -> Any:
     slot = state.slots[kind]
     if slot.engine is not None:
         return slot.engine
+    if slot.state == "missing" and state.on_missing is not None:  # products may have arrived: the baseline
+        slot = state.on_missing(kind)
+        if slot.engine is not None:
+            return slot.engine
     if slot.state == "failed":
         raise ApiError(503, "model_unavailable", f"shop '{state.name}': the {kind} model failed to load: {slot.error}",
                        headers={"Retry-After": "30"})
