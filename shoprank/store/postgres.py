@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from shoprank.answers.records import Conversation, FaqEntry
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
 from shoprank.store.base import Store, StoreError, StoreFullError, StoreUnavailableError, WriteResult
 from shoprank.store.factory import Backend
@@ -38,6 +40,12 @@ COPY_FROM = 500
 
 _EVENT_COLUMNS = 'event_id, user_id, item_id, type, "timestamp", query, "position", session_id, value'
 _EVENT_TYPES = ("text", "text", "text", "text", "float8", "text", "int4", "text", "float8")
+_EVENT_SELECT = ('e.event_id, e.user_id, e.item_id, e.type, e."timestamp", e.query, e."position", e.session_id, '
+                 "e.value, r.request_id FROM events e LEFT JOIN event_requests r "
+                 "ON r.shop = e.shop AND r.event_id = e.event_id")
+"""An event as stored, with the impression it was attributed to (if it was)."""
+_IMPRESSION_COLUMNS = 'request_id, "timestamp", surface, user_id, query, item_id, model_version, page, shown'
+_IMPRESSION_TYPES = ("text", "float8", "text", "text", "text", "text", "text", "int4", "text")
 
 
 def redact(url: str) -> str:
@@ -277,13 +285,66 @@ class PostgresStore(Store):
                 [self.shop, *params],
             )
             stored = cur.rowcount
+            attributed = [(e.event_id, e.request_id) for e in events if e.request_id]
+            if attributed:
+                cur.execute("INSERT INTO event_requests (shop, event_id, request_id) SELECT %s, event_id, request_id "
+                            "FROM unnest(%s::text[], %s::text[]) AS a(event_id, request_id) "
+                            "ON CONFLICT (shop, event_id) DO NOTHING",
+                            (self.shop, [a[0] for a in attributed], [a[1] for a in attributed]))
         return WriteResult(stored=stored, duplicates=len(events) - stored)
+
+    def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
+        if not impressions:
+            return WriteResult(stored=0)
+        rows = [(i.request_id, i.timestamp, i.surface, i.user_id, i.query, i.item_id, i.model_version, i.page,
+                 json.dumps([[p, item] for p, item in zip(i.positions, i.items, strict=True)], ensure_ascii=False,
+                            separators=(",", ":")))
+                for i in impressions]
+        columns = list(zip(_IMPRESSION_COLUMNS.split(", "), _IMPRESSION_TYPES, strict=True))
+        with self._write(f"a batch of {len(rows)} impressions") as cur:
+            source, params = self._stage(cur, "impressions", columns, rows)
+            cur.execute(
+                f"INSERT INTO impressions (shop, {_IMPRESSION_COLUMNS}) SELECT %s, {_IMPRESSION_COLUMNS} "
+                f"FROM {source} AS s ORDER BY n ON CONFLICT (shop, request_id) DO NOTHING",
+                [self.shop, *params],
+            )
+            stored = cur.rowcount
+        return WriteResult(stored=stored, duplicates=len(impressions) - stored)
+
+    def get_impressions(self, request_ids: Sequence[str]) -> dict[str, Impression]:
+        with self._read("reading impressions") as conn:
+            rows = conn.execute(f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE shop = %s "
+                                "AND request_id = ANY(%s)", (self.shop, list(dict.fromkeys(request_ids)))).fetchall()
+        return {row[0]: _impression(row) for row in rows}
+
+    def iter_impressions(self, since: float | None = None, until: float | None = None,
+                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
+        sql = f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE shop = %s"
+        params: list[Any] = [self.shop]
+        if since is not None:
+            sql += ' AND "timestamp" >= %s'
+            params.append(since)
+        if until is not None:
+            sql += ' AND "timestamp" < %s'
+            params.append(until)
+        if surfaces is not None:
+            sql += " AND surface = ANY(%s)"
+            params.append(list(surfaces))
+        for row in self._stream(sql + ' ORDER BY "timestamp", seq', params):
+            yield _impression(row)
+
+    def delete_impressions_before(self, timestamp: float) -> int:
+        with self._write("deleting old impressions") as cur:
+            cur.execute('DELETE FROM impressions WHERE shop = %s AND "timestamp" < %s', (self.shop, timestamp))
+            return cur.rowcount
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         with self._write("deleting a user's data") as cur:
             cur.execute("DELETE FROM events WHERE shop = %s AND user_id = %s", (self.shop, user_id))
             events = cur.rowcount
-        return {"events": events}
+            cur.execute("DELETE FROM impressions WHERE shop = %s AND user_id = %s", (self.shop, user_id))
+            impressions = cur.rowcount
+        return {"events": events, "impressions": impressions}
 
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:
@@ -345,12 +406,12 @@ class PostgresStore(Store):
         return changed, deleted, current
 
     def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE shop = %s"
+        sql = f"SELECT {_EVENT_SELECT} WHERE e.shop = %s"
         params: list[Any] = [self.shop]
         if types is not None:
-            sql += " AND type = ANY(%s)"
+            sql += " AND e.type = ANY(%s)"
             params.append(list(types))
-        for row in self._stream(sql + ' ORDER BY "timestamp", seq', params):
+        for row in self._stream(sql + ' ORDER BY e."timestamp", e.seq', params):
             yield Event(*row)
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple]:
@@ -363,8 +424,8 @@ class PostgresStore(Store):
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         with self._read("reading a user's events") as conn:
             rows = conn.execute(
-                f'SELECT {_EVENT_COLUMNS} FROM events WHERE shop = %s AND user_id = %s '
-                'ORDER BY "timestamp" DESC, seq DESC LIMIT %s', (self.shop, user_id, limit)).fetchall()
+                f"SELECT {_EVENT_SELECT} WHERE e.shop = %s AND e.user_id = %s "
+                'ORDER BY e."timestamp" DESC, e.seq DESC LIMIT %s', (self.shop, user_id, limit)).fetchall()
         return [Event(*r) for r in reversed(rows)]
 
     def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
@@ -390,7 +451,70 @@ class PostgresStore(Store):
                 "users": one("SELECT COUNT(DISTINCT user_id) FROM events WHERE shop = %s"),
                 "judgments": one("SELECT COUNT(*) FROM judgments WHERE shop = %s"),
                 "queries": one("SELECT COUNT(DISTINCT query) FROM judgments WHERE shop = %s"),
+                "impressions": one("SELECT COUNT(*) FROM impressions WHERE shop = %s"),
             }
+
+    def product_count(self) -> int:
+        with self._read("counting products") as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM products WHERE shop = %s", (self.shop,)).fetchone()[0])
+
+    def event_count(self) -> int:
+        with self._read("counting events") as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM events WHERE shop = %s", (self.shop,)).fetchone()[0])
+
+    # customer-service answers -------------------------------------------------------------
+    def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
+        ids = [e.id for e in entries]
+        if len(set(ids)) != len(ids):
+            raise ValueError("FAQ entry ids must be unique in a batch")
+        with self._write(f"a FAQ of {len(ids)} entries") as cur:
+            cur.execute("SELECT 1 FROM shops WHERE name = %s FOR UPDATE", (self.shop,))  # one FAQ writer at a time
+            existing = {i for (i,) in cur.execute("SELECT id FROM faq WHERE shop = %s", (self.shop,)).fetchall()}
+            start = cur.execute('SELECT COALESCE(MAX("position"), -1) + 1 FROM faq WHERE shop = %s',
+                                (self.shop,)).fetchone()[0]
+            removed = 0
+            if replace:
+                gone = sorted(existing - set(ids))
+                cur.execute("DELETE FROM faq WHERE shop = %s AND id = ANY(%s)", (self.shop, gone))
+                removed, start = len(gone), 0
+            if entries:
+                cur.execute(
+                    'INSERT INTO faq (shop, id, data, "position") SELECT %s, id, data, p '
+                    "FROM unnest(%s::text[], %s::text[], %s::int4[]) AS s(id, data, p) "
+                    "ON CONFLICT (shop, id) DO UPDATE SET data = EXCLUDED.data"
+                    + (', "position" = EXCLUDED."position"' if replace else ""),
+                    (self.shop, ids, [json.dumps(e.to_dict(), ensure_ascii=False) for e in entries],
+                     [start + n for n in range(len(entries))]),
+                )
+        updated = len(existing & set(ids))
+        return WriteResult(stored=len(ids) - updated, updated=updated, removed=removed)
+
+    def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
+        with self._read("reading the FAQ") as conn:
+            rows = conn.execute('SELECT id, data FROM faq WHERE shop = %s ORDER BY "position", ord',
+                                (self.shop,)).fetchall()
+        found = {i: _faq_entry(d) for i, d in rows}
+        if ids is None:
+            return list(found.values())
+        return [found[i] for i in ids if i in found]
+
+    def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
+        if not conversations:
+            return WriteResult(stored=0)
+        with self._write(f"a batch of {len(conversations)} conversations") as cur:
+            cur.execute(
+                "INSERT INTO conversations (shop, question, faq_id) SELECT %s, q, f FROM unnest(%s::text[], "
+                "%s::text[]) WITH ORDINALITY AS s(q, f, n) ORDER BY n ON CONFLICT (shop, question, faq_id) DO NOTHING",
+                (self.shop, [c.question for c in conversations], [c.faq_id or "" for c in conversations]),
+            )
+            stored = cur.rowcount
+        return WriteResult(stored=stored, duplicates=len(conversations) - stored)
+
+    def conversations(self) -> list[Conversation]:
+        with self._read("reading conversations") as conn:
+            rows = conn.execute("SELECT question, faq_id FROM conversations WHERE shop = %s ORDER BY ord",
+                                (self.shop,)).fetchall()
+        return [Conversation(q, f or None) for q, f in rows]
 
     def check_integrity(self) -> list[str]:
         problems = []
@@ -409,6 +533,19 @@ class PostgresStore(Store):
 
     def close(self) -> None:
         """Nothing to release: the pool is the process's, shared with every other store on the database."""
+
+
+def _impression(row: Sequence[Any]) -> Impression:
+    shown = json.loads(row[8])
+    return Impression(request_id=row[0], timestamp=row[1], surface=row[2], user_id=row[3], query=row[4],
+                      item_id=row[5], model_version=row[6], page=row[7],
+                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown))
+
+
+def _faq_entry(text: str) -> FaqEntry:
+    raw = json.loads(text)
+    return FaqEntry(id=raw["id"], answer=raw["answer"], questions=tuple(raw["questions"]),
+                    search=bool(raw.get("search", False)))
 
 
 def copy_rows(cur: Any, statement: str, rows: list[tuple]) -> None:

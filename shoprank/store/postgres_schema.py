@@ -78,10 +78,51 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             changed_at DOUBLE PRECISION NOT NULL
         );
     """),
+    (3, "impressions, event attribution, FAQ and support conversations", """
+        CREATE TABLE impressions (
+            shop TEXT NOT NULL,
+            seq BIGSERIAL,
+            request_id TEXT NOT NULL,
+            "timestamp" DOUBLE PRECISION NOT NULL,
+            surface TEXT NOT NULL,
+            user_id TEXT,
+            query TEXT,
+            item_id TEXT,
+            model_version TEXT,
+            page INTEGER NOT NULL,
+            shown TEXT NOT NULL,
+            PRIMARY KEY (shop, seq),
+            UNIQUE (shop, request_id)
+        );
+        CREATE INDEX impressions_time ON impressions (shop, "timestamp", seq);
+        CREATE INDEX impressions_user ON impressions (shop, user_id);
+        CREATE TABLE event_requests (
+            shop TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            PRIMARY KEY (shop, event_id)
+        );
+        CREATE TABLE faq (
+            shop TEXT NOT NULL,
+            id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            "position" INTEGER NOT NULL,
+            ord BIGSERIAL,
+            PRIMARY KEY (shop, id)
+        );
+        CREATE TABLE conversations (
+            shop TEXT NOT NULL,
+            question TEXT NOT NULL,
+            faq_id TEXT NOT NULL,
+            ord BIGSERIAL,
+            PRIMARY KEY (shop, question, faq_id)
+        );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings")
+SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings", "impressions", "event_requests",
+               "faq", "conversations")
 """Every table with a ``shop`` column: what dropping a shop empties."""
 
 _LOCK_KEY = 0x5F0B_7A4C  # pg_advisory_xact_lock: one process migrates at a time
