@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "shoprank.cli.rules_cmds",
     "shoprank.cli.learn_cmds",
     "shoprank.cli.answers_cmds",
+    "shoprank.cli.sentiment_cmds",
 )
 
 GROUPS = {
