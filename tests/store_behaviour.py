@@ -13,7 +13,8 @@ import pytest
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
-from shoprank.data.records import parse_event, parse_judgment, parse_product
+from shoprank.data.records import Review, parse_event, parse_judgment, parse_product
+from shoprank.store.base import ReviewSentiment
 
 NOW = time.time()
 
@@ -27,6 +28,10 @@ def shown(request_id, items, *, page=1, t=0.0, surface="search", user="u1"):
     offset = (page - 1) * len(items)
     return Impression(request_id, NOW - 1000 + t, surface, tuple(items), tuple(range(offset, offset + len(items))),
                       user_id=user, query="drill", model_version="v1", page=page)
+
+
+def review(review_id, product="p1", t=0.0, text="Lovely", rating=5.0):
+    return Review(review_id, product, text, NOW - 1000 + t, user_id="u1", rating=rating, title="Nice", language="en")
 
 
 def product(pid, title="x", **extra):
@@ -143,6 +148,33 @@ class StoreBehaviour:
         assert (result.stored, result.duplicates) == (2, 1)
         assert store.append_conversations([Conversation("weather?", None)]).duplicates == 1
         assert store.conversations() == [Conversation("hi there", "b"), Conversation("weather?", None)]
+
+    def test_reviews_upsert_flag_unknown_products_and_rescore_edits(self, store):
+        store.upsert_products([product("p1")])
+        first = store.upsert_reviews([review("a", t=10), review("b", product="ghost", t=30), review("a", t=20)])
+        assert (first.stored, first.updated, first.duplicates, first.flagged) == (2, 0, 1, 1)
+        assert store.unknown_product_reviews() == ["b"]
+        assert [r.review_id for r in store.iter_reviews()] == ["a", "b"]  # time order; the last copy of a won
+        assert [r.review_id for r in store.iter_reviews(since=NOW - 975)] == ["b"]
+        store.put_review_sentiment([ReviewSentiment("a", "v1", 2, 0.9, ("quality",)),
+                                    ReviewSentiment("b", "v1", 0, -0.5)])
+        assert store.review_sentiment("v1")["a"] == ReviewSentiment("a", "v1", 2, 0.9, ("quality",))
+        assert store.review_sentiment("v2") == {}
+        edited = store.upsert_reviews([review("a", text="Broke", rating=1.0)])
+        assert (edited.stored, edited.updated) == (0, 1)
+        assert [r.text for r in store.iter_reviews(product_id="p1")] == ["Broke"]
+        assert set(store.review_sentiment("v1")) == {"b"}  # an edited review is scored again
+
+    def test_alerts_are_unique_by_scope_and_time(self, store):
+        alert = {"scope": "product:p1", "at": "2026-01-01T00:00:00Z", "at_epoch": 1767225600.0, "share": 0.5}
+        later = {**alert, "at_epoch": 1767229200.0}
+        assert store.add_alerts([alert, later]) == [alert, later]
+        assert store.add_alerts([alert]) == []
+        store.mark_alert("product:p1", 1767225600.0, False, 3, "HTTP 500")
+        listed = store.list_alerts()
+        assert [a["at_epoch"] for a in listed] == [1767229200.0, 1767225600.0]
+        assert (listed[1]["delivered"], listed[1]["attempts"], listed[1]["delivery_error"]) == (False, 3, "HTTP 500")
+        assert store.list_alerts(limit=1, scope="product:p1") == listed[:1] and store.list_alerts(scope="x") == []
 
     def test_cheap_counts(self, store):
         store.upsert_products([product("a"), product("b")])

@@ -23,8 +23,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
-from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, StoreError, StoreFullError, StoreUnavailableError, WriteResult
+from shoprank.data.records import Event, Judgment, Product, Review
+from shoprank.store.base import ReviewSentiment, Store, StoreError, StoreFullError, StoreUnavailableError, WriteResult
 from shoprank.store.factory import Backend
 from shoprank.store.postgres_schema import SCHEMA_VERSION, SHOP_TABLES, migrate
 
@@ -45,6 +45,8 @@ _EVENT_SELECT = ('e.event_id, e.user_id, e.item_id, e.type, e."timestamp", e.que
                  "ON r.shop = e.shop AND r.event_id = e.event_id")
 """An event as stored, with the impression it was attributed to (if it was)."""
 _IMPRESSION_COLUMNS = 'request_id, "timestamp", surface, user_id, query, item_id, model_version, page, shown'
+_REVIEW_COLUMNS = 'review_id, product_id, text, "timestamp", user_id, rating, title, language'
+_REVIEW_TYPES = ("text", "text", "text", "float8", "text", "float8", "text", "text")
 _IMPRESSION_TYPES = ("text", "float8", "text", "text", "text", "text", "text", "int4", "text")
 
 
@@ -345,6 +347,94 @@ class PostgresStore(Store):
             cur.execute("DELETE FROM impressions WHERE shop = %s AND user_id = %s", (self.shop, user_id))
             impressions = cur.rowcount
         return {"events": events, "impressions": impressions}
+
+    # reviews, their sentiment, alerts ------------------------------------------------------
+    def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
+        if not reviews:
+            return WriteResult(stored=0)
+        latest = {r.review_id: r for r in reviews}  # the last copy in a batch wins
+        rows = [(r.review_id, r.product_id, r.text, r.timestamp, r.user_id, r.rating, r.title, r.language)
+                for r in latest.values()]
+        columns = list(zip(_REVIEW_COLUMNS.split(", "), _REVIEW_TYPES, strict=True))
+        with self._write(f"a batch of {len(rows)} reviews") as cur:
+            source, params = self._stage(cur, "reviews", columns, rows)
+            cur.execute(
+                f"INSERT INTO reviews (shop, {_REVIEW_COLUMNS}) SELECT %s, {_REVIEW_COLUMNS} FROM {source} AS s "
+                "ORDER BY n ON CONFLICT (shop, review_id) DO UPDATE SET "
+                + ", ".join(f"{c} = EXCLUDED.{c}" for c, _ in columns[1:]) + " RETURNING (xmax = 0)",
+                [self.shop, *params],
+            )
+            inserted = sum(1 for (fresh,) in cur.fetchall() if fresh)
+            ids, products = list(latest), list({r.product_id for r in latest.values()})
+            known = {pid for (pid,) in cur.execute("SELECT id FROM products WHERE shop = %s AND id = ANY(%s)",
+                                                    (self.shop, products)).fetchall()}
+            cur.execute("DELETE FROM review_sentiment WHERE shop = %s AND review_id = ANY(%s)",  # scored again
+                        (self.shop, ids))
+        return WriteResult(stored=inserted, updated=len(latest) - inserted, duplicates=len(reviews) - len(latest),
+                           flagged=sum(r.product_id not in known for r in latest.values()))
+
+    def iter_reviews(self, product_id: str | None = None, since: float | None = None) -> Iterator[Review]:
+        sql, params = f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE shop = %s", [self.shop]
+        if product_id is not None:
+            sql, params = sql + " AND product_id = %s", [*params, product_id]
+        if since is not None:
+            sql, params = sql + ' AND "timestamp" >= %s', [*params, since]
+        for row in self._stream(sql + ' ORDER BY "timestamp", review_id', params):
+            yield Review(*row)
+
+    def unknown_product_reviews(self) -> list[str]:
+        with self._read("reading reviews") as conn:
+            return [i for (i,) in conn.execute(
+                "SELECT r.review_id FROM reviews r WHERE r.shop = %s AND NOT EXISTS (SELECT 1 FROM products p "
+                "WHERE p.shop = r.shop AND p.id = r.product_id) ORDER BY r.review_id", (self.shop,))]
+
+    def put_review_sentiment(self, rows: Sequence[ReviewSentiment]) -> None:
+        if not rows:
+            return
+        with self._write(f"the sentiment of {len(rows)} reviews") as cur:
+            latest = {r.review_id: r for r in rows}
+            cur.execute(
+                "INSERT INTO review_sentiment (shop, review_id, model_version, label, score, topics) "
+                "SELECT %s, * FROM unnest(%s::text[], %s::text[], %s::int4[], %s::float8[], %s::text[]) "
+                "ON CONFLICT (shop, review_id) DO UPDATE SET model_version = EXCLUDED.model_version, "
+                "label = EXCLUDED.label, score = EXCLUDED.score, topics = EXCLUDED.topics",
+                (self.shop, list(latest), [r.model_version for r in latest.values()],
+                 [int(r.label) for r in latest.values()], [float(r.score) for r in latest.values()],
+                 [json.dumps(list(r.topics)) for r in latest.values()]),
+            )
+
+    def review_sentiment(self, model_version: str) -> dict[str, ReviewSentiment]:
+        with self._read("reading review sentiment") as conn:
+            rows = conn.execute("SELECT review_id, model_version, label, score, topics FROM review_sentiment "
+                                "WHERE shop = %s AND model_version = %s", (self.shop, model_version)).fetchall()
+        return {r[0]: ReviewSentiment(r[0], r[1], int(r[2]), float(r[3]), tuple(json.loads(r[4]))) for r in rows}
+
+    def add_alerts(self, alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        new: list[dict[str, Any]] = []
+        with self._write(f"{len(alerts)} alerts") as cur:
+            for alert in alerts:
+                cur.execute("INSERT INTO alerts (shop, scope, at, data, created) VALUES (%s, %s, %s, %s, %s) "
+                            "ON CONFLICT (shop, scope, at) DO NOTHING",
+                            (self.shop, alert["scope"], float(alert["at_epoch"]), json.dumps(alert, ensure_ascii=False),
+                             time.time()))
+                if cur.rowcount:
+                    new.append(alert)
+        return new
+
+    def list_alerts(self, limit: int = 100, scope: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "SELECT data, delivered, attempts, error FROM alerts WHERE shop = %s", [self.shop]
+        if scope is not None:
+            sql, params = sql + " AND scope = %s", [*params, scope]
+        with self._read("reading alerts") as conn:
+            rows = conn.execute(sql + " ORDER BY at DESC, scope LIMIT %s", [*params, int(limit)]).fetchall()
+        return [{**json.loads(d), "delivered": bool(ok), "attempts": n, "delivery_error": err}
+                for d, ok, n, err in rows]
+
+    def mark_alert(self, scope: str, at: float, delivered: bool, attempts: int, error: str | None = None) -> None:
+        with self._write("recording an alert's delivery") as cur:
+            cur.execute("UPDATE alerts SET delivered = %s, attempts = %s, error = %s "
+                        "WHERE shop = %s AND scope = %s AND at = %s",
+                        (bool(delivered), attempts, error, self.shop, scope, float(at)))
 
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:

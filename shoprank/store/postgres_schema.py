@@ -118,11 +118,47 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             PRIMARY KEY (shop, question, faq_id)
         );
     """),
+    (4, "reviews, their sentiment, alerts", """
+        CREATE TABLE reviews (
+            shop TEXT NOT NULL,
+            review_id TEXT NOT NULL,
+            product_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            "timestamp" DOUBLE PRECISION NOT NULL,
+            user_id TEXT,
+            rating DOUBLE PRECISION,
+            title TEXT,
+            language TEXT,
+            PRIMARY KEY (shop, review_id)
+        );
+        CREATE INDEX reviews_product ON reviews (shop, product_id, "timestamp");
+        CREATE INDEX reviews_time ON reviews (shop, "timestamp", review_id);
+        CREATE TABLE review_sentiment (
+            shop TEXT NOT NULL,
+            review_id TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            label INTEGER NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            topics TEXT NOT NULL,
+            PRIMARY KEY (shop, review_id)
+        );
+        CREATE TABLE alerts (
+            shop TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            data TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            delivered BOOLEAN NOT NULL DEFAULT FALSE,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            PRIMARY KEY (shop, scope, at)
+        );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings", "impressions", "event_requests",
-               "faq", "conversations")
+               "faq", "conversations", "reviews", "review_sentiment", "alerts")
 """Every table with a ``shop`` column: what dropping a shop empties."""
 
 _LOCK_KEY = 0x5F0B_7A4C  # pg_advisory_xact_lock: one process migrates at a time

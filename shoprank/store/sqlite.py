@@ -69,6 +69,7 @@ CREATE TABLE IF NOT EXISTS conversations (
     question TEXT NOT NULL,
     faq_id TEXT NOT NULL,  -- '' when no entry answered it
     PRIMARY KEY (question, faq_id)
+);
 CREATE TABLE IF NOT EXISTS reviews (
     review_id TEXT PRIMARY KEY,
     product_id TEXT NOT NULL,
