@@ -5,7 +5,8 @@ change the next answer without retraining. Every history length goes through one
 (shoprank.recommend.sources, .features, .ranker): the candidate sources (sequence model,
 co-visitation, item-to-item, text, cold items, trending) and LambdaMART over their union; a user
 with no history gets the trending source's list. Every result carries its score parts and
-short reasons.
+short reasons. A baseline bundle (no sequence model, :mod:`shoprank.baseline`) ranks by trending items,
+item-to-item neighbours and text similarity of the latest events instead.
 
 Cold slot: items with almost no training events (new products included) rarely win, since their
 ID embedding has learnt next to nothing. When the bundle sets ``cold_slot_threshold`` (chosen on
@@ -37,6 +38,9 @@ VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your car
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
 COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
+BASELINE_HISTORY = 10  # a baseline bundle (no sequence model) ranks by this many latest events
+STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
+"""Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
 
 
 def covisit_matrix(table: NeighbourTable) -> sp.csr_matrix:
@@ -86,8 +90,6 @@ class Recommender:
     """Recommendations for one shop. Thread-safe for reads; ``add_products`` takes a lock."""
 
     def __init__(self, art: artifacts.RecArtifacts, store: Store | None = None) -> None:
-        import torch
-
         self.art = art
         self.store = store
         self.model = art.model
@@ -96,9 +98,7 @@ class Recommender:
             self.catalogue.add(item_id)
         self._titles: dict[str, str] = {}
         self._lock = threading.Lock()
-        with torch.no_grad():
-            self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
-        self._vectors_np = self._vectors.numpy()
+        self._refresh_vectors()
         self._covisit = covisit_matrix(art.covisit)
         self._slot = self._slot_items()
         self.stage = self._stage()
@@ -117,8 +117,27 @@ class Recommender:
         rec.add_products([p for p in products if p.id not in rec.catalogue.index])
         return rec
 
+    def _refresh_vectors(self) -> None:
+        """The (N+1, d) item vectors cached for serving: the model's, or the text vectors of a baseline."""
+        if self.model is None:
+            self._vectors = None
+            self._vectors_np = self.art.text_vectors
+            return
+        import torch
+
+        with torch.no_grad():
+            self._vectors = self.model.items.all()
+        self._vectors_np = self._vectors.numpy()
+
+    @property
+    def is_baseline(self) -> bool:
+        """A baseline bundle: trending, item-to-item neighbours and text similarity, no sequence model."""
+        return self.model is None
+
     def _stage(self) -> Any:
-        """The ranking stage over the bundle's arrays (rebuilt when products are added)."""
+        """The ranking stage over the bundle's arrays (rebuilt when products are added); None for a baseline."""
+        if self.model is None:
+            return None
         from shoprank.recommend import sources as src
         from shoprank.recommend.features import ItemTable
         from shoprank.recommend.ranker import RankingStage, StageConfig
@@ -162,7 +181,8 @@ class Recommender:
             for p in new:
                 self.catalogue.add(p.id, p.text())
                 self._titles[p.id] = p.title
-            self.model.add_items(torch.from_numpy(vectors))
+            if self.model is not None:
+                self.model.add_items(torch.from_numpy(vectors))
             self.art.text_vectors = np.vstack([self.art.text_vectors, vectors])
             pad = np.zeros(len(new), dtype=np.float32)
             self.art.popularity = np.concatenate([self.art.popularity, pad])
@@ -175,8 +195,7 @@ class Recommender:
                                                        np.float32)])
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
-            self._vectors = self.model.items.all()
-            self._vectors_np = self._vectors.numpy()
+            self._refresh_vectors()
             self._covisit = covisit_matrix(self.art.covisit)
             self._slot = self._slot_items()
             self.stage = self._stage()
@@ -211,7 +230,7 @@ class Recommender:
         items, types, exclude = [], [], []
         for request in requests:
             history = list(request.history) if request.history is not None else (
-                self.store.user_events(request.user_id or "", limit=self.model.cfg.max_len) if self.store else [])
+                self.store.user_events(request.user_id or "", limit=self._history_limit) if self.store else [])
             h, t = history_arrays(history, self.catalogue)
             items.append(h)
             types.append(t)
@@ -219,10 +238,18 @@ class Recommender:
                                     dtype=np.int64))
         return Histories(items, types, exclude)
 
+    @property
+    def _history_limit(self) -> int:
+        return self.model.cfg.max_len if self.model is not None else BASELINE_HISTORY
+
     def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
         """The served ranking of many histories as full-catalogue scores, (n, n_items + 1): the ranking stage's
         score for each candidate it ranked, -inf for every other item (what evaluation scores)."""
         out = np.full((len(histories), self.n_items + 1), -np.inf, dtype=np.float32)
+        if self.model is None:  # baseline: what recommend() ranks by, for every item
+            for row, (items, _types) in enumerate(zip(histories, types, strict=True)):
+                out[row] = self._baseline_scores(np.asarray(items, np.int64))
+            return out
         h = Histories(list(histories), list(types))
         step = self.stage.config.batch_size
         for start in range(0, len(h), step):
@@ -243,6 +270,8 @@ class Recommender:
                           exclude=frozenset(exclude or ()))
         h = self.resolve([request])
         items, types = h.items[0], h.types[0]
+        if self.model is None:
+            return self._baseline_recommend(items, types, h.banned(self.n_items + 1)[0], k)
         ranked = self.stage.rank(h)
         ids, scores = ranked.ids[0], ranked.scores[0]
         out = []
@@ -254,11 +283,39 @@ class Recommender:
             else:
                 parts = {"trending": float(self.art.trending[ids[j]]),
                          "popularity": float(self.art.popularity[ids[j]])}
-                reasons = ["popular this week" if self.art.trending[ids[j]] > 0 else "popular"]
+                reasons = [self._trending_reason() if self.art.trending[ids[j]] > 0 else "popular"]
             out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
         if not len(items):
             return out
         return self._with_cold_slot(out, items, types, h.banned(self.n_items + 1)[0], k, slot_at)
+
+    def _baseline_scores(self, items: np.ndarray) -> np.ndarray:
+        """A baseline's scores of every item: trending for an empty history, else item-to-item neighbours and text
+        similarity of the latest events."""
+        if not len(items):
+            return (self.art.trending + 1e-3 * self.art.popularity).astype(np.float32)
+        return self._item2item(items[-BASELINE_HISTORY:])
+
+    def _baseline_recommend(self, items: np.ndarray, types: np.ndarray, banned: np.ndarray, k: int
+                            ) -> list[ScoredItem]:
+        scores = np.where(banned, -np.inf, self._baseline_scores(items))
+        if not len(items):
+            trending = self._trending_reason()
+            return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
+                                                      "popularity": float(self.art.popularity[i])},
+                               [trending if self.art.trending[i] > 0 else "popular"]) for i in top_k(scores, k)]
+        return [self._item(i, float(scores[i]), {"item2item": float(scores[i])}, self._why(i, items, types))
+                for i in top_k(scores, k)]
+
+    def _item2item(self, items: np.ndarray) -> np.ndarray:
+        scores = np.zeros(self.n_items + 1, dtype=np.float32)
+        for weight, item in zip(np.linspace(0.5, 1.0, len(items)), items, strict=True):  # recent counts more
+            idx, s = self.art.covisit.row(int(item))
+            if len(s):
+                scores[idx] += weight * s / s[0]
+            text = self.art.text_vectors @ self.art.text_vectors[item]
+            scores += weight * 0.5 * np.maximum(text, 0)
+        return scores
 
     def _with_cold_slot(self, results: list[ScoredItem], items: np.ndarray, types: np.ndarray, banned: np.ndarray,
                         k: int, slot_at: int | None) -> list[ScoredItem]:
@@ -305,12 +362,21 @@ class Recommender:
                 for i in top_k(scores, k)]
 
     def bought_together(self, item_id: str, k: int = 10) -> list[ScoredItem]:
-        """Items bought close to ``item_id``, popularity-corrected; empty when none are known."""
+        """Items bought in the same baskets as ``item_id`` (``shoprank.recommend.item2item.basket_pairs``), by
+        confidence, with the support and confidence shown; empty when no pair has enough baskets behind it."""
         item = self._index(item_id)
         idx, s = self.art.bought.row(item)
+        support = self.art.bought.row_support(item)
         name = self._title(item_id)
-        return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
-                for i, v in zip(idx[:k], s[:k], strict=True)]
+        if support is None:  # a bundle from before baskets: scores without counts
+            return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
+                    for i, v in zip(idx[:k], s[:k], strict=True)]
+        out = []
+        for i, confidence, n in zip(idx[:k], s[:k], support[:k], strict=True):
+            baskets = max(int(round(n / confidence)), int(n)) if confidence > 0 else int(n)
+            out.append(self._item(int(i), float(confidence), {"confidence": float(confidence), "support": float(n)},
+                                  [f"bought with {name} in {int(n)} of {baskets} baskets ({confidence:.0%})"]))
+        return out
 
     def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
         """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
@@ -332,11 +398,23 @@ class Recommender:
         title = self._titles.get(item_id, item_id)
         return title if len(title) <= 60 else title[:57] + "..."
 
+    def _trending_reason(self) -> str:
+        """What "trending" means here: the busiest products of the last days of the training log, dated, since
+        that log may have ended long before today."""
+        until = self.art.params.get("trend_until")
+        if not until:
+            return "popular lately"
+        from datetime import UTC, datetime
+
+        days = float(self.art.params.get("trend_days", 7))
+        return f"popular in the {days:g} days to {datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
+
     def _why(self, item: int, items: np.ndarray, types: np.ndarray) -> list[str]:
-        """'similar to X you bought': the history item whose vector is closest to the recommended one."""
+        """'similar to X you bought': the history item whose vector is closest to the recommended one, named with
+        the strongest of the user's events on it."""
         sims = self._vectors_np[items] @ self._vectors_np[item]
         j = int(np.argmax(sims))
-        verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
+        verb = VERBS[strongest_event(items, types, int(items[j]))]
         reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
         if self.art.counts[item] == 0:
             reasons.append("new: its description matches what you looked at")
@@ -344,6 +422,12 @@ class Recommender:
 
     def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
         return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)
+
+
+def strongest_event(items: np.ndarray, types: np.ndarray, item: int) -> str:
+    """The strongest event type (:data:`STRENGTH`) among a history's events on ``item``."""
+    names = [_TYPE_NAMES.get(int(t), "view") for t in types[items == item]]
+    return max(names, key=lambda name: STRENGTH.get(name, 0), default="view")
 
 
 def _type_names() -> dict[int, str]:
