@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import time
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
 
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event
 from shoprank.learning import (
     BehaviourConfig,
@@ -63,15 +63,13 @@ def test_harvesting_without_interventions_says_what_is_missing() -> None:
         harvest(ClickLog(lists))
 
 
-def _event(n: int, item: str, kind: str, request_id: str | None = None, **extra: Any) -> Any:
-    """An event as the store gives it, with the ``request_id`` that attributes it to an impression."""
-    event = Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, **extra)
-    return SimpleNamespace(**event.to_dict(), request_id=request_id)
+def _event(n: int, item: str, kind: str, **extra: Any) -> Event:
+    return Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, **extra)
 
 
 def test_click_log_and_labels_from_a_hand_made_log() -> None:
-    impressions = [type("Imp", (), {"request_id": "r1", "surface": "search", "query": " Cordless  DRILL",
-                                    "items": ("a", "b", "c"), "positions": (0, 1, 2), "model_version": "v1"})()]
+    impressions = [Impression("r1", time.time() - 200, "search", ("a", "b", "c"), (0, 1, 2), query=" Cordless  DRILL",
+                              model_version="v1")]
     events = [_event(1, "b", "click", request_id="r1"), _event(2, "b", "purchase", request_id="r1"),
               _event(3, "x", "click", query="saw", position=3, session_id="s9")]
     log = build_click_log(impressions, events)
