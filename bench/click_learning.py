@@ -237,6 +237,7 @@ def main() -> int:
                         "runs every round, the others round 1 (all rounds 1 first)")
     parser.add_argument("--fine-tune", action="store_true",
                         help="fine-tune the query encoder too (default: LambdaMART only over the untuned encoder)")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file's name")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     import torch
@@ -266,13 +267,15 @@ def main() -> int:
     first = {"round": 0, "baseline": scores["baseline"], "reference": scores["reference"],
              "naive": scores["baseline"], "corrected": scores["baseline"]}
     state = {v: {"model": ShopperModel(**VARIANTS[v]), "rounds": [first], "training": {},
-                 "logs": dict.fromkeys(ARMS), "served": dict.fromkeys(ARMS, round0)} for v in variants}
+                 "logs": dict.fromkeys(ARMS), "served": dict.fromkeys(ARMS, round0), "stacks": {}} for v in variants}
     path = save(results, bench, args)
     for r in range(1, args.rounds + 1):  # round 1 of every simulator before round 2 of the first
         for n, variant in enumerate(variants[:1] if r > 1 else variants):
             st = state[variant]
             row: dict[str, Any] = {"round": r, "baseline": scores["baseline"], "reference": scores["reference"]}
             for arm in ARMS:
+                if r > 1:  # the arm's own model of the last round serves this one
+                    st["served"][arm] = bench.serve(st["stacks"][arm], bench.train_queries, f"{arm} round {r - 1}")
                 seed = 1000 * n + 10 * r  # both arms' shoppers draw alike in round 1 (same lists, same seed)
                 log, events = bench.shoppers(st["served"][arm], st["model"], f"{arm}-r{r - 1}", seed)
                 before = st["logs"][arm]
@@ -283,7 +286,7 @@ def main() -> int:
                 st["training"][f"{arm} round {r}"] = {"behaviour": summary.get("behaviour"),
                                                       "queries": summary["queries"]}
                 if r < args.rounds and n == 0:
-                    st["served"][arm] = bench.serve(stack, bench.train_queries, f"{arm} round {r}")
+                    st["stacks"][arm] = stack
             st["rounds"].append(row)
             print_round(variant, row)
             results["variants"][variant] = {"simulator": asdict(st["model"]), "rounds": st["rounds"],
@@ -295,9 +298,9 @@ def main() -> int:
 
 
 def save(results: dict[str, Any], bench: Bench, args: argparse.Namespace) -> Path:
-    return write_json("click_learning", {"args": vars(args), "timings": bench.timings,
-                                         "train_queries": len(bench.train_queries),
-                                         "test_queries": len(bench.test_queries), **results})
+    name = "click_learning" + (f"_{args.tag}" if args.tag else "")
+    return write_json(name, {"args": vars(args), "timings": bench.timings, "train_queries": len(bench.train_queries),
+                             "test_queries": len(bench.test_queries), **results})
 
 
 def print_round(variant: str, row: dict[str, Any]) -> None:
