@@ -93,7 +93,9 @@ async def test_served_answers_and_clicks_posted_over_http_become_the_click_log(h
     assert list(served.items) == shown and served.positions == tuple(range(len(shown)))
     assert served.outcomes == (None,) * (len(shown) - 1) + ("click",)
     gains = behaviour_gains(log, Propensities.uniform(3), BehaviourConfig())["drill"]
-    assert gains == {**dict.fromkeys(shown[:-1], 0.0), shown[-1]: pytest.approx(0.6)}
+    n = len(shown)  # prior Beta(2/n, 2 - 2/n): one click in n examinations; posteriors add the click or the skip
+    assert gains == {**dict.fromkeys(shown[:-1], pytest.approx(0.6 * (2 / n) / 3, abs=2e-3)),
+                     shown[-1]: pytest.approx(0.6 * (2 / n + 1) / 3, abs=2e-3)}
 
 
 @pytest.fixture
