@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.baseline.build import (
+    _snapshot,
     embed_catalogue,
     is_baseline,
     publish_recommend,
@@ -84,8 +85,6 @@ def builder_lock(shop: Shop) -> Iterator[bool]:
 def embed_and_publish(shop: Shop, on_progress: Any = None) -> dict[str, Any]:
     """Embed the catalogue with the base encoder, then publish hybrid search and recommend baselines (each only
     while no trained bundle serves). Reports progress to ``on_progress(info)`` and the progress file."""
-    from shoprank.baseline.build import _snapshot
-
     products, version = _snapshot(shop)
     began = time.time()
     info: dict[str, Any] = {"stage": "embedding", "done": 0, "total": len(products), "started": began,
@@ -133,23 +132,29 @@ class BaselineWorker:
         self._stop = threading.Event()
 
     # the first bundle, synchronously --------------------------------------------------------------
-    def ensure(self, shop: Shop, kind: str) -> str | None:
-        """Publish the first baseline bundle of ``kind`` for a shop that has products; returns its version."""
+    def ensure(self, shop: Shop, kind: str) -> tuple[str | None, Any]:
+        """Publish the first baseline bundle of ``kind`` for a shop that has products: (its version, the engine
+        built in memory on the way, or None when the bundle is to be loaded as usual)."""
         with shop.store(create=False) as store:
             products = store.product_count() > 0
             events = store.event_count() if products else 0
         if not products:
-            return None
+            return None, None
         if kind == "search":
-            version, _ = publish_search(shop)
-            if version is not None and self.embed:
+            from shoprank.search.engine import SearchEngine
+
+            snapshot = _snapshot(shop)
+            version, stack = publish_search(shop, snapshot=snapshot)
+            if version is None:
+                return None, None
+            if self.embed:
                 self.schedule(shop.name, "embed")
-            return version
+            return version, SearchEngine(stack, version, snapshot[1], shop)
         quick = events > SYNC_NEIGHBOURS_MAX_EVENTS
         version = publish_recommend(shop, neighbours=not quick)
         if quick:
             self.schedule(shop.name, "refresh")
-        return version
+        return version, None
 
     # background jobs -------------------------------------------------------------------------------
     def schedule(self, shop: str, job: str) -> None:
@@ -187,6 +192,8 @@ class BaselineWorker:
             try:
                 if job == "embed":
                     self._embed(shop)
+                elif job.startswith("fill:"):
+                    self.registry.fill_missing(self.registry.get(shop), job.split(":", 1)[1])
                 else:
                     self._refresh(shop)
             except Exception as exc:  # a failed job leaves the current bundles serving

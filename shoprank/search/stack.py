@@ -215,7 +215,10 @@ class SearchStack:
         """Order candidates: ``fast`` fusion, then (``use_cross``) the cross-encoder on its top and ``full``.
 
         Returns (order of candidate positions, scores in that order, features)."""
-        feats = self.features(query, tokens, cand.rows, cand.dense)
+        if not self.fusion:  # no model reads the features: BM25 alone or reciprocal-rank fusion orders
+            feats = np.full((len(cand.rows), len(FEATURES)), np.nan, np.float32)
+        else:
+            feats = self.features(query, tokens, cand.rows, cand.dense)
         if "fast" in self.fusion:
             fast = self.score("fast", feats)
         elif self.lexical_only:
