@@ -139,3 +139,40 @@ async def test_embeddings_in_the_background_swap_in_hybrid_search(home: Path) ->
     assert hybrid["model_version"] != lexical["model_version"] and is_baseline(hybrid["model_version"])
     assert hybrid["hits"] and max(h["parts"]["dense"] for h in hybrid["hits"]) > 0  # dense candidates now
     assert {i["id"] for i in similar["items"]} & {"hose-2", "nozzle-1"}
+
+
+def test_demo_trains_only_what_is_untrained_and_announces_swaps(home: Path, capsys: pytest.CaptureFixture[str]
+                                                                ) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from shoprank.bundles import publish
+    from shoprank.cli.demo_cmds import _training_commands
+    from shoprank.serving.demo import announce_swaps
+
+    hd = Shop("homedepot", home)
+    hd.store().close()
+    with publish(hd.models_path, "search", {}) as folder:  # trained
+        (folder / "x.json").write_text("{}")
+    games = Shop("games", home)
+    games.store().close()
+    with publish(games.models_path, "recommend", {}, version_prefix="baseline-") as folder:  # only a baseline
+        (folder / "x.json").write_text("{}")
+    assert [c[:4] for c in _training_commands(str(home), "demo", 2)] == [["train", "recommend", "--shop", "games"]]
+
+    slot = SimpleNamespace(version="baseline-1", engine=object())
+    state = SimpleNamespace(name="games", slots={"recommend": slot})
+    registry = SimpleNamespace(loaded=lambda: [state])
+    stop = threading.Event()
+    done = SimpleNamespace(poll=lambda: 0, returncode=0)
+    watcher = threading.Thread(target=announce_swaps, args=(registry, done, stop, 0.01))
+    watcher.start()
+    state.slots["recommend"] = SimpleNamespace(version="20261201-trained", engine=object())
+    deadline, said = time.monotonic() + 5, ""
+    while "training finished" not in said and time.monotonic() < deadline:  # polls what was printed
+        said += capsys.readouterr().out
+        time.sleep(0.01)
+    stop.set()
+    watcher.join()
+    assert "shop 'games' now serves recommend model 20261201-trained (was baseline-1)" in said
+    assert "background training finished (exit 0)" in said

@@ -14,6 +14,7 @@ from shoprank.serving.examples import example_requests
 
 DEMO_KEY_NAME = "demo"
 DEMO_KEY_DAYS = 30
+BASELINE_WAIT = 120.0  # seconds the banner waits for the baseline bundles of untrained shops
 
 
 def demo_key(home: str | Path) -> tuple[str, Any]:
@@ -96,10 +97,18 @@ def demo_serve(home: str | Path, host: str = "127.0.0.1", port: int = 8000, open
     shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     def announce() -> None:
-        while not (server.started and app.state.registry.ready.is_set()):
+        registry = app.state.registry
+        while not (server.started and registry.ready.is_set()):
             if server.should_exit:
                 return
             time.sleep(0.1)
+        waited = time.monotonic()  # a shop without a trained model: its baseline is being built
+        while time.monotonic() - waited < BASELINE_WAIT and any(
+                slot.engine is None and slot.state == "missing"
+                for shop in registry.loaded() for slot in shop.slots.values()):
+            if server.should_exit:
+                return
+            time.sleep(0.2)
         print(banner(shown, key, record, app.state.registry, home), flush=True)
         announce_swaps(app.state.registry, training, stop)
 
