@@ -137,7 +137,7 @@ def recommend_artifacts(shop_log: Any, vectors: np.ndarray | None = None, vector
                         *, encoder: str | None = None, neighbours: bool = True) -> Any:
     """The baseline recommend artifacts of a :class:`~shoprank.recommend.pipeline.ShopLog` (not published)."""
     from shoprank.recommend import artifacts
-    from shoprank.recommend.item2item import NeighbourTable, bought_together, covisitation
+    from shoprank.recommend.item2item import NeighbourTable, basket_pairs, covisitation
     from shoprank.recommend.pipeline import COVISIT_KEEP, COVISIT_WINDOW, popularity
     from shoprank.recommend.text import encode_items
 
@@ -158,17 +158,18 @@ def recommend_artifacts(shop_log: Any, vectors: np.ndarray | None = None, vector
         text_vectors = encode_items(list(texts), HASH_ENCODER)
         encoder = HASH_ENCODER
     text_vectors = np.vstack([np.zeros((1, text_vectors.shape[1]), np.float32), text_vectors])
-    pop, trend = popularity(shop_log, n, shop_log.seqs)
+    pop, trend, trend_until = popularity(shop_log, n, shop_log.seqs)
     flat = np.concatenate(shop_log.seqs.items) if len(shop_log.seqs) else np.zeros(0, np.int64)
     counts = np.bincount(flat, minlength=n + 1).astype(np.float32)
     empty = NeighbourTable(np.zeros((n + 1, 1), np.int32), np.zeros((n + 1, 1), np.float32))
     build = neighbours and len(shop_log.seqs) > 0
+    bought, basket_counts = basket_pairs(shop_log.events, shop_log.catalogue.index, n) if build else (empty, {})
     return artifacts.RecArtifacts(
         model=None, item_ids=list(shop_log.catalogue.ids), text_vectors=text_vectors, popularity=pop,
         trending=trend, counts=counts,
         covisit=covisitation(shop_log.seqs, n, window=COVISIT_WINDOW, keep=COVISIT_KEEP) if build else empty,
-        bought=bought_together(shop_log.seqs, n) if build else empty,
+        bought=bought,
         params={"stack": "baseline", "encoder": encoder, "text_max_length": TEXT_LENGTH, "neighbours": build,
                 "content_weight": 0.5, "covisit_weight": 1.0, "cold_slot_threshold": None,
-                "log": shop_log.fingerprint},
+                "log": shop_log.fingerprint, "trend_until": trend_until, "bought_together": basket_counts},
     )

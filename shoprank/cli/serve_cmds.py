@@ -18,7 +18,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--open", action="store_true", dest="open_access",
                        help="DEMO ONLY: answer requests without a key (the page shows a warning)")
     serve.add_argument("--watch", type=float, default=5.0, metavar="SECONDS",
-                       help="look for new model bundles and catalogue changes this often (0: off; default 5)")
+                       help="look for new model bundles this often (0: off, also for --sync; default 5)")
+    serve.add_argument("--sync", type=float, default=1.0, metavar="SECONDS",
+                       help="follow the store's changes (products, rules, settings written by other processes or "
+                            "replicas) this often (default 1)")
     serve.add_argument("--max-in-flight", type=int, default=32,
                        help="requests admitted at once; more get 503 + Retry-After (default 32)")
     serve.add_argument("--engine-concurrency", type=int, default=2,
@@ -72,7 +75,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.open_access:
         print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
     try:
-        config = ServingConfig(watch_seconds=args.watch, max_in_flight=args.max_in_flight,
+        config = ServingConfig(watch_seconds=args.watch, sync_seconds=args.sync, max_in_flight=args.max_in_flight,
                                engine_concurrency=args.engine_concurrency, engine_queue_ms=args.engine_queue_ms,
                                max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                                impression_retention_days=args.impression_retention_days,
@@ -91,7 +94,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CommandError(str(exc)) from None
         start_retraining(home, every, threading.Event())
         print(f"retraining every {args.retrain_every} when enough new traffic arrived (log: SHOP/runs/retrain.jsonl)")
-    print(f"serving {home} at http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    from shoprank.store import backend_for
+
+    print(f"serving {home} ({backend_for(home).describe()}) at http://{args.host}:{args.port}/  (API docs: /docs)",
+          flush=True)
     run(home, args.host, args.port, args.open_access, config=config, access_log=args.access_log)
     return 0
 

@@ -33,6 +33,8 @@ log = logging.getLogger("shoprank.search")
 FUSION_MODELS = ("fast", "full", "rerank")
 ONNX_DIR = "query_onnx"  # the bundle's ONNX export of the query tower
 FAST_FEATURES = [f for f in FEATURES if f not in CE_FEATURES]
+PREFIX_MIN = 3  # letters a query's unfinished last word needs before it matches as a prefix
+PREFIX_TERMS = 5  # catalogue words it may stand for, the most common first
 
 
 @dataclass
@@ -115,12 +117,36 @@ class SearchStack:
             return query
         return " ".join(self.spell.correct(words(query)))
 
+    def correction(self, query: str) -> str | None:
+        """The spelling-corrected query when the spelling index changed a word ("did you mean"), else None."""
+        if self.spell is None:
+            return None
+        typed = words(query)
+        fixed = self.spell.correct(typed)
+        return " ".join(fixed) if fixed != typed else None
+
+    def prefix_tokens(self, query: str) -> list[str]:
+        """Catalogue words the query's last word may be the start of ("espr" -> "espresso"), when that word is
+        not itself a catalogue word (a finished word is left alone: "pan" does not become "panel")."""
+        if self.config.language == "zh":
+            return []
+        typed = words(query)
+        if not typed or len(typed[-1]) < PREFIX_MIN or not typed[-1].isalpha():
+            return []
+        last = typed[-1]
+        analyzed = self.bm25.analyzer(last)
+        if any(t in self.bm25.vocab for t in analyzed):
+            return []
+        return self.bm25.prefix_terms(last, PREFIX_TERMS)
+
     def tokens(self, query: str) -> list[str]:
-        """Analyzed query terms, with the spelling-corrected ones added."""
+        """Analyzed query terms, with the spelling-corrected ones and the last word's completions added."""
         tokens = self.bm25.analyzer(query)
         if self.spell is not None:
             seen = set(tokens)
             tokens += [t for t in self.bm25.analyzer(self.corrected(query)) if t not in seen]
+        seen = set(tokens)
+        tokens += [t for t in self.prefix_tokens(query) if t not in seen]
         return tokens
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:

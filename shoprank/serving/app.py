@@ -70,14 +70,15 @@ def create_app(
             threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
         else:
             registry.ready.set()
-        registry.start_watching(config.watch_seconds)
+        registry.start_watching(config.watch_seconds, config.sync_seconds)
         try:
             yield
         finally:
             impressions.close()
             registry.close()
 
-    app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs below serves Swagger UI from packaged files
     app.state.registry = registry
     app.state.metrics = metrics
     app.state.impressions = impressions
@@ -95,8 +96,34 @@ def create_app(
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _offline_docs(app)
     app.add_middleware(ServingMiddleware, config=config, metrics=metrics)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files of the ``swagger-ui-bundle`` package (no CDN, works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the page still says where the schema is
+        assets = None
+    else:
+        assets = Path(str(swagger_ui_path))
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        if assets is None:
+            return HTMLResponse("<!doctype html><title>shoprank API</title><p>The interactive documentation needs "
+                                "the <code>swagger-ui-bundle</code> package (pip install swagger-ui-bundle). The "
+                                "schema is at <a href=\"/openapi.json\">/openapi.json</a>; docs/api.md describes it.")
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="shoprank API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def build_server(
@@ -139,6 +166,12 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    server, _ = build_server(home, host, port, open_access, config=config, access_log=access_log,
-                             log_level=log_level)
-    server.run()
+    from shoprank.serving import local
+
+    server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
+                               log_level=log_level)
+    app.state.local_token = local.announce(home, host, port)  # so CLI queries reuse this server's engines
+    try:
+        server.run()
+    finally:
+        local.withdraw(home, app.state.local_token)

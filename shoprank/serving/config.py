@@ -29,7 +29,10 @@ class ServingConfig:
     facet_candidates: int = 200
     """Facet counts are taken over this many top search candidates."""
     watch_seconds: float = 5.0
-    """How often the server looks for newly published bundles and catalogue changes; 0 turns watching off."""
+    """How often the server looks for newly published bundles; 0 turns watching (and following the store) off."""
+    sync_seconds: float = 1.0
+    """How often the server follows the store's change feed (products, rules and settings written by another
+    process or replica); what a replica serves is at most about this much behind. Used while watching is on."""
     preload: bool = True
     """Load every shop's engines at start-up; ``/health`` says ready only once that is done."""
     baseline: bool = True
@@ -63,3 +66,5 @@ class ServingConfig:
             raise ValueError("ServingConfig.impression_flush_ms and impression_retention_days must be 0 or more")
         if self.watch_seconds < 0:
             raise ValueError("ServingConfig.watch_seconds must be 0 (off) or more")
+        if self.sync_seconds <= 0:
+            raise ValueError("ServingConfig.sync_seconds must be more than 0 (watch_seconds=0 turns it off)")

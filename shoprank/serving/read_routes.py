@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -17,7 +16,7 @@ from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
 from shoprank.serving.impressions import record_answer
-from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
+from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -70,9 +69,13 @@ def search(
     in_stock: Annotated[bool | None, Query()] = None,
     facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
     diversity: Diversity = None,
+    sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
+                    Query(description="the order of the matching products (stable; relevance breaks ties)")
+                    ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
+    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
     started = time.perf_counter()
+    check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
     engine = engine_of(state, "search")
     text, cut = clean_query(q)
@@ -84,7 +87,7 @@ def search(
     )
     cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
     ask = Ask("search", text, user_id=user, filters=filters, page=page, per_page=per_page, diversity=diversity,
-                  facets=facets, explore=True, seed=request_seed(text, user))
+                  facets=facets, explore=True, seed=request_seed(text, user), sort=sort)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     answer = _engine_call(request, _cascade(state, search=engine).run_one, ask)
@@ -96,7 +99,8 @@ def search(
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "model_version": answer.model_version,
+        "query": text, "query_truncated": cut,
+        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
         "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
                                     offset=(page - 1) * per_page, page=page, query=text, user_id=user,
                                     model_version=answer.model_version, request_id=answer.request_id),
@@ -182,22 +186,24 @@ def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Resp
 _USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
 
 
+def forget_user(state: Any, user_id: str) -> None:
+    """Drop a deleted user from the recent-users list at once."""
+    key = str(state.shop.store_path)
+    cached = _USERS_CACHE.get(key)
+    if cached is not None:
+        _USERS_CACHE[key] = (cached[0], [u for u in cached[1] if u != user_id])
+
+
 @router.get("/shops/{shop}/users", response_model=UsersAnswer, responses=ERRORS, tags=["catalogue"])
 def recent_users(
     request: Request, shop: str, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = str(state.shop.store_path)
+    key = f"{id(state.store)}:{state.name}"
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
-        # newest events by primary key: cheap on any size of log
-        conn = sqlite3.connect(f"file:{state.shop.store_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 5000").fetchall()
-        finally:
-            conn.close()
-        cached = (time.monotonic(), list(dict.fromkeys(r[0] for r in rows))[:100])
+        cached = (time.monotonic(), state.store.recent_users(100))
         _USERS_CACHE[key] = cached
     return json_response({"users": cached[1][:limit]})
 

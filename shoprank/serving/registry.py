@@ -18,7 +18,7 @@ from typing import Any
 from shoprank.bundles import latest_version, open_bundle, remove_stale_staging
 from shoprank.serving.catalog import Catalog
 from shoprank.shops import Shop, check_shop_name, list_shops
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Store
 
 log = logging.getLogger("shoprank.serving")
 
@@ -86,7 +86,7 @@ class Slot:
 @dataclass
 class ShopState:
     shop: Shop
-    store: SQLiteStore
+    store: Store
     catalog: Catalog
     slots: dict[str, Slot] = field(default_factory=dict)
     rerank: Any = None
@@ -271,8 +271,9 @@ class EngineRegistry:
         elif changed:
             engine.add_products(changed)
 
-    def check_for_updates(self) -> None:
-        """One watcher tick: pick up catalogue changes and newly published bundles of open shops."""
+    def check_for_updates(self, bundles: bool = True) -> None:
+        """One watcher tick: follow the stores' change feeds of open shops; with ``bundles``, also pick up
+        newly published bundles."""
         if self.baseline is not None:
             try:
                 self.baseline.tick()
@@ -282,6 +283,8 @@ class EngineRegistry:
             try:
                 sync_shop(state)
                 state.rerank.refresh()
+                if not bundles:
+                    continue
                 for kind in KINDS:
                     slot = state.slots[kind]
                     latest = latest_version(state.shop.models_path, kind)
@@ -290,13 +293,20 @@ class EngineRegistry:
             except Exception:
                 log.exception("shop %s: update check failed", state.name)
 
-    def start_watching(self, every: float) -> None:
+    def start_watching(self, every: float, sync_every: float | None = None) -> None:
+        """Look for new bundles every ``every`` seconds and follow the stores every ``sync_every`` (default: as
+        often); ``every`` 0 watches nothing."""
         if every <= 0 or self._watcher is not None:
             return
+        sync_every = min(every, sync_every or every)
 
         def loop() -> None:
-            while not self._stop.wait(every):
-                self.check_for_updates()
+            next_bundles = time.monotonic() + every
+            while not self._stop.wait(sync_every):
+                due = time.monotonic() >= next_bundles
+                if due:
+                    next_bundles = time.monotonic() + every
+                self.check_for_updates(bundles=due)
 
         self._watcher = threading.Thread(target=loop, name="shoprank-watch", daemon=True)
         self._watcher.start()

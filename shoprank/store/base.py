@@ -1,4 +1,4 @@
-"""What every store does. The embedded SQLite store implements it; a PostgreSQL one can follow."""
+"""What every store does: the embedded SQLite store and the shared PostgreSQL one implement it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,21 @@ from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
 
 
-class StoreFullError(OSError):
+class StoreError(OSError):
+    """A store that cannot do what was asked; the message says why and how to fix it."""
+
+
+class StoreFullError(StoreError):
     """The disk under the store is full. Nothing of the batch was stored; reads keep working."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The store cannot be reached (wrong address, server down, connection lost). A batch that met this was
+    rolled back whole; retrying it is safe (events are idempotent by ``event_id``, upserts by id)."""
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this version of shoprank knows."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,12 @@ class Store(ABC):
     @abstractmethod
     def set_setting(self, key: str, value: Any) -> None: ...
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about ``user_id`` in one transaction (a privacy request): their events
+        (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
+        number of records removed per kind, e.g. ``{"events": 12}``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
+
     # reads -------------------------------------------------------------------------------
     @abstractmethod
     def get_setting(self, key: str, default: Any = None) -> Any: ...
@@ -82,6 +101,10 @@ class Store(ABC):
     def iter_products(self) -> Iterator[Product]: ...
 
     @abstractmethod
+    def catalog_version(self) -> int:
+        """A counter that every product write or delete raises; 0 for an empty catalogue."""
+
+    @abstractmethod
     def products_changed_since(self, version: int) -> tuple[list[Product], list[str], int]:
         """Products upserted and ids deleted after ``version``, and the current version."""
 
@@ -93,6 +116,10 @@ class Store(ABC):
     @abstractmethod
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         """A user's most recent events, oldest first."""
+
+    @abstractmethod
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        """Users of the latest ``scan`` events, most recent first, at most ``limit``."""
 
     @abstractmethod
     def judgments(self) -> list[Judgment]: ...

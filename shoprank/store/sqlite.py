@@ -11,7 +11,7 @@ from typing import Any
 
 from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, StoreFullError, WriteResult
+from shoprank.store.base import Store, StoreFullError, StoreUnavailableError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -180,6 +180,14 @@ class SQLiteStore(Store):
                                        attributed)
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        with self._transaction():
+            self._conn.execute("DELETE FROM event_requests WHERE event_id IN "
+                               "(SELECT event_id FROM events WHERE user_id = ?)", (user_id,))
+            events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
+            impressions = self._conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
+        return {"events": events, "impressions": impressions}
+
     def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
         if not impressions:
             return WriteResult(stored=0)
@@ -328,6 +336,11 @@ class SQLiteStore(Store):
                 chunk).fetchall())
         return out
 
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        with self._lock:  # newest events by primary key: cheap on any size of log
+            rows = self._conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT ?", (scan,)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))[:limit]
+
     def judgments(self) -> list[Judgment]:
         with self._lock:
             rows = self._conn.execute(
@@ -392,6 +405,9 @@ class _Transaction:
                 self._conn.execute("ROLLBACK")
             if _is_disk_full(exc):
                 raise StoreFullError(28, "disk full under the store; nothing of this batch was stored") from exc
+            if isinstance(exc, sqlite3.Error):  # locked, I/O error, corrupt: callers see the store's errors only
+                raise StoreUnavailableError(f"the SQLite store failed ({exc}); nothing of this batch was stored; "
+                                            "retry") from exc
             if exc_type is None:
                 raise exc
         finally:
