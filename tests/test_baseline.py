@@ -176,3 +176,33 @@ def test_demo_trains_only_what_is_untrained_and_announces_swaps(home: Path, caps
     watcher.join()
     assert "shop 'games' now serves recommend model 20261201-trained (was baseline-1)" in said
     assert "background training finished (exit 0)" in said
+
+
+async def test_item_to_item_follows_events_as_they_arrive(home: Path) -> None:
+    fresh_shop(home, events=False)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    worker = app.state.registry.baseline
+    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    async with client(app, key) as c:
+        before = (await c.get("/shops/fresh/products/hose-1/bought-together")).json()
+        now = time.time() - 60
+        events = [{"event_id": f"b{u}{n}", "user_id": f"b{u}", "item_id": item, "type": "purchase",
+                   "timestamp": now + u * 5 + n} for u in range(4) for n, item in enumerate(["hose-1", "nozzle-1"])]
+        assert (await c.post("/shops/fresh/events", json={"events": events})).status_code == 200
+        version = before["model_version"]
+        worker.tick()  # what the server's watcher does every few seconds
+        deadline = time.monotonic() + 60
+        while app.state.registry.get("fresh").slots["recommend"].version == version and time.monotonic() < deadline:
+            await anyio_sleep(0.05)  # polls the slot, the refresh runs in the worker thread
+        after = (await c.get("/shops/fresh/products/hose-1/bought-together")).json()
+    app.state.registry.close()
+    assert before["items"] == []
+    assert after["model_version"] != version and after["model_version"].startswith("baseline-")
+    assert [i["id"] for i in after["items"]] == ["nozzle-1"]
+
+
+async def anyio_sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)

@@ -6,7 +6,8 @@
   ``/admin/status`` under ``baseline``, and in ``cache/baseline-progress.json`` for any other process), and
   hybrid search and encoder-based text similarity are published and swapped in.
 * While recommendations are served by a baseline, new events (at least ``refresh_events`` since the bundle,
-  at most once per ``refresh_seconds``) republish it with fresh trending and item-to-item tables.
+  at most once per ``refresh_seconds`` and never more often than ten times the last rebuild took, so a large
+  log costs the server at most a tenth of a core) republish it with fresh trending and item-to-item tables.
 
 One builder per shop across processes: the embedding job holds an exclusive ``flock`` on
 ``cache/baseline.lock``; a server that finds it taken (``shoprank baseline`` running, another replica) leaves the
@@ -127,6 +128,7 @@ class BaselineWorker:
         self._queued: set[tuple[str, str]] = set()
         self._done_embedding: set[str] = set()
         self._last_refresh: dict[str, float] = {}
+        self._refresh_took: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
@@ -178,7 +180,8 @@ class BaselineWorker:
             if rec is None or not getattr(rec, "is_baseline", False):
                 continue
             seen = int(rec.art.params.get("log", {}).get("events", 0))
-            if time.time() - self._last_refresh.get(state.name, 0.0) < self.refresh_seconds:
+            wait = max(self.refresh_seconds, 10 * self._refresh_took.get(state.name, 0.0))
+            if time.time() - self._last_refresh.get(state.name, 0.0) < wait:
                 continue
             if state.store.event_count() - seen >= self.refresh_events or not rec.art.params.get("neighbours", True):
                 self.schedule(state.name, "refresh")
@@ -229,7 +232,9 @@ class BaselineWorker:
         if rec is not None and getattr(rec, "is_baseline", False):
             encoder = rec.art.params.get("encoder")
             vectors, ids = rec.art.text_vectors[1:], list(rec.catalogue.ids)
+        began = time.perf_counter()
         version = publish_recommend(shop, vectors, ids, encoder=encoder)
+        self._refresh_took[name] = time.perf_counter() - began
         if version is not None:
             self.registry.reload(name, ("recommend",))
 
