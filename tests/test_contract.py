@@ -205,8 +205,9 @@ async def test_delete_user_over_http_forgets_their_events_and_personalisation(se
         c.headers["Authorization"] = f"Bearer {search_key}"
         forbidden = await c.delete("/shops/tiny/users/u2")
     assert "u1" in users and "u1" not in listed
-    assert answer.status_code == 200 and answer.json() == {"user_id": "u1", "deleted": {"events": 4}}
-    assert again.json()["deleted"] == {"events": 0}
+    # impressions are logged in the background, so how many a delete meets depends on timing: events do not
+    assert answer.status_code == 200 and answer.json()["user_id"] == "u1" and answer.json()["deleted"]["events"] == 4
+    assert set(answer.json()["deleted"]) == {"events", "impressions"} and again.json()["deleted"]["events"] == 0
     assert app.state.registry.get("tiny").store.user_events("u1") == []
     assert before[0]["reasons"] == ["you like Kitchen"]  # personalised from u1's events before, not after
     assert all(i["reasons"] == ["popular"] for i in after)
