@@ -161,20 +161,24 @@ def retrain_recommend(shop: Shop, config: RetrainConfig, trainer: RecTrainer | N
 def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> tuple[Any, dict[str, Any]]:
     """A search stack trained by ``train search``'s trainer (not published) and its bundle params.
 
-    It learns from the shop's judgments, which carry no time; a trainer that learns from the behaviour log must
-    use only what happened before ``cutoff``."""
+    Labels as ``train search`` picks them (judgments, behaviour or both); the behaviour log is cut at ``cutoff``
+    (impressions and events before it), so the held-out window stays unseen. Judgments carry no time and the
+    popularity features read every event."""
+    from shoprank.learning.clicklog import OUTCOMES, build_click_log
     from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
     from shoprank.search.train import profile_config, train_search
 
     with shop.store(create=False) as store:
-        data = load_search_data(store)
+        impressions = list(store.iter_impressions(until=cutoff, surfaces=["search"]))
+        events = [e for e in store.iter_events(types=list(OUTCOMES)) if e.timestamp < cutoff]
+        data = load_search_data(store, log=build_click_log(impressions, events))
         catalog_version = store.catalog_version()
     language = detect_language(data.products)
     train_config = profile_config(config.profile, language)
     train_config.fusion.threads = config.threads
     stack, summary = train_search(data, train_config, progress=False, cache_dir=shop.path / "cache")
     return stack, {"profile": config.profile, "split_seed": SPLIT_SEED, "catalog_version": catalog_version,
-                   "language": language, "summary": summary}
+                   "language": language, "labels": data.labels, "summary": summary}
 
 
 def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | None = None) -> Verdict:
