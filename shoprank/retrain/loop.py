@@ -161,17 +161,13 @@ def retrain_recommend(shop: Shop, config: RetrainConfig, trainer: RecTrainer | N
 def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> tuple[Any, dict[str, Any]]:
     """A search stack trained by ``train search``'s trainer (not published) and its bundle params.
 
-    Labels as ``train search`` picks them (judgments, behaviour or both); the behaviour log is cut at ``cutoff``
-    (impressions and events before it), so the held-out window stays unseen. Judgments carry no time and the
-    popularity features read every event."""
-    from shoprank.learning.clicklog import OUTCOMES, build_click_log
+    It learns from the shop's judgments (which carry no time) and from the behaviour log before ``cutoff``
+    only, so the held-out traffic it is compared on is not in its training data."""
     from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
     from shoprank.search.train import profile_config, train_search
 
     with shop.store(create=False) as store:
-        impressions = list(store.iter_impressions(until=cutoff, surfaces=["search"]))
-        events = [e for e in store.iter_events(types=list(OUTCOMES)) if e.timestamp < cutoff]
-        data = load_search_data(store, log=build_click_log(impressions, events))
+        data = load_search_data(store, until=cutoff)
         catalog_version = store.catalog_version()
     language = detect_language(data.products)
     train_config = profile_config(config.profile, language)
