@@ -93,10 +93,10 @@ def read_store(db: Path) -> tuple[set[str], set[str], int]:
 
 def open_and_check(db: Path) -> float:
     """The restart of an embedded store: open it (WAL recovery) and run the integrity check; seconds taken."""
-    from shoprank.store import SQLiteStore
+    from shoprank.store import open_store
 
     started = time.perf_counter()
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         problems = store.check_integrity()
     finally:
@@ -133,12 +133,12 @@ def check_batches(batches: list[Batch], db: Path, outcome: Outcome, lost: set[st
 # ------------------------------------------------------------------------------------------ (a) ingest
 def _ingest_file(folder: Path, b: int, size: int) -> tuple[Path, Batch]:
     base = 1_700_000_000.0
-    if b % 3 == 2:
+    if b % 3 == 0:  # batch 0 holds the products every event batch refers to
         rows = [{"id": f"p{b}-{i}", "title": f"Batch {b} item {i}", "category": "Tools > Test", "price": 1 + i % 50}
                 for i in range(size)]
         kind = "products"
     else:
-        rows = [{"event_id": f"e{b}-{i}", "user_id": f"u{i % 97}", "item_id": f"p{(b + i) % 53}", "type": "view",
+        rows = [{"event_id": f"e{b}-{i}", "user_id": f"u{i % 97}", "item_id": f"p0-{(b + i) % 53}", "type": "view",
                  "timestamp": base + b * size + i} for i in range(size)]
         kind = "events"
     path = folder / f"{kind}-{b:04d}.jsonl"

@@ -6,7 +6,8 @@ import csv
 
 import pytest
 
-from shoprank.cli._rerank import OVER_FETCH, rerank_pairs
+from shoprank.cascade import DEPTH
+from shoprank.cli._rerank import rerank_pairs
 from shoprank.cli.main import main
 from shoprank.evaluation.trec import read_run
 from shoprank.rerank import RerankConfig, Reranker, Rule, RuleSet, load_rules, save_rules
@@ -39,15 +40,15 @@ def test_rerank_pairs_keeps_the_reranked_order_in_the_scores() -> None:
 
 def test_diversity_zero_is_the_ranker_and_any_lambda_only_reorders_its_candidates(
         trained_shop, tmp_path) -> None:  # noqa: F811
-    from shoprank.search import SearchEngine
+    from shoprank.cascade.load import load_search
 
     shop, _, _ = trained_shop
-    engine = SearchEngine.load(shop)
+    engine = load_search(shop)  # the engine as the server loads it: the batch run answers as the server does
     off = run_search(shop, tmp_path, "--diversity", "0")
     full = run_search(shop, tmp_path, "--diversity", "1")
     for qid, query in (("q1", "cordless drill"), ("q2", "garden hose"), ("q3", "paint")):
         assert [pid for pid, _ in off[qid]] == [pid for pid, _ in engine.search_ids(query, 4)]
-        candidates = {pid for pid, _ in engine.search_ids(query, OVER_FETCH * 4)}
+        candidates = {pid for pid, _ in engine.search_ids(query, DEPTH)}
         assert len(full[qid]) == 4 and {pid for pid, _ in full[qid]} <= candidates
         assert full[qid][0][0] == off[qid][0][0]  # MMR never moves the top item
 
@@ -101,5 +102,5 @@ def test_run_recommend_with_and_without_diversity(rec_home, tmp_path) -> None:  
     rec = Recommender.load(Shop("tiny", rec_home))
     for user in ("u0", "u7", "nobody"):
         assert [pid for pid, _ in runs["0"][user]] == [item.id for item in rec.recommend(user, k=4)]
-        candidates = {item.id for item in rec.recommend(user, k=OVER_FETCH * 4)}
+        candidates = {item.id for item in rec.recommend(user, k=DEPTH)}
         assert len(runs["0.8"][user]) == 4 and {pid for pid, _ in runs["0.8"][user]} <= candidates

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from shoprank.cli._rerank import OVER_FETCH
+from shoprank.cascade import OVER_FETCH
 from shoprank.data.records import Event, Product
 from shoprank.rerank import VARIETY_REASON, RerankConfig, Reranker
 from shoprank.shops import Shop

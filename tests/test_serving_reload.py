@@ -41,10 +41,19 @@ def client(app: Any, key: str) -> httpx.AsyncClient:
 
 
 def corrupt(shop: Shop, kind: str) -> str:
-    """Publish a new bundle, then damage one of its files (as a bad disk or a half copy would)."""
-    version = publish_fake_bundle(shop, kind)
-    with (shop.models_path / kind / version / "weights.json").open("a") as handle:
+    """A new bundle with one file damaged (as a bad disk or a half copy would), made elsewhere and moved in
+    whole, so a watcher never sees it undamaged."""
+    import os
+
+    elsewhere = Shop(shop.name, shop.home.parent / f"{shop.home.name}-corrupt")
+    version = publish_fake_bundle(elsewhere, kind)
+    with (elsewhere.models_path / kind / version / "weights.json").open("a") as handle:
         handle.write(" ")
+    (shop.models_path / kind).mkdir(parents=True, exist_ok=True)
+    os.rename(elsewhere.models_path / kind / version, shop.models_path / kind / version)
+    pointer = shop.models_path / kind / ".LATEST.corrupt"
+    pointer.write_text(version)
+    os.replace(pointer, shop.models_path / kind / "LATEST")  # what a publisher's last step does
     return version
 
 

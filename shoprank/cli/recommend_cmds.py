@@ -131,31 +131,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from shoprank.bundles import BundleError
-    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs
+    from shoprank.cascade import Request, pairs
+    from shoprank.cli._rerank import batch_cascade, describe
     from shoprank.evaluation.trec import write_run
-    from shoprank.recommend.service import Recommender
-    from shoprank.rerank.context import recommend_context
 
     if args.top < 1:
         raise CommandError("--top must be at least 1")
+    if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
+        raise CommandError(f"--diversity must lie between 0 (off) and 1, got {args.diversity}")
     shop = _shop(args)
     with open(args.users, encoding="utf-8") as handle:
         users = [line.strip() for line in handle if line.strip()]
-    try:
-        rec = Recommender.load(shop)
-    except BundleError as exc:
-        raise CommandError(str(exc)) from None
-    reranker = batch_reranker(shop, args.diversity)
-    print(describe(reranker))
+    cascade = batch_cascade(shop, ("recommend",))
+    page_size = cascade.reranking.reranker.config.page_size
+    print(describe(cascade.reranking.reranker, args.diversity))
     started = time.perf_counter()
     run = {}
-    cache: dict = {}
     for user in dict.fromkeys(users):
-        ranked = [(item.id, item.score) for item in rec.recommend(user, k=OVER_FETCH * args.top, slot_at=args.top)]
-        products, vectors = recommend_context(rec, [pid for pid, _ in ranked], cache)
-        run[user] = rerank_pairs(reranker, ranked, products, vectors, None, args.top)
+        ask = Request("recommend", user_id=user, per_page=page_size, limit=args.top, diversity=args.diversity)
+        run[user] = pairs(cascade.run_one(ask))
     write_run(args.out, run, tag=args.tag)
     print(f"wrote {sum(len(v) for v in run.values()):,} lines for {len(run):,} users to {args.out} "
-          f"with bundle {rec.version} in {time.perf_counter() - started:.1f} s")
+          f"with bundle {cascade.recommend.version} in {time.perf_counter() - started:.1f} s")
     return 0

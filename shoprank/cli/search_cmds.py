@@ -68,7 +68,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     run.add_argument("--out", required=True, metavar="RUN", help="TREC run file to write")
     run.add_argument("--top", type=int, default=100)
     run.add_argument("--tag", default="shoprank")
-    run.add_argument("--no-cross-encoder", action="store_true", help="the fast online ranking only")
+    run.add_argument("--cross-encoder", action="store_true",
+                     help="add the cross-encoder on the head of each list (not what the server answers; by default "
+                          "the run lists exactly what the HTTP API answers)")
     add_diversity(run)
     _add_common(run)
     run.set_defaults(handler=cmd_run_search)
@@ -242,26 +244,28 @@ def _progress(done: int, total: int, start: float, unit: str, quiet: bool) -> No
 
 
 def cmd_run_search(args: argparse.Namespace) -> int:
-    from shoprank.cli._rerank import OVER_FETCH, batch_reranker, describe, rerank_pairs
+    from shoprank.cascade import Request, pairs
+    from shoprank.cli._rerank import batch_cascade, describe
     from shoprank.evaluation.trec import write_run
-    from shoprank.rerank.context import search_context
 
     shop = _setup(args)
     if args.top < 1:
         raise CommandError("--top must be at least 1")
     queries = _read_csv(args.queries, ("qid", "query"))
-    engine = _load_engine(shop, not args.no_cross_encoder)
-    reranker = batch_reranker(shop, args.diversity)
+    if args.diversity is not None and not 0.0 <= args.diversity <= 1.0:
+        raise CommandError(f"--diversity must lie between 0 (off) and 1, got {args.diversity}")
+    cascade = batch_cascade(shop, ("search",), use_cross_encoder=args.cross_encoder)
+    engine = cascade.search
+    page_size = cascade.reranking.reranker.config.page_size
     print(f"searching {len(queries):,} queries over {engine.stack.catalog.n_live:,} products "
-          f"with search models {engine.version}; {describe(reranker)}")
+          f"with search models {engine.version}; {describe(cascade.reranking.reranker, args.diversity)}")
     start = time.perf_counter()
     run: dict[str, list[tuple[str, float]]] = {}
     for n, row in enumerate(queries, start=1):
         if row["qid"] in run:
             raise CommandError(f"{args.queries}: qid {row['qid']!r} appears twice")
-        ranked = engine.search_ids(row["query"], OVER_FETCH * args.top)
-        products, vectors = search_context(engine.stack, [pid for pid, _ in ranked])
-        run[row["qid"]] = rerank_pairs(reranker, ranked, products, vectors, row["query"], args.top)
+        ask = Request("search", row["query"], per_page=page_size, limit=args.top, diversity=args.diversity)
+        run[row["qid"]] = pairs(cascade.run_one(ask))
         if n % 20 == 0 or n == len(queries):
             _progress(n, len(queries), start, "queries", args.quiet)
     write_run(args.out, run, tag=args.tag)

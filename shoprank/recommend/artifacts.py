@@ -7,8 +7,11 @@
     trending.npy         (n_items + 1,) the same over the log's last ``trend_days`` days
     counts.npy           (n_items + 1,) occurrences in the training view (how cold each item is)
     covisit_idx.npy / covisit_score.npy     co-visitation neighbours
-    bought_idx.npy / bought_score.npy       bought-together neighbours
+    bought_idx.npy / bought_score.npy / bought_support.npy     bought-together partners, confidence, baskets
 manifest params: ``{"format": 1, "config": SASRecConfig, "encoder": ..., "profile": ..., "training": {...}}``
+
+A baseline bundle (``params["stack"] == "baseline"``, :mod:`shoprank.baseline`) has no ``model.safetensors``
+and no ``config``: it serves trending items, item-to-item neighbours and text similarity only.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ FORMAT = 1
 
 @dataclass
 class RecArtifacts:
-    model: SASRec
+    model: SASRec | None  # None: a baseline bundle (no sequence model)
     item_ids: list[str]
     text_vectors: np.ndarray
     popularity: np.ndarray
@@ -42,22 +45,31 @@ class RecArtifacts:
     version: str = ""
 
 
-def save(models_root: str | Path, art: RecArtifacts) -> str:
+def save(models_root: str | Path, art: RecArtifacts, *, version_prefix: str = "") -> str:
     """Publish ``art`` as a new "recommend" bundle; returns its version."""
-    from safetensors.torch import save_file
+    params = {**art.params, "format": FORMAT}
+    if art.model is not None:
+        params["config"] = art.model.cfg.to_dict()
+    with publish(models_root, KIND, params, version_prefix=version_prefix) as folder:
+        if art.model is not None:
+            from safetensors.torch import save_file
 
-    params = {**art.params, "format": FORMAT, "config": art.model.cfg.to_dict()}
-    with publish(models_root, KIND, params) as folder:
-        state = {k: v.detach().contiguous() for k, v in art.model.state_dict().items()}
-        save_file(state, str(folder / "model.safetensors"))
+            state = {k: v.detach().contiguous() for k, v in art.model.state_dict().items()}
+            save_file(state, str(folder / "model.safetensors"))
         np.save(folder / "text_vectors.npy", art.text_vectors.astype(np.float32), allow_pickle=False)
         (folder / "items.json").write_text(json.dumps(art.item_ids, ensure_ascii=False))
         for name, array in (("popularity", art.popularity), ("trending", art.trending), ("counts", art.counts),
                             ("covisit_idx", art.covisit.idx), ("covisit_score", art.covisit.score),
                             ("bought_idx", art.bought.idx), ("bought_score", art.bought.score)):
             np.save(folder / f"{name}.npy", array, allow_pickle=False)
+        if art.bought.support is not None:
+            np.save(folder / "bought_support.npy", art.bought.support, allow_pickle=False)
     bundle = open_bundle(models_root, KIND, verify=False)
     return bundle.version
+
+
+def is_baseline(params: dict[str, Any]) -> bool:
+    return params.get("stack") == "baseline"
 
 
 def load(models_root: str | Path, version: str | None = None, *, verify: bool = True) -> RecArtifacts:
@@ -74,11 +86,13 @@ def load(models_root: str | Path, version: str | None = None, *, verify: bool = 
     def arr(name: str) -> np.ndarray:
         return np.load(path / f"{name}.npy", allow_pickle=False)
 
-    model = SASRec(SASRecConfig(**params["config"]))
-    model.load_state_dict(load_file(str(path / "model.safetensors")))
     text_vectors = arr("text_vectors")
-    model.items.text_vectors = torch.from_numpy(text_vectors)
-    model.eval()
+    model = None
+    if not is_baseline(params):
+        model = SASRec(SASRecConfig(**params["config"]))
+        model.load_state_dict(load_file(str(path / "model.safetensors")))
+        model.items.text_vectors = torch.from_numpy(text_vectors)
+        model.eval()
     return RecArtifacts(
         model=model,
         item_ids=json.loads((path / "items.json").read_text()),
@@ -87,7 +101,8 @@ def load(models_root: str | Path, version: str | None = None, *, verify: bool = 
         trending=arr("trending"),
         counts=arr("counts"),
         covisit=NeighbourTable(arr("covisit_idx"), arr("covisit_score")),
-        bought=NeighbourTable(arr("bought_idx"), arr("bought_score")),
+        bought=NeighbourTable(arr("bought_idx"), arr("bought_score"),
+                              arr("bought_support") if (path / "bought_support.npy").is_file() else None),
         params=params,
         version=bundle.version,
     )

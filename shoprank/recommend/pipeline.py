@@ -22,7 +22,7 @@ from shoprank.recommend.defences import DEFAULT as DEFAULT_DEFENCES
 from shoprank.recommend.defences import Defences, apply_defences
 from shoprank.recommend.evaluate import LooSplit, leave_one_out
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
-from shoprank.recommend.item2item import bought_together, covisitation
+from shoprank.recommend.item2item import basket_pairs, covisitation
 from shoprank.recommend.text import DEFAULT_MAX_LENGTH, cached_item_vectors
 from shoprank.recommend.training import PROFILES, RecTrainConfig, profile_config, train_sasrec
 from shoprank.shops import Shop
@@ -73,17 +73,35 @@ def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: b
     return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
 
 
-def popularity(log: ShopLog, n_items: int, train: Sequences) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted event counts of the training view, and of the events in the log's last week."""
+def training_events(log: ShopLog, split: LooSplit) -> list[Event]:
+    """The events of the training view, in time order: each user's events without the ones the split holds out
+    (so nothing a test or validation target saw feeds popularity, trending or bought-together)."""
+    kept = {user: len(items) for user, items in zip(split.train.users, split.train.items, strict=True)}
+    seen: dict[str, int] = {}
+    out = []
+    for e in log.events:
+        n = seen.get(e.user_id, 0)
+        seen[e.user_id] = n + 1
+        if n < kept.get(e.user_id, 0):
+            out.append(e)
+    return out
+
+
+def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event] | None = None
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weighted event counts of the training view, the same over the last ``TREND_DAYS`` of the training events
+    (the log's own time, not the wall clock), and the time that window ends."""
     flat = np.concatenate(train.items) if len(train) else np.zeros(0, np.int64)
     weights = np.concatenate([TYPE_WEIGHTS[t] for t in train.types]) if len(train) else None
     pop = np.bincount(flat, weights=weights, minlength=n_items + 1).astype(np.float32)
-    since = log.fingerprint["last_event"] - TREND_DAYS * 86400
+    events = log.events if events is None else events
+    until = max((e.timestamp for e in events), default=0.0)
+    since = until - TREND_DAYS * 86400
     trend = np.zeros(n_items + 1, np.float32)
-    for e in log.events:
+    for e in events:
         if e.timestamp >= since and e.item_id in log.catalogue.index:
             trend[log.catalogue.index[e.item_id]] += EVENT_WEIGHTS.get(e.type, 0.0)
-    return pop, trend
+    return pop, trend, until
 
 
 COVISIT_WINDOW, COVISIT_KEEP = 50, 200  # co-visitation over whole (<= 50-event) histories: best on validation
@@ -196,7 +214,9 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
     n_items = len(log.catalogue)
     model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
                                   progress=progress)
-    pop, trend = popularity(log, n_items, split.train)
+    train_events = training_events(log, split)
+    pop, trend, trend_until = popularity(log, n_items, split.train, train_events)
+    bought, basket_counts = basket_pairs(train_events, log.catalogue.index, n_items)
     art = artifacts.RecArtifacts(
         model=model,
         item_ids=list(log.catalogue.ids),
@@ -205,9 +225,10 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
         trending=trend,
         counts=split.train_counts.astype(np.float32),
         covisit=covisitation(split.train, n_items, window=COVISIT_WINDOW, keep=COVISIT_KEEP),
-        bought=bought_together(split.train, n_items),
+        bought=bought,
         params={
             **(params or {}),
+            "trend_until": trend_until, "trend_days": TREND_DAYS, "bought_together": basket_counts,
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
             "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
@@ -271,7 +292,8 @@ def reblend(shop: Shop) -> dict[str, Any]:
         raise ValueError("the shop's log changed since the latest bundle was trained: train it again instead")
     split = log.split()
     art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
-    art.bought = bought_together(split.train, len(log.catalogue))
+    art.bought, art.params["bought_together"] = basket_pairs(training_events(log, split), log.catalogue.index,
+                                                             len(log.catalogue))
     weights, grid = choose_blend_weights(art, split)
     art.params["blend_grid_valid_ndcg@10"] = grid
     art.params["reblended_from"] = art.version

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,13 +31,17 @@ from shoprank.store.base import Store
 
 VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "purchase": "bought",
          "rating": "rated"}
+STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
+"""Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
 RRF_K = 60.0
+RRF_DEPTH = 300  # candidates of each part the short-history blend fuses, whatever k (same list for any k)
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 SHORT_HISTORY = 2  # histories this short get the item-to-item blend
 CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
 COLD_MAX_COUNT = 10  # items seen more often than this in training get no content match
 COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
 COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
+BASELINE_HISTORY = CONTENT_WINDOW  # a baseline bundle (no sequence model) ranks by this many latest events
 
 
 def coldness(counts: np.ndarray) -> np.ndarray:
@@ -102,19 +107,19 @@ def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarr
 
 
 def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first."""
+    """Indices of the k largest finite scores, best first; equal scores in index order, so the top k is always
+    the head of the top k + n (a list cut at 4 and one cut at 300 agree)."""
     finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) <= k:
-        return finite[np.argsort(-scores[finite], kind="stable")]
-    part = finite[np.argpartition(-scores[finite], k)[:k]]
-    return part[np.argsort(-scores[part], kind="stable")]
+    if len(finite) > k:
+        kth = np.partition(scores[finite], len(finite) - k)[len(finite) - k]  # the k-th largest score
+        finite = finite[scores[finite] >= kth]
+    return finite[np.lexsort((finite, -scores[finite]))][:k]
 
 
 class Recommender:
     """Recommendations for one shop. Thread-safe for reads; ``add_products`` takes a lock."""
 
     def __init__(self, art: artifacts.RecArtifacts, store: Store | None = None) -> None:
-        import torch
 
         self.art = art
         self.store = store
@@ -124,9 +129,7 @@ class Recommender:
             self.catalogue.add(item_id)
         self._titles: dict[str, str] = {}
         self._lock = threading.Lock()
-        with torch.no_grad():
-            self._vectors = self.model.items.all()  # (N+1, d) item vectors, cached for serving
-        self._vectors_np = self._vectors.numpy()
+        self._refresh_vectors()
         self._covisit = covisit_matrix(art.covisit)
         self._cold = self._cold_items()
         self._slot = self._slot_items()
@@ -168,7 +171,8 @@ class Recommender:
             for p in new:
                 self.catalogue.add(p.id, p.text())
                 self._titles[p.id] = p.title
-            self.model.add_items(torch.from_numpy(vectors))
+            if self.model is not None:
+                self.model.add_items(torch.from_numpy(vectors))
             self.art.text_vectors = np.vstack([self.art.text_vectors, vectors])
             pad = np.zeros(len(new), dtype=np.float32)
             self.art.popularity = np.concatenate([self.art.popularity, pad])
@@ -176,12 +180,28 @@ class Recommender:
             self.art.counts = np.concatenate([self.art.counts, pad])
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
-            self._vectors = self.model.items.all()
-            self._vectors_np = self._vectors.numpy()
+            self._refresh_vectors()
             self._covisit = covisit_matrix(self.art.covisit)
             self._cold = self._cold_items()
             self._slot = self._slot_items()
         return len(new)
+
+    def _refresh_vectors(self) -> None:
+        """The (N+1, d) item vectors cached for serving: the model's, or the text vectors of a baseline."""
+        if self.model is None:
+            self._vectors = None
+            self._vectors_np = self.art.text_vectors
+            return
+        import torch
+
+        with torch.no_grad():
+            self._vectors = self.model.items.all()
+        self._vectors_np = self._vectors.numpy()
+
+    @property
+    def is_baseline(self) -> bool:
+        """A baseline bundle: trending, item-to-item neighbours and text similarity, no sequence model."""
+        return self.model is None
 
     def _cold_items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The items that get a content match, their text vectors (contiguous) and weights."""
@@ -217,12 +237,18 @@ class Recommender:
         """The weighted parts of the score, each (n, n_items + 1): ``sequence`` (the model), and where the
         bundle's validation-chosen weights are positive ``content`` (text match, for items with few events)
         and ``covisit`` (co-visitation neighbours of the history)."""
+        if self.model is None:  # baseline: no sequence part
+            parts = {"sequence": np.zeros((len(histories), self.n_items + 1), np.float32)}
+            return self._blend_parts(parts, histories)
         import torch
 
         with torch.no_grad():
             h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
             t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
             parts = {"sequence": self.model.score(h, t, self._vectors).numpy()}
+        return self._blend_parts(parts, histories)
+
+    def _blend_parts(self, parts: dict[str, np.ndarray], histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         content_w = float(self.art.params.get("content_weight", 0.0))
         if content_w > 0:
             parts["content"] = content_w * content_match(histories, self.art.text_vectors, *self._cold)
@@ -257,7 +283,8 @@ class Recommender:
         ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
         passes its page size)."""
         if history is None:
-            history = self.store.user_events(user_id, limit=self.model.cfg.max_len) if self.store else []
+            limit = self.model.cfg.max_len if self.model is not None else BASELINE_HISTORY
+            history = self.store.user_events(user_id, limit=limit) if self.store else []
         items, types = history_arrays(history, self.catalogue)
         banned = np.zeros(self.n_items + 1, dtype=bool)
         banned[0] = True
@@ -269,9 +296,15 @@ class Recommender:
             scores = self.art.trending + 1e-3 * self.art.popularity
             scores = np.where(banned, -np.inf, scores)
             top = _top_k(scores, k)
+            trending = self._trending_reason()
             return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
                                                       "popularity": float(self.art.popularity[i])},
-                               ["popular this week" if self.art.trending[i] > 0 else "popular"]) for i in top]
+                               [trending if self.art.trending[i] > 0 else "popular"]) for i in top]
+        if self.model is None:  # baseline: neighbours and text similarity of the latest events
+            i2i = self._item2item(items[-BASELINE_HISTORY:])
+            i2i[banned] = -np.inf
+            return [self._item(i, float(i2i[i]), {"item2item": float(i2i[i])}, self._why(i, items, types))
+                    for i in _top_k(i2i, k)]
         parts = {name: part[0] for name, part in self.score_parts([items], [types]).items()}
         content = parts.get("content", np.zeros(self.n_items + 1, dtype=np.float32))
         seq = sum(parts.values())
@@ -285,7 +318,7 @@ class Recommender:
         i2i[banned] = -np.inf
         fused = np.zeros(self.n_items + 1, dtype=np.float64)
         for part in (seq, i2i):
-            cand = _top_k(part, max(200, k))
+            cand = _top_k(part, max(RRF_DEPTH, k))
             fused[cand] += 1.0 / (RRF_K + np.arange(1, len(cand) + 1))
         fused[banned] = -np.inf
         fused[fused == 0] = -np.inf
@@ -315,7 +348,7 @@ class Recommender:
             return results
         recent = items[-COLD_SLOT_WINDOW:]
         j = int(np.argmax(self.art.text_vectors[recent] @ self.art.text_vectors[chosen]))
-        verb = VERBS.get(_TYPE_NAMES.get(int(types[-COLD_SLOT_WINDOW:][j]), "view"), "viewed")
+        verb = VERBS[strongest_event(items, types, int(recent[j]))]
         reason = (f"new here: its description is close to {self._title(self.catalogue.id_of(int(recent[j])))} "
                   f"you {verb}")
         rest = [r for r in results if r.id != chosen_id]
@@ -339,12 +372,28 @@ class Recommender:
                 for i in _top_k(scores, k)]
 
     def bought_together(self, item_id: str, k: int = 10) -> list[ScoredItem]:
-        """Items bought close to ``item_id``, popularity-corrected; empty when none are known."""
+        """Items bought in the same baskets as ``item_id`` (``shoprank.recommend.item2item.basket_pairs``), by
+        confidence, with the support and confidence shown; empty when no pair has enough baskets behind it."""
         item = self._index(item_id)
         idx, s = self.art.bought.row(item)
+        support = self.art.bought.row_support(item)
         name = self._title(item_id)
-        return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
-                for i, v in zip(idx[:k], s[:k], strict=True)]
+        if support is None:  # a bundle from before baskets: scores without counts
+            return [self._item(int(i), float(v), {"copurchase": float(v)}, [f"often bought with {name}"])
+                    for i, v in zip(idx[:k], s[:k], strict=True)]
+        out = []
+        for i, confidence, n in zip(idx[:k], s[:k], support[:k], strict=True):
+            baskets = max(int(round(n / confidence)), int(n)) if confidence > 0 else int(n)
+            out.append(self._item(int(i), float(confidence), {"confidence": float(confidence), "support": float(n)},
+                                  [f"bought with {name} in {int(n)} of {baskets} baskets ({confidence:.0%})"]))
+        return out
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
+        from shoprank.rerank.context import recommend_vectors
+
+        found = self.store.get_products(list(ids)) if self.store is not None else []
+        return {p.id: p for p in found if p is not None}, recommend_vectors(self)
 
     # helpers -------------------------------------------------------------------------------
     def _index(self, item_id: str) -> int:
@@ -359,11 +408,23 @@ class Recommender:
         title = self._titles.get(item_id, item_id)
         return title if len(title) <= 60 else title[:57] + "..."
 
+    def _trending_reason(self) -> str:
+        """What "trending" means here: the busiest products of the last days of the training log, dated, since
+        that log may have ended long before today."""
+        until = self.art.params.get("trend_until")
+        if not until:
+            return "popular lately"
+        from datetime import UTC, datetime
+
+        days = float(self.art.params.get("trend_days", 7))
+        return f"popular in the {days:g} days to {datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
+
     def _why(self, item: int, items: np.ndarray, types: np.ndarray, content: float = 0.0) -> list[str]:
-        """'similar to X you bought': the history item whose vector is closest to the recommended one."""
+        """'similar to X you bought': the history item whose vector is closest to the recommended one, named with
+        the strongest of the user's events on it."""
         sims = self._vectors_np[items] @ self._vectors_np[item]
         j = int(np.argmax(sims))
-        verb = VERBS.get(_TYPE_NAMES.get(int(types[j]), "view"), "viewed")
+        verb = VERBS[strongest_event(items, types, int(items[j]))]
         reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
         if self.art.counts[item] == 0 and content > 0:
             reasons.append("new: its description matches what you looked at")
@@ -371,6 +432,12 @@ class Recommender:
 
     def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
         return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)
+
+
+def strongest_event(items: np.ndarray, types: np.ndarray, item: int) -> str:
+    """The strongest event type (:data:`STRENGTH`) among a history's events on ``item``."""
+    names = [_TYPE_NAMES.get(int(t), "view") for t in types[items == item]]
+    return max(names, key=lambda name: STRENGTH.get(name, 0), default="view")
 
 
 def _type_names() -> dict[int, str]:

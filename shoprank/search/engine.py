@@ -165,6 +165,9 @@ class SearchEngine:
                user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
         """A page of results (``k`` from ``offset``) and the number of matching candidates.
 
+        The candidates are the stack's BM25 top ``lexical_k`` united with its dense top ``dense_k``, whatever
+        ``k``: asking for more results never changes the order of the first ones.
+
         ``user_id`` personalises: products in the categories of the user's recent events gain up to
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
@@ -179,8 +182,8 @@ class SearchEngine:
         qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
         with self._lock.read():
             tokens = stack.tokens(query)
-            depth = max(stack.config.lexical_k, offset + k)
-            cand = stack.candidates(tokens, qvec, lexical_k=depth, dense_k=max(stack.config.dense_k, offset + k))
+            # the pool does not depend on k: a page of 10 and a run of 100 are cut from one ranked list
+            cand = stack.candidates(tokens, qvec)
             if filters is not None and not filters.is_empty():
                 keep = np.asarray([stack.catalog.products[r] is not None and filters.matches(stack.catalog.products[r])
                                    for r in cand.rows], bool)
@@ -229,6 +232,11 @@ class SearchEngine:
                 items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts, reasons))
         return items, total
 
+    def correction(self, query: str) -> str | None:
+        """The query as the spelling index corrects it ("did you mean"), or None when it changes nothing."""
+        with self._lock.read():
+            return self.stack.correction(query.strip())
+
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Order the given products for ``query`` (the cross-encoder scores all of them when loaded).
 
@@ -255,6 +263,12 @@ class SearchEngine:
             floor = (min(s for _, s in out) if out else 0.0) - 1.0
             out += [(pid, floor - n) for n, pid in enumerate(i for i, k in zip(ids, known, strict=True) if not k)]
         return out
+
+    def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
+        """What the re-ranking stage needs of ``ids``: their products and a function giving their text vectors."""
+        from shoprank.rerank.context import search_context
+
+        return search_context(self.stack, ids)
 
     def search_ids(self, query: str, top: int = 100) -> list[tuple[str, float]]:
         """The whole-catalogue ranking for batch runs: (product id, score), best first."""

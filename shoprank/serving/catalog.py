@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from shoprank.data.records import Product
 from shoprank.results import ScoredItem
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Store
 
 PRICE_BUCKETS: tuple[float, ...] = (10, 25, 50, 100, 250, 500, 1000)
 """Upper bounds of the price facet's buckets; the last bucket is open-ended."""
@@ -27,16 +27,19 @@ class Entry(NamedTuple):
     brand: str
     price: float | None
     in_stock: bool
+    currency: str = ""
+    created_at: float | None = None
 
 
 def entry_of(product: Product) -> Entry:
-    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock)
+    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock,
+                 product.currency, product.created_at)
 
 
 class Catalog:
     """id -> :class:`Entry` for every product of one shop."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self.version = store.catalog_version()
@@ -80,7 +83,8 @@ class Catalog:
                 "parts": {k: _finite(v) for k, v in item.parts.items()},
             }
             if details:
-                row.update(category=entry.category, brand=entry.brand, price=entry.price, in_stock=entry.in_stock)
+                row.update(category=entry.category, brand=entry.brand, price=entry.price,
+                           currency=entry.currency or None, in_stock=entry.in_stock)
             out.append(row)
         return out
 

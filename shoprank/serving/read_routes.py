@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
+from shoprank.cascade import Cascade
+from shoprank.cascade import Request as Ask
+from shoprank.rerank.shop import request_seed
 from shoprank.results import SearchFilters
-from shoprank.serving import rerank
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
-from shoprank.serving.rerank import OVER_FETCH
-from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
+from shoprank.serving.impressions import record_answer
+from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -26,6 +27,11 @@ Diversity = Annotated[float | None, Query(ge=0, le=1, allow_inf_nan=False,
 
 def _queued(request: Request) -> float:
     return getattr(request.state, "queue", 0.0)
+
+
+def _cascade(state: Any, *, search: Any = None, recommend: Any = None) -> Cascade:
+    """The shop's cascade over the engine this request took (a swap mid-request does not change it)."""
+    return Cascade(search=search, recommend=recommend, reranking=state.rerank, store=state.store)
 
 
 def _engine_call(request: Request, call: Any, *args: Any, **kwargs: Any) -> Any:
@@ -63,9 +69,13 @@ def search(
     in_stock: Annotated[bool | None, Query()] = None,
     facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
     diversity: Diversity = None,
+    sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
+                    Query(description="the order of the matching products (stable; relevance breaks ties)")
+                    ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
+    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
     started = time.perf_counter()
+    check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
     engine = engine_of(state, "search")
     text, cut = clean_query(q)
@@ -75,50 +85,38 @@ def search(
         brand=clean_query(brand)[0] or None if brand else None,
         price_min=price_min, price_max=price_max, in_stock=in_stock,
     )
-    offset = (page - 1) * per_page
     cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
-    reranker = state.rerank.for_request(diversity, page_size=per_page)
+    ask = Ask("search", text, user_id=user, filters=filters, page=page, per_page=per_page, diversity=diversity,
+                  facets=facets, explore=True, seed=request_seed(text, user), sort=sort)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    if reranker is not None:  # re-rank the head of the list, then cut the page from it
-        depth = max(cap, offset + per_page * OVER_FETCH)
-        items, total = _engine_call(request, engine.search, text, k=depth, offset=0, filters=filters, user_id=user)
-        fetched = len(items)
-        items = rerank.apply(reranker, engine, state.store, items, query=text, filters=filters,
-                             seed=rerank.request_seed(text, user))
-        total = max(0, total - (fetched - len(items)))  # hidden by a rule
-        facet_ids = [item.id for item in items[:cap]] if facets else []
-        items = items[offset : offset + per_page]
-    elif facets and offset + per_page <= cap:  # one call: the page, explained, and ids for the facets
-        items, total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user,
-                                    explain=offset + per_page)
-        facet_ids = [item.id for item in items]
-        items = items[offset : offset + per_page]
-    else:
-        items, total = _engine_call(request, engine.search, text, k=per_page, offset=offset, filters=filters,
-                                    user_id=user)
-        facet_ids = []
-        if facets:
-            head, _total = _engine_call(request, engine.search, text, k=cap, offset=0, filters=filters, user_id=user,
-                                        explain=0)
-            facet_ids = [item.id for item in head]
+    answer = _engine_call(request, _cascade(state, search=engine).run_one, ask)
     t1 = time.perf_counter()
-    hits = state.catalog.hydrate(items)
-    counts = state.catalog.facets(facet_ids) if facets else {}
+    hits = state.catalog.hydrate(answer.items)
+    counts = state.catalog.facets(answer.facet_ids[:cap]) if facets else {}
     t2 = time.perf_counter()
     queue = _queued(request)
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
-        "hits": hits, "facets": counts, "total": int(total), "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "model_version": getattr(engine, "version", None),
+        "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
+        "query": text, "query_truncated": cut,
+        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
+        "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
+                                    offset=(page - 1) * per_page, page=page, query=text, user_id=user,
+                                    model_version=answer.model_version, request_id=answer.request_id),
     }
     return json_response(payload, timings=timings)
 
 
-def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
-                  ) -> Response:
+def _items_answer(request: Request, state: Any, engine: Any, answer: Any, started: float, t0: float,
+                  surface: str, user_id: str | None = None, item_id: str | None = None) -> Response:
     t1 = time.perf_counter()
-    payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
+    version = getattr(engine, "version", None)
+    hydrated = state.catalog.hydrate(answer.items)
+    payload = {"items": hydrated, "model_version": version,
+               "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
+                                           user_id=user_id, item_id=item_id, model_version=version,
+                                           request_id=answer.request_id)}
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
@@ -140,14 +138,11 @@ def recommendations(
     state = shop_state(request, shop)
     engine = engine_of(state, "recommend")
     user = check_id(user_id, "user_id")
-    reranker = state.rerank.for_request(diversity, page_size=k)
+    ask = Ask("recommend", user_id=user, per_page=k, exclude=frozenset(exclude or ()), diversity=diversity,
+                  explore=True, seed=request_seed(user))
     t0 = time.perf_counter()
-    fetch = k * OVER_FETCH if reranker is not None else k
-    items = _engine_call(request, engine.recommend, user, k=fetch, exclude=set(exclude) if exclude else None,
-                         slot_at=k)
-    if reranker is not None:
-        items = rerank.apply(reranker, engine, state.store, items, seed=rerank.request_seed(user))[:k]
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
@@ -157,12 +152,10 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
     item = check_id(product_id, "product_id")
     if item not in state.catalog:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
-    reranker = state.rerank.for_request(page_size=k, rules_only=True)  # variety would work against "similar"
+    ask = Ask("similar" if method == "similar" else "bought_together", item_id=item, per_page=k)
     t0 = time.perf_counter()
-    items = _engine_call(request, getattr(engine, method), item, k * OVER_FETCH if reranker is not None else k)
-    if reranker is not None:
-        items = rerank.apply(reranker, engine, state.store, items)[:k]
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, ask.surface, item_id=item)
 
 
 @router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,
@@ -193,22 +186,24 @@ def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Resp
 _USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
 
 
+def forget_user(state: Any, user_id: str) -> None:
+    """Drop a deleted user from the recent-users list at once."""
+    key = str(state.shop.store_path)
+    cached = _USERS_CACHE.get(key)
+    if cached is not None:
+        _USERS_CACHE[key] = (cached[0], [u for u in cached[1] if u != user_id])
+
+
 @router.get("/shops/{shop}/users", response_model=UsersAnswer, responses=ERRORS, tags=["catalogue"])
 def recent_users(
     request: Request, shop: str, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = str(state.shop.store_path)
+    key = f"{id(state.store)}:{state.name}"
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
-        # newest events by primary key: cheap on any size of log
-        conn = sqlite3.connect(f"file:{state.shop.store_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 5000").fetchall()
-        finally:
-            conn.close()
-        cached = (time.monotonic(), list(dict.fromkeys(r[0] for r in rows))[:100])
+        cached = (time.monotonic(), state.store.recent_users(100))
         _USERS_CACHE[key] = cached
     return json_response({"users": cached[1][:limit]})
 

@@ -1,0 +1,29 @@
+"""One cascade for search, "for you", "similar items" and "bought together": candidates, ranking, re-ranking."""
+
+from shoprank.cascade.base import (
+    SURFACES,
+    Candidates,
+    CandidateSource,
+    Page,
+    Ranker,
+    Request,
+    clean_query,
+    top_k,
+)
+from shoprank.cascade.cascade import DEPTH, OVER_FETCH, Cascade, MissingModel, pairs
+
+__all__ = [
+    "OVER_FETCH",
+    "DEPTH",
+    "SURFACES",
+    "CandidateSource",
+    "Candidates",
+    "Cascade",
+    "MissingModel",
+    "Page",
+    "Ranker",
+    "Request",
+    "clean_query",
+    "pairs",
+    "top_k",
+]
