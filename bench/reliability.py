@@ -133,12 +133,12 @@ def check_batches(batches: list[Batch], db: Path, outcome: Outcome, lost: set[st
 # ------------------------------------------------------------------------------------------ (a) ingest
 def _ingest_file(folder: Path, b: int, size: int) -> tuple[Path, Batch]:
     base = 1_700_000_000.0
-    if b % 3 == 2:
+    if b % 3 == 0:  # batch 0 holds the products every event batch refers to
         rows = [{"id": f"p{b}-{i}", "title": f"Batch {b} item {i}", "category": "Tools > Test", "price": 1 + i % 50}
                 for i in range(size)]
         kind = "products"
     else:
-        rows = [{"event_id": f"e{b}-{i}", "user_id": f"u{i % 97}", "item_id": f"p{(b + i) % 53}", "type": "view",
+        rows = [{"event_id": f"e{b}-{i}", "user_id": f"u{i % 97}", "item_id": f"p0-{(b + i) % 53}", "type": "view",
                  "timestamp": base + b * size + i} for i in range(size)]
         kind = "events"
     path = folder / f"{kind}-{b:04d}.jsonl"

@@ -150,7 +150,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from bench import pgserver
-    from shoprank.store import SQLiteStore, open_store
+    from shoprank.store import open_store
 
     work = Path(tempfile.mkdtemp(prefix="shoprank-scale-"))
     server_folder = None
@@ -165,7 +165,7 @@ def main() -> None:
             runs = []
             for run in range(args.repeats):
                 if name == "sqlite":
-                    runs.append(ingest(lambda run=run: SQLiteStore(work / f"s{run}.sqlite"), events, products,
+                    runs.append(ingest(lambda run=run: open_store(work / f"s{run}.sqlite"), events, products,
                                        args.batch))
                 else:
                     with pgserver.fresh_database(server, "scale") as url:
@@ -176,7 +176,7 @@ def main() -> None:
                 "runs": runs,
             }
             if name == "sqlite":
-                with SQLiteStore(work / "s0.sqlite") as store:
+                with open_store(work / "s0.sqlite") as store:
                     row["reads_per_s"] = {t: reads(store, args.users, args.read_seconds, t) for t in (1, 4)}
             else:
                 with pgserver.fresh_database(server, "scale") as url:

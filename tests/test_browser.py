@@ -85,6 +85,82 @@ def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None
     assert [(e.item_id, e.query, e.position) for e in clicks] == [(clicked, "drill", 0)]
 
 
+def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str, Path]) -> None:
+    url, key, _ = server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page(locale="en-US")
+            page.goto(url)
+            page.locator("#key-hint").wait_for()  # no key: the page says what to do instead of staying empty
+            assert "needs an API key" in page.inner_text("#key-hint")
+            assert "shoprank keys create --scope storefront" in page.inner_text("#key-hint")
+            page.fill("#key", key)
+            page.click("#settings button[type=submit]")
+            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+            assert page.locator("#key-hint").is_hidden()
+
+            page.fill("#q", "puzzle")
+            page.select_option("#sort", "price_desc")
+            page.press("#q", "Enter")
+            page.wait_for_function("document.querySelectorAll('#results li').length === 8")
+            ids = page.eval_on_selector_all("#results li", "items => items.map(li => li.dataset.id)")
+            assert ids == ["toys-4-1", "toys-3-0", "toys-2-1", "toys-2-0", "toys-1-1", "toys-1-0", "toys-0-1",
+                           "toys-0-0"]  # dearest first; the two out-of-stock puzzles hidden
+            first = page.inner_text("#results li >> nth=0")
+            assert "€124.00" in first  # the price with its currency
+            assert page.locator("#results .score").count() == 0  # score internals are not for shoppers
+
+            page.check("#debug")
+            page.click("#settings button[type=submit]")
+            page.wait_for_function("document.querySelectorAll('#results .score').length === 8")
+            assert "score" in page.inner_text("#results li >> nth=0")
+
+            page.select_option("#sort", "relevance")
+            page.fill("#q", "sprinkel")
+            page.press("#q", "Enter")
+            page.wait_for_function("!document.querySelector('#did-you-mean').hidden")
+            assert page.inner_text("#did-you-mean") == "Showing results for “sprinkler”."
+            assert "Sprinkler" in page.inner_text("#results li >> nth=0")
+        finally:
+            browser.close()
+
+
+def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
+    from shoprank.answers.examples import tiny_answers
+    from shoprank.shops import Shop
+
+    url, key, home = server
+    tiny_answers(Shop("tiny", home))  # published while the server runs: picked up on the first question
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/#key={key}")
+            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+            page.fill("#help-q", "I'd like my money back")
+            page.click("#help-form button[type=submit]")
+            page.wait_for_selector("#help-answer .answer")
+            assert "return any item within 30 days" in page.inner_text("#help-answer")
+            assert "returns" in page.inner_text("#help-answer .meta")
+            page.fill("#help-q", "sing me a song")
+            page.press("#help-q", "Enter")
+            page.wait_for_selector("#help-answer .handoff")
+            assert "a person from our team" in page.inner_text("#help-answer")
+            page.fill("#help-q", "have you got a drill for sale")
+            page.click("#help-form button[type=submit]")
+            page.locator("#help-products li").first.wait_for()
+            assert "Drill" in page.inner_text("#help-products")
+        finally:
+            browser.close()
+
+
 def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str, Path]) -> None:
     from shoprank.data.ingest import ingest_rows
     from shoprank.sentiment.examples import review_history

@@ -88,6 +88,8 @@ def test_parquet_events(store, tmp_path):
 
 
 def test_cli_ingest_and_shops(home, tmp_path, capsys):
+    products = write_jsonl(tmp_path / "p.jsonl", [{"id": f"p{i}", "title": f"Product {i}"} for i in range(5)])
+    assert main(["ingest", "products", str(products), "--shop", "demo", "--quiet"]) == 0
     path = write_jsonl(tmp_path / "e.jsonl", events(5))
     assert main(["ingest", "events", str(path), "--shop", "demo", "--quiet"]) == 0
     assert "stored 5" in capsys.readouterr().out
@@ -97,7 +99,8 @@ def test_cli_ingest_and_shops(home, tmp_path, capsys):
     assert "line 1: field 'timestamp'" in capsys.readouterr().err
     assert main(["shops", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed == [{"shop": "demo", "products": 0, "events": 5, "users": 3, "judgments": 0, "queries": 0}]
+    assert listed == [{"shop": "demo", "products": 5, "events": 5, "users": 3, "judgments": 0, "queries": 0,
+                      "impressions": 0}]
 
 
 def test_shops_are_isolated(home):

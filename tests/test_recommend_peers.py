@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from shoprank.data.records import Event
 from shoprank.recommend.baselines import (
     ALSScorer,
     BPRScorer,
@@ -15,7 +16,7 @@ from shoprank.recommend.baselines import (
 )
 from shoprank.recommend.evaluate import leave_one_out, mask_seen, run_scorer, summarise
 from shoprank.recommend.interactions import TYPE_INDEX, Sequences
-from shoprank.recommend.item2item import bought_together, covisitation
+from shoprank.recommend.item2item import basket_pairs, covisitation
 
 N = 12
 
@@ -87,13 +88,16 @@ def test_covisitation_is_cosine_normalised() -> None:
     assert score[0] == pytest.approx(2 * 2.0 / np.sqrt((4 + 0.25) * 4))
 
 
-def test_bought_together_corrects_for_popularity() -> None:
-    buy = TYPE_INDEX["purchase"]
-    # item 2 is bought by everyone; item 3 only with item 1
-    items = [np.array([1, 2]), np.array([1, 3]), np.array([1, 3])] + [np.array([2, 4])] * 20
-    seqs = Sequences([str(i) for i in range(len(items))], items, [np.full(2, buy) for _ in items])
-    idx, score = bought_together(seqs, 4).row(1)
-    assert idx[0] == 3 and score[0] == pytest.approx(2 / np.sqrt(2))
+def test_bought_together_ranks_partners_by_confidence_over_baskets() -> None:
+    # item 2 is bought by everyone but once with item 1; item 3 in two of item 1's three baskets
+    baskets = [[1, 2], [1, 3], [1, 3]] + [[2, 4]] * 20
+    events = [Event(f"e{b}-{n}", f"u{b}", f"i{item}", "purchase", 1e9 + 86_400 * b + n)
+              for b, items in enumerate(baskets) for n, item in enumerate(items)]
+    table, counts = basket_pairs(events, {f"i{n}": n for n in range(1, 5)}, 4)
+    idx, score = table.row(1)
+    assert idx.tolist() == [3] and score[0] == pytest.approx(2 / 3)  # (1, 2) has one basket: below the support
+    assert table.row_support(1).tolist() == [2.0]
+    assert counts == {"baskets": 23, "pairs": 2}
 
 
 def test_public_surface() -> None:

@@ -259,7 +259,7 @@ async def test_bad_product_refuses_the_batch(served: tuple[Any, str]) -> None:
     ("body", "status", "code"),
     [
         (b"{not json", 400, "invalid_json"),
-        (b'{"events": [{"value": NaN}]}', 400, "invalid_json"),
+        (b'{"events": [{"value": NaN}]}', 422, "invalid_record"),  # named by field, as ingest does
         (b"[" * 100_000 + b"]" * 100_000, 400, "invalid_json"),
         (b"", 400, "invalid_json"),
         (b'{"events": 5}', 400, "invalid_body"),
@@ -442,6 +442,21 @@ async def test_openapi_and_docs(served: tuple[Any, str]) -> None:
         page = await c.get("/")
     assert "/shops/{shop}/search" in schema["paths"] and "/shops/{shop}/events" in schema["paths"]
     assert docs.status_code == 200 and page.status_code == 200
+
+
+@pytest.mark.anyio
+async def test_docs_work_offline_from_packaged_assets(served: tuple[Any, str]) -> None:
+    import re
+
+    app, _ = served
+    async with client(app) as c:
+        docs = (await c.get("/docs")).text
+        assets = re.findall(r'(?:src|href)="([^"]+)"', docs)
+        fetched = {a: await c.get(a) for a in assets if a.startswith("/docs-assets/")}
+    assert "http://" not in docs and "https://" not in docs  # no CDN: nothing outside this server
+    assert {"/docs-assets/swagger-ui-bundle.js", "/docs-assets/swagger-ui.css"} <= set(assets)
+    assert all(r.status_code == 200 and r.content for r in fetched.values())
+    assert len(fetched["/docs-assets/swagger-ui-bundle.js"].content) > 100_000  # the real Swagger UI
 
 
 def test_public_surface() -> None:

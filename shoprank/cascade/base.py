@@ -45,6 +45,7 @@ class Request:
     (online answers only: batch runs and evaluation must repeat). ``seed`` fixes what exploration draws.
     ``limit``: answer the first ``limit`` results of the list instead of one page (batch runs and evaluation);
     re-ranking still arranges the list in pages of ``per_page``, so the first ``per_page`` equal page 1.
+    ``sort`` (search): ``relevance`` or an explicit order of the matching set (``shoprank.search.sorting``).
     """
 
     surface: str
@@ -61,8 +62,12 @@ class Request:
     explore: bool = False
     seed: int | None = None
     limit: int | None = None
+    sort: str = "relevance"
 
     def __post_init__(self) -> None:
+        from shoprank.search.sorting import check_sort
+
+        check_sort(self.sort)
         if self.surface not in SURFACES:
             raise ValueError(f"unknown surface {self.surface!r}; use one of {', '.join(SURFACES)}")
         if self.page < 1 or self.per_page < 1:
@@ -98,6 +103,7 @@ class Page:
     query: str = ""
     query_truncated: bool = False
     facet_ids: list[str] = field(default_factory=list)
+    corrected_query: str | None = None  # the spelling index's correction of the query, when it made one
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property

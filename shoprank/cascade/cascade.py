@@ -16,6 +16,7 @@ from typing import Any
 
 from shoprank.cascade.base import Page, Request, clean_query
 from shoprank.data.records import Product
+from shoprank.search.sorting import SORT_DEPTH, sort_items
 
 OVER_FETCH = 3
 """Candidates ranked per place shown when the shop re-ranks: diversity and rules choose from them."""
@@ -51,7 +52,8 @@ class Cascade:
     def _reranker(self, request: Request) -> Any:
         if self.reranking is None:
             return None
-        rules_only = request.surface in ("similar", "bought_together")  # variety would work against "similar"
+        # variety would work against "similar", and against an order the shopper chose
+        rules_only = request.surface in ("similar", "bought_together") or request.sort != "relevance"
         return self.reranking.for_request(request.diversity, page_size=request.per_page, rules_only=rules_only,
                                           explore=request.explore)
 
@@ -60,17 +62,23 @@ class Cascade:
         text, cut = clean_query(request.query)
         reranker = self._reranker(request)
         wanted = request.end
-        depth = max(self.depth, wanted * OVER_FETCH)
+        sorting = request.sort != "relevance"
+        depth = max(self.depth, wanted * OVER_FETCH, SORT_DEPTH if sorting else 0)
         items, total = engine.search(text, k=depth, offset=0, filters=request.filters, user_id=request.user_id,
-                                     explain=None if reranker is not None else wanted)
+                                     explain=None if reranker is not None or sorting else wanted)
+        products: dict[str, Product] = {}
         if reranker is not None:
             fetched = len(items)
             products, vectors = self._context(engine, [item.id for item in items])
             items = reranker.rerank(items, products, vectors, text, filters=request.filters,
                                     rng=request.seed if request.seed is not None else 0)
             total = max(0, total - (fetched - len(items)))  # hidden by a rule
+        if sorting:  # the matching set (rules applied) in the shopper's order, stable, before the page is cut
+            products = products or self._context(engine, [item.id for item in items])[0]
+            items = sort_items(items, request.sort, lambda it: _fact(products, it.id, "price"),
+                               lambda it: _fact(products, it.id, "created_at"))
         return Page(request, items[request.offset : wanted], int(total), getattr(engine, "version", None), text, cut,
-                    [item.id for item in items] if request.facets else [])
+                    [item.id for item in items] if request.facets else [], corrected_query=engine.correction(text))
 
     def _recommend(self, request: Request) -> Page:
         engine = _engine(self.recommend, "recommend")
@@ -98,6 +106,11 @@ class Cascade:
         if missing and self.store is not None:
             products = {**products, **{p.id: p for p in self.store.get_products(missing) if p is not None}}
         return products, vectors
+
+
+def _fact(products: dict[str, Product], product_id: str, name: str) -> float | None:
+    product = products.get(product_id)
+    return None if product is None else getattr(product, name)
 
 
 class MissingModel(LookupError):

@@ -8,14 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoprank.data.attribution import AttributionReport, attribute
+from shoprank.data.impressions import Impression, parse_impression
 from shoprank.data.readers import apply_mapping, detect_format, header_of, read_rows
-from shoprank.data.records import PARSERS, Event, Judgment, Product, RecordError, Review
+from shoprank.data.records import PARSERS as RECORD_PARSERS
+from shoprank.data.records import Event, Judgment, Product, RecordError, Review, product_fields, unknown_product
+from shoprank.data.upsert import ProductUpdate, resolve
 from shoprank.store.base import Store, WriteResult
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {**RECORD_PARSERS, "impressions": parse_impression}
+"""Record kind -> parser: the kinds ``shoprank ingest`` takes."""
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "products": ("id", "title"),
     "events": ("user_id", "item_id", "type", "timestamp"),
     "judgments": ("query", "product_id", "grade"),
+    "impressions": ("request_id", "timestamp", "surface", "items"),
     "reviews": ("review_id", "product_id", "text", "timestamp"),
 }
 
@@ -42,11 +50,13 @@ class IngestReport:
     duplicates: int = 0
     rejected: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    attribution: AttributionReport | None = None
+    """Events only: how many carried a request id that matched one of the shop's impressions."""
     flagged: int = 0  # reviews stored for a product the shop does not know (yet)
 
     def summary(self) -> dict[str, Any]:
         extra = {"flagged": self.flagged} if self.kind == "reviews" else {}
-        return {
+        out = {
             "kind": self.kind,
             "read": self.read,
             "stored": self.stored,
@@ -55,6 +65,9 @@ class IngestReport:
             "rejected": self.rejected,
             **extra,
         }
+        if self.attribution is not None:
+            out["attribution"] = self.attribution.to_dict()
+        return out
 
 
 def check_kind(kind: str) -> str:
@@ -64,10 +77,15 @@ def check_kind(kind: str) -> str:
 
 
 def parse_records(
-    kind: str, rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]]
+    kind: str, rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]], *, updates: bool = False,
+    lines: list[int] | None = None,
 ) -> tuple[list[Any], list[RecordError], int]:
-    """Parse numbered raw rows; returns (records, errors with line numbers, rows read)."""
+    """Parse numbered raw rows; returns (records, errors with line numbers, rows read).
+
+    ``updates``: products come as :class:`ProductUpdate` (with the fields each row sets, for merging).
+    ``lines``: filled with each record's line."""
     parser: Callable[[Mapping[str, Any]], Any] = PARSERS[check_kind(kind)]
+    with_fields = updates and kind == "products"
     records: list[Any] = []
     errors: list[RecordError] = []
     read = 0
@@ -77,10 +95,21 @@ def parse_records(
             errors.append(raw.at_line(line))
             continue
         try:
-            records.append(parser(raw))
+            record = parser(raw)
         except RecordError as exc:
             errors.append(exc.at_line(line))
+            continue
+        records.append(ProductUpdate(record, product_fields(raw)) if with_fields else record)
+        if lines is not None:
+            lines.append(line)
     return records, errors, read
+
+
+def unknown_items(store: Store, events: Sequence[Event]) -> list[int]:
+    """Positions of the events whose product the store does not hold."""
+    ids = list(dict.fromkeys(e.item_id for e in events))
+    known = {p.id for p in store.get_products(ids) if p is not None} if ids else set()
+    return [i for i, e in enumerate(events) if e.item_id not in known]
 
 
 def write_records(store: Store, kind: str, records: Sequence[Any]) -> WriteResult:
@@ -88,6 +117,8 @@ def write_records(store: Store, kind: str, records: Sequence[Any]) -> WriteResul
         return store.upsert_products(records)
     if kind == "events":
         return store.append_events(records)
+    if kind == "impressions":
+        return store.append_impressions(records)
     if kind == "reviews":
         return store.upsert_reviews(records)
     return store.upsert_judgments(records)
@@ -99,15 +130,32 @@ def ingest_rows(
     rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]],
     *,
     skip_invalid: bool = False,
+    replace: bool = False,
+    check_items: bool = False,
 ) -> IngestReport:
     """Validate every row, then store the batch in one transaction.
 
     By default any bad row refuses the whole batch (:class:`IngestError`); with
-    ``skip_invalid`` the valid rows are stored and the bad ones reported.
+    ``skip_invalid`` the valid rows are stored and the bad ones reported. Products merge into the
+    stored ones (:mod:`shoprank.data.upsert`) unless ``replace``. ``check_items``: an event whose
+    product the store lacks is a bad row (what ``shoprank ingest`` and the HTTP API do).
     """
-    records, errors, read = parse_records(kind, rows)
+    lines: list[int] = []
+    records, errors, read = parse_records(kind, rows, updates=True, lines=lines)
+    if check_items and kind == "events" and records:
+        unknown = unknown_items(store, records)
+        if unknown:
+            errors += [unknown_product(records[i].item_id).at_line(lines[i]) for i in unknown]
+            errors.sort(key=lambda e: e.line or 0)
+            gone = set(unknown)
+            records = [r for i, r in enumerate(records) if i not in gone]
     if errors and not skip_invalid:
         raise IngestError(errors, read)
+    if kind == "products":
+        records = resolve(store, records, replace=replace)
+    attribution = None
+    if kind == "events":  # events carrying a request id are tied to the shop's stored impressions
+        records, attribution = attribute(records, store.get_impressions)
     result = write_records(store, kind, records)
     return IngestReport(
         kind=kind,
@@ -117,6 +165,7 @@ def ingest_rows(
         duplicates=result.duplicates,
         rejected=len(errors),
         errors=errors,
+        attribution=attribution,
         flagged=result.flagged,
     )
 
@@ -149,23 +198,28 @@ def ingest_file(
     skip_invalid: bool = False,
     rejects_path: str | Path | None = None,
     progress: bool = False,
+    encoding: str | None = None,
+    replace: bool = False,
+    check_items: bool = False,
 ) -> IngestReport:
+    """Read, validate and store one file (see :func:`ingest_rows`); ``encoding`` as in
+    :func:`shoprank.data.readers.text_lines` (UTF-8 by default)."""
     path = Path(path)
     check_kind(kind)
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     fmt = fmt or detect_format(path)
     mapping = dict(mapping or {})
-    check_columns(kind, header_of(path, fmt), mapping)
+    check_columns(kind, header_of(path, fmt, encoding), mapping)
     rows: Iterable[tuple[int, Any]] = (
         (line, raw if isinstance(raw, RecordError) else apply_mapping(raw, mapping))
-        for line, raw in read_rows(path, fmt)
+        for line, raw in read_rows(path, fmt, encoding)
     )
     if progress:
         from tqdm import tqdm
 
         rows = tqdm(rows, desc=f"reading {path.name}", unit=" rows", mininterval=0.5)
-    report = ingest_rows(store, kind, rows, skip_invalid=skip_invalid)
+    report = ingest_rows(store, kind, rows, skip_invalid=skip_invalid, replace=replace, check_items=check_items)
     if rejects_path is not None and report.errors:
         with Path(rejects_path).open("w", encoding="utf-8") as handle:
             for error in report.errors:
@@ -176,4 +230,5 @@ def ingest_file(
     return report
 
 
-RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "reviews": Review}
+RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "impressions": Impression,
+                "reviews": Review}

@@ -2,6 +2,11 @@
 
 A row comes out as ``(line, mapping)``; a row that cannot even be read (broken JSON)
 comes out as ``(line, RecordError)`` so that the caller can report every bad row.
+
+Text files are UTF-8 (with or without a byte-order mark) unless a UTF-16 mark says otherwise or
+``encoding`` names another; bytes that do not decode refuse the file with its name and line
+(:class:`EncodingError`). JSON's ``NaN`` / ``Infinity`` are read as :class:`~shoprank.data.records.JsonConstant`
+so that the record's parser refuses them naming the field, as the HTTP API does.
 """
 
 from __future__ import annotations
@@ -13,10 +18,52 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from shoprank.data.records import RecordError
+from shoprank.data.records import RecordError, json_constant
 
 FORMATS = ("jsonl", "csv", "tsv", "parquet")
 RawRow = tuple[int, "dict[str, Any] | RecordError"]
+
+
+class EncodingError(ValueError):
+    """A text file that does not decode with its encoding: names the file, the line and the byte."""
+
+
+def _bom_encoding(path: Path) -> str | None:
+    with path.open("rb") as handle:
+        head = handle.read(4)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "utf-16"
+    return None
+
+
+def text_lines(path: Path, encoding: str | None = None) -> Iterator[str]:
+    """The file's lines as text (line endings kept), decoded one line at a time so that a byte that does not
+    decode is reported with its line: UTF-8 (a leading byte-order mark dropped), UTF-16 when the file starts with
+    its mark, or ``encoding``."""
+    import codecs
+
+    chosen = encoding or _bom_encoding(path)
+    if chosen is not None:
+        try:
+            codecs.lookup(chosen)
+        except LookupError:
+            raise ValueError(f"unknown encoding {chosen!r}; e.g. utf-8, latin-1, cp1252, utf-16") from None
+        if codecs.lookup(chosen).name.startswith("utf-16"):  # lines cannot be split on bytes: decode whole
+            with path.open(encoding=chosen, newline="") as handle:
+                yield from handle
+            return
+    name = chosen or "utf-8"
+    with path.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            try:
+                text = raw.decode("utf-8-sig" if line_no == 1 and chosen is None else name)
+            except UnicodeDecodeError as exc:
+                hint = "" if encoding else "; if the file has another encoding, pass it with --encoding (e.g. latin-1)"
+                raise EncodingError(
+                    f"{path}: line {line_no}: not {name} text (byte 0x{raw[exc.start]:02x} at column "
+                    f"{len(raw[:exc.start].decode(name, errors='replace')) + 1}){hint}"
+                ) from None
+            yield text
 
 
 def detect_format(path: Path) -> str:
@@ -51,12 +98,14 @@ def apply_mapping(row: Mapping[str, Any], mapping: Mapping[str, str]) -> dict[st
     return {renamed.get(key, key): value for key, value in row.items()}
 
 
-def header_of(path: Path, fmt: str) -> list[str] | None:
+def header_of(path: Path, fmt: str, encoding: str | None = None) -> list[str] | None:
     """Column names of a CSV/TSV/Parquet file; None for JSONL (each object has its own)."""
     if fmt in ("csv", "tsv"):
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle, delimiter="\t" if fmt == "tsv" else ",")
-            return next(reader, [])
+        lines = text_lines(path, encoding)
+        try:
+            return next(csv.reader(lines, delimiter="\t" if fmt == "tsv" else ","), [])
+        finally:
+            lines.close()
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -64,26 +113,27 @@ def header_of(path: Path, fmt: str) -> list[str] | None:
     return None
 
 
-def read_rows(path: str | Path, fmt: str | None = None) -> Iterator[RawRow]:
+def read_rows(path: str | Path, fmt: str | None = None, encoding: str | None = None) -> Iterator[RawRow]:
     path = Path(path)
     fmt = fmt or detect_format(path)
     if fmt == "jsonl":
-        yield from _read_jsonl(path)
+        yield from _read_jsonl(path, encoding)
     elif fmt in ("csv", "tsv"):
-        yield from _read_csv(path, "\t" if fmt == "tsv" else ",")
+        yield from _read_csv(path, "\t" if fmt == "tsv" else ",", encoding)
     elif fmt == "parquet":
         yield from _read_parquet(path)
     else:
         raise ValueError(f"unknown format {fmt!r}; valid formats: {', '.join(FORMATS)}")
 
 
-def _read_jsonl(path: Path) -> Iterator[RawRow]:
-    with path.open(encoding="utf-8-sig") as handle:
-        for line_no, line in enumerate(handle, start=1):
+def _read_jsonl(path: Path, encoding: str | None) -> Iterator[RawRow]:
+    lines = text_lines(path, encoding)
+    try:
+        for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             try:
-                value = json.loads(line)
+                value = json.loads(line, parse_constant=json_constant)
             except json.JSONDecodeError as exc:
                 yield line_no, RecordError("<json>", f"not valid JSON ({exc.msg} at column {exc.colno})")
                 continue
@@ -91,12 +141,15 @@ def _read_jsonl(path: Path) -> Iterator[RawRow]:
                 yield line_no, RecordError("<json>", "each line must be a JSON object")
                 continue
             yield line_no, value
+    finally:
+        lines.close()
 
 
-def _read_csv(path: Path, delimiter: str) -> Iterator[RawRow]:
+def _read_csv(path: Path, delimiter: str, encoding: str | None) -> Iterator[RawRow]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.reader(handle, delimiter=delimiter)
+    lines = text_lines(path, encoding)
+    try:
+        reader = csv.reader(lines, delimiter=delimiter)
         header = next(reader, None)
         if header is None:
             return
@@ -112,6 +165,8 @@ def _read_csv(path: Path, delimiter: str) -> Iterator[RawRow]:
                 )
                 continue
             yield line_no, dict(zip(header, values, strict=True))
+    finally:
+        lines.close()
 
 
 def _read_parquet(path: Path) -> Iterator[RawRow]:

@@ -35,6 +35,40 @@ class RecordError(ValueError):
         return RecordError(self.field, self.message, line)
 
 
+class JsonConstant:
+    """What JSON's ``NaN``, ``Infinity`` and ``-Infinity`` are read as (files and HTTP bodies alike), so that
+    the record's parser refuses them naming the field instead of storing a null or a non-number."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+def json_constant(name: str) -> JsonConstant:
+    """``json.loads(..., parse_constant=json_constant)``."""
+    return JsonConstant(name)
+
+
+def _refuse_constants(raw: Mapping[str, Any]) -> None:
+    def find(value: Any, path: str) -> None:
+        if isinstance(value, JsonConstant):
+            raise RecordError(path, f"{value.name} is not a JSON number; send a finite number, or null when "
+                              "there is no value")
+        if isinstance(value, dict):
+            for key, item in value.items():
+                find(item, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, item in enumerate(value):
+                find(item, f"{path}[{i}]")
+
+    for key, value in raw.items():
+        find(value, str(key))
+
+
 @dataclass(frozen=True)
 class Product:
     id: str
@@ -84,6 +118,9 @@ class Event:
     position: int | None = None
     session_id: str | None = None
     value: float | None = None
+    request_id: str | None = None
+    """The answer (impression) the event came from. As sent, it is a claim; as stored, it is set only when the
+    event was attributed to an impression of the same shop (see :mod:`shoprank.data.attribution`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -257,6 +294,7 @@ def _attributes(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def parse_product(raw: Mapping[str, Any]) -> Product:
+    _refuse_constants(raw)
     price = _number(raw, "price")
     if price is not None and not 0 <= price <= LIMITS.max_price:
         raise RecordError("price", f"must be between 0 and {LIMITS.max_price:g}, got {price:g}")
@@ -277,6 +315,20 @@ def parse_product(raw: Mapping[str, Any]) -> Product:
     )
 
 
+def product_fields(raw: Mapping[str, Any]) -> frozenset[str]:
+    """The product fields a raw record sets: its known keys, and ``attributes`` when it has any unknown key
+    (those go into ``attributes``). An upsert that merges changes these fields only."""
+    present = {k for k in raw if k in PRODUCT_FIELDS}
+    if any(k not in PRODUCT_FIELDS and not _missing(v) for k, v in raw.items()):
+        present.add("attributes")
+    return frozenset(present | {"id"})
+
+
+def unknown_product(item_id: str) -> RecordError:
+    """The refusal of an event whose product the shop does not hold (every door says the same)."""
+    return RecordError("item_id", f"unknown product {item_id[:100]!r}; upsert it first")
+
+
 def derive_event_id(user_id: str, item_id: str, type_: str, timestamp: float) -> str:
     """A deterministic idempotency key for events that arrive without one."""
     digest = hashlib.sha1(f"{user_id}\x1f{item_id}\x1f{type_}\x1f{timestamp!r}".encode()).hexdigest()
@@ -284,6 +336,7 @@ def derive_event_id(user_id: str, item_id: str, type_: str, timestamp: float) ->
 
 
 def parse_event(raw: Mapping[str, Any]) -> Event:
+    _refuse_constants(raw)
     user_id = _identifier(raw, "user_id")
     item_id = _identifier(raw, "item_id")
     type_ = _text(raw, "type", 32, required=True).lower()
@@ -308,10 +361,12 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         position=None if position is None else int(position),
         session_id=_identifier(raw, "session_id", required=False) or None,
         value=_number(raw, "value"),
+        request_id=_identifier(raw, "request_id", required=False) or None,
     )
 
 
 def parse_judgment(raw: Mapping[str, Any]) -> Judgment:
+    _refuse_constants(raw)
     grade = _number(raw, "grade", required=True)
     assert grade is not None
     if not 0 <= grade <= LIMITS.max_grade:

@@ -391,28 +391,33 @@ def accuracy(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashabl
     return float(np.mean(p == t))
 
 
+def f1_binary(predicted: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np.ndarray) -> float:
+    """F1 of the positive class (0 when there is no positive prediction and no positive truth)."""
+    p, t = np.asarray(predicted).astype(bool), np.asarray(truth).astype(bool)
+    tp = float((p & t).sum())
+    denominator = float(p.sum() + t.sum())
+    return 2 * tp / denominator if denominator else 0.0
+
+
 def f1_per_class(
     predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
     classes: Sequence[Hashable] | None = None,
 ) -> dict[Hashable, float]:
-    """F1 of each class (the classes of the truth unless given); 0 for a class never predicted nor true."""
+    """F1 of each class, one-vs-rest (the classes of the truth unless given); 0 for a class never predicted nor
+    true."""
     p, t = np.asarray(predicted), np.asarray(truth)
     if p.shape != t.shape:
         raise ValueError(f"predicted and truth differ in length: {p.size} vs {t.size}")
-    out: dict[Hashable, float] = {}
-    for c in (classes if classes is not None else sorted(set(t.tolist()))):
-        tp = float(np.sum((p == c) & (t == c)))
-        denominator = float(np.sum(p == c) + np.sum(t == c))
-        out[c] = 2 * tp / denominator if denominator else 0.0
-    return out
+    return {c: f1_binary(p == c, t == c) for c in (classes if classes is not None else sorted(set(t.tolist())))}
 
 
 def macro_f1(
     predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
     classes: Sequence[Hashable] | None = None,
 ) -> float:
-    """Unweighted mean of the per-class F1 over the classes of the truth (or ``classes``)."""
-    return float(np.mean(list(f1_per_class(predicted, truth, classes).values())))
+    """Unweighted mean of the per-class F1 over the classes of the truth (or ``classes``); 0 with no class."""
+    per_class = f1_per_class(predicted, truth, classes)
+    return float(np.mean(list(per_class.values()))) if per_class else 0.0
 
 
 def macro_auc_ovr(probabilities: np.ndarray, truth: Sequence[int] | np.ndarray) -> float:
@@ -427,3 +432,17 @@ def macro_auc_ovr(probabilities: np.ndarray, truth: Sequence[int] | np.ndarray) 
     if len(present) == 2:
         return auc(probs[:, present[1]] - probs[:, present[0]], t == present[1])
     return float(np.mean([auc(probs[:, c], t == c) for c in present]))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by the bins' sizes."""
+    c, y = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    if c.size == 0:
+        return 0.0
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(y[mask].mean() - c[mask].mean())
+    return float(total)

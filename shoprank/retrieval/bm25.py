@@ -142,6 +142,27 @@ class BM25Index:
         self.n_docs += len(products)
         self._recombine()
 
+    def prefix_terms(self, prefix: str, limit: int = 5) -> list[str]:
+        """Up to ``limit`` vocabulary terms longer than ``prefix`` that start with it, those in the most products
+        first (what a query's unfinished last word can mean)."""
+        import bisect
+
+        if getattr(self, "_sorted_for", -1) != len(self.vocab):
+            self._sorted_terms = sorted(self.vocab)
+            self._sorted_for = len(self.vocab)
+        terms = self._sorted_terms
+        found = []
+        for i in range(bisect.bisect_left(terms, prefix), len(terms)):
+            if not terms[i].startswith(prefix):
+                break
+            if terms[i] != prefix:
+                found.append(terms[i])
+        if len(found) > limit:
+            df = sum(self.df[f] for f in self.fields) if self.fields else None
+            if df is not None:
+                found.sort(key=lambda t: (-float(df[self.vocab[t]]) if self.vocab[t] < len(df) else 0.0, t))
+        return found[:limit]
+
     # scoring ------------------------------------------------------------------------------------
     def query_terms(self, tokens: list[str]) -> np.ndarray:
         return np.unique(np.asarray(self._term_ids(tokens, False), dtype=np.int64))

@@ -232,6 +232,11 @@ class SearchEngine:
                 items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts, reasons))
         return items, total
 
+    def correction(self, query: str) -> str | None:
+        """The query as the spelling index corrects it ("did you mean"), or None when it changes nothing."""
+        with self._lock.read():
+            return self.stack.correction(query.strip())
+
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Order the given products for ``query`` (the cross-encoder scores all of them when loaded).
 

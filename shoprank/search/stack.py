@@ -33,12 +33,15 @@ log = logging.getLogger("shoprank.search")
 FUSION_MODELS = ("fast", "full", "rerank")
 ONNX_DIR = "query_onnx"  # the bundle's ONNX export of the query tower
 FAST_FEATURES = [f for f in FEATURES if f not in CE_FEATURES]
+PREFIX_MIN = 3  # letters a query's unfinished last word needs before it matches as a prefix
+PREFIX_TERMS = 5  # catalogue words it may stand for, the most common first
 
 
 @dataclass
 class StackConfig:
     language: str = "en"  # "en" or "zh": picks the analyzer and the default encoder
-    encoder: str = "biencoder"  # biencoder (MiniLM), dual (fine-tuned query tower + MiniLM) or e5 (frozen)
+    encoder: str = "biencoder"  # biencoder (MiniLM), dual (fine-tuned query tower + MiniLM), e5 (frozen) or
+    # none (lexical only: the baseline stack before the catalogue's embeddings are ready)
     lexical_k: int = 200  # BM25 candidates per query
     dense_k: int = 200  # ANN candidates per query
     rerank_top: int = 30  # candidates the cross-encoder scores in a full search
@@ -87,6 +90,11 @@ class SearchStack:
         """What embeds one online query (:meth:`embed_query`): an ONNX export of the query tower once
         :meth:`use_onnx_query_tower` found or made one, else the PyTorch encoder."""
 
+    @property
+    def lexical_only(self) -> bool:
+        """No text encoder (``encoder="none"``): candidates and order come from BM25 alone."""
+        return self.config.encoder == "none"
+
     # building -----------------------------------------------------------------------------------
     @classmethod
     def build(cls, products: Sequence[Product], encoder: Any, config: StackConfig, progress: bool = False,
@@ -109,12 +117,36 @@ class SearchStack:
             return query
         return " ".join(self.spell.correct(words(query)))
 
+    def correction(self, query: str) -> str | None:
+        """The spelling-corrected query when the spelling index changed a word ("did you mean"), else None."""
+        if self.spell is None:
+            return None
+        typed = words(query)
+        fixed = self.spell.correct(typed)
+        return " ".join(fixed) if fixed != typed else None
+
+    def prefix_tokens(self, query: str) -> list[str]:
+        """Catalogue words the query's last word may be the start of ("espr" -> "espresso"), when that word is
+        not itself a catalogue word (a finished word is left alone: "pan" does not become "panel")."""
+        if self.config.language == "zh":
+            return []
+        typed = words(query)
+        if not typed or len(typed[-1]) < PREFIX_MIN or not typed[-1].isalpha():
+            return []
+        last = typed[-1]
+        analyzed = self.bm25.analyzer(last)
+        if any(t in self.bm25.vocab for t in analyzed):
+            return []
+        return self.bm25.prefix_terms(last, PREFIX_TERMS)
+
     def tokens(self, query: str) -> list[str]:
-        """Analyzed query terms, with the spelling-corrected ones added."""
+        """Analyzed query terms, with the spelling-corrected ones and the last word's completions added."""
         tokens = self.bm25.analyzer(query)
         if self.spell is not None:
             seen = set(tokens)
             tokens += [t for t in self.bm25.analyzer(self.corrected(query)) if t not in seen]
+        seen = set(tokens)
+        tokens += [t for t in self.prefix_tokens(query) if t not in seen]
         return tokens
 
     def encode_queries(self, queries: Sequence[str]) -> np.ndarray:
@@ -181,6 +213,8 @@ class SearchStack:
         if len(positive) > lexical_k:
             positive = positive[np.argpartition(-scores[positive], lexical_k - 1)[:lexical_k]]
         lex_rows = positive[np.argsort(-scores[positive], kind="stable")]
+        if self.lexical_only:
+            return Candidates(lex_rows, scores[lex_rows], np.zeros(len(lex_rows), np.float32), len(positive))
         dense_rows, _ = self.dense.search(qvec[None, :], dense_k, self.catalog.alive)
         dense_rows = dense_rows[0][dense_rows[0] >= 0]
         rows = np.asarray(list(dict.fromkeys([*lex_rows.tolist(), *dense_rows.tolist()])), dtype=np.int64)
@@ -210,6 +244,8 @@ class SearchStack:
         feats = self.features(query, tokens, cand.rows, cand.dense)
         if "fast" in self.fusion:
             fast = self.score("fast", feats)
+        elif self.lexical_only:
+            fast = cand.bm25.astype(np.float32)
         else:  # no trained fusion: reciprocal-rank fusion of BM25 and dense
             fused = rrf(cand.rows[np.argsort(-cand.bm25, kind="stable")], cand.rows[np.argsort(-cand.dense)])
             fast = np.asarray([fused[int(r)] for r in cand.rows], np.float32)
@@ -240,7 +276,9 @@ class SearchStack:
         return self.catalog.remove(ids)
 
     # persistence --------------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, *, include_encoder: bool = True) -> None:
+        """Write the stack's files; ``include_encoder`` off leaves the bi-encoder out (an untuned base model,
+        which loading finds where it is installed)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "stack.json").write_text(json.dumps({"format": 1, "config": asdict(self.config)}))
         self.catalog.save(folder)
@@ -249,7 +287,7 @@ class SearchStack:
         if self.spell is not None:
             self.spell.save(folder)
         self.stats.save(folder)
-        if self.config.encoder in ("biencoder", "dual"):
+        if self.config.encoder in ("biencoder", "dual") and include_encoder:
             self.encoder.save(folder / "biencoder")
         if self.cross is not None:
             self.cross.save(folder / "cross_encoder")
@@ -298,7 +336,23 @@ def _load_dual(folder: Path | None, config: StackConfig) -> Any:
                        lambda: BiEncoder.load(None, config.doc_max_length))
 
 
-ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5}
+class NoEncoder:
+    """The ``none`` encoder of a lexical-only stack: one zero per text, so the index arrays keep their rows."""
+
+    dim = 1
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.zeros((len(texts), self.dim), np.float32)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return np.zeros((len(texts), self.dim), np.float32)
+
+
+def _load_none(folder: Path | None, config: StackConfig) -> Any:
+    return NoEncoder()
+
+
+ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5, "none": _load_none}
 """Encoder name -> loader(bundle folder or None, config). Tests register mock encoders here."""
 
 

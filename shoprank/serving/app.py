@@ -15,12 +15,14 @@ from starlette.staticfiles import StaticFiles
 
 from shoprank import __version__
 from shoprank.keys import KeyStore
-from shoprank.serving import admin_routes, read_routes, rules_routes, sentiment_routes, write_routes
+from shoprank.serving import admin_routes, answer_routes, read_routes, rules_routes, sentiment_routes, write_routes
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.errors import install_error_handlers
+from shoprank.serving.impressions import ImpressionLog
 from shoprank.serving.metrics import Metrics
 from shoprank.serving.middleware import ServingMiddleware
 from shoprank.serving.registry import EngineRegistry, Loader
+from shoprank.shops import Shop
 
 log = logging.getLogger("shoprank.serving")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -43,7 +45,8 @@ def create_app(
     """An app serving the shops of ``home``.
 
     ``open_access`` lets requests without a key do everything (a local demo only; the page warns about it).
-    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines).
+    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines; with
+    other loaders no baseline bundles are built).
     Engines are loaded at start-up (``config.preload``, via the lifespan) or on a shop's first request.
     ``threads`` lets the app set the engines' thread counts (``config.engine_threads``): a server process
     does (``run``), an app embedded in another program or a test does not.
@@ -51,11 +54,18 @@ def create_app(
     config = config or ServingConfig()
     registry = EngineRegistry(home, loaders, engine_concurrency=config.engine_concurrency,
                               engine_threads=config.engine_threads if threads else 0,
-                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None)
+                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None,
+                              baseline=config.baseline and loaders is None,
+                              baseline_embed=config.baseline_embeddings)
     metrics = Metrics()
+    impressions = ImpressionLog(
+        lambda name: Shop(name, home).store(create=False), metrics.count, capacity=config.impression_queue,
+        batch=config.impression_batch, flush_seconds=config.impression_flush_ms / 1000,
+        retention_days=config.impression_retention_days, shops=lambda: [s.name for s in registry.loaded()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        impressions.start()
         if config.preload:
             threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
         else:
@@ -64,11 +74,14 @@ def create_app(
         try:
             yield
         finally:
+            impressions.close()
             registry.close()
 
-    app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)  # /docs below serves Swagger UI from packaged files
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.impressions = impressions
     app.state.config = config
     app.state.keys = keys or KeyStore(home)
     app.state.open_access = open_access
@@ -77,6 +90,7 @@ def create_app(
     app.include_router(read_routes.router)
     app.include_router(write_routes.router)
     app.include_router(rules_routes.router)
+    app.include_router(answer_routes.router)
     app.include_router(sentiment_routes.router)
 
     @app.get("/", include_in_schema=False)
@@ -84,8 +98,34 @@ def create_app(
         return FileResponse(STATIC / "index.html", headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    _offline_docs(app)
     app.add_middleware(ServingMiddleware, config=config, metrics=metrics)
     return app
+
+
+def _offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the files of the ``swagger-ui-bundle`` package (no CDN, works offline)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from starlette.responses import HTMLResponse
+
+    try:
+        from swagger_ui_bundle import swagger_ui_path
+    except ImportError:  # the page still says where the schema is
+        assets = None
+    else:
+        assets = Path(str(swagger_ui_path))
+        app.mount("/docs-assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    def docs() -> Response:
+        if assets is None:
+            return HTMLResponse("<!doctype html><title>shoprank API</title><p>The interactive documentation needs "
+                                "the <code>swagger-ui-bundle</code> package (pip install swagger-ui-bundle). The "
+                                "schema is at <a href=\"/openapi.json\">/openapi.json</a>; docs/api.md describes it.")
+        return get_swagger_ui_html(openapi_url=app.openapi_url or "/openapi.json", title="shoprank API",
+                                   swagger_js_url="/docs-assets/swagger-ui-bundle.js",
+                                   swagger_css_url="/docs-assets/swagger-ui.css",
+                                   swagger_favicon_url="/docs-assets/favicon-32x32.png")
 
 
 def build_server(
@@ -128,6 +168,12 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    server, _ = build_server(home, host, port, open_access, config=config, access_log=access_log,
-                             log_level=log_level)
-    server.run()
+    from shoprank.serving import local
+
+    server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
+                               log_level=log_level)
+    app.state.local_token = local.announce(home, host, port)  # so CLI queries reuse this server's engines
+    try:
+        server.run()
+    finally:
+        local.withdraw(home, app.state.local_token)

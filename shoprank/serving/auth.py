@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
@@ -22,15 +23,18 @@ class Principal:
 
     key: ApiKey | None
     open_access: bool = False
+    local: bool = False  # the command line of this machine (shoprank.serving.local): reads only
 
     @property
     def key_id(self) -> str:
-        return self.key.id if self.key else "open"
+        return self.key.id if self.key else "local" if self.local else "open"
 
     def can(self, action: str, shop: str | None) -> bool:
         """``action`` "any" is what every valid key may do (list the shops it can read)."""
         if self.open_access:
             return True
+        if self.local:
+            return action in ("read", "any")
         if self.key is None:
             return False
         return action == "any" or self.key.allows(action, shop)
@@ -55,7 +59,11 @@ def require(action: str) -> Callable[..., Awaitable[Principal]]:
     async def dependency(
         request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
     ) -> Principal:
-        principal = authenticate(request.app.state.keys, request.app.state.open_access, credentials)
+        local = getattr(request.app.state, "local_token", None)
+        if local and credentials is not None and hmac.compare_digest(credentials.credentials.encode(), local.encode()):
+            principal = Principal(None, local=True)
+        else:
+            principal = authenticate(request.app.state.keys, request.app.state.open_access, credentials)
         shop = request.path_params.get("shop")
         if not principal.can(action, shop):
             scope = principal.key.scope if principal.key else "none"

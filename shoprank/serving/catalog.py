@@ -27,10 +27,13 @@ class Entry(NamedTuple):
     brand: str
     price: float | None
     in_stock: bool
+    currency: str = ""
+    created_at: float | None = None
 
 
 def entry_of(product: Product) -> Entry:
-    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock)
+    return Entry(product.title, product.category, product.top_category, product.brand, product.price, product.in_stock,
+                 product.currency, product.created_at)
 
 
 class Catalog:
@@ -80,7 +83,8 @@ class Catalog:
                 "parts": {k: _finite(v) for k, v in item.parts.items()},
             }
             if details:
-                row.update(category=entry.category, brand=entry.brand, price=entry.price, in_stock=entry.in_stock)
+                row.update(category=entry.category, brand=entry.brand, price=entry.price,
+                           currency=entry.currency or None, in_stock=entry.in_stock)
             out.append(row)
         return out
 

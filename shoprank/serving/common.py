@@ -41,6 +41,10 @@ def engine_of(state: ShopState, kind: str) -> Any:
     slot = state.slots[kind]
     if slot.engine is not None:
         return slot.engine
+    if slot.state == "missing" and state.on_missing is not None:  # products may have arrived: the baseline
+        slot = state.on_missing(kind)
+        if slot.engine is not None:
+            return slot.engine
     if slot.state == "failed":
         raise ApiError(503, "model_unavailable", f"shop '{state.name}': the {kind} model failed to load: {slot.error}",
                        headers={"Retry-After": "30"})
@@ -79,8 +83,13 @@ def json_response(payload: Any, status: int = 200, timings: dict[str, float] | N
     return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
-async def read_json(request: Request) -> Any:
-    """The request body as JSON; size was already bounded by the middleware."""
+async def read_json(request: Request, *, records: bool = False) -> Any:
+    """The request body as JSON; size was already bounded by the middleware.
+
+    ``records``: a batch of data-contract records, whose ``NaN`` / ``Infinity`` the record parser refuses
+    naming the field (as ``shoprank ingest`` does); elsewhere they refuse the body at once."""
+    from shoprank.data.records import json_constant
+
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind and kind not in JSON_TYPES and not kind.endswith("+json"):
         raise ApiError(415, "unsupported_media_type", f"send JSON (Content-Type: application/json), not {kind[:60]}")
@@ -90,7 +99,7 @@ async def read_json(request: Request) -> Any:
 
     def parse() -> Any:
         try:
-            return json.loads(body, parse_constant=_no_constant)
+            return json.loads(body, parse_constant=json_constant if records else _no_constant)
         except RecursionError:
             raise ApiError(400, "invalid_json", "the JSON is nested too deeply") from None
         except UnicodeDecodeError:

@@ -66,9 +66,29 @@ class FakeSearchEngine:
     def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], None]:
         return {i: self.products[i] for i in ids if i in self.products}, None
 
+    def _vocabulary(self) -> set[str]:
+        return set().union(*self.words.values()) if self.words else set()
+
+    def correction(self, query: str) -> str | None:
+        """Words the catalogue lacks replaced by the closest catalogue word (difflib), as a spelling index would."""
+        import difflib
+
+        vocabulary = self._vocabulary()
+        typed = [w.casefold() for w in _WORD.findall(query)]
+        fixed = [w if w in vocabulary or len(w) < 5 else
+                 next(iter(difflib.get_close_matches(w, vocabulary, n=1, cutoff=0.8)), w) for w in typed]
+        return " ".join(fixed) if fixed != typed else None
+
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
                user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
         wanted = _words(query)
+        corrected = self.correction(query)
+        if corrected:
+            wanted |= set(corrected.split())
+        typed = [w.casefold() for w in _WORD.findall(query)]
+        vocabulary = self._vocabulary()
+        if typed and len(typed[-1]) >= 3 and typed[-1] not in vocabulary:  # an unfinished last word: a prefix
+            wanted |= {w for w in vocabulary if w.startswith(typed[-1])}
         liked: Counter[str] = Counter()
         if user_id:
             for event in self.store.user_events(user_id, 50):
@@ -181,6 +201,7 @@ def tiny_shop(home: Any, name: str = "tiny", *, search: bool = True, recommend: 
                     "id": f"{category.split()[0].lower()}-{i}-{variant}",
                     "title": f"{_BRANDS[(i + variant) % 4]} {kind}{' Pro' if variant else ''}",
                     "category": category, "brand": _BRANDS[(i + variant) % 4], "price": 5.0 + 30 * c + 7 * i + variant,
+                    "currency": "EUR",
                     "in_stock": (i + variant) % 5 != 4, "description": f"A {kind.lower()} for everyday use.",
                 }))
     now = time.time() - 3600

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
@@ -15,7 +15,8 @@ from shoprank.results import SearchFilters
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
-from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer
+from shoprank.serving.impressions import record_answer
+from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -68,9 +69,13 @@ def search(
     in_stock: Annotated[bool | None, Query()] = None,
     facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
     diversity: Diversity = None,
+    sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
+                    Query(description="the order of the matching products (stable; relevance breaks ties)")
+                    ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination and, given ``user_id``, personalisation."""
+    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
     started = time.perf_counter()
+    check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
     engine = engine_of(state, "search")
     text, cut = clean_query(q)
@@ -82,7 +87,7 @@ def search(
     )
     cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
     ask = Ask("search", text, user_id=user, filters=filters, page=page, per_page=per_page, diversity=diversity,
-                  facets=facets, explore=True, seed=request_seed(text, user))
+                  facets=facets, explore=True, seed=request_seed(text, user), sort=sort)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     answer = _engine_call(request, _cascade(state, search=engine).run_one, ask)
@@ -94,15 +99,24 @@ def search(
     timings.update(queue=queue, engine=t1 - t0 - queue, hydrate=t2 - t1, total=t2 - started)
     payload = {
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
-        "query": text, "query_truncated": cut, "model_version": answer.model_version,
+        "query": text, "query_truncated": cut,
+        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
+        "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
+                                    offset=(page - 1) * per_page, page=page, query=text, user_id=user,
+                                    model_version=answer.model_version, request_id=answer.request_id),
     }
     return json_response(payload, timings=timings)
 
 
-def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
-                  ) -> Response:
+def _items_answer(request: Request, state: Any, engine: Any, answer: Any, started: float, t0: float,
+                  surface: str, user_id: str | None = None, item_id: str | None = None) -> Response:
     t1 = time.perf_counter()
-    payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
+    version = getattr(engine, "version", None)
+    hydrated = state.catalog.hydrate(answer.items)
+    payload = {"items": hydrated, "model_version": version,
+               "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
+                                           user_id=user_id, item_id=item_id, model_version=version,
+                                           request_id=answer.request_id)}
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
@@ -127,8 +141,8 @@ def recommendations(
     ask = Ask("recommend", user_id=user, per_page=k, exclude=frozenset(exclude or ()), diversity=diversity,
                   explore=True, seed=request_seed(user))
     t0 = time.perf_counter()
-    items = _engine_call(request, _cascade(state, recommend=engine).run_one, ask).items
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
@@ -140,8 +154,8 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
     ask = Ask("similar" if method == "similar" else "bought_together", item_id=item, per_page=k)
     t0 = time.perf_counter()
-    items = _engine_call(request, _cascade(state, recommend=engine).run_one, ask).items
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, ask.surface, item_id=item)
 
 
 @router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,
@@ -172,13 +186,25 @@ def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Resp
 _USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
 
 
+def _users_key(state: Any) -> str:
+    return f"{id(state.store)}:{state.name}"
+
+
+def forget_user(state: Any, user_id: str) -> None:
+    """Drop a deleted user from the recent-users list at once."""
+    key = _users_key(state)
+    cached = _USERS_CACHE.get(key)
+    if cached is not None:
+        _USERS_CACHE[key] = (cached[0], [u for u in cached[1] if u != user_id])
+
+
 @router.get("/shops/{shop}/users", response_model=UsersAnswer, responses=ERRORS, tags=["catalogue"])
 def recent_users(
     request: Request, shop: str, _: Reader, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = f"{id(state.store)}:{state.name}"
+    key = _users_key(state)
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
         cached = (time.monotonic(), state.store.recent_users(100))

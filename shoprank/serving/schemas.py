@@ -38,6 +38,7 @@ class Item(BaseModel):
     category: str | None = None
     brand: str | None = None
     price: float | None = None
+    currency: str | None = Field(None, description="ISO 4217 code of the price, e.g. EUR, when the shop gives one")
     in_stock: bool | None = None
 
 
@@ -56,12 +57,17 @@ class SearchAnswer(BaseModel):
     per_page: int
     query: str
     query_truncated: bool
+    corrected_query: str | None = Field(None, description="the query as the spelling index corrected it, when it "
+                                        "changed a word (results include the corrected words): 'did you mean'")
+    sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class ItemsAnswer(BaseModel):
     items: list[Item]
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class UsersAnswer(BaseModel):
@@ -82,6 +88,8 @@ class EventsBody(BaseModel):
 class EventsAnswer(BaseModel):
     stored: int
     duplicates: int
+    attributed: int = Field(0, description="events whose request_id matched one of the shop's impressions")
+    unattributed: int = Field(0, description="events whose request_id did not (stored all the same)")
 
 
 class ProductsBody(BaseModel):
@@ -96,3 +104,13 @@ class ProductsAnswer(BaseModel):
     updated: int
     deleted: int
     catalog_version: int
+
+
+def check_range(low: float | None, high: float | None, low_name: str, high_name: str) -> None:
+    """An inverted range is a 422 naming the upper bound (negative bounds are refused by the parameters' own
+    ``ge=0``)."""
+    from shoprank.serving.errors import ApiError
+
+    if low is not None and high is not None and high < low:
+        raise ApiError(422, "invalid_parameter", f"{high_name} ({high:g}) is below {low_name} ({low:g}); "
+                       f"send {low_name} <= {high_name}", high_name)

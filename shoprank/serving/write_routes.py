@@ -6,13 +6,16 @@ and stores nothing. A write is answered only once it is durable (the store fsync
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
-from shoprank.data.records import Product, RecordError, parse_event, parse_product
+from shoprank.data.attribution import AttributionReport, attribute
+from shoprank.data.records import RecordError, parse_event, parse_product, product_fields, unknown_product
+from shoprank.data.upsert import ProductUpdate, resolve
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import batch_of, check_id, json_response, read_json, shop_state, storage_error
 from shoprank.serving.errors import ApiError
@@ -48,7 +51,7 @@ def _parse(rows: list[Any], name: str, parser: Any) -> tuple[list[Any], list[dic
     return records, problems
 
 
-def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
+def _store_events(state: ShopState, rows: list[Any], impressions: Any = None) -> dict[str, Any]:
     events, problems = _parse(rows, "events", parse_event)
     if not problems:
         sync_shop(state)
@@ -56,31 +59,56 @@ def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
         for i, event in enumerate(events):
             if event.item_id not in known:
                 problems.append({"index": i, "field": f"events[{i}].item_id",
-                                 "message": f"unknown product {event.item_id[:100]!r}; upsert it first"})
+                                 "message": unknown_product(event.item_id).message})
     if problems:
         raise _refuse(problems, "events", len(rows))
+    report = AttributionReport()
+    if any(e.request_id for e in events):  # tie events to the answers they came from; never refuses one
+        def lookup(ids: list[str]) -> dict[str, Any]:
+            if impressions is not None:
+                return impressions.lookup(state.name, ids, state.store)
+            return state.store.get_impressions(ids)
+
+        try:
+            events, report = attribute(events, lookup)
+        except OSError:  # StoreError: the impressions cannot be read now: store the events unattributed
+            report.unattributed["store_unavailable"] = sum(1 for e in events if e.request_id)
+            events = [replace(e, request_id=None) for e in events]
     try:
         result = state.store.append_events(events)
     except OSError as exc:  # StoreError and its kinds are OSErrors
         raise storage_error(exc) from None
-    return {"stored": result.stored, "duplicates": result.duplicates}
+    answer: dict[str, Any] = {"stored": result.stored, "duplicates": result.duplicates}
+    if report.attributed or report.unattributed:  # said only when the batch carried request ids
+        answer.update(attributed=report.attributed, unattributed=sum(report.unattributed.values()))
+    answer["_reasons"] = report.unattributed
+    return answer
 
 
 @router.post("/shops/{shop}/events", response_model=EventsAnswer, responses=ERRORS, tags=["events"],
              openapi_extra=_body_doc(EventsBody))
 async def post_events(request: Request, shop: str, _: Annotated[Principal, Depends(require("events"))]) -> Response:
     """Append a batch of events. Retrying with the same ``event_id`` stores nothing twice."""
-    data = await read_json(request)
+    data = await read_json(request, records=True)
     rows = batch_of(data, "events", request.app.state.config.max_batch)
     state = await run_in_threadpool(shop_state, request, shop)
-    answer = await run_in_threadpool(_store_events, state, rows)
-    request.app.state.metrics.count("events_stored", answer["stored"])
+    answer = await run_in_threadpool(_store_events, state, rows, getattr(request.app.state, "impressions", None))
+    metrics = request.app.state.metrics
+    metrics.count("events_stored", answer["stored"])
+    if answer.get("attributed"):
+        metrics.count("events_attributed", answer["attributed"])
+    for reason, n in answer.pop("_reasons").items():
+        metrics.count(f"events_unattributed_{reason}", n)
     return json_response(answer)
 
 
-def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dict[str, int]:
-    products: list[Product]
-    products, problems = _parse(rows, "products", parse_product)
+def _parse_update(raw: dict[str, Any]) -> ProductUpdate:
+    return ProductUpdate(parse_product(raw), product_fields(raw))
+
+
+def _write_products(state: ShopState, rows: list[Any], delete: list[Any], replace: bool = False) -> dict[str, int]:
+    updates: list[ProductUpdate]
+    updates, problems = _parse(rows, "products", _parse_update)
     ids: list[str] = []
     for i, raw in enumerate(delete):
         if not isinstance(raw, str | int) or isinstance(raw, bool):
@@ -94,6 +122,7 @@ def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dic
         raise _refuse(problems, "records", len(rows) + len(delete))
     with state.write_lock:
         try:
+            products = resolve(state.store, updates, replace=replace)
             stored = state.store.upsert_products(products) if products else None
             deleted = state.store.delete_products(ids) if ids else 0
         except OSError as exc:  # StoreError and its kinds are OSErrors
@@ -111,10 +140,12 @@ def _write_products(state: ShopState, rows: list[Any], delete: list[Any]) -> dic
 @router.put("/shops/{shop}/products", response_model=ProductsAnswer, responses=ERRORS, tags=["catalogue"],
             openapi_extra=_body_doc(ProductsBody))
 async def put_products(
-    request: Request, shop: str, _: Annotated[Principal, Depends(require("write"))]
+    request: Request, shop: str, _: Annotated[Principal, Depends(require("write"))],
+    replace: Annotated[bool, Query(description="each record replaces the stored product whole (default: merge: "
+                                   "fields and attributes a record does not send keep their stored values)")] = False,
 ) -> Response:
     """Upsert products (by id) and delete ids; both are searchable / gone when the call returns."""
-    data = await read_json(request)
+    data = await read_json(request, records=True)
     limit = request.app.state.config.max_batch
     rows = batch_of(data, "products", limit, required=False)
     delete = batch_of(data, "delete", limit, required=False)
@@ -123,7 +154,7 @@ async def put_products(
     if len(rows) + len(delete) > limit:
         raise ApiError(413, "batch_too_large", f"{len(rows) + len(delete)} records; the limit is {limit} per request")
     state = await run_in_threadpool(shop_state, request, shop)
-    answer = await run_in_threadpool(_write_products, state, rows, delete)
+    answer = await run_in_threadpool(_write_products, state, rows, delete, replace)
     request.app.state.metrics.count("products_written", answer["stored"] + answer["updated"] + answer["deleted"])
     return json_response(answer)
 
@@ -139,3 +170,21 @@ def delete_product(
     if not answer["deleted"]:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
     return json_response({"deleted": 1, "catalog_version": answer["catalog_version"]})
+
+
+@router.delete("/shops/{shop}/users/{user_id}", responses=ERRORS, tags=["events"])
+def delete_user(
+    request: Request, shop: str, user_id: str, _: Annotated[Principal, Depends(require("write"))]
+) -> Response:
+    """Delete everything stored about a user (a privacy request): their events, so personalisation forgets them
+    at once, and any other per-user records. Deleting a user with nothing stored answers zeros."""
+    state = shop_state(request, shop)
+    user = check_id(user_id, "user_id")
+    try:
+        removed = state.store.delete_user(user)
+    except OSError as exc:  # StoreError and its kinds are OSErrors
+        raise storage_error(exc) from None
+    from shoprank.serving import read_routes
+
+    read_routes.forget_user(state, user)
+    return json_response({"user_id": user, "deleted": removed})

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoprank.answers.records import Conversation, FaqEntry
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product, Review
 
 
@@ -34,6 +36,7 @@ class WriteResult:
     stored: int
     duplicates: int = 0
     updated: int = 0
+    removed: int = 0  # records a replacing write dropped (the FAQ)
     flagged: int = 0  # reviews kept for a product the shop does not know (yet)
 
 
@@ -50,10 +53,11 @@ class ReviewSentiment:
 
 
 class Store(ABC):
-    """One shop's catalogue, behaviour log, judgments and settings.
+    """One shop's catalogue, behaviour log, impressions, judgments and settings.
 
     Writes return only once the batch is durable. Products are upserted by id, events are
-    appended and idempotent by ``event_id``, judgments are upserted by (query, product_id).
+    appended and idempotent by ``event_id``, impressions are appended and idempotent by ``request_id``,
+    judgments are upserted by (query, product_id).
     """
 
     # writes ------------------------------------------------------------------------------
@@ -66,12 +70,37 @@ class Store(ABC):
     @abstractmethod
     def append_events(self, events: Sequence[Event]) -> WriteResult: ...
 
+    # impressions (every store implements these; the defaults say which one does not yet) --------
+    def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
+        """Store impressions whole or not at all; a ``request_id`` already stored (or repeated in the batch)
+        is kept once, the first copy, and counted in ``duplicates``."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def get_impressions(self, request_ids: Sequence[str]) -> dict[str, Impression]:
+        """The stored impressions of these request ids (ids not found are absent)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def iter_impressions(self, since: float | None = None, until: float | None = None,
+                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
+        """Impressions with ``since <= timestamp < until`` (either bound optional), of ``surfaces`` (default
+        all), in time order (ties in arrival order)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def delete_impressions_before(self, timestamp: float) -> int:
+        """Remove impressions older than ``timestamp`` (retention); returns how many. Events are kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
     @abstractmethod
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult: ...
 
     @abstractmethod
     def set_setting(self, key: str, value: Any) -> None: ...
 
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        """Delete everything stored about ``user_id`` in one transaction (a privacy request): their events
+        (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
+        number of records removed per kind, e.g. ``{"events": 12}``."""
+        raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
     # reviews, their sentiment, and alerts (shoprank.sentiment) ------------------------------
     # Not abstract so that a store without reviews still opens; each raises until implemented.
     def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
@@ -130,7 +159,8 @@ class Store(ABC):
 
     @abstractmethod
     def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
-        """All events in time order (ties in arrival order)."""
+        """All events in time order (ties in arrival order). An event's ``request_id`` is set only when it was
+        attributed to one of this shop's impressions when it was stored."""
 
     @abstractmethod
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
@@ -145,7 +175,32 @@ class Store(ABC):
 
     @abstractmethod
     def counts(self) -> dict[str, int]:
-        """Numbers of products, events, users and judgments."""
+        """Numbers of products, events, users, judgments, judged queries and impressions."""
+
+    def product_count(self) -> int:
+        """Products stored now (cheap; stores override the default)."""
+        return self.counts()["products"]
+
+    def event_count(self) -> int:
+        """Events stored now (cheap; stores override the default)."""
+        return self.counts()["events"]
+
+    # customer-service answers: the FAQ and past support conversations ---------------------------
+    @abstractmethod
+    def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
+        """Store FAQ entries by id (ids unique in the batch); ``replace`` also removes the entries not in the
+        batch, so the batch becomes the FAQ (``WriteResult.removed`` counts the entries dropped)."""
+
+    @abstractmethod
+    def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
+        """The FAQ in the order it was given (or the entries of ``ids`` that exist, in that order)."""
+
+    @abstractmethod
+    def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
+        """Past (question, entry) pairs; the same pair twice is stored once (counted as a duplicate)."""
+
+    @abstractmethod
+    def conversations(self) -> list[Conversation]: ...
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

@@ -40,7 +40,18 @@ function el(tag, text, cls) {
   return node;
 }
 
-function price(value) { return value === null || value === undefined ? "" : value.toFixed(2); }
+function price(value, currency) {
+  if (value === null || value === undefined) return "";
+  if (currency) {
+    try { return new Intl.NumberFormat(undefined, { style: "currency", currency: currency }).format(value); }
+    catch (e) { return value.toFixed(2) + " " + currency; }
+  }
+  return value.toFixed(2);
+}
+
+// Score internals (the parts a ranking was made of) are for the shop's staff: shown only with "Show scores"
+// ticked (or #debug in the address), never to shoppers by default.
+function debugOn() { return store.getItem("shoprank.debug") === "1"; }
 
 function renderItems(list, items, position0, query) {
   list.replaceChildren();
@@ -51,11 +62,13 @@ function renderItems(list, items, position0, query) {
     button.type = "button";
     button.addEventListener("click", () => openProduct(item, position0 + i, query));
     li.append(button);
-    const meta = [item.brand, item.category, price(item.price), item.in_stock === false ? "out of stock" : ""]
-      .filter(Boolean).join(" · ");
+    const meta = [item.brand, item.category, price(item.price, item.currency),
+      item.in_stock === false ? "out of stock" : ""].filter(Boolean).join(" · ");
     if (meta) li.append(el("div", meta, "meta"));
-    const parts = Object.entries(item.parts || {}).map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
-    li.append(el("div", "score " + item.score.toFixed(3) + (parts ? " (" + parts + ")" : ""), "meta"));
+    if (debugOn()) {
+      const parts = Object.entries(item.parts || {}).map(([k, v]) => k + " " + v.toFixed(2)).join(", ");
+      li.append(el("div", "score " + item.score.toFixed(3) + (parts ? " (" + parts + ")" : ""), "meta score"));
+    }
     if (item.reasons && item.reasons.length) li.append(el("div", item.reasons.join("; "), "reasons"));
     list.append(li);
   });
@@ -106,6 +119,7 @@ async function search(page) {
   state.page = page;
   state.query = $("q").value;
   const params = new URLSearchParams({ q: state.query, page: String(page), per_page: String(state.perPage) });
+  if ($("sort").value !== "relevance") params.set("sort", $("sort").value);
   params.set("user_id", shopper());
   for (const [k, v] of Object.entries(state.filters)) params.set(k, String(v));
   try {
@@ -113,6 +127,9 @@ async function search(page) {
     state.total = body.total;
     renderItems($("results"), body.hits, (page - 1) * state.perPage, state.query);
     renderFacets(body.facets);
+    const corrected = $("did-you-mean");
+    corrected.hidden = !body.corrected_query;
+    corrected.textContent = body.corrected_query ? "Showing results for “" + body.corrected_query + "”." : "";
     const shown = body.hits.length;
     $("results-summary").textContent = shown
       ? body.total + " results; showing " + ((page - 1) * state.perPage + 1) + "–" + ((page - 1) * state.perPage + shown)
@@ -134,7 +151,7 @@ async function openProduct(item, position, query) {
   $("product").hidden = false;
   const detail = $("product-detail");
   detail.replaceChildren(el("p", item.title, "title"));
-  const meta = [item.brand, item.category, price(item.price)].filter(Boolean).join(" · ");
+  const meta = [item.brand, item.category, price(item.price, item.currency)].filter(Boolean).join(" · ");
   if (meta) detail.append(el("p", meta, "meta"));
   const click = { event_id: "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8),
     user_id: shopper(), item_id: item.id, type: "click", timestamp: Date.now() / 1000, position: position };
@@ -168,6 +185,27 @@ async function loadForYou() {
   }
 }
 
+async function ask() {
+  const box = $("help-answer");
+  const question = $("help-q").value.trim();
+  $("help-products").replaceChildren();
+  if (!question) { box.replaceChildren(el("p", "Type a question first.", "meta")); return; }
+  box.replaceChildren(el("p", "Looking for an answer…", "meta"));
+  try {
+    const params = new URLSearchParams({ q: question });
+    const body = await api("/shops/" + encodeURIComponent(state.shop) + "/answer?" + params);
+    if (body.answer) {
+      box.replaceChildren(el("p", body.answer.text, "answer"),
+        el("p", "Answer " + body.answer.faq_id + " (confidence " + body.answer.confidence.toFixed(2) + ")", "meta"));
+    } else {
+      box.replaceChildren(el("p", "We could not find an answer to that: a person from our team will reply.", "handoff"));
+    }
+    renderItems($("help-products"), body.products, 0, question);
+  } catch (error) {
+    box.replaceChildren(el("p", error.status === 409 ? "This shop has no answers model yet." : error.message, "meta"));
+  }
+}
+
 async function loadUsers() {
   const list = $("users");
   list.replaceChildren();
@@ -197,12 +235,17 @@ async function start() {
     store.setItem("shoprank.key", fragment.get("key"));
     history.replaceState(null, "", window.location.pathname + window.location.search);
   }
+  if (fragment.has("debug")) store.setItem("shoprank.debug", "1");
   $("key").value = key();
+  $("debug").checked = debugOn();
   $("user").value = store.getItem("shoprank.user") || "";
+  let open = false;
   try {
     const health = await (await fetch("/health")).json();
-    $("open-warning").hidden = !health.open_access;
+    open = Boolean(health.open_access);
+    $("open-warning").hidden = !open;
   } catch (error) { /* not ready yet */ }
+  $("key-hint").hidden = Boolean(key()) || open;  // no key: say how to get one instead of an empty page
   if (await loadShops()) { loadUsers(); loadForYou(); }
 }
 
@@ -210,6 +253,7 @@ $("settings").addEventListener("submit", async (event) => {
   event.preventDefault();
   store.setItem("shoprank.key", $("key").value.trim());
   store.setItem("shoprank.user", $("user").value.trim());
+  store.setItem("shoprank.debug", $("debug").checked ? "1" : "0");
   if ($("shop").value) store.setItem("shoprank.shop", $("shop").value);
   await start();
   if (state.query) search(1);
@@ -219,6 +263,8 @@ $("shop").addEventListener("change", () => {
   store.setItem("shoprank.shop", state.shop); loadUsers(); loadForYou();
 });
 $("search-form").addEventListener("submit", (event) => { event.preventDefault(); state.filters = {}; search(1); });
+$("sort").addEventListener("change", () => { if (state.query) search(1); });
 $("prev").addEventListener("click", () => search(state.page - 1));
 $("next").addEventListener("click", () => search(state.page + 1));
+$("help-form").addEventListener("submit", (event) => { event.preventDefault(); ask(); });
 start();
