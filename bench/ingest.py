@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.common import median, table, write_json
 from shoprank.data.ingest import ingest_file
-from shoprank.store import SQLiteStore
+from shoprank.store import open_store
 
 TYPES = ("view", "view", "view", "click", "add_to_cart", "purchase")
 
@@ -49,7 +49,7 @@ def main() -> None:
         for fmt, path in files.items():
             times = []
             for run in range(args.repeats):
-                with SQLiteStore(Path(tmp) / f"{fmt}-{run}.sqlite") as store:
+                with open_store(Path(tmp) / f"{fmt}-{run}.sqlite") as store:
                     began = time.perf_counter()
                     report = ingest_file(store, "events", path)
                     times.append(time.perf_counter() - began)

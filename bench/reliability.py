@@ -93,10 +93,10 @@ def read_store(db: Path) -> tuple[set[str], set[str], int]:
 
 def open_and_check(db: Path) -> float:
     """The restart of an embedded store: open it (WAL recovery) and run the integrity check; seconds taken."""
-    from shoprank.store import SQLiteStore
+    from shoprank.store import open_store
 
     started = time.perf_counter()
-    store = SQLiteStore(db)
+    store = open_store(db)
     try:
         problems = store.check_integrity()
     finally:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from shoprank.data.records import Event, Judgment, Product, RecordError
 from shoprank.shops import Shop, list_shops
-from shoprank.store import SQLiteStore, Store
+from shoprank.store import Store, open_store
 
 __version__ = "0.1.0"
 
@@ -17,9 +17,9 @@ __all__ = [
     "Judgment",
     "Product",
     "RecordError",
-    "SQLiteStore",
     "Shop",
     "Store",
     "__version__",
     "list_shops",
+    "open_store",
 ]

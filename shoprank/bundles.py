@@ -80,9 +80,9 @@ def _fsync_tree(root: Path) -> None:
             os.close(fd)
 
 
-def _new_version() -> str:
+def _new_version(prefix: str = "") -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
-    return f"{stamp}-{os.getpid() % 10000:04d}-{time.perf_counter_ns() % 100000:05d}"
+    return f"{prefix}{stamp}-{os.getpid() % 10000:04d}-{time.perf_counter_ns() % 100000:05d}"
 
 
 def _same_folder(path: Path, fd: int) -> bool:
@@ -162,11 +162,13 @@ def _remove_if_unlocked(path: Path) -> bool:
 
 
 @contextmanager
-def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = None) -> Iterator[Path]:
+def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = None, *,
+            version_prefix: str = "") -> Iterator[Path]:
     """Write a new bundle: ``with publish(root, "search") as folder: save files into folder``.
 
     On normal exit the manifest is written, everything fsynced, the folder renamed into
     place and ``LATEST`` switched to it. On an exception nothing becomes visible.
+    ``version_prefix`` starts the version's name (``baseline-`` for the untrained stack).
     """
     root = Path(models_root) / kind
     root.mkdir(parents=True, exist_ok=True)
@@ -179,7 +181,7 @@ def publish(models_root: str | Path, kind: str, params: dict[str, Any] | None = 
             for p in sorted(staging.rglob("*"))
             if p.is_file()
         }
-        version = _new_version()
+        version = _new_version(version_prefix)
         manifest = {
             "format_version": FORMAT_VERSION,
             "kind": kind,

@@ -3,7 +3,9 @@
 A key looks like ``sr_<id>_<secret>``: ``id`` is 8 hex characters that name the key in
 listings and logs, ``secret`` is 32 random bytes (URL-safe base64). The key file
 (``<home>/keys.json``, mode 0600) keeps only ``sha256(key)``; the key itself is printed
-once by ``shoprank keys create`` and never again.
+once by ``shoprank keys create`` and never again. With a shared PostgreSQL store the records
+live in its ``api_keys`` table instead, so every replica knows every key; a running server
+re-reads them at most every ``SHARED_REFRESH_S`` seconds.
 
 Scopes:
 
@@ -26,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.shops import check_shop_name, default_home
+from shoprank.store import backend_for
 
 KEYS_FILE = "keys.json"
 SCOPES: dict[str, frozenset[str]] = {
@@ -37,6 +40,8 @@ SCOPES: dict[str, frozenset[str]] = {
 
 _PREFIX = "sr_"
 _DUMMY_HASH = hashlib.sha256(b"no such key").hexdigest()
+SHARED_REFRESH_S = 1.0
+"""How stale a replica's view of the shared key table may be (a key created or revoked elsewhere)."""
 
 
 class KeyRequestError(ValueError):
@@ -89,14 +94,17 @@ def key_id(key: str) -> str | None:
 
 
 class KeyStore:
-    """The key file of one home folder. Safe to share between threads; re-reads the file when it changes."""
+    """The keys of one deployment: the home folder's key file, or the shared store's key table.
 
-    def __init__(self, home: str | Path | None = None) -> None:
+    Safe to share between threads; re-reads the file when it changes, the table every ``SHARED_REFRESH_S``."""
+
+    def __init__(self, home: str | Path | None = None, store: str | None = None) -> None:
         self.home = Path(home) if home is not None else default_home()
         self.path = self.home / KEYS_FILE
+        self._shared = backend_for(self.home, store).key_records()
         self._lock = threading.Lock()
         self._keys: dict[str, ApiKey] = {}
-        self._stamp: tuple[int, int] | None = None
+        self._stamp: Any = None
 
     # reading ------------------------------------------------------------------------------
     def _file_stamp(self) -> tuple[int, int] | None:
@@ -106,7 +114,12 @@ class KeyStore:
             return None
         return (info.st_mtime_ns, info.st_size)
 
-    def _refresh(self) -> None:
+    def _refresh(self, force: bool = False) -> None:
+        if self._shared is not None:
+            if force or self._stamp is None or time.monotonic() - self._stamp >= SHARED_REFRESH_S:
+                self._keys = {row["id"]: ApiKey(**row) for row in self._shared.load()}
+                self._stamp = time.monotonic()
+            return
         stamp = self._file_stamp()
         if stamp == self._stamp:
             return
@@ -135,7 +148,11 @@ class KeyStore:
         return record
 
     # writing ------------------------------------------------------------------------------
-    def _write(self, keys: dict[str, ApiKey]) -> None:
+    def _write(self, keys: dict[str, ApiKey], changed: ApiKey) -> None:
+        if self._shared is not None:
+            self._shared.save(asdict(changed))
+            self._keys = keys
+            return
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{KEYS_FILE}.{os.getpid()}.tmp")
         payload = json.dumps({"format_version": 1, "keys": [asdict(k) for k in keys.values()]}, indent=2)
@@ -164,7 +181,7 @@ class KeyStore:
         if expires_in is not None and expires_in <= 0:
             raise KeyRequestError("the expiry must lie in the future")
         with self._lock:
-            self._refresh()
+            self._refresh(force=True)
             keys = dict(self._keys)
             ident = secrets.token_hex(4)
             while ident in keys:
@@ -176,14 +193,14 @@ class KeyStore:
                 expires_at=None if expires_in is None else now + expires_in,
             )
             keys[ident] = record
-            self._write(keys)
+            self._write(keys, record)
         return key, record
 
     def revoke(self, ident: str) -> ApiKey:
         """Revoke a key by its id (or the whole key); it stops working at once, also in a running server."""
         ident = key_id(ident) or ident
         with self._lock:
-            self._refresh()
+            self._refresh(force=True)
             record = self._keys.get(ident)
             if record is None:
                 raise KeyRequestError(f"no key with id {ident!r}; 'shoprank keys list' shows them")
@@ -191,7 +208,7 @@ class KeyStore:
                 keys = dict(self._keys)
                 record = ApiKey(**{**asdict(record), "revoked_at": time.time()})
                 keys[ident] = record
-                self._write(keys)
+                self._write(keys, record)
         return record
 
 

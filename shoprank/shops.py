@@ -7,7 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Backend, Store, backend_for, store_url
 
 DEFAULT_HOME = "shoprank-data"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -28,15 +28,25 @@ def check_shop_name(name: str) -> str:
 
 
 class Shop:
-    """A shop's folder: ``store.sqlite`` and ``models/``."""
+    """A shop: its records in the store, its folder (``models/``, caches, logs) under the home folder.
 
-    def __init__(self, name: str, home: str | Path | None = None) -> None:
+    The store is the embedded SQLite file ``<home>/<shop>/store.sqlite`` unless ``store`` (or
+    ``$SHOPRANK_STORE``) names a PostgreSQL database that every process of the deployment shares.
+    """
+
+    def __init__(self, name: str, home: str | Path | None = None, store: str | None = None) -> None:
         self.name = check_shop_name(name)
         self.home = Path(home) if home is not None else default_home()
         self.path = self.home / name
+        self.store_url = store_url(store)
+
+    @property
+    def backend(self) -> Backend:
+        return backend_for(self.home, self.store_url)
 
     @property
     def store_path(self) -> Path:
+        """Where the embedded store keeps this shop (unused with a PostgreSQL store)."""
         return self.path / "store.sqlite"
 
     @property
@@ -44,17 +54,19 @@ class Shop:
         return self.path / "models"
 
     def exists(self) -> bool:
-        return self.store_path.exists()
+        return self.backend.exists(self.name)
 
-    def store(self, *, create: bool = True) -> SQLiteStore:
-        if not create and not self.exists():
+    def store(self, *, create: bool = True) -> Store:
+        backend = self.backend
+        if not create and not backend.exists(self.name):
             raise FileNotFoundError(
-                f"shop {self.name!r} does not exist in {self.home}; "
+                f"shop {self.name!r} does not exist in {backend.describe()}; "
                 f"create it with 'shoprank ingest ... --shop {self.name}' or 'shoprank datasets import'"
             )
-        return SQLiteStore(self.store_path)
+        return backend.open(self.name, create=create)
 
     def delete(self) -> None:
+        self.backend.drop(self.name)
         if self.path.exists():
             shutil.rmtree(self.path)
 
@@ -62,12 +74,6 @@ class Shop:
         return f"Shop({self.name!r}, home={str(self.home)!r})"
 
 
-def list_shops(home: str | Path | None = None) -> list[Shop]:
+def list_shops(home: str | Path | None = None, store: str | None = None) -> list[Shop]:
     root = Path(home) if home is not None else default_home()
-    if not root.is_dir():
-        return []
-    return [
-        Shop(p.name, root)
-        for p in sorted(root.iterdir())
-        if p.is_dir() and _NAME.match(p.name) and (p / "store.sqlite").exists()
-    ]
+    return [Shop(name, root, store) for name in backend_for(root, store).shop_names()]

@@ -23,3 +23,41 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "home"
     monkeypatch.setenv("SHOPRANK_HOME", str(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A PostgreSQL server for the whole run: ``$SHOPRANK_TEST_PG`` (CI starts one), else a throw-away one
+    started here from the installed binaries; skipped only where PostgreSQL is not installed."""
+    import shutil
+    import tempfile
+
+    from bench import pgserver
+
+    url = os.environ.get(pgserver.TEST_URL_ENV)
+    if url:
+        yield url
+        return
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg is not installed (pip install -r requirements.lock)")
+    if pgserver.binaries() is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must provide PostgreSQL: .ci/run installs it and sets ${pgserver.TEST_URL_ENV}")
+        pytest.skip(f"PostgreSQL is not installed (apt-get install postgresql) and ${pgserver.TEST_URL_ENV} is unset")
+    folder = Path(tempfile.mkdtemp(prefix="shoprank-pg-"))
+    try:
+        yield pgserver.start(folder)
+    finally:
+        pgserver.stop(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(pg_server: str):
+    """A fresh database of its own for one test, dropped afterwards."""
+    from bench.pgserver import fresh_database
+
+    with fresh_database(pg_server) as url:
+        yield url

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from shoprank.cli.main import main
-from shoprank.evaluation.diversity_report import format_table, write_plot, write_table
-from shoprank.evaluation.diversity_sweep import (
+from shoprank.experiments.diversity_report import format_table, write_plot, write_table
+from shoprank.experiments.diversity_sweep import (
     Choice,
     SweepResult,
     SweepRow,
@@ -88,30 +88,33 @@ def rec_home(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
 
 def unreranked_recommend_ndcg(home) -> float:  # noqa: ANN001
-    """NDCG@10 of the bundle's own full-catalogue order for every test user, computed here independently."""
+    """NDCG@10 of the served recommender's own first 10 (no re-ranking) for every test user, computed here."""
+    from shoprank.data.records import Event
     from shoprank.evaluation.metrics import ndcg_at_k
+    from shoprank.recommend.interactions import TYPE_INDEX
     from shoprank.recommend.pipeline import read_log
     from shoprank.recommend.service import Recommender
     from shoprank.shops import Shop
 
     shop = Shop("tiny", home)
     rec, split = Recommender.load(shop), read_log(shop).split()
+    names = {v: k for k, v in TYPE_INDEX.items()}
     values = []
     for hist, types, target in zip(split.test_histories.items, split.test_histories.types, split.test_targets,
                                    strict=True):
-        scores = np.array(rec.score_batch([hist], [types])[0, :split.n_items + 1], dtype=np.float64)
-        scores[0] = scores[hist] = -np.inf
-        order = np.argsort(-scores, kind="stable")[:10]
-        values.append(ndcg_at_k(list(order), {int(target): 1.0}, 10))
+        events = [Event(f"e{n}", "", rec.catalogue.ids[int(i) - 1], names[int(t)], float(n))
+                  for n, (i, t) in enumerate(zip(hist, types, strict=True))]
+        ranked = [item.id for item in rec.recommend("", k=10, history=events)]
+        values.append(ndcg_at_k(ranked, {rec.catalogue.ids[int(target) - 1]: 1.0}, 10))
     return float(np.mean(values))
 
 
 def test_evaluate_recommend_diversity_sweep(rec_home, tmp_path, capsys) -> None:  # noqa: ANN001
     report = tmp_path / "sweep.json"
     assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(rec_home), "--diversity-sweep",
-                 "--lambdas", "0.5,1", "--sample", "0", "--json", str(report)]) == 0
+                 "--lambdas", "0.5,1", "--sample", "0", "--json", str(report), "--part", "test"]) == 0
     out = capsys.readouterr().out
-    assert "| λ" in out and "NDCG vs λ=0" in out and "default: " in out
+    assert "| λ" in out and "NDCG vs λ=0" in out and "no default is chosen here" in out
     plot, table = rec_home / "tiny" / "reports" / "diversity-sweep-recommend.png", \
         rec_home / "tiny" / "reports" / "diversity-sweep-recommend.md"
     assert f"wrote the plot to {plot} and the table to {table}" in out
@@ -126,7 +129,21 @@ def test_evaluate_recommend_diversity_sweep(rec_home, tmp_path, capsys) -> None:
         assert 0 <= r["ndcg@10"] <= r["hr@10"] <= 1 and 0 <= r["ild@10"] <= 2 and r["novelty"] > 0
         assert 0 < r["catalogue_coverage@10"] <= 1 and 0 < r["category_coverage@10"] <= 1
     assert rows[-1]["ild@10"] > rows[0]["ild@10"]  # λ = 1: variety only
-    assert saved["why"] and ("chosen" in saved)
+    assert saved["why"] and ("chosen" in saved) and saved["part"] == "test"
+
+
+def test_the_recommend_default_is_chosen_on_validation_targets(rec_home, tmp_path, capsys) -> None:  # noqa: ANN001
+    from shoprank.recommend.pipeline import read_log
+    from shoprank.shops import Shop
+
+    report = tmp_path / "valid.json"
+    assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(rec_home), "--diversity-sweep",
+                 "--lambdas", "0.5", "--sample", "0", "--json", str(report)]) == 0
+    assert "default" in capsys.readouterr().out
+    saved = json.loads(report.read_text())
+    split = read_log(Shop("tiny", rec_home)).split()
+    assert saved["part"] == "valid" and saved["users"] == len(split.valid_targets)
+    assert saved["rows"][0]["ndcg@10"] == saved["ranker_ndcg@10"]  # the shop has no rule: λ = 0 is the ranker
 
 
 def test_sweep_without_a_model_says_what_to_train(tmp_path, capsys) -> None:  # noqa: ANN001
@@ -145,15 +162,15 @@ def test_sweep_options_need_the_flag(tmp_path, capsys) -> None:  # noqa: ANN001
 
 
 def test_evaluate_search_diversity_sweep(trained_shop, tmp_path, capsys) -> None:  # noqa: F811
+    from shoprank.cascade.load import load_search
     from shoprank.evaluation.metrics import ndcg_at_k
-    from shoprank.search import SearchEngine
     from shoprank.search.data import SPLIT_SEED, load_search_data
 
     shop, _, _ = trained_shop
     plot, table, report = tmp_path / "s.png", tmp_path / "s.md", tmp_path / "s.json"
     assert main(["evaluate", "search", "--shop", shop.name, "--home", str(shop.home), "--diversity-sweep",
                  "--lambdas", "0,0.5,1", "--sample", "0", "--plot", str(plot), "--table", str(table),
-                 "--json", str(report), "--quiet"]) == 0
+                 "--json", str(report), "--quiet", "--part", "test"]) == 0
     out = capsys.readouterr().out
     assert f"wrote the plot to {plot} and the table to {table}" in out
     assert plot.read_bytes()[:8] == PNG and "| 0.5 " in table.read_text()
@@ -164,9 +181,19 @@ def test_evaluate_search_diversity_sweep(trained_shop, tmp_path, capsys) -> None
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=0.2, seed=SPLIT_SEED)
     test = data.query_set(data.test)
-    engine = SearchEngine.load(shop)
+    engine = load_search(shop)  # as served
     queries = [q for q in test.queries() if max(test.gains[q].values()) > 0]
     plain = np.mean([ndcg_at_k([h.id for h in engine.search(q, k=10)[0]], test.gains[q], 10) for q in queries])
     assert rows[0]["ndcg@10"] == saved["ranker_ndcg@10"] == pytest.approx(plain, abs=1e-12)
     assert rows[-1]["ild@10"] >= rows[0]["ild@10"]
     assert all(0 <= r["ndcg@10"] <= 1 and 0 <= r["hr@10"] <= 1 for r in rows)
+
+    from shoprank.bundles import open_bundle
+    from shoprank.experiments.diversity_sweep import validation_queries
+
+    assert main(["evaluate", "search", "--shop", shop.name, "--home", str(shop.home), "--diversity-sweep",
+                 "--lambdas", "0.5", "--sample", "0", "--json", str(report), "--quiet"]) == 0
+    saved = json.loads(report.read_text())
+    valid = data.query_set(validation_queries(shop, open_bundle(shop.models_path, "search").params, data))
+    assert saved["part"] == "valid" and not set(valid.queries()) & set(test.queries())
+    assert saved["queries"] == len([q for q in valid.queries() if max(valid.gains[q].values()) > 0]) > 0

@@ -99,7 +99,8 @@ def test_cli_ingest_and_shops(home, tmp_path, capsys):
     assert "line 1: field 'timestamp'" in capsys.readouterr().err
     assert main(["shops", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed == [{"shop": "demo", "products": 5, "events": 5, "users": 3, "judgments": 0, "queries": 0}]
+    assert listed == [{"shop": "demo", "products": 5, "events": 5, "users": 3, "judgments": 0, "queries": 0,
+                      "impressions": 0}]
 
 
 def test_shops_are_isolated(home):

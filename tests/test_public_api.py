@@ -8,7 +8,7 @@ import shoprank
 
 def test_public_names():
     assert sorted(shoprank.__all__) == [
-        "Event", "Judgment", "Product", "RecordError", "SQLiteStore", "Shop", "Store", "__version__", "list_shops",
+        "Event", "Judgment", "Product", "RecordError", "Shop", "Store", "__version__", "list_shops", "open_store",
     ]
     for name in shoprank.__all__:
         assert hasattr(shoprank, name)

@@ -37,7 +37,7 @@ def test_add_list_remove_round_trip(home, capsys: pytest.CaptureFixture[str]) ->
 
     assert rules(home, "list") == 0
     listing = capsys.readouterr().out
-    assert "diversity λ=0.2" in listing and "hide out of stock: yes" in listing
+    assert "diversity λ=0 (off)" in listing and "hide out of stock: yes" in listing
     assert "pin" in listing and "p-123" in listing and "Makita" in listing
 
     assert rules(home, "remove", "2") == 0

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from shoprank.keys import KeyStore
-from shoprank.rerank import Rule, RuleSet, save_rules
+from shoprank.rerank import DEFAULT_DIVERSITY, Rule, RuleSet, save_rules
 from shoprank.serving import create_app
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
@@ -101,7 +101,7 @@ async def test_bad_rules_are_refused_whole_and_name_the_field(served: Any) -> No
         unknown = await client.put("/shops/tiny/settings/rerank", json={"lambda": 0.3})
         assert unknown.status_code == 422 and unknown.json()["error"]["field"] == "lambda"
         kept = (await client.get("/shops/tiny/rules")).json()
-        assert [r["id"] for r in kept["rules"]["rules"]] == [1] and kept["settings"]["diversity"] == 0.2
+        assert [r["id"] for r in kept["rules"]["rules"]] == [1] and kept["settings"]["diversity"] == DEFAULT_DIVERSITY
 
 
 async def test_diversity_setting_and_per_request_override(served: Any) -> None:

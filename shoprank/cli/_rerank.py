@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from shoprank.rerank import Reranker
     from shoprank.rerank.pipeline import Vectors
 
-from shoprank.cascade import OVER_FETCH  # noqa: F401  (the batch commands' over-fetch is the cascade's)
 
 
 def add_diversity(parser: argparse.ArgumentParser) -> None:

@@ -17,8 +17,9 @@ from shoprank.cli.main import CommandError, add_home, add_shop
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     verbs = groups[""]
-    ingest = verbs.add_parser("ingest", help="validate and store products, events or judgments from a file")
-    ingest.add_argument("kind", choices=["products", "events", "judgments"])
+    ingest = verbs.add_parser("ingest", help="validate and store products, events, judgments or impressions from "
+                              "a file")
+    ingest.add_argument("kind", choices=["products", "events", "judgments", "impressions"])
     ingest.add_argument("file", help="a .jsonl, .csv, .tsv or .parquet file")
     add_shop(ingest)
     ingest.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
@@ -133,6 +134,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         f"updated {s['updated']:,}, duplicates {s['duplicates']:,}, rejected {s['rejected']:,} "
         f"in {took:.1f} s"
     )
+    if "attribution" in s:
+        a = s["attribution"]
+        reasons = ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in a["unattributed_by_reason"].items())
+        print(f"  request ids: {a['attributed']:,} events attributed to impressions, {a['unattributed']:,} stored "
+              f"unattributed" + (f" ({reasons})" if reasons else ""))
     for error in report.errors[:20]:
         print(f"  rejected {error}")
     if args.rejects and report.errors:
@@ -200,10 +206,10 @@ def cmd_shops(args: argparse.Namespace) -> int:
     if not rows:
         print(f"no shops in {args.home or default_home()}")
         return 0
-    print(f"{'shop':20} {'products':>10} {'events':>10} {'users':>9} {'judgments':>10}")
+    print(f"{'shop':20} {'products':>10} {'events':>10} {'users':>9} {'judgments':>10} {'impressions':>12}")
     for row in rows:
         print(f"{row['shop']:20} {row['products']:>10,} {row['events']:>10,} {row['users']:>9,} "
-              f"{row['judgments']:>10,}")
+              f"{row['judgments']:>10,} {row.get('impressions', 0):>12,}")
     return 0
 
 

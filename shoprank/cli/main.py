@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
     "shoprank.cli.rules_cmds",
+    "shoprank.cli.learn_cmds",
 )
 
 GROUPS = {
@@ -35,6 +36,11 @@ class CommandError(Exception):
 def add_home(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--home", default=None, help="data folder holding the shops (default: $SHOPRANK_HOME or ./shoprank-data)"
+    )
+    parser.add_argument(
+        "--store", default=None, metavar="URL",
+        help="where the shops' records live: postgresql://user:password@host:5432/db shared by several processes "
+             "(default: $SHOPRANK_STORE, else one SQLite file per shop in the data folder)",
     )
 
 
@@ -77,12 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if handler is None:
         parser.print_help()
         return 2
+    from shoprank.store import StoreError, selected_store
+
     try:
-        result = handler(args)
+        with selected_store(getattr(args, "store", None)):
+            result = handler(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except (CommandError, FileNotFoundError, ValueError) as exc:
+    except (CommandError, FileNotFoundError, ValueError, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return int(result or 0)

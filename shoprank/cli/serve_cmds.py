@@ -18,7 +18,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--open", action="store_true", dest="open_access",
                        help="DEMO ONLY: answer requests without a key (the page shows a warning)")
     serve.add_argument("--watch", type=float, default=5.0, metavar="SECONDS",
-                       help="look for new model bundles and catalogue changes this often (0: off; default 5)")
+                       help="look for new model bundles this often (0: off, also for --sync; default 5)")
+    serve.add_argument("--sync", type=float, default=1.0, metavar="SECONDS",
+                       help="follow the store's changes (products, rules, settings written by other processes or "
+                            "replicas) this often (default 1)")
     serve.add_argument("--max-in-flight", type=int, default=32,
                        help="requests admitted at once; more get 503 + Retry-After (default 32)")
     serve.add_argument("--engine-concurrency", type=int, default=2,
@@ -28,6 +31,15 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                             "served requests keep their latency under overload (0: wait; default 100)")
     serve.add_argument("--max-body-mb", type=float, default=10.0, help="largest request body in MB (default 10)")
     serve.add_argument("--access-log", action="store_true", help="log every request (method, path, status)")
+    serve.add_argument("--retrain-every", default=None, metavar="DURATION",
+                       help="retrain each shop when enough new traffic arrived (30m, 1h, 1d), publishing only a "
+                            "candidate that is not worse on the most recent traffic ('train watch'); default off")
+    serve.add_argument("--impression-retention-days", type=float, default=90.0,
+                       help="delete impressions older than this (0: keep; default 90)")
+    serve.add_argument("--no-baseline", action="store_true",
+                       help="a shop without a trained bundle answers 409 instead of serving the baseline stack")
+    serve.add_argument("--no-baseline-embeddings", action="store_true",
+                       help="keep baseline search lexical (no background embedding of the catalogue)")
     serve.set_defaults(handler=cmd_serve)
 
     keys = verbs.add_parser("keys", help="API keys: create, list, revoke")
@@ -62,10 +74,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     home = _home(args)
     if args.open_access:
         print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
-    config = ServingConfig(watch_seconds=args.watch, max_in_flight=args.max_in_flight,
-                           engine_concurrency=args.engine_concurrency, engine_queue_ms=args.engine_queue_ms,
-                           max_body_bytes=int(args.max_body_mb * 1024 * 1024))
-    print(f"serving {home} at http://{args.host}:{args.port}/  (API docs: /docs)", flush=True)
+    try:
+        config = ServingConfig(watch_seconds=args.watch, sync_seconds=args.sync, max_in_flight=args.max_in_flight,
+                               engine_concurrency=args.engine_concurrency, engine_queue_ms=args.engine_queue_ms,
+                               max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+                               impression_retention_days=args.impression_retention_days,
+                               baseline=not args.no_baseline, baseline_embeddings=not args.no_baseline_embeddings)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.retrain_every:
+        import threading
+
+        from shoprank.cli.learn_cmds import start_retraining
+        from shoprank.retrain import parse_duration
+
+        try:
+            every = parse_duration(args.retrain_every)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
+        start_retraining(home, every, threading.Event())
+        print(f"retraining every {args.retrain_every} when enough new traffic arrived (log: SHOP/runs/retrain.jsonl)")
+    from shoprank.store import backend_for
+
+    print(f"serving {home} ({backend_for(home).describe()}) at http://{args.host}:{args.port}/  (API docs: /docs)",
+          flush=True)
     run(home, args.host, args.port, args.open_access, config=config, access_log=args.access_log)
     return 0
 

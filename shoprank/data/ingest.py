@@ -8,15 +8,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoprank.data.attribution import AttributionReport, attribute
+from shoprank.data.impressions import Impression, parse_impression
 from shoprank.data.readers import apply_mapping, detect_format, header_of, read_rows
-from shoprank.data.records import PARSERS, Event, Judgment, Product, RecordError, product_fields, unknown_product
+from shoprank.data.records import PARSERS as RECORD_PARSERS
+from shoprank.data.records import Event, Judgment, Product, RecordError, product_fields, unknown_product
 from shoprank.data.upsert import ProductUpdate, resolve
 from shoprank.store.base import Store, WriteResult
+
+PARSERS: dict[str, Callable[[Mapping[str, Any]], Any]] = {**RECORD_PARSERS, "impressions": parse_impression}
+"""Record kind -> parser: the kinds ``shoprank ingest`` takes."""
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "products": ("id", "title"),
     "events": ("user_id", "item_id", "type", "timestamp"),
     "judgments": ("query", "product_id", "grade"),
+    "impressions": ("request_id", "timestamp", "surface", "items"),
 }
 
 
@@ -42,9 +49,11 @@ class IngestReport:
     duplicates: int = 0
     rejected: int = 0
     errors: list[RecordError] = field(default_factory=list)
+    attribution: AttributionReport | None = None
+    """Events only: how many carried a request id that matched one of the shop's impressions."""
 
     def summary(self) -> dict[str, Any]:
-        return {
+        out = {
             "kind": self.kind,
             "read": self.read,
             "stored": self.stored,
@@ -52,6 +61,9 @@ class IngestReport:
             "duplicates": self.duplicates,
             "rejected": self.rejected,
         }
+        if self.attribution is not None:
+            out["attribution"] = self.attribution.to_dict()
+        return out
 
 
 def check_kind(kind: str) -> str:
@@ -101,6 +113,8 @@ def write_records(store: Store, kind: str, records: Sequence[Any]) -> WriteResul
         return store.upsert_products(records)
     if kind == "events":
         return store.append_events(records)
+    if kind == "impressions":
+        return store.append_impressions(records)
     return store.upsert_judgments(records)
 
 
@@ -133,6 +147,9 @@ def ingest_rows(
         raise IngestError(errors, read)
     if kind == "products":
         records = resolve(store, records, replace=replace)
+    attribution = None
+    if kind == "events":  # events carrying a request id are tied to the shop's stored impressions
+        records, attribution = attribute(records, store.get_impressions)
     result = write_records(store, kind, records)
     return IngestReport(
         kind=kind,
@@ -142,6 +159,7 @@ def ingest_rows(
         duplicates=result.duplicates,
         rejected=len(errors),
         errors=errors,
+        attribution=attribution,
     )
 
 
@@ -205,4 +223,4 @@ def ingest_file(
     return report
 
 
-RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment}
+RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "impressions": Impression}

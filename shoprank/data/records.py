@@ -118,6 +118,9 @@ class Event:
     position: int | None = None
     session_id: str | None = None
     value: float | None = None
+    request_id: str | None = None
+    """The answer (impression) the event came from. As sent, it is a claim; as stored, it is set only when the
+    event was attributed to an impression of the same shop (see :mod:`shoprank.data.attribution`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -336,6 +339,7 @@ def parse_event(raw: Mapping[str, Any]) -> Event:
         position=None if position is None else int(position),
         session_id=_identifier(raw, "session_id", required=False) or None,
         value=_number(raw, "value"),
+        request_id=_identifier(raw, "request_id", required=False) or None,
     )
 
 

@@ -22,11 +22,13 @@ import numpy as np
 from shoprank.rerank._common import check_unique, fresh, mark_moved_up
 from shoprank.results import ScoredItem
 
-DEFAULT_DIVERSITY = 0.2
-"""λ when a shop has not chosen one: the largest λ that lost at most 1% relative NDCG@10 on both Amazon
-Games recommendations and Home Depot search (docs/diversity.md). The top item never moves, and an item
-overtakes a more relevant one only when its normalised-relevance deficit is under 0.25 (= 0.2 / 0.8)
-times the extra cosine similarity the other has to the items already picked."""
+DEFAULT_DIVERSITY = 0.0
+"""λ when a shop has not chosen one: off. The default rule (at most 1 % relative NDCG@10 lost for at least
+15 % more intra-list diversity, docs/diversity.md) picked no λ on any shop's sweep, so nothing is traded away
+unasked; a shop turns variety on with ``shoprank rules set-diversity`` after a sweep on its own validation
+data (``shoprank evaluate recommend|search --diversity-sweep``) suggests a λ. At λ > 0 the top item never
+moves, and an item overtakes a more relevant one only when its normalised-relevance deficit is under
+λ / (1 − λ) times the extra cosine similarity the other has to the items already picked."""
 
 VARIETY_REASON = "added for variety"
 

@@ -22,12 +22,15 @@ from shoprank.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k
 from shoprank.search.data import QuerySet
 from shoprank.search.stack import SearchStack, rrf
 
-METHODS = ("random", "bm25", "untuned", "hybrid", "dense", "cross", "fused_fast", "fused")
+METHODS = ("random", "bm25", "untuned", "hybrid", "dense", "cross", "fused_fast", "fused", "served")
 LABELS = {
     "random": "random", "bm25": "BM25", "untuned": "untuned MiniLM", "hybrid": "naive hybrid",
     "dense": "fine-tuned dense", "cross": "fine-tuned cross-encoder", "fused_fast": "fused (no CE, online)",
-    "fused": "fused ranker",
+    "fused": "fused ranker", "served": "served (cascade)",
 }
+SHIPPED = {"full catalogue": "served", "judged re-ranking": "fused"}
+"""The method each protocol's verdict reads: what the shop ships for it (the HTTP API's answer for a query; the
+ranker with the cross-encoder for ``run rerank``'s given lists)."""
 
 
 @dataclass
@@ -126,9 +129,10 @@ def judged_reranking(stack: SearchStack, qset: QuerySet, queries: Sequence[str],
 
 
 def full_catalogue(stack: SearchStack, qset: QuerySet, queries: Sequence[str], untuned: UntunedVectors | None,
-                   relevant_gain: float, top: int = 100, use_cross: bool = True, progress: bool = False
-                   ) -> ProtocolResult:
-    """Each method searches the whole catalogue for each query."""
+                   relevant_gain: float, top: int = 100, use_cross: bool = True, progress: bool = False,
+                   served: Callable[[str, int], list[str]] | None = None) -> ProtocolResult:
+    """Each method searches the whole catalogue for each query. ``served(query, top)``: the ids the shop's
+    cascade answers (what the HTTP API serves), scored as the method ``served``."""
     from tqdm.auto import tqdm
 
     result = ProtocolResult("full catalogue")
@@ -171,8 +175,10 @@ def full_catalogue(stack: SearchStack, qset: QuerySet, queries: Sequence[str], u
             if use_cross and stack.cross is not None and "full" in stack.fusion:
                 order, _, _ = stack.rank(q, tokens, cand, use_cross=True)
                 runs["fused"] = cand.rows[order][:top].tolist()
-        for method, rows in runs.items():
-            ranked = [ids[r] for r in rows]
+        ranked_ids = {method: [ids[r] for r in rows] for method, rows in runs.items()}
+        if served is not None:
+            ranked_ids["served"] = served(q, top)
+        for method, ranked in ranked_ids.items():
             result.add(method, "ndcg@10", ndcg_at_k(ranked, gains, 10))
             if relevant:
                 result.add(method, "recall@100", recall_at_k(ranked, relevant, 100))

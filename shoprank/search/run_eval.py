@@ -49,8 +49,23 @@ def evaluate_bundle(shop: Any, full: bool = True, progress: bool = True, max_que
     if full:
         queries = _sample([q for q in test.queries() if max(test.gains[q].values()) > 0], max_queries)
         results.append((shop.name, full_catalogue(stack, test, queries, untuned, relevant_gain(data),
-                                                  use_cross=use_cross, progress=progress)))
+                                                  use_cross=use_cross, progress=progress, served=served_search(shop))))
     return results
+
+
+def served_search(shop: Any) -> Any:
+    """``(query, top) -> ids`` as the shop serves them: its cascade, loaded as the server loads it (the bundle's
+    query tower, the shop's rules and re-ranking settings), exploration off."""
+    from shoprank.cascade import Request
+    from shoprank.cascade.load import load_cascade
+
+    cascade = load_cascade(shop, ("search",))
+    page_size = cascade.reranking.reranker.config.page_size
+
+    def served(query: str, top: int) -> list[str]:
+        return cascade.run_one(Request("search", query, per_page=page_size, limit=top)).ids
+
+    return served
 
 
 def evaluate_folds(shop: Any, folds: int, profile: str = "quick", progress: bool = True, tune: int = 0,

@@ -40,7 +40,8 @@ PREFIX_TERMS = 5  # catalogue words it may stand for, the most common first
 @dataclass
 class StackConfig:
     language: str = "en"  # "en" or "zh": picks the analyzer and the default encoder
-    encoder: str = "biencoder"  # biencoder (MiniLM), dual (fine-tuned query tower + MiniLM) or e5 (frozen)
+    encoder: str = "biencoder"  # biencoder (MiniLM), dual (fine-tuned query tower + MiniLM), e5 (frozen) or
+    # none (lexical only: the baseline stack before the catalogue's embeddings are ready)
     lexical_k: int = 200  # BM25 candidates per query
     dense_k: int = 200  # ANN candidates per query
     rerank_top: int = 30  # candidates the cross-encoder scores in a full search
@@ -88,6 +89,11 @@ class SearchStack:
         self.query_tower: Any = None
         """What embeds one online query (:meth:`embed_query`): an ONNX export of the query tower once
         :meth:`use_onnx_query_tower` found or made one, else the PyTorch encoder."""
+
+    @property
+    def lexical_only(self) -> bool:
+        """No text encoder (``encoder="none"``): candidates and order come from BM25 alone."""
+        return self.config.encoder == "none"
 
     # building -----------------------------------------------------------------------------------
     @classmethod
@@ -207,6 +213,8 @@ class SearchStack:
         if len(positive) > lexical_k:
             positive = positive[np.argpartition(-scores[positive], lexical_k - 1)[:lexical_k]]
         lex_rows = positive[np.argsort(-scores[positive], kind="stable")]
+        if self.lexical_only:
+            return Candidates(lex_rows, scores[lex_rows], np.zeros(len(lex_rows), np.float32), len(positive))
         dense_rows, _ = self.dense.search(qvec[None, :], dense_k, self.catalog.alive)
         dense_rows = dense_rows[0][dense_rows[0] >= 0]
         rows = np.asarray(list(dict.fromkeys([*lex_rows.tolist(), *dense_rows.tolist()])), dtype=np.int64)
@@ -236,6 +244,8 @@ class SearchStack:
         feats = self.features(query, tokens, cand.rows, cand.dense)
         if "fast" in self.fusion:
             fast = self.score("fast", feats)
+        elif self.lexical_only:
+            fast = cand.bm25.astype(np.float32)
         else:  # no trained fusion: reciprocal-rank fusion of BM25 and dense
             fused = rrf(cand.rows[np.argsort(-cand.bm25, kind="stable")], cand.rows[np.argsort(-cand.dense)])
             fast = np.asarray([fused[int(r)] for r in cand.rows], np.float32)
@@ -266,7 +276,9 @@ class SearchStack:
         return self.catalog.remove(ids)
 
     # persistence --------------------------------------------------------------------------------
-    def save(self, folder: Path) -> None:
+    def save(self, folder: Path, *, include_encoder: bool = True) -> None:
+        """Write the stack's files; ``include_encoder`` off leaves the bi-encoder out (an untuned base model,
+        which loading finds where it is installed)."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "stack.json").write_text(json.dumps({"format": 1, "config": asdict(self.config)}))
         self.catalog.save(folder)
@@ -275,7 +287,7 @@ class SearchStack:
         if self.spell is not None:
             self.spell.save(folder)
         self.stats.save(folder)
-        if self.config.encoder in ("biencoder", "dual"):
+        if self.config.encoder in ("biencoder", "dual") and include_encoder:
             self.encoder.save(folder / "biencoder")
         if self.cross is not None:
             self.cross.save(folder / "cross_encoder")
@@ -354,7 +366,23 @@ def _load_dual(folder: Path | None, config: StackConfig) -> Any:
                        lambda: BiEncoder.load(None, config.doc_max_length))
 
 
-ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5}
+class NoEncoder:
+    """The ``none`` encoder of a lexical-only stack: one zero per text, so the index arrays keep their rows."""
+
+    dim = 1
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.zeros((len(texts), self.dim), np.float32)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return np.zeros((len(texts), self.dim), np.float32)
+
+
+def _load_none(folder: Path | None, config: StackConfig) -> Any:
+    return NoEncoder()
+
+
+ENCODERS: dict[str, Any] = {"biencoder": _load_biencoder, "dual": _load_dual, "e5": _load_e5, "none": _load_none}
 """Encoder name -> loader(bundle folder or None, config). Tests register mock encoders here."""
 
 

@@ -53,6 +53,13 @@ class SearchTrainConfig:
     seed: int = 0
 
 
+def split_training(data: SearchData, config: SearchTrainConfig) -> Any:
+    """The training queries split by query: ``train`` (the encoders), ``test`` (LambdaMART) and ``valid`` (early
+    stopping, and every knob chosen after training: the diversity sweep reads the same queries)."""
+    return split_by_query(data.train, test_share=config.fusion_share, valid_share=config.valid_share,
+                          seed=config.seed + 1)
+
+
 def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
     """Training profiles sized for a 2-core CPU machine (each names what it samples).
 
@@ -228,8 +235,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         if config.biencoder is not None:
             config.biencoder = replace(config.biencoder,
                                        train=replace(config.biencoder.train, log_dir=str(log_dir / "query_encoder")))
-    parts = split_by_query(data.train, test_share=config.fusion_share, valid_share=config.valid_share,
-                           seed=config.seed + 1)
+    parts = split_training(data, config)
     model_q = data.query_set(parts.train)
     fusion_q = data.query_set(parts.test)
     valid_q = data.query_set(parts.valid)

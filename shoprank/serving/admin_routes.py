@@ -63,8 +63,11 @@ def status(request: Request, _: Admin) -> Response:
     registry = registry_of(request)
     shops = {
         state.name: {"products": len(state.catalog), "catalog_version": state.catalog.version,
-                     "models": {k: s.describe() for k, s in state.slots.items()}}
+                     "models": {k: s.describe() for k, s in state.slots.items()},
+                     "baseline": registry.baseline.status(state.shop) if registry.baseline is not None else None}
         for state in registry.loaded()
     }
+    impressions = getattr(request.app.state, "impressions", None)
     return json_response({"ready": registry.ready.is_set(), "shops": shops,
-                          "in_flight": request.app.state.metrics.in_flight})
+                          "in_flight": request.app.state.metrics.in_flight,
+                          "impressions": impressions.describe() if impressions is not None else None})

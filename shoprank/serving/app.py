@@ -18,9 +18,11 @@ from shoprank.keys import KeyStore
 from shoprank.serving import admin_routes, read_routes, rules_routes, write_routes
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.errors import install_error_handlers
+from shoprank.serving.impressions import ImpressionLog
 from shoprank.serving.metrics import Metrics
 from shoprank.serving.middleware import ServingMiddleware
 from shoprank.serving.registry import EngineRegistry, Loader
+from shoprank.shops import Shop
 
 log = logging.getLogger("shoprank.serving")
 STATIC = Path(__file__).resolve().parent / "static"
@@ -43,7 +45,8 @@ def create_app(
     """An app serving the shops of ``home``.
 
     ``open_access`` lets requests without a key do everything (a local demo only; the page warns about it).
-    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines).
+    ``loaders`` maps "search" / "recommend" to a function ``shop -> engine`` (default: the real engines; with
+    other loaders no baseline bundles are built).
     Engines are loaded at start-up (``config.preload``, via the lifespan) or on a shop's first request.
     ``threads`` lets the app set the engines' thread counts (``config.engine_threads``): a server process
     does (``run``), an app embedded in another program or a test does not.
@@ -51,19 +54,27 @@ def create_app(
     config = config or ServingConfig()
     registry = EngineRegistry(home, loaders, engine_concurrency=config.engine_concurrency,
                               engine_threads=config.engine_threads if threads else 0,
-                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None)
+                              engine_queue_seconds=config.engine_queue_ms / 1000 if config.engine_queue_ms else None,
+                              baseline=config.baseline and loaders is None,
+                              baseline_embed=config.baseline_embeddings)
     metrics = Metrics()
+    impressions = ImpressionLog(
+        lambda name: Shop(name, home).store(create=False), metrics.count, capacity=config.impression_queue,
+        batch=config.impression_batch, flush_seconds=config.impression_flush_ms / 1000,
+        retention_days=config.impression_retention_days, shops=lambda: [s.name for s in registry.loaded()])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        impressions.start()
         if config.preload:
             threading.Thread(target=registry.load_all, name="shoprank-preload", daemon=True).start()
         else:
             registry.ready.set()
-        registry.start_watching(config.watch_seconds)
+        registry.start_watching(config.watch_seconds, config.sync_seconds)
         try:
             yield
         finally:
+            impressions.close()
             registry.close()
             token = getattr(app.state, "local_token", None)
             if token:  # here, not after server.run(): uvicorn re-raises SIGTERM once the shutdown is done
@@ -75,6 +86,7 @@ def create_app(
                   docs_url=None, redoc_url=None)  # /docs below serves Swagger UI from packaged files
     app.state.registry = registry
     app.state.metrics = metrics
+    app.state.impressions = impressions
     app.state.config = config
     app.state.keys = keys or KeyStore(home)
     app.state.open_access = open_access

@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from shoprank.data.records import Product
 from shoprank.results import ScoredItem
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Store
 
 PRICE_BUCKETS: tuple[float, ...] = (10, 25, 50, 100, 250, 500, 1000)
 """Upper bounds of the price facet's buckets; the last bucket is open-ended."""
@@ -39,7 +39,7 @@ def entry_of(product: Product) -> Entry:
 class Catalog:
     """id -> :class:`Entry` for every product of one shop."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         self._lock = threading.Lock()
         self.version = store.catalog_version()

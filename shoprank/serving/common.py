@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 import unicodedata
 from typing import Any
@@ -42,6 +41,10 @@ def engine_of(state: ShopState, kind: str) -> Any:
     slot = state.slots[kind]
     if slot.engine is not None:
         return slot.engine
+    if slot.state == "missing" and state.on_missing is not None:  # products may have arrived: the baseline
+        slot = state.on_missing(kind)
+        if slot.engine is not None:
+            return slot.engine
     if slot.state == "failed":
         raise ApiError(503, "model_unavailable", f"shop '{state.name}': the {kind} model failed to load: {slot.error}",
                        headers={"Retry-After": "30"})
@@ -126,9 +129,13 @@ def batch_of(data: Any, name: str, limit: int, *, required: bool = True) -> list
     return value
 
 
-def storage_error(exc: sqlite3.Error | OSError) -> ApiError:
+def storage_error(exc: OSError) -> ApiError:
+    from shoprank.store import StoreFullError, StoreUnavailableError
+
     text = str(exc).lower()
-    if "full" in text or getattr(exc, "errno", None) == 28:
+    full = "full" in text and not isinstance(exc, StoreUnavailableError)
+    if isinstance(exc, StoreFullError) or full or getattr(exc, "errno", None) == 28:
         return ApiError(507, "storage_full", "the disk is full; nothing of this request was stored")
-    return ApiError(503, "storage_unavailable", "the store is busy; nothing of this request was stored; retry",
+    return ApiError(503, "storage_unavailable", "the store is busy or unreachable; nothing of this request was "
+                    "stored; retry",
                     headers={"Retry-After": "1"})

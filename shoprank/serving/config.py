@@ -29,9 +29,27 @@ class ServingConfig:
     facet_candidates: int = 200
     """Facet counts are taken over this many top search candidates."""
     watch_seconds: float = 5.0
-    """How often the server looks for newly published bundles and catalogue changes; 0 turns watching off."""
+    """How often the server looks for newly published bundles; 0 turns watching (and following the store) off."""
+    sync_seconds: float = 1.0
+    """How often the server follows the store's change feed (products, rules and settings written by another
+    process or replica); what a replica serves is at most about this much behind. Used while watching is on."""
     preload: bool = True
     """Load every shop's engines at start-up; ``/health`` says ready only once that is done."""
+    baseline: bool = True
+    """A shop with products but no bundle of a kind serves the untrained baseline stack (shoprank.baseline)
+    instead of answering 409."""
+    baseline_embeddings: bool = True
+    """Embed a baseline shop's catalogue with the base encoder in the background, then serve hybrid search;
+    off: lexical until a trained bundle arrives (``shoprank demo`` while it trains)."""
+    impression_queue: int = 10_000
+    """Impressions waiting to be written, at most; past this an answer's impression is dropped (counted in
+    /metrics as ``impressions_dropped``), never the answer. A kill -9 loses at most these plus one batch."""
+    impression_batch: int = 500
+    """Impressions written per store transaction."""
+    impression_flush_ms: float = 200.0
+    """How long a partial batch waits before it is written."""
+    impression_retention_days: float = 90.0
+    """Impressions older than this are deleted (at start and hourly); 0 keeps them forever."""
 
     def __post_init__(self) -> None:
         for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates", "engine_concurrency"):
@@ -41,5 +59,12 @@ class ServingConfig:
             raise ValueError("ServingConfig.engine_threads must be 0 (leave alone) or more")
         if self.engine_queue_ms < 0:
             raise ValueError("ServingConfig.engine_queue_ms must be 0 (wait as long as it takes) or more")
+        for name in ("impression_queue", "impression_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
+        if self.impression_flush_ms < 0 or self.impression_retention_days < 0:
+            raise ValueError("ServingConfig.impression_flush_ms and impression_retention_days must be 0 or more")
         if self.watch_seconds < 0:
             raise ValueError("ServingConfig.watch_seconds must be 0 (off) or more")
+        if self.sync_seconds <= 0:
+            raise ValueError("ServingConfig.sync_seconds must be more than 0 (watch_seconds=0 turns it off)")

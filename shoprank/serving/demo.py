@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -25,17 +24,15 @@ def demo_key(home: str | Path) -> tuple[str, Any]:
     return keys.create("admin", name=DEMO_KEY_NAME, expires_in=DEMO_KEY_DAYS * 86_400)
 
 
-def _sample(home: Path, shop: str) -> tuple[str | None, str | None]:
+def _sample(registry: Any, shop: str) -> tuple[str | None, str | None]:
     """A recent (user, item) of a shop, for the example requests."""
-    try:
-        conn = sqlite3.connect(f"file:{home / shop / 'store.sqlite'}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT user_id, item_id FROM events ORDER BY seq DESC LIMIT 1").fetchone()
-        finally:
-            conn.close()
-    except sqlite3.Error:
+    if not registry.is_open(shop):
         return None, None
-    return (row[0], row[1]) if row else (None, None)
+    store = registry.get(shop).store
+    for user in store.recent_users(1, scan=1):
+        for event in store.user_events(user, 1):
+            return event.user_id, event.item_id
+    return None, None
 
 
 def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Path) -> str:
@@ -54,7 +51,7 @@ def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Pat
         lines.append(f"demo key (admin, expires in {DEMO_KEY_DAYS} days; 'shoprank keys revoke {record.id}' ends it):")
         lines.append(f"  {key}")
     lines.append(f"API documentation: {base_url}/docs")
-    user, item = _sample(home, recs_shop or search_shop or "")
+    user, item = _sample(registry, recs_shop or search_shop or "")
     examples = example_requests(base_url, key, search_shop=search_shop or "SHOP", recs_shop=recs_shop or "SHOP",
                                 query="cordless drill", user_id=user or "u1", product_id=item or "p1")
     lines.append("three example requests:")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from typing import Annotated, Any, Literal
 
@@ -16,6 +15,7 @@ from shoprank.results import SearchFilters
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
+from shoprank.serving.impressions import record_answer
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
 router = APIRouter()
@@ -101,14 +101,22 @@ def search(
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
         "query": text, "query_truncated": cut,
         "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
+        "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
+                                    offset=(page - 1) * per_page, page=page, query=text, user_id=user,
+                                    model_version=answer.model_version, request_id=answer.request_id),
     }
     return json_response(payload, timings=timings)
 
 
-def _items_answer(request: Request, state: Any, engine: Any, items: list[Any], started: float, t0: float
-                  ) -> Response:
+def _items_answer(request: Request, state: Any, engine: Any, answer: Any, started: float, t0: float,
+                  surface: str, user_id: str | None = None, item_id: str | None = None) -> Response:
     t1 = time.perf_counter()
-    payload = {"items": state.catalog.hydrate(items), "model_version": getattr(engine, "version", None)}
+    version = getattr(engine, "version", None)
+    hydrated = state.catalog.hydrate(answer.items)
+    payload = {"items": hydrated, "model_version": version,
+               "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
+                                           user_id=user_id, item_id=item_id, model_version=version,
+                                           request_id=answer.request_id)}
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
@@ -133,8 +141,8 @@ def recommendations(
     ask = Ask("recommend", user_id=user, per_page=k, exclude=frozenset(exclude or ()), diversity=diversity,
                   explore=True, seed=request_seed(user))
     t0 = time.perf_counter()
-    items = _engine_call(request, _cascade(state, recommend=engine).run_one, ask).items
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:
@@ -146,8 +154,8 @@ def _product_items(request: Request, shop: str, product_id: str, k: int, method:
         raise ApiError(404, "product_not_found", f"shop '{shop}' has no product '{item[:100]}'", "product_id")
     ask = Ask("similar" if method == "similar" else "bought_together", item_id=item, per_page=k)
     t0 = time.perf_counter()
-    items = _engine_call(request, _cascade(state, recommend=engine).run_one, ask).items
-    return _items_answer(request, state, engine, items, started, t0)
+    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
+    return _items_answer(request, state, engine, answer, started, t0, ask.surface, item_id=item)
 
 
 @router.get("/shops/{shop}/products/{product_id:path}/similar", response_model=ItemsAnswer, responses=ERRORS,
@@ -192,16 +200,10 @@ def recent_users(
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = str(state.shop.store_path)
+    key = f"{id(state.store)}:{state.name}"
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
-        # newest events by primary key: cheap on any size of log
-        conn = sqlite3.connect(f"file:{state.shop.store_path}?mode=ro", uri=True, timeout=5)
-        try:
-            rows = conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 5000").fetchall()
-        finally:
-            conn.close()
-        cached = (time.monotonic(), list(dict.fromkeys(r[0] for r in rows))[:100])
+        cached = (time.monotonic(), state.store.recent_users(100))
         _USERS_CACHE[key] = cached
     return json_response({"users": cached[1][:limit]})
 

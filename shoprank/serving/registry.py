@@ -18,7 +18,7 @@ from typing import Any
 from shoprank.bundles import latest_version, open_bundle, remove_stale_staging
 from shoprank.serving.catalog import Catalog
 from shoprank.shops import Shop, check_shop_name, list_shops
-from shoprank.store.sqlite import SQLiteStore
+from shoprank.store import Store
 
 log = logging.getLogger("shoprank.serving")
 
@@ -86,7 +86,7 @@ class Slot:
 @dataclass
 class ShopState:
     shop: Shop
-    store: SQLiteStore
+    store: Store
     catalog: Catalog
     slots: dict[str, Slot] = field(default_factory=dict)
     rerank: Any = None
@@ -94,6 +94,8 @@ class ShopState:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    on_missing: Callable[[str], Slot] | None = None
+    """Called by a request that finds a kind missing: builds the shop's baseline bundle if it has products now."""
 
     @property
     def name(self) -> str:
@@ -104,7 +106,8 @@ class EngineRegistry:
     """Every shop of a home folder this process has opened, with its store, catalogue view and engines."""
 
     def __init__(self, home: str | Path, loaders: dict[str, Loader] | None = None, *, engine_concurrency: int = 2,
-                 engine_threads: int = 0, engine_queue_seconds: float | None = None) -> None:
+                 engine_threads: int = 0, engine_queue_seconds: float | None = None, baseline: bool = True,
+                 baseline_embed: bool = True) -> None:
         self.home = Path(home)
         self.engine_gate = threading.BoundedSemaphore(engine_concurrency)
         """Held around every engine call: at most ``engine_concurrency`` run at once."""
@@ -118,6 +121,12 @@ class EngineRegistry:
         self.ready = threading.Event()
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
+        self.baseline: Any = None
+        """The :class:`~shoprank.baseline.BaselineWorker`: a shop without a bundle of a kind serves a baseline."""
+        if baseline:
+            from shoprank.baseline import BaselineWorker
+
+            self.baseline = BaselineWorker(self, embed=baseline_embed)
 
     # opening ------------------------------------------------------------------------------
     def shop_names(self) -> list[str]:
@@ -149,6 +158,7 @@ class EngineRegistry:
             from shoprank.rerank.shop import ShopReranking
 
             state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
+            state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
             for kind in KINDS:
                 state.slots[kind] = self._load(state, kind, None)
             self._shops[name] = state
@@ -169,6 +179,13 @@ class EngineRegistry:
     def _load(self, state: ShopState, kind: str, previous: Slot | None) -> Slot:
         """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving)."""
         latest = latest_version(state.shop.models_path, kind)
+        if latest is None and self.baseline is not None:
+            try:
+                latest = self.baseline.ensure(state.shop, kind)
+            except Exception as exc:  # the shop keeps answering 409 with the reason
+                log.exception("shop %s: no %s baseline could be built", state.name, kind)
+                return Slot(kind, state="missing", error=f"shop '{state.name}' has no {kind} model and its "
+                            f"baseline could not be built ({exc}); run 'shoprank train {kind} --shop {state.name}'")
         if latest is None:
             if previous is not None and previous.engine is not None:
                 return previous
@@ -186,6 +203,24 @@ class EngineRegistry:
         if self.engine_threads:
             limit_threads(self.engine_threads)
         return Slot(kind, engine, version, "ready", None, None, time.time())
+
+    def fill_missing(self, state: ShopState, kind: str) -> Slot:
+        """A request found ``kind`` missing: load (or build the baseline of) it now if the shop has products."""
+        with state.reload_lock:
+            slot = state.slots[kind]
+            if slot.engine is not None or slot.state != "missing" or self.baseline is None:
+                return slot
+            if state.store.product_count() == 0:
+                return slot
+            before = state.store.catalog_version()
+            new = self._load(state, kind, None)
+            if new.engine is not None:
+                with state.write_lock:
+                    self._catch_up(state, kind, new.engine, before)
+                    state.slots[kind] = new
+            else:
+                state.slots[kind] = new
+            return new
 
     # reloading ----------------------------------------------------------------------------
     def reload(self, name: str, kinds: tuple[str, ...] = KINDS, *, force: bool = False) -> dict[str, Any]:
@@ -225,12 +260,20 @@ class EngineRegistry:
         elif changed:
             engine.add_products(changed)
 
-    def check_for_updates(self) -> None:
-        """One watcher tick: pick up catalogue changes and newly published bundles of open shops."""
+    def check_for_updates(self, bundles: bool = True) -> None:
+        """One watcher tick: follow the stores' change feeds of open shops; with ``bundles``, also pick up
+        newly published bundles."""
+        if self.baseline is not None:
+            try:
+                self.baseline.tick()
+            except Exception:
+                log.exception("baseline tick failed")
         for state in self.loaded():
             try:
                 sync_shop(state)
                 state.rerank.refresh()
+                if not bundles:
+                    continue
                 for kind in KINDS:
                     slot = state.slots[kind]
                     latest = latest_version(state.shop.models_path, kind)
@@ -239,13 +282,20 @@ class EngineRegistry:
             except Exception:
                 log.exception("shop %s: update check failed", state.name)
 
-    def start_watching(self, every: float) -> None:
+    def start_watching(self, every: float, sync_every: float | None = None) -> None:
+        """Look for new bundles every ``every`` seconds and follow the stores every ``sync_every`` (default: as
+        often); ``every`` 0 watches nothing."""
         if every <= 0 or self._watcher is not None:
             return
+        sync_every = min(every, sync_every or every)
 
         def loop() -> None:
-            while not self._stop.wait(every):
-                self.check_for_updates()
+            next_bundles = time.monotonic() + every
+            while not self._stop.wait(sync_every):
+                due = time.monotonic() >= next_bundles
+                if due:
+                    next_bundles = time.monotonic() + every
+                self.check_for_updates(bundles=due)
 
         self._watcher = threading.Thread(target=loop, name="shoprank-watch", daemon=True)
         self._watcher.start()
@@ -257,6 +307,8 @@ class EngineRegistry:
 
     def close(self) -> None:
         self._stop.set()
+        if self.baseline is not None:
+            self.baseline.close()
         if self._watcher is not None:
             self._watcher.join(timeout=5)
             self._watcher = None

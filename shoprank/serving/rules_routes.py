@@ -6,7 +6,6 @@ the next request on. See ``docs/reranking.md`` for what each rule does.
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import fields, replace
 from typing import Annotated, Any
 
@@ -55,7 +54,7 @@ def _save(state: ShopState, write: Any) -> dict[str, Any]:
     with state.write_lock:
         try:
             write(state.store)
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:  # StoreError and its kinds are OSErrors
             raise storage_error(exc) from None
         state.rerank.refresh()
     return _answer(state)

@@ -61,11 +61,13 @@ class SearchAnswer(BaseModel):
                                         "changed a word (results include the corrected words): 'did you mean'")
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class ItemsAnswer(BaseModel):
     items: list[Item]
     model_version: str | None
+    request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
 
 
 class UsersAnswer(BaseModel):
@@ -86,6 +88,8 @@ class EventsBody(BaseModel):
 class EventsAnswer(BaseModel):
     stored: int
     duplicates: int
+    attributed: int = Field(0, description="events whose request_id matched one of the shop's impressions")
+    unattributed: int = Field(0, description="events whose request_id did not (stored all the same)")
 
 
 class ProductsBody(BaseModel):

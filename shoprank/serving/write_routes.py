@@ -6,13 +6,14 @@ and stores nothing. A write is answered only once it is durable (the store fsync
 
 from __future__ import annotations
 
-import sqlite3
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from shoprank.data.attribution import AttributionReport, attribute
 from shoprank.data.records import RecordError, parse_event, parse_product, product_fields, unknown_product
 from shoprank.data.upsert import ProductUpdate, resolve
 from shoprank.serving.auth import Principal, require
@@ -50,7 +51,7 @@ def _parse(rows: list[Any], name: str, parser: Any) -> tuple[list[Any], list[dic
     return records, problems
 
 
-def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
+def _store_events(state: ShopState, rows: list[Any], impressions: Any = None) -> dict[str, Any]:
     events, problems = _parse(rows, "events", parse_event)
     if not problems:
         sync_shop(state)
@@ -61,11 +62,27 @@ def _store_events(state: ShopState, rows: list[Any]) -> dict[str, int]:
                                  "message": unknown_product(event.item_id).message})
     if problems:
         raise _refuse(problems, "events", len(rows))
+    report = AttributionReport()
+    if any(e.request_id for e in events):  # tie events to the answers they came from; never refuses one
+        def lookup(ids: list[str]) -> dict[str, Any]:
+            if impressions is not None:
+                return impressions.lookup(state.name, ids, state.store)
+            return state.store.get_impressions(ids)
+
+        try:
+            events, report = attribute(events, lookup)
+        except OSError:  # StoreError: the impressions cannot be read now: store the events unattributed
+            report.unattributed["store_unavailable"] = sum(1 for e in events if e.request_id)
+            events = [replace(e, request_id=None) for e in events]
     try:
         result = state.store.append_events(events)
-    except (sqlite3.Error, OSError) as exc:
+    except OSError as exc:  # StoreError and its kinds are OSErrors
         raise storage_error(exc) from None
-    return {"stored": result.stored, "duplicates": result.duplicates}
+    answer: dict[str, Any] = {"stored": result.stored, "duplicates": result.duplicates}
+    if report.attributed or report.unattributed:  # said only when the batch carried request ids
+        answer.update(attributed=report.attributed, unattributed=sum(report.unattributed.values()))
+    answer["_reasons"] = report.unattributed
+    return answer
 
 
 @router.post("/shops/{shop}/events", response_model=EventsAnswer, responses=ERRORS, tags=["events"],
@@ -75,8 +92,13 @@ async def post_events(request: Request, shop: str, _: Annotated[Principal, Depen
     data = await read_json(request, records=True)
     rows = batch_of(data, "events", request.app.state.config.max_batch)
     state = await run_in_threadpool(shop_state, request, shop)
-    answer = await run_in_threadpool(_store_events, state, rows)
-    request.app.state.metrics.count("events_stored", answer["stored"])
+    answer = await run_in_threadpool(_store_events, state, rows, getattr(request.app.state, "impressions", None))
+    metrics = request.app.state.metrics
+    metrics.count("events_stored", answer["stored"])
+    if answer.get("attributed"):
+        metrics.count("events_attributed", answer["attributed"])
+    for reason, n in answer.pop("_reasons").items():
+        metrics.count(f"events_unattributed_{reason}", n)
     return json_response(answer)
 
 
@@ -103,7 +125,7 @@ def _write_products(state: ShopState, rows: list[Any], delete: list[Any], replac
             products = resolve(state.store, updates, replace=replace)
             stored = state.store.upsert_products(products) if products else None
             deleted = state.store.delete_products(ids) if ids else 0
-        except (sqlite3.Error, OSError) as exc:
+        except OSError as exc:  # StoreError and its kinds are OSErrors
             raise storage_error(exc) from None
         changed, gone = state.catalog.sync()
         apply_to_engines(state, changed, gone)  # searchable when this call returns (write_lock is held)
@@ -160,7 +182,7 @@ def delete_user(
     user = check_id(user_id, "user_id")
     try:
         removed = state.store.delete_user(user)
-    except (sqlite3.Error, OSError) as exc:
+    except OSError as exc:  # StoreError and its kinds are OSErrors
         raise storage_error(exc) from None
     from shoprank.serving import read_routes
 

@@ -1,4 +1,4 @@
-"""What every store does. The embedded SQLite store implements it; a PostgreSQL one can follow."""
+"""What every store does: the embedded SQLite store and the shared PostgreSQL one implement it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,25 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
 
 
-class StoreFullError(OSError):
+class StoreError(OSError):
+    """A store that cannot do what was asked; the message says why and how to fix it."""
+
+
+class StoreFullError(StoreError):
     """The disk under the store is full. Nothing of the batch was stored; reads keep working."""
+
+
+class StoreUnavailableError(StoreError, ConnectionError):
+    """The store cannot be reached (wrong address, server down, connection lost). A batch that met this was
+    rolled back whole; retrying it is safe (events are idempotent by ``event_id``, upserts by id)."""
+
+
+class StoreVersionError(StoreError):
+    """The store's schema is newer than this version of shoprank knows."""
 
 
 @dataclass(frozen=True)
@@ -24,10 +38,11 @@ class WriteResult:
 
 
 class Store(ABC):
-    """One shop's catalogue, behaviour log, judgments and settings.
+    """One shop's catalogue, behaviour log, impressions, judgments and settings.
 
     Writes return only once the batch is durable. Products are upserted by id, events are
-    appended and idempotent by ``event_id``, judgments are upserted by (query, product_id).
+    appended and idempotent by ``event_id``, impressions are appended and idempotent by ``request_id``,
+    judgments are upserted by (query, product_id).
     """
 
     # writes ------------------------------------------------------------------------------
@@ -39,6 +54,26 @@ class Store(ABC):
 
     @abstractmethod
     def append_events(self, events: Sequence[Event]) -> WriteResult: ...
+
+    # impressions (every store implements these; the defaults say which one does not yet) --------
+    def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
+        """Store impressions whole or not at all; a ``request_id`` already stored (or repeated in the batch)
+        is kept once, the first copy, and counted in ``duplicates``."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def get_impressions(self, request_ids: Sequence[str]) -> dict[str, Impression]:
+        """The stored impressions of these request ids (ids not found are absent)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def iter_impressions(self, since: float | None = None, until: float | None = None,
+                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
+        """Impressions with ``since <= timestamp < until`` (either bound optional), of ``surfaces`` (default
+        all), in time order (ties in arrival order)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def delete_impressions_before(self, timestamp: float) -> int:
+        """Remove impressions older than ``timestamp`` (retention); returns how many. Events are kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
 
     @abstractmethod
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult: ...
@@ -66,23 +101,40 @@ class Store(ABC):
     def iter_products(self) -> Iterator[Product]: ...
 
     @abstractmethod
+    def catalog_version(self) -> int:
+        """A counter that every product write or delete raises; 0 for an empty catalogue."""
+
+    @abstractmethod
     def products_changed_since(self, version: int) -> tuple[list[Product], list[str], int]:
         """Products upserted and ids deleted after ``version``, and the current version."""
 
     @abstractmethod
     def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
-        """All events in time order (ties in arrival order)."""
+        """All events in time order (ties in arrival order). An event's ``request_id`` is set only when it was
+        attributed to one of this shop's impressions when it was stored."""
 
     @abstractmethod
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         """A user's most recent events, oldest first."""
 
     @abstractmethod
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        """Users of the latest ``scan`` events, most recent first, at most ``limit``."""
+
+    @abstractmethod
     def judgments(self) -> list[Judgment]: ...
 
     @abstractmethod
     def counts(self) -> dict[str, int]:
-        """Numbers of products, events, users and judgments."""
+        """Numbers of products, events, users, judgments, judged queries and impressions."""
+
+    def product_count(self) -> int:
+        """Products stored now (cheap; stores override the default)."""
+        return self.counts()["products"]
+
+    def event_count(self) -> int:
+        """Events stored now (cheap; stores override the default)."""
+        return self.counts()["events"]
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

@@ -9,8 +9,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, StoreFullError, WriteResult
+from shoprank.store.base import Store, StoreFullError, StoreUnavailableError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -44,17 +45,45 @@ CREATE TABLE IF NOT EXISTS judgments (
     PRIMARY KEY (query, product_id)
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS impressions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    request_id TEXT NOT NULL UNIQUE,
+    timestamp REAL NOT NULL,
+    surface TEXT NOT NULL,
+    user_id TEXT,
+    query TEXT,
+    item_id TEXT,
+    model_version TEXT,
+    page INTEGER NOT NULL,
+    shown TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS impressions_time ON impressions(timestamp, seq);
+CREATE TABLE IF NOT EXISTS event_requests (
+    event_id TEXT PRIMARY KEY,
+    request_id TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS event_requests_request ON event_requests(request_id);
 """
+# impressions.shown: JSON [[position, product_id], ...] in shown order. event_requests: the impression each
+# attributed event came from (tables added without a schema bump: CREATE ... IF NOT EXISTS on open).
 
 _EVENT_COLUMNS = "event_id, user_id, item_id, type, timestamp, query, position, session_id, value"
+_IMPRESSION_COLUMNS = "request_id, timestamp, surface, user_id, query, item_id, model_version, page, shown"
 
 
 def _product_from_json(text: str) -> Product:
     return Product(**json.loads(text))
 
 
-def _event_from_row(row: Sequence[Any]) -> Event:
-    return Event(*row)
+def _event_from_row(row: Sequence[Any], requests: dict[str, str] | None = None) -> Event:
+    return Event(*row, request_id=requests.get(row[0]) if requests else None)
+
+
+def _impression_from_row(row: Sequence[Any]) -> Impression:
+    shown = json.loads(row[8])
+    return Impression(request_id=row[0], timestamp=row[1], surface=row[2], user_id=row[3], query=row[4],
+                      item_id=row[5], model_version=row[6], page=row[7],
+                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown))
 
 
 class SQLiteStore(Store):
@@ -145,12 +174,69 @@ class SQLiteStore(Store):
                 ],
             )
             stored = self._conn.total_changes - before
+            attributed = [(e.event_id, e.request_id) for e in events if e.request_id]
+            if attributed:
+                self._conn.executemany("INSERT OR IGNORE INTO event_requests(event_id, request_id) VALUES (?, ?)",
+                                       attributed)
         return WriteResult(stored=stored, duplicates=len(events) - stored)
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         with self._transaction():
             events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
-        return {"events": events}
+            impressions = self._conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
+        return {"events": events, "impressions": impressions}
+    def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
+        if not impressions:
+            return WriteResult(stored=0)
+        with self._transaction():
+            before = self._conn.total_changes
+            self._conn.executemany(
+                f"INSERT OR IGNORE INTO impressions({_IMPRESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(i.request_id, i.timestamp, i.surface, i.user_id, i.query, i.item_id, i.model_version, i.page,
+                  json.dumps([[p, item] for p, item in zip(i.positions, i.items, strict=True)],
+                             ensure_ascii=False, separators=(",", ":")))
+                 for i in impressions],
+            )
+            stored = self._conn.total_changes - before
+        return WriteResult(stored=stored, duplicates=len(impressions) - stored)
+
+    def get_impressions(self, request_ids: Sequence[str]) -> dict[str, Impression]:
+        found: dict[str, Impression] = {}
+        ids = list(dict.fromkeys(request_ids))
+        with self._lock:
+            for start in range(0, len(ids), 900):
+                chunk = ids[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                for row in self._conn.execute(
+                    f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE request_id IN ({marks})", chunk
+                ):
+                    found[row[0]] = _impression_from_row(row)
+        return found
+
+    def iter_impressions(self, since: float | None = None, until: float | None = None,
+                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
+        clauses, params = [], []
+        if since is not None:
+            clauses.append("timestamp >= ?")
+            params.append(since)
+        if until is not None:
+            clauses.append("timestamp < ?")
+            params.append(until)
+        if surfaces is not None:
+            names = list(surfaces)
+            clauses.append(f"surface IN ({','.join('?' * len(names))})")
+            params += names
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_IMPRESSION_COLUMNS} FROM impressions{where} ORDER BY timestamp, seq", params
+            ).fetchall()
+        for row in rows:
+            yield _impression_from_row(row)
+
+    def delete_impressions_before(self, timestamp: float) -> int:
+        with self._transaction():
+            return self._conn.execute("DELETE FROM impressions WHERE timestamp < ?", (timestamp,)).rowcount
 
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:
@@ -224,8 +310,9 @@ class SQLiteStore(Store):
         sql += " ORDER BY timestamp, seq"
         with self._lock:
             rows = self._conn.execute(sql, params).fetchall()
+            requests = dict(self._conn.execute("SELECT event_id, request_id FROM event_requests").fetchall())
         for row in rows:
-            yield _event_from_row(row)
+            yield _event_from_row(row, requests)
 
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         with self._lock:
@@ -234,7 +321,22 @@ class SQLiteStore(Store):
                 "ORDER BY timestamp DESC, seq DESC LIMIT ?",
                 (user_id, limit),
             ).fetchall()
-        return [_event_from_row(r) for r in reversed(rows)]
+            requests = self._requests_of([r[0] for r in rows])
+        return [_event_from_row(r, requests) for r in reversed(rows)]
+
+    def _requests_of(self, event_ids: list[str]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for start in range(0, len(event_ids), 900):
+            chunk = event_ids[start : start + 900]
+            out.update(self._conn.execute(
+                f"SELECT event_id, request_id FROM event_requests WHERE event_id IN ({','.join('?' * len(chunk))})",
+                chunk).fetchall())
+        return out
+
+    def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
+        with self._lock:  # newest events by primary key: cheap on any size of log
+            rows = self._conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT ?", (scan,)).fetchall()
+        return list(dict.fromkeys(r[0] for r in rows))[:limit]
 
     def judgments(self) -> list[Judgment]:
         with self._lock:
@@ -252,7 +354,16 @@ class SQLiteStore(Store):
                 "users": one("SELECT COUNT(DISTINCT user_id) FROM events").fetchone()[0],
                 "judgments": one("SELECT COUNT(*) FROM judgments").fetchone()[0],
                 "queries": one("SELECT COUNT(DISTINCT query) FROM judgments").fetchone()[0],
+                "impressions": one("SELECT COUNT(*) FROM impressions").fetchone()[0],
             }
+
+    def product_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+
+    def event_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def check_integrity(self) -> list[str]:
         with self._lock:
@@ -291,6 +402,9 @@ class _Transaction:
                 self._conn.execute("ROLLBACK")
             if _is_disk_full(exc):
                 raise StoreFullError(28, "disk full under the store; nothing of this batch was stored") from exc
+            if isinstance(exc, sqlite3.Error):  # locked, I/O error, corrupt: callers see the store's errors only
+                raise StoreUnavailableError(f"the SQLite store failed ({exc}); nothing of this batch was stored; "
+                                            "retry") from exc
             if exc_type is None:
                 raise exc
         finally:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from shoprank.evaluation.diversity_sweep import MAX_NDCG_LOSS, MIN_ILD_GAIN, Choice, K, SweepResult, SweepRow
+from shoprank.experiments.diversity_sweep import MAX_NDCG_LOSS, MIN_ILD_GAIN, Choice, K, SweepResult, SweepRow
 
 HEADERS = ("λ", f"NDCG@{K}", f"HR@{K}", f"ILD@{K}", f"category cov.@{K}", f"catalogue cov.@{K}", "novelty",
            "NDCG vs λ=0", "ILD vs λ=0")

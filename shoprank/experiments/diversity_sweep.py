@@ -1,16 +1,19 @@
 """The accuracy–diversity trade-off of the re-ranker: one row of metrics per λ, and the default it suggests.
 
-Recommendations (:func:`sweep_recommend`): for each sampled leave-one-out test user the published bundle
-scores the whole catalogue exactly as the evaluation harness does (``Recommender.score_batch``, seen items
-masked); the top ``over_fetch × 10`` go through the shop's re-ranker at λ (its rules, exploration off) and
-the first 10 are measured: NDCG@10 and HR@10 of the held-out item, intra-list diversity@10 (1 − mean
+Every list is what the shop serves: its cascade (:mod:`shoprank.cascade`) asked at λ, exploration off. A
+default λ is chosen on validation data only (``part="valid"``, the default); ``part="test"`` reads the
+held-out figure of the λ that ships.
+
+Recommendations (:func:`sweep_recommend`): for each sampled leave-one-out user, the cascade asked with the
+user's history (without the validation target, or without the test target); the first 10 are measured:
+NDCG@10 and HR@10 of the held-out item, intra-list diversity@10 (1 − mean
 pairwise cosine of the items' text vectors), category coverage@10 (distinct categories / 10), catalogue
 coverage@10 (distinct items over all sampled users / catalogue) and novelty (mean −log2 of the share of
 training users who had the item).
 
-Search (:func:`sweep_search`): the held-out judged queries of the latest search bundle (the split it
-recorded), the online ranking (``SearchEngine.search``, no cross-encoder) over-fetched the same way;
-NDCG@10 with the judged grades, HR@10 = a judged-relevant product in the first 10, novelty from the share
+Search (:func:`sweep_search`): the validation queries of the latest search bundle (its profile's split of the
+training queries) or its held-out test queries (the split it recorded), asked of the cascade; NDCG@10
+with the judged grades, HR@10 = a judged-relevant product in the first 10, novelty from the share
 of training queries that judged the product, the search stack's product vectors.
 
 Every figure comes from :mod:`shoprank.evaluation.metrics`. Nothing is trained: a shop without a published
@@ -25,7 +28,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shoprank.cli._rerank import OVER_FETCH  # the batch commands' over-fetch: the sweep measures what they run
+from shoprank.cascade.cascade import OVER_FETCH  # the cascade's over-fetch: the sweep measures what it serves
 
 if TYPE_CHECKING:
     import numpy as np
@@ -33,7 +36,7 @@ if TYPE_CHECKING:
 K = 10
 MAX_NDCG_LOSS = 0.01  # the default may lose at most 1 % relative NDCG@10 ...
 MIN_ILD_GAIN = 0.15  # ... and must raise intra-list diversity@10 by at least 15 %
-from shoprank.evaluation.sweep_defaults import DEFAULT_LAMBDAS, DEFAULT_SAMPLE  # noqa: E402
+from shoprank.experiments.sweep_defaults import DEFAULT_LAMBDAS, DEFAULT_SAMPLE  # noqa: E402
 
 UNITS = {"recommend": ("users", "test_users", "test users"), "search": ("queries", "test_queries", "held-out queries")}
 
@@ -206,11 +209,11 @@ def _score_top(rec: Any, split: Any, rows: np.ndarray, depth: int,
     return ranks, top, top_scores
 
 
-def _rows_per_lambda(rerankers: Mapping[float, Any], n_lists: int,
-                     page_of: Callable[[Any, int], tuple[list[str], Callable[..., Any], Callable[[str], str]]],
+def _rows_per_lambda(lambdas: Sequence[float], n_lists: int,
+                     page_of: Callable[[float, int], tuple[list[str], Callable[..., Any], Callable[[str], str]]],
                      accuracy: Callable[[Sequence[Sequence[str]]], tuple[float, float]],
                      probability: Mapping[str, float], unseen: float, n_items: int, progress: bool) -> list[SweepRow]:
-    """One :class:`SweepRow` per λ: ``page_of(reranker, i)`` re-ranks list ``i`` and returns its first K with
+    """One :class:`SweepRow` per λ: ``page_of(λ, i)`` answers request ``i`` at λ and returns its first K with
     the vectors and category of its items; ``accuracy(pages)`` gives (NDCG@K, HR@K) of all the pages."""
     import numpy as np
     from tqdm.auto import tqdm
@@ -218,14 +221,13 @@ def _rows_per_lambda(rerankers: Mapping[float, Any], n_lists: int,
     from shoprank.evaluation.metrics import catalog_coverage, category_coverage, intra_list_diversity, novelty
 
     results = []
-    with tqdm(total=len(rerankers) * n_lists, desc="re-ranking per λ", unit=" lists", disable=not progress,
+    with tqdm(total=len(lambdas) * n_lists, desc="answers per λ", unit=" lists", disable=not progress,
               leave=False) as bar:
-        for lam, reranker in rerankers.items():
-            reranker.config = reranker.config.for_evaluation()
+        for lam in lambdas:
             t0 = time.perf_counter()
             ild, cat, nov, pages = [], [], [], []
             for i in range(n_lists):
-                page, vectors, category = page_of(reranker, i)
+                page, vectors, category = page_of(lam, i)
                 ild.append(intra_list_diversity(vectors(page)) if page else 0.0)
                 cat.append(category_coverage([category(pid) for pid in page]))
                 nov.append(novelty(page, probability, unseen_probability=unseen))
@@ -238,47 +240,66 @@ def _rows_per_lambda(rerankers: Mapping[float, Any], n_lists: int,
     return results
 
 
+PARTS = ("valid", "test")
+"""What a sweep measures on: ``valid`` (the default; the only part a default λ may be chosen on) or ``test``
+(the figure reported for the λ that ships, read once)."""
+
+
+def _check_part(part: str) -> None:
+    if part not in PARTS:
+        raise ValueError(f"part must be one of {', '.join(PARTS)}, got {part!r}")
+
+
+def history_events(items: np.ndarray, types: np.ndarray, ids_of: Sequence[str]) -> tuple[Any, ...]:
+    """A history of item and type indices as the events the cascade takes (``Request.history``), oldest first."""
+    from shoprank.data.records import Event
+    from shoprank.recommend.interactions import TYPE_INDEX
+
+    names = {v: k for k, v in TYPE_INDEX.items()}
+    return tuple(Event(f"h{n}", "", ids_of[int(i) - 1], names.get(int(t), "view"), float(n))
+                 for n, (i, t) in enumerate(zip(items, types, strict=True)))
+
+
 def sweep_recommend(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sample: int = DEFAULT_SAMPLE["recommend"],
-                    seed: int = 0, over_fetch: int = OVER_FETCH, progress: bool = False,
-                    report: Report | None = None) -> SweepResult:
-    """The sweep over ``lambdas`` on a fixed random sample of ``sample`` leave-one-out test users (0 = all)."""
+                    seed: int = 0, progress: bool = False,
+                    report: Report | None = None, part: str = "valid") -> SweepResult:
+    """The sweep over ``lambdas`` on a fixed random sample of ``sample`` leave-one-out users (0 = all): their
+    validation targets (``part="valid"``, histories without them) or their test targets. Every list is the
+    served one: the shop's cascade asked with the user's history at each λ (exploration off)."""
     import numpy as np
 
     from shoprank.bundles import BundleError
-    from shoprank.evaluation.metrics import (
-        item_probabilities,
-        loo_metrics,
-    )
+    from shoprank.cascade import Request
+    from shoprank.cascade.load import load_cascade
+    from shoprank.evaluation.metrics import item_probabilities, loo_metrics
     from shoprank.recommend.pipeline import read_log
-    from shoprank.recommend.service import Recommender
-    from shoprank.rerank import Reranker
-    from shoprank.results import ScoredItem
+    from shoprank.rerank.context import recommend_vectors
 
+    _check_part(part)
     say = report or (lambda line: None)
     lambdas = parse_lambdas(lambdas)
     started = time.perf_counter()
-    rec = Recommender.load(shop)  # BundleError naming 'shoprank train recommend' when there is none
+    cascade = load_cascade(shop, ("recommend",))  # BundleError naming 'shoprank train recommend' when there is none
+    rec = cascade.recommend
     log = read_log(shop)
     split = log.split()
     if rec.catalogue.ids[:split.n_items] != list(log.catalogue.ids):
         raise BundleError(f"recommend bundle {rec.version} does not match the shop's catalogue (products were "
                           f"added or removed since): run 'shoprank train recommend --shop {shop.name}' first")
-    n_test = len(split.test_targets)
-    if not n_test:
+    histories = split.valid_histories if part == "valid" else split.test_histories
+    all_targets = split.valid_targets if part == "valid" else split.test_targets
+    n_users = len(all_targets)
+    if not n_users:
         raise ValueError(f"shop {shop.name!r} has no user with 3 or more events: nothing to hold out")
-    rows = _sample_rows(n_test, sample, seed)
-    say(f"{len(rows):,} of {n_test:,} test users, {split.n_items:,} items, recommend bundle {rec.version}")
-    ranks, top, top_scores = _score_top(rec, split, rows, over_fetch * K, progress)
-
+    rows = _sample_rows(n_users, sample, seed)
+    say(f"{len(rows):,} of {n_users:,} users ({part} targets), {split.n_items:,} items, recommend bundle "
+        f"{rec.version}")
+    ids_of = rec.catalogue.ids
+    asks = [history_events(histories.items[r], histories.types[r], ids_of) for r in rows]
+    targets = [ids_of[all_targets[r] - 1] for r in rows]
     with shop.store(create=False) as store:
         products = {p.id: p for p in store.iter_products()}
-        rerankers = {lam: Reranker.from_store(store, diversity=lam) for lam in lambdas}
-    text = np.asarray(rec.art.text_vectors[:split.n_items + 1], dtype=np.float64)
-    index, ids_of = rec.catalogue.index, rec.catalogue.ids
-
-    def vectors(ids: Sequence[str]) -> np.ndarray:
-        return text[[index[i] for i in ids]]
-
+    vectors = recommend_vectors(rec)
     train_users = np.zeros(split.n_items + 1)
     for seq in split.train.items:
         train_users[np.unique(seq)] += 1
@@ -286,9 +307,10 @@ def sweep_recommend(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sampl
     probability = item_probabilities(counts, n_users=len(split.train))
     unseen = 1.0 / len(split.train)
     category = {pid: p.category.casefold() for pid, p in products.items()}
-    candidates = [[ScoredItem(ids_of[i - 1], float(s)) for i, s in zip(top[u], top_scores[u], strict=True)
-                   if np.isfinite(s)] for u in range(len(rows))]
-    targets = [ids_of[split.test_targets[r] - 1] for r in rows]
+
+    def page_of(lam: float, u: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
+        ask = Request("recommend", user_id=histories.users[rows[u]], history=asks[u], per_page=K, diversity=lam)
+        return cascade.run_one(ask).ids, vectors, lambda pid: category.get(pid, "")
 
     def target_ranks(pages: Sequence[Sequence[str]]) -> np.ndarray:
         out = np.full(len(pages), K + 1.0)  # K + 1: the target is not in the first K
@@ -297,91 +319,88 @@ def sweep_recommend(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sampl
                 out[u] = page.index(targets[u]) + 1
         return out
 
-    ranker_ndcg = loo_metrics(target_ranks([[item.id for item in c[:K]] for c in candidates]), K)[f"ndcg@{K}"]
-
-    def page_of(reranker: Any, u: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
-        page = [item.id for item in reranker.rerank(candidates[u], products, vectors, None, rng=0)[:K]]
-        return page, vectors, lambda pid: category.get(pid, "")
-
     def accuracy(pages: Sequence[Sequence[str]]) -> tuple[float, float]:
         loo = loo_metrics(target_ranks(pages), K)
         return loo[f"ndcg@{K}"], loo[f"hr@{K}"]
 
-    results = _rows_per_lambda(rerankers, len(rows), page_of, accuracy, probability, unseen, split.n_items, progress)
-    return SweepResult("recommend", shop.name, rec.version, int(len(rows)), int(n_test), int(split.n_items),
-                       results, ranker_ndcg, seed=seed, over_fetch=over_fetch,
-                       harness_ndcg=loo_metrics(ranks, K)[f"ndcg@{K}"],
-                       seconds=round(time.perf_counter() - started, 1))
+    ranker_pages = [cascade.recommend.recommend("", k=K, history=list(asks[u])) for u in range(len(rows))]
+    ranker_ndcg = accuracy([[item.id for item in page] for page in ranker_pages])[0]
+    results = _rows_per_lambda(lambdas, len(rows), page_of, accuracy, probability, unseen, split.n_items, progress)
+    return SweepResult("recommend", shop.name, rec.version, int(len(rows)), int(n_users), int(split.n_items),
+                       results, ranker_ndcg, seed=seed,
+                       seconds=round(time.perf_counter() - started, 1), extra={"part": part})
+
+
+def validation_queries(shop: Any, params: Mapping[str, Any], data: Any) -> Any:
+    """The validation judgments the search bundle was trained with (its profile's split of the training
+    queries): the queries a knob set after training may be chosen on."""
+    from shoprank.search.train import profile_config, split_training
+
+    config = profile_config(str(params.get("profile", "quick")), str(params.get("language", "en")))
+    return split_training(data, config).valid
 
 
 def sweep_search(shop: Any, lambdas: Sequence[float] = DEFAULT_LAMBDAS, sample: int = DEFAULT_SAMPLE["search"],
-                 seed: int = 0, over_fetch: int = OVER_FETCH, progress: bool = False,
-                 report: Report | None = None) -> SweepResult:
-    """The sweep over ``lambdas`` on a fixed random sample of ``sample`` held-out judged queries (0 = all)."""
+                 seed: int = 0, progress: bool = False,
+                 report: Report | None = None, part: str = "valid") -> SweepResult:
+    """The sweep over ``lambdas`` on a fixed random sample of ``sample`` judged queries with a relevant product
+    (0 = all): the bundle's validation queries (``part="valid"``) or its held-out test queries. Every list is the
+    served one: the shop's cascade asked at each λ (exploration off)."""
     import random
 
     import numpy as np
-    from tqdm.auto import tqdm
 
     from shoprank.bundles import BundleError, open_bundle
-    from shoprank.evaluation.metrics import (
-        item_probabilities,
-        ndcg_at_k,
-    )
-    from shoprank.rerank import Reranker
-    from shoprank.rerank.context import search_context
-    from shoprank.search import SearchEngine
+    from shoprank.cascade import Request
+    from shoprank.cascade.load import load_cascade
+    from shoprank.evaluation.metrics import item_probabilities, ndcg_at_k
     from shoprank.search.data import SPLIT_SEED, load_search_data
 
+    _check_part(part)
     say = report or (lambda line: None)
     lambdas = parse_lambdas(lambdas)
     started = time.perf_counter()
-    engine = SearchEngine.load(shop)  # BundleError naming 'shoprank train search' when there is none
+    cascade = load_cascade(shop, ("search",))  # BundleError naming 'shoprank train search' when there is none
+    engine = cascade.search
     params = open_bundle(shop.models_path, "search", engine.version).params
     if not params.get("holdout"):
         raise BundleError(f"search bundle {engine.version} was trained on every query (--holdout 0): nothing is "
                           f"held out to measure on; run 'shoprank train search --shop {shop.name} --holdout 0.2'")
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=params["holdout"], seed=params.get("split_seed", SPLIT_SEED))
-        rerankers = {lam: Reranker.from_store(store, diversity=lam) for lam in lambdas}
-    test = data.query_set(data.test)
-    queries = [q for q in test.queries() if max(test.gains[q].values()) > 0]
-    n_test = len(queries)
-    if not n_test:
-        raise ValueError(f"search bundle {engine.version} holds out no query with a relevant judged product")
-    if sample and sample < n_test:
+    judged = data.query_set(validation_queries(shop, params, data) if part == "valid" else data.test)
+    queries = [q for q in judged.queries() if max(judged.gains[q].values()) > 0]
+    n_queries = len(queries)
+    if not n_queries:
+        raise ValueError(f"search bundle {engine.version} has no {part} query with a relevant judged product")
+    if sample and sample < n_queries:
         chosen = set(random.Random(seed).sample(queries, sample))
         queries = [q for q in queries if q in chosen]
     n_live = engine.stack.catalog.n_live
-    say(f"{len(queries):,} of {n_test:,} held-out queries, {n_live:,} products, search bundle {engine.version}")
-    ranked = {q: engine.search(q, k=over_fetch * K)[0]
-              for q in tqdm(queries, desc="searching", unit=" queries", disable=not progress, leave=False)}
+    say(f"{len(queries):,} of {n_queries:,} {part} queries, {n_live:,} products, search bundle {engine.version}")
     train_queries = {j.query for j in data.train}
-    judged: dict[str, float] = {}
+    counts: dict[str, float] = {}
     for j in data.train:
-        judged[j.product_id] = judged.get(j.product_id, 0.0) + 1.0
-    probability = {p: min(v, 1.0) for p, v in item_probabilities(judged, n_users=len(train_queries)).items()}
+        counts[j.product_id] = counts.get(j.product_id, 0.0) + 1.0
+    probability = {p: min(v, 1.0) for p, v in item_probabilities(counts, n_users=len(train_queries)).items()}
     unseen = 1.0 / len(train_queries)
-    context = {q: search_context(engine.stack, [item.id for item in items]) for q, items in ranked.items()}
-    ranker_ndcg = float(np.mean([ndcg_at_k([item.id for item in items[:K]], test.gains[q], K)
-                                 for q, items in ranked.items()]))
+    ranker_ndcg = float(np.mean([ndcg_at_k([pid for pid, _ in engine.search_ids(q, K)], judged.gains[q], K)
+                                 for q in queries]))
 
-    lists = list(ranked.items())
-
-    def page_of(reranker: Any, i: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
-        q, items = lists[i]
-        products, vectors = context[q]
-        page = [item.id for item in reranker.rerank(items, products, vectors, q, rng=0)[:K]]
-        return page, vectors, lambda pid: products[pid].category.casefold() if pid in products else ""
+    def page_of(lam: float, i: int) -> tuple[list[str], Callable[..., Any], Callable[[str], str]]:
+        page = cascade.run_one(Request("search", queries[i], per_page=K, diversity=lam))
+        products, vectors = engine.context(page.ids)
+        return page.ids, vectors, lambda pid: products[pid].category.casefold() if pid in products else ""
 
     def accuracy(pages: Sequence[Sequence[str]]) -> tuple[float, float]:
-        pairs = list(zip(pages, [test.gains[q] for q, _ in lists], strict=True))
+        pairs = list(zip(pages, [judged.gains[q] for q in queries], strict=True))
         return (float(np.mean([ndcg_at_k(list(page), g, K) for page, g in pairs])),
                 float(np.mean([any(g.get(pid, 0.0) > 0 for pid in page) for page, g in pairs])))
 
-    results = _rows_per_lambda(rerankers, len(lists), page_of, accuracy, probability, unseen, n_live, progress)
-    return SweepResult("search", shop.name, engine.version, len(queries), n_test, int(n_live), results, ranker_ndcg,
-                       seed=seed, over_fetch=over_fetch, seconds=round(time.perf_counter() - started, 1))
+    results = _rows_per_lambda(lambdas, len(queries), page_of, accuracy, probability, unseen, n_live, progress)
+    return SweepResult("search", shop.name, engine.version, len(queries), n_queries, int(n_live), results,
+                       ranker_ndcg, seed=seed, seconds=round(time.perf_counter() - started, 1),
+                       extra={"part": part})
 
 
 SWEEPS: dict[str, Callable[..., SweepResult]] = {"recommend": sweep_recommend, "search": sweep_search}

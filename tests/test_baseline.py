@@ -1,0 +1,141 @@
+"""The baseline bundle: a brand-new shop answers search, recommendations, similar and bought-together at once."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from shoprank.baseline import embed_and_publish, is_baseline, read_progress
+from shoprank.bundles import latest_version
+from shoprank.data.records import Event, Product
+from shoprank.keys import KeyStore
+from shoprank.serving import ServingConfig, create_app
+from shoprank.shops import Shop
+
+pytestmark = pytest.mark.anyio
+
+TITLES = {
+    "drill-1": "cordless drill 18v lithium", "drill-2": "hammer drill corded 750w", "bits-1": "drill bit set titanium",
+    "hose-1": "garden hose 50 ft", "hose-2": "expandable garden hose", "nozzle-1": "hose nozzle spray",
+    "paint-1": "interior wall paint white", "brush-1": "paint brush set", "roller-1": "paint roller frame",
+    "saw-1": "circular saw 7 1/4 in",
+}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def fresh_shop(home: Path, events: bool = True) -> Shop:
+    shop = Shop("fresh", home)
+    with shop.store() as store:
+        store.upsert_products([Product(pid, title, category="Home > " + pid.split("-")[0], brand="acme", price=10.0)
+                               for pid, title in TITLES.items()])
+        if events:
+            now = time.time() - 3600
+            log = []
+            for u in range(6):  # every shopper buys a drill and then bits: bought together
+                log += [Event(f"e{u}a", f"u{u}", "drill-1", "purchase", now + u * 10),
+                        Event(f"e{u}b", f"u{u}", "bits-1", "purchase", now + u * 10 + 1)]
+            log += [Event(f"h{u}", f"v{u}", "hose-1", "view", now + u) for u in range(3)]
+            store.append_events(log)
+    return shop
+
+
+def client(app: Any, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                             headers={"Authorization": f"Bearer {key}"})
+
+
+def make_app(home: Path, **config: Any) -> Any:
+    app = create_app(home, config=ServingConfig(watch_seconds=0, baseline_embeddings=False, **config))
+    app.state.registry.load_all()  # what the lifespan does in a server
+    return app
+
+
+async def test_fresh_shop_answers_every_surface_from_the_baseline(home: Path) -> None:
+    fresh_shop(home)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    async with client(app, key) as c:
+        search = (await c.get("/shops/fresh/search", params={"q": "garden hose", "per_page": 3})).json()
+        new_user = (await c.get("/shops/fresh/users/nobody/recommendations", params={"k": 3})).json()
+        buyer = (await c.get("/shops/fresh/users/u1/recommendations", params={"k": 3})).json()
+        similar = (await c.get("/shops/fresh/products/hose-1/similar", params={"k": 2})).json()
+        together = (await c.get("/shops/fresh/products/drill-1/bought-together", params={"k": 2})).json()
+        put = await c.put("/shops/fresh/products", json={"products": [{"id": "new-1", "title": "zyzzyva ladder"}]})
+        found = (await c.get("/shops/fresh/search", params={"q": "zyzzyva"})).json()
+        status = (await c.get("/admin/status")).json()
+    app.state.registry.close()
+    assert [h["id"] for h in search["hits"]][:2] in (["hose-1", "hose-2"], ["hose-2", "hose-1"])
+    assert is_baseline(search["model_version"]) and search["model_version"].startswith("baseline-")
+    assert new_user["items"][0]["id"] in ("drill-1", "bits-1")  # trending: the purchases weigh most
+    assert is_baseline(new_user["model_version"])
+    assert buyer["items"] and all(i["id"] not in ("drill-1", "bits-1") for i in buyer["items"])  # seen: left out
+    assert similar["items"][0]["id"] in ("hose-2", "nozzle-1")  # shares words with "garden hose 50 ft"
+    assert [i["id"] for i in together["items"]] == ["bits-1"]
+    assert put.status_code == 200 and found["hits"][0]["id"] == "new-1"
+    models = status["shops"]["fresh"]["models"]
+    assert models["search"]["state"] == "ready" and is_baseline(models["search"]["version"])
+
+
+async def test_products_arriving_after_the_server_opened_the_shop(home: Path) -> None:
+    shop = Shop("later", home)
+    shop.store().close()  # an empty shop: nothing to serve yet
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    async with client(app, key) as c:
+        before = await c.get("/shops/later/search", params={"q": "drill"})
+        await c.put("/shops/later/products", json={"products": [{"id": "d1", "title": "cordless drill"},
+                                                                {"id": "h1", "title": "garden hose"}]})
+        after = (await c.get("/shops/later/search", params={"q": "drill"})).json()
+        recs = (await c.get("/shops/later/users/x/recommendations", params={"k": 2})).json()
+    app.state.registry.close()
+    assert before.status_code == 409
+    assert [h["id"] for h in after["hits"]] == ["d1"] and is_baseline(after["model_version"])
+    assert {i["id"] for i in recs["items"]} == {"d1", "h1"}
+
+
+async def test_no_baseline_over_a_trained_bundle_and_baseline_off(home: Path) -> None:
+    from shoprank.bundles import publish
+
+    shop = fresh_shop(home, events=False)
+    with publish(shop.models_path, "search", {"engine": "fake"}) as folder:
+        (folder / "x.json").write_text("{}")
+    trained = latest_version(shop.models_path, "search")
+    from shoprank.baseline import publish_search
+
+    assert publish_search(shop) == (None, None)
+    assert latest_version(shop.models_path, "search") == trained
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home, baseline=False)
+    async with client(app, key) as c:
+        recs = await c.get("/shops/fresh/users/x/recommendations")
+    app.state.registry.close()
+    assert recs.status_code == 409 and recs.json()["error"]["code"] == "no_recommend_model"
+
+
+async def test_embeddings_in_the_background_swap_in_hybrid_search(home: Path) -> None:
+    pytest.importorskip("sentence_transformers")
+    shop = fresh_shop(home)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    async with client(app, key) as c:
+        lexical = (await c.get("/shops/fresh/search", params={"q": "garden hose"})).json()
+        seen: list[dict[str, Any]] = []
+        info = embed_and_publish(shop, seen.append)  # what the server's worker runs in its thread
+        report = app.state.registry.reload("fresh")
+        hybrid = (await c.get("/shops/fresh/search", params={"q": "watering the lawn"})).json()
+        similar = (await c.get("/shops/fresh/products/hose-1/similar", params={"k": 2})).json()
+    app.state.registry.close()
+    assert info["stage"] == "done" and seen[0]["done"] == 0 and seen[-1]["done"] == len(TITLES)
+    assert read_progress(shop)["stage"] == "done"
+    assert report["search"]["status"] == "reloaded" and report["recommend"]["status"] == "reloaded"
+    assert hybrid["model_version"] != lexical["model_version"] and is_baseline(hybrid["model_version"])
+    assert hybrid["hits"] and max(h["parts"]["dense"] for h in hybrid["hits"]) > 0  # dense candidates now
+    assert {i["id"] for i in similar["items"]} & {"hose-2", "nozzle-1"}
