@@ -185,6 +185,27 @@ async function loadForYou() {
   }
 }
 
+async function ask() {
+  const box = $("help-answer");
+  const question = $("help-q").value.trim();
+  $("help-products").replaceChildren();
+  if (!question) { box.replaceChildren(el("p", "Type a question first.", "meta")); return; }
+  box.replaceChildren(el("p", "Looking for an answer…", "meta"));
+  try {
+    const params = new URLSearchParams({ q: question });
+    const body = await api("/shops/" + encodeURIComponent(state.shop) + "/answer?" + params);
+    if (body.answer) {
+      box.replaceChildren(el("p", body.answer.text, "answer"),
+        el("p", "Answer " + body.answer.faq_id + " (confidence " + body.answer.confidence.toFixed(2) + ")", "meta"));
+    } else {
+      box.replaceChildren(el("p", "We could not find an answer to that: a person from our team will reply.", "handoff"));
+    }
+    renderItems($("help-products"), body.products, 0, question);
+  } catch (error) {
+    box.replaceChildren(el("p", error.status === 409 ? "This shop has no answers model yet." : error.message, "meta"));
+  }
+}
+
 async function loadUsers() {
   const list = $("users");
   list.replaceChildren();
@@ -245,4 +266,5 @@ $("search-form").addEventListener("submit", (event) => { event.preventDefault();
 $("sort").addEventListener("change", () => { if (state.query) search(1); });
 $("prev").addEventListener("click", () => search(state.page - 1));
 $("next").addEventListener("click", () => search(state.page + 1));
+$("help-form").addEventListener("submit", (event) => { event.preventDefault(); ask(); });
 start();
