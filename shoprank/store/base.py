@@ -101,6 +101,7 @@ class Store(ABC):
         (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
         number of records removed per kind, e.g. ``{"events": 12}``."""
         raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
+
     # reviews, their sentiment, and alerts (shoprank.sentiment) ------------------------------
     # Not abstract so that a store without reviews still opens; each raises until implemented.
     def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
