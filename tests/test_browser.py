@@ -127,3 +127,67 @@ def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str,
             assert "Sprinkler" in page.inner_text("#results li >> nth=0")
         finally:
             browser.close()
+
+
+def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
+    from shoprank.answers.examples import tiny_answers
+    from shoprank.shops import Shop
+
+    url, key, home = server
+    tiny_answers(Shop("tiny", home))  # published while the server runs: picked up on the first question
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/#key={key}")
+            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+            page.fill("#help-q", "I'd like my money back")
+            page.click("#help-form button[type=submit]")
+            page.wait_for_selector("#help-answer .answer")
+            assert "return any item within 30 days" in page.inner_text("#help-answer")
+            assert "returns" in page.inner_text("#help-answer .meta")
+            page.fill("#help-q", "sing me a song")
+            page.press("#help-q", "Enter")
+            page.wait_for_selector("#help-answer .handoff")
+            assert "a person from our team" in page.inner_text("#help-answer")
+            page.fill("#help-q", "have you got a drill for sale")
+            page.click("#help-form button[type=submit]")
+            page.locator("#help-products li").first.wait_for()
+            assert "Drill" in page.inner_text("#help-products")
+        finally:
+            browser.close()
+
+
+def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str, Path]) -> None:
+    from shoprank.data.ingest import ingest_rows
+    from shoprank.sentiment.examples import review_history
+    from shoprank.shops import Shop
+
+    url, key, home = server
+    rows, _ = review_history(["tools-0-0", "tools-0-1"], burst_product="tools-0-0")
+    with Shop("tiny", home).store() as store:
+        ingest_rows(store, "reviews", enumerate(rows, 1))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/analytics#key={key}")
+            page.locator("#plot path.share").wait_for()
+            assert "key=" not in page.url
+            assert page.locator("#plot rect.bar").count() >= 26  # one bar per week with reviews
+            assert page.locator("#plot .alert-mark").count() >= 1
+            assert "labels from the rating" in page.inner_text("#trend-summary")
+            assert "product:tools-0-0" in page.inner_text("#alerts")
+            page.fill("#product", "tools-0-1")  # the quiet product: a plot, no alert
+            page.click("#settings button[type=submit]")
+            page.wait_for_function("document.querySelector('#trend-summary').textContent.includes('0 alerts')")
+            assert page.locator("#plot path.share").count() == 1
+            assert page.locator("#alerts tr").count() == 0
+        finally:
+            browser.close()

@@ -97,6 +97,16 @@ def test_evaluate_by_history_length_measures_every_serving_path(home, tmp_path, 
         assert 0 <= r["ndcg@10"] <= r["hr@10"] <= 1
 
 
+def test_evaluate_on_a_sample_of_test_users(home, tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(home), "--models", "itemknn,sasrec",
+                 "--test-users", "50", "--json", str(report)]) == 0
+    saved = json.loads(report.read_text())
+    assert saved["users"] == 50 and len(saved["rows"]) == 2
+
+
 def test_blend_only_keeps_the_model(home, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     from shoprank.bundles import latest_version
     from shoprank.shops import Shop

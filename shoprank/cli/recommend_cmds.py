@@ -40,6 +40,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                           help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
     evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--test-users", type=int, default=0, metavar="N",
+                          help="test N test users drawn with seed 0 (default all), every model on the same ones")
     evaluate.add_argument("--by-history", action="store_true",
                           help="also the served model's figures by history length, histories cut to 2, 1 and 0 "
                                "events (new users) on a sample of test users")
@@ -126,7 +128,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(f"unknown models {sorted(unknown)}; valid: {', '.join(ALL_MODELS)}")
     started = time.perf_counter()
-    result = evaluate_shop(shop, models, threads=args.threads, progress=True, breakdown=args.by_history)
+    result = evaluate_shop(shop, models, threads=args.threads, progress=True, breakdown=args.by_history,
+                           sample=args.test_users, breakdown_sample=args.test_users or 10_000)
     print(f"leave-one-out full ranking over {result['users']:,} users and {result['items']:,} items "
           f"({result['cold_users']:,} users whose test item is cold: <= 2 training occurrences)")
     print(format_table(result["rows"]))

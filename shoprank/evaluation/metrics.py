@@ -376,3 +376,73 @@ def mean_metrics(per_query: Sequence[Mapping[str, Any]]) -> dict[str, float]:
         if set(row) != set(keys):
             raise ValueError(f"query {i} has metrics {sorted(row)}, expected {sorted(keys)}")
     return {key: float(np.mean([float(row[key]) for row in per_query])) for key in keys}
+
+
+# ---------------------------------------------------------------------------
+# Classification (sentiment, answer matching)
+# ---------------------------------------------------------------------------
+
+
+def accuracy(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray) -> float:
+    """Share of predictions equal to the truth."""
+    p, t = np.asarray(predicted), np.asarray(truth)
+    if p.shape != t.shape or p.size == 0:
+        raise ValueError(f"accuracy needs two equal, non-empty sequences; got {p.size} and {t.size}")
+    return float(np.mean(p == t))
+
+
+def f1_binary(predicted: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np.ndarray) -> float:
+    """F1 of the positive class (0 when there is no positive prediction and no positive truth)."""
+    p, t = np.asarray(predicted).astype(bool), np.asarray(truth).astype(bool)
+    tp = float((p & t).sum())
+    denominator = float(p.sum() + t.sum())
+    return 2 * tp / denominator if denominator else 0.0
+
+
+def f1_per_class(
+    predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
+    classes: Sequence[Hashable] | None = None,
+) -> dict[Hashable, float]:
+    """F1 of each class, one-vs-rest (the classes of the truth unless given); 0 for a class never predicted nor
+    true."""
+    p, t = np.asarray(predicted), np.asarray(truth)
+    if p.shape != t.shape:
+        raise ValueError(f"predicted and truth differ in length: {p.size} vs {t.size}")
+    return {c: f1_binary(p == c, t == c) for c in (classes if classes is not None else sorted(set(t.tolist())))}
+
+
+def macro_f1(
+    predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
+    classes: Sequence[Hashable] | None = None,
+) -> float:
+    """Unweighted mean of the per-class F1 over the classes of the truth (or ``classes``); 0 with no class."""
+    per_class = f1_per_class(predicted, truth, classes)
+    return float(np.mean(list(per_class.values()))) if per_class else 0.0
+
+
+def macro_auc_ovr(probabilities: np.ndarray, truth: Sequence[int] | np.ndarray) -> float:
+    """Mean one-vs-rest ROC AUC over the classes present in ``truth``; ``probabilities`` is (n, classes).
+
+    With two classes present this is the binary AUC of either column."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(truth)
+    present = sorted(set(t.tolist()))
+    if len(present) < 2:
+        raise ValueError("AUC needs at least two classes in the truth")
+    if len(present) == 2:
+        return auc(probs[:, present[1]] - probs[:, present[0]], t == present[1])
+    return float(np.mean([auc(probs[:, c], t == c) for c in present]))
+
+
+def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:
+    """Mean |accuracy - confidence| over equal-width confidence bins, weighted by the bins' sizes."""
+    c, y = np.asarray(confidence, np.float64), np.asarray(correct, np.float64)
+    if c.size == 0:
+        return 0.0
+    which = np.minimum((c * bins).astype(int), bins - 1)
+    total = 0.0
+    for b in range(bins):
+        mask = which == b
+        if mask.any():
+            total += mask.mean() * abs(y[mask].mean() - c[mask].mean())
+    return float(total)

@@ -120,6 +120,15 @@ def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint:
                        f"bundle {rec.version}")
 
 
+def sample_test_users(split: LooSplit, n: int, seed: int = 0) -> LooSplit:
+    """``split`` with ``n`` of its test users (seed ``seed``); training and validation views unchanged."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(split.test_targets))[:n])
+    t = split.test_histories
+    return LooSplit(split.n_items, split.train, split.valid_histories, split.valid_targets,
+                    Sequences([t.users[i] for i in rows], [t.items[i] for i in rows], [t.types[i] for i in rows]),
+                    split.test_targets[rows])
+
+
 LENGTH_BINS = (("0", 0, 0), ("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, 10**9))
 
 
@@ -163,9 +172,10 @@ BREAKDOWN_COLUMNS = ("protocol", "users", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_
 
 def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: int = 1, progress: bool = True,
                   tune_als_grid: bool = False, extra: Sequence[ModelResult] = (), breakdown: bool = False,
-                  breakdown_sample: int = 10_000) -> dict[str, Any]:
+                  breakdown_sample: int = 10_000, sample: int = 0) -> dict[str, Any]:
     """Every requested model on the shop's leave-one-out split: table rows plus per-user ranks; with
-    ``breakdown``, the served model's figures by history length (:func:`history_breakdown`)."""
+    ``breakdown``, the served model's figures by history length (:func:`history_breakdown`). ``sample``: test
+    that many test users (drawn with seed 0; 0: all), every model on the same ones."""
     import torch
 
     from shoprank.bundles import latest_version, open_bundle
@@ -175,6 +185,8 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
     torch.set_num_threads(threads)
     log = read_log(shop)
     split = log.split()
+    if 0 < sample < len(split.test_targets):
+        split = sample_test_users(split, sample)
     encoder, text_length = "default", DEFAULT_MAX_LENGTH
     if latest_version(shop.models_path, "recommend"):
         params = open_bundle(shop.models_path, "recommend", verify=False).params

@@ -251,8 +251,10 @@ def reblend(shop: Shop, *, progress: bool = True) -> dict[str, Any]:
 
     split = log.split()
     art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
-    art.bought, art.params["bought_together"] = basket_pairs(training_events(log, split), log.catalogue.index,
-                                                             len(log.catalogue))
+    train_events = training_events(log, split)
+    art.bought, art.params["bought_together"] = basket_pairs(train_events, log.catalogue.index, len(log.catalogue))
+    art.popularity, art.trending, art.params["trend_until"] = popularity(log, len(log.catalogue), split.train,
+                                                                         train_events)  # training events only
     art.categories, art.prices, art.params["categories"] = _facts(shop, log)
     fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
                 config=stage_config(str(art.params.get("profile", "quick"))))

@@ -75,6 +75,7 @@ class Source:
     """One candidate source; subclasses give :meth:`raw` (the signal, every item) and a ``name``."""
 
     name = "source"
+    keeps_zeros = False  # True: every item with a finite score is a candidate (the signal can be negative)
 
     def __init__(self, resolve: Resolver | None = None) -> None:
         self.resolve = resolve
@@ -97,8 +98,6 @@ class Source:
             ids = top_k(usable, k)
             rows.append((ids.astype(np.int64), row[ids]))
         return Candidates.from_rows(rows, k)
-
-    keeps_zeros = False
 
     def retrieve_histories(self, histories: Histories, k: int) -> Candidates:
         return self.top(self.score(histories), k)

