@@ -147,7 +147,7 @@ def train_arm(setup: Setup, events: list[Event], defences: Defences | None, *, p
     art, summary = fit(log, split, setup.vectors, config, progress=False)
     return Recommender(art), {"epochs_run": summary["epochs_run"], "best_epoch": summary["best_epoch"],
                               "train_seconds": round(summary["seconds"], 1),
-                              "blend": {k: art.params[k] for k in ("content_weight", "covisit_weight")}}
+                              "ranker": {k: art.params["ranker"][k] for k in ("valid_ndcg_at_10", "best_iteration")}}
 
 
 def evaluate_arm(rec: Any, setup: Setup) -> dict[str, float]:

@@ -159,3 +159,35 @@ def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, 
             assert "Drill" in page.inner_text("#help-products")
         finally:
             browser.close()
+
+
+def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str, Path]) -> None:
+    from shoprank.data.ingest import ingest_rows
+    from shoprank.sentiment.examples import review_history
+    from shoprank.shops import Shop
+
+    url, key, home = server
+    rows, _ = review_history(["tools-0-0", "tools-0-1"], burst_product="tools-0-0")
+    with Shop("tiny", home).store() as store:
+        ingest_rows(store, "reviews", enumerate(rows, 1))
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{url}/analytics#key={key}")
+            page.locator("#plot path.share").wait_for()
+            assert "key=" not in page.url
+            assert page.locator("#plot rect.bar").count() >= 26  # one bar per week with reviews
+            assert page.locator("#plot .alert-mark").count() >= 1
+            assert "labels from the rating" in page.inner_text("#trend-summary")
+            assert "product:tools-0-0" in page.inner_text("#alerts")
+            page.fill("#product", "tools-0-1")  # the quiet product: a plot, no alert
+            page.click("#settings button[type=submit]")
+            page.wait_for_function("document.querySelector('#trend-summary').textContent.includes('0 alerts')")
+            assert page.locator("#plot path.share").count() == 1
+            assert page.locator("#alerts tr").count() == 0
+        finally:
+            browser.close()

@@ -79,6 +79,34 @@ def test_evaluate_prints_one_table(home, tmp_path, capsys: pytest.CaptureFixture
     assert len(rows) == 7 and all(0 <= r["ndcg@10"] <= 1 for r in rows)
 
 
+def test_evaluate_by_history_length_measures_every_serving_path(home, tmp_path, capsys) -> None:  # noqa: ANN001
+    import json
+
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(home), "--models", "itemknn,sasrec",
+                 "--by-history", "--json", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "new user (whole history hidden)" in out and "history cut to its latest 1" in out
+    saved = json.loads(report.read_text())
+    rows = {r["protocol"]: r for r in saved["by_history_length"]}
+    served = next(r for r in saved["rows"] if "SASRec" in r["model"])
+    assert rows["as logged, history 3-5"]["users"] == saved["users"] == 120  # 4 events before the test one
+    assert rows["as logged, history 3-5"]["ndcg@10"] == pytest.approx(served["ndcg@10"])
+    assert rows["new user (whole history hidden)"]["users"] == 120
+    for r in rows.values():
+        assert 0 <= r["ndcg@10"] <= r["hr@10"] <= 1
+
+
+def test_evaluate_on_a_sample_of_test_users(home, tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    report = tmp_path / "eval.json"
+    assert main(["evaluate", "recommend", "--shop", "tiny", "--home", str(home), "--models", "itemknn,sasrec",
+                 "--test-users", "50", "--json", str(report)]) == 0
+    saved = json.loads(report.read_text())
+    assert saved["users"] == 50 and len(saved["rows"]) == 2
+
+
 def test_blend_only_keeps_the_model(home, capsys: pytest.CaptureFixture[str]) -> None:  # noqa: ANN001
     from shoprank.bundles import latest_version
     from shoprank.shops import Shop

@@ -1,7 +1,8 @@
 """Two real ``shoprank serve`` replicas sharing one PostgreSQL store and one models folder.
 
 What is written through one is served by the other (events, products, rules, keys) within the follow interval;
-kill -9 of one loses nothing it acknowledged and the other keeps answering.
+a bundle a trainer publishes is served by both; kill -9 of one loses nothing it acknowledged and the other keeps
+answering.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import pytest
 from bench.reliability import WriteClient
 from bench.replicas import Replica, recommended_ids, search_ids, wait_for
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import tiny_shop
+from shoprank.serving.fakes import publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
 
 BOUND_S = 10.0
@@ -28,7 +29,7 @@ def replicas(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> It
     monkeypatch.setenv("SHOPRANK_STORE", pg_url)
     tiny_shop(tmp_path, "tiny")  # records into PostgreSQL, bundles into the shared models folder
     key, _ = KeyStore(tmp_path).create("admin", name="replica test")
-    one, two = Replica(tmp_path, pg_url), Replica(tmp_path, pg_url)
+    one, two = Replica(tmp_path, pg_url, "--watch", "1"), Replica(tmp_path, pg_url, "--watch", "1")
     try:
         one.start()
         two.start()
@@ -78,6 +79,15 @@ def test_writes_through_one_replica_are_served_by_the_other(replicas: tuple[Repl
         for replica in (one, two):
             with replica.client(extra) as c:
                 wait_for(lambda c=c: c.get("/shops/tiny/search", params={"q": "drill"}).status_code == 401, BOUND_S)
+
+        # a bundle published into the shared models folder (as the trainer does) is served by both
+        version = publish_fake_bundle(Shop("tiny", tmp_path), "search")
+
+        def serves(c) -> bool:
+            return c.get("/admin/status").json()["shops"]["tiny"]["models"]["search"]["version"] == version
+
+        for c in (a, b):
+            wait_for(lambda c=c: serves(c), BOUND_S)
 
 
 def test_kill_9_of_one_replica_loses_nothing_acknowledged(replicas: tuple[Replica, Replica, str]) -> None:

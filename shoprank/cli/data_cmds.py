@@ -17,9 +17,9 @@ from shoprank.cli.main import CommandError, add_home, add_shop
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     verbs = groups[""]
-    ingest = verbs.add_parser("ingest", help="validate and store products, events, judgments or impressions from "
-                              "a file")
-    ingest.add_argument("kind", choices=["products", "events", "judgments", "impressions"])
+    ingest = verbs.add_parser("ingest", help="validate and store products, events, judgments, impressions or "
+                              "reviews from a file")
+    ingest.add_argument("kind", choices=["products", "events", "judgments", "impressions", "reviews"])
     ingest.add_argument("file", help="a .jsonl, .csv, .tsv or .parquet file")
     add_shop(ingest)
     ingest.add_argument("--map", action="append", default=[], metavar="FIELD=COLUMN",
@@ -139,6 +139,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         reasons = ", ".join(f"{n:,} {r.replace('_', ' ')}" for r, n in a["unattributed_by_reason"].items())
         print(f"  request ids: {a['attributed']:,} events attributed to impressions, {a['unattributed']:,} stored "
               f"unattributed" + (f" ({reasons})" if reasons else ""))
+    if args.kind == "reviews":
+        from shoprank.sentiment.service import after_ingest
+
+        with shop.store() as store:
+            after_ingest(store, shop.models_path, report.flagged)
     for error in report.errors[:20]:
         print(f"  rejected {error}")
     if args.rejects and report.errors:

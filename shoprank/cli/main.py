@@ -19,8 +19,9 @@ COMMAND_MODULES = (
     "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
     "shoprank.cli.rules_cmds",
-    "shoprank.cli.answers_cmds",
     "shoprank.cli.learn_cmds",
+    "shoprank.cli.answers_cmds",
+    "shoprank.cli.sentiment_cmds",
 )
 
 GROUPS = {

@@ -15,8 +15,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
     add_shop(train)
     train.add_argument("--profile", default="quick", choices=["demo", "quick", "full"],
-                       help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: 8 epochs, 512 "
-                       "sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
+                       help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: up to 30 epochs "
+                       "(early stopping), 512 sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
     train.add_argument("--epochs", type=int, default=None, help="override the profile's maximum epochs")
     train.add_argument("--encoder", default="default",
@@ -25,7 +25,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="CPU threads for PyTorch (default 1: on a shared machine more threads run slower)")
     train.add_argument("--log-dir", default=None, help="TensorBoard folder (default SHOP/runs/recommend-TIME)")
     train.add_argument("--blend-only", action="store_true",
-                       help="keep the latest model; rebuild item-to-item tables, re-choose blend weights (minutes)")
+                       help="keep the latest sequence model; rebuild item-to-item tables, fit the ranking "
+                            "stage again (minutes)")
     train.add_argument("--no-defences", action="store_true",
                        help="learn from every event: no dedup, per-user rate limit, new-account dampening or "
                        "item-velocity burst detection (see docs/recommend.md, 'Defences against shilling')")
@@ -39,6 +40,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                           help="comma list of: sasrec, random, popular, itemknn, als, bpr, text (default all)")
     evaluate.add_argument("--json", default=None, metavar="FILE", help="also write the rows as JSON here")
     evaluate.add_argument("--threads", type=int, default=1)
+    evaluate.add_argument("--test-users", type=int, default=0, metavar="N",
+                          help="test N test users drawn with seed 0 (default all), every model on the same ones")
+    evaluate.add_argument("--by-history", action="store_true",
+                          help="also the served model's figures by history length, histories cut to 2, 1 and 0 "
+                               "events (new users) on a sample of test users")
     add_sweep(evaluate, "recommend")
     evaluate.set_defaults(handler=cmd_evaluate)
 
@@ -61,6 +67,12 @@ def _shop(args: argparse.Namespace):  # noqa: ANN202
     return shop
 
 
+def _ranker_line(r: dict) -> str:
+    return (f"  ranking    LambdaMART over the candidate sources, {r['best_iteration']} trees: validation NDCG@10 "
+            f"{r['valid_ndcg_at_10']:.4f} on {r['stop_users']:,} users it did not learn from (candidates hold "
+            f"{r['union_recall_valid']:.1%} of their targets); cold slot {r['cold_slot_threshold']}")
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from shoprank.recommend.pipeline import train_recommender
     from shoprank.recommend.training import PROFILES
@@ -71,8 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
         r = reblend(shop)
         print(f"published recommend bundle {r['version']} (model of {r['from']}) in {r['seconds']:.0f} s")
-        print(f"  blend      {r['blend']} chosen on validation: NDCG@10 {r['blend_off_valid_ndcg@10']:.4f} "
-              f"(model alone) -> {r['blend_valid_ndcg@10']:.4f}")
+        print(_ranker_line(r["ranker"]))
         return 0
     overrides = {"epochs": args.epochs} if args.epochs else {}
     epochs = args.epochs or PROFILES[args.profile]["train"]["epochs"]
@@ -92,8 +103,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
     print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")
-    print(f"  blend      {s['blend']} chosen on validation: NDCG@10 {s['blend_off_valid_ndcg@10']:.4f} "
-          f"(model alone, 20,000 users at most) -> {s['blend_valid_ndcg@10']:.4f}")
+    print(_ranker_line(s["ranker"]))
     if s.get("tuning"):
         print(f"  tuning     best of {s['tuning']['trials']} trials: {s['tuning']['best_params']}")
     print(f"  TensorBoard: tensorboard --logdir {s['tensorboard']}")
@@ -118,10 +128,15 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if unknown:
         raise CommandError(f"unknown models {sorted(unknown)}; valid: {', '.join(ALL_MODELS)}")
     started = time.perf_counter()
-    result = evaluate_shop(shop, models, threads=args.threads, progress=True)
+    result = evaluate_shop(shop, models, threads=args.threads, progress=True, breakdown=args.by_history,
+                           sample=args.test_users, breakdown_sample=args.test_users or 10_000)
     print(f"leave-one-out full ranking over {result['users']:,} users and {result['items']:,} items "
           f"({result['cold_users']:,} users whose test item is cold: <= 2 training occurrences)")
     print(format_table(result["rows"]))
+    if result["by_history_length"]:
+        from shoprank.recommend.benchmark import BREAKDOWN_COLUMNS
+
+        print(format_table(result["by_history_length"], BREAKDOWN_COLUMNS))
     print(f"evaluated in {time.perf_counter() - started:.0f} s")
     if args.json:
         with open(args.json, "w") as handle:

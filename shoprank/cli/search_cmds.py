@@ -30,6 +30,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--fusion-queries", type=int, default=None, metavar="N",
                        help="training queries sampled for the LambdaMART rankers (0: every fusion query; "
                             "default: the profile's)")
+    train.add_argument("--labels", choices=["auto", "judgments", "behaviour", "both"], default="auto",
+                       help="what to learn from: judged queries, the behaviour log (clicks, carts and purchases on "
+                            "served lists, corrected for position bias) or both; auto (default): whatever the shop has")
+    train.add_argument("--correction", choices=["harvest", "em", "none"], default="harvest",
+                       help="position-bias propensities from the log: intervention harvesting (default), an "
+                            "EM-fitted position-based model, or none (naive click training)")
     cross = train.add_argument_group("cross-encoder settings (override the profile's)")
     cross.add_argument("--cross-pairs", type=int, default=None, metavar="N",
                        help="labelled (query, product) pairs sampled for it (0: all)")
@@ -109,8 +115,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     shop = _setup(args)
     start = time.perf_counter()
+    from shoprank.learning import BehaviourConfig
+
     with shop.store(create=False) as store:
-        data = load_search_data(store, test_share=args.holdout)
+        try:
+            data = load_search_data(store, test_share=args.holdout, labels=args.labels,
+                                    behaviour=BehaviourConfig(correction=args.correction))
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
         catalog_version = store.catalog_version()
     language = detect_language(data.products)
     config = profile_config(args.profile, language)
@@ -123,10 +135,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
           f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out"
           f"{', no cross-encoder' if config.cross is None else ''})")
+    print(f"  labels from {_label_words(data)}")
     stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
                                   cache_dir=shop.path / "cache",
-                                  log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}")
-    params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED,
+                                  log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+                                  held_out=args.holdout > 0)
+    params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED, "labels": data.labels,
               "catalog_version": catalog_version, "language": language, "summary": summary}
     with publish(shop.models_path, "search", params) as folder:
         stack.save(folder)
@@ -145,9 +159,32 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  {key}: {summary[key]}")
     for name, info in summary.get("fusion", {}).items():
         print(f"  fusion '{name}': {info['trees']} trees, top features {', '.join(info['top_features'][:4])}")
+    held = summary.get("held_out", {})
+    if "snips" in held:
+        est = held["snips"]
+        print(f"  held-out clicks per served list ({est['queries']} queries): logged {est['logged']:.3f}, "
+              f"new ranking {est['snips']:.3f} (SNIPS; IPS {est['ips']:.3f}, coverage {est['coverage']:.0%})")
+    if "ndcg@10" in held:
+        print(f"  held-out full-catalogue NDCG@10 (online ranking, {held['ndcg_queries']} judged queries): "
+              f"{held['ndcg@10']:.4f}")
     print(f"  TensorBoard: tensorboard --logdir {shop.path / 'logs'}")
     print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
     return 0
+
+
+def _label_words(data: Any) -> str:
+    """What the training labels came from, in words."""
+    judged = len({j.query for j in data.train}) if data.labels == "judgments" else None
+    if data.labels == "judgments":
+        return f"judgments ({judged:,} training queries)"
+    info = data.behaviour
+    log, theta = info["log"], info["propensities"]
+    fallback = theta.get("info", {}).get("fallback")
+    bias = f"not corrected ({fallback})" if fallback else (
+        "not corrected (--correction none)" if theta["method"] == "none" else f"corrected ({theta['method']})")
+    words = (f"the behaviour log ({log['lists']:,} served lists, {log['clicks']:,} clicks; "
+             f"{info['labels']['queries']:,} training queries labelled from it; position bias {bias})")
+    return words if data.labels == "behaviour" else f"judgments and {words}"
 
 
 def _override_fusion(config: Any, args: argparse.Namespace) -> None:

@@ -12,7 +12,7 @@ from shoprank.data.attribution import AttributionReport, attribute
 from shoprank.data.impressions import Impression, parse_impression
 from shoprank.data.readers import apply_mapping, detect_format, header_of, read_rows
 from shoprank.data.records import PARSERS as RECORD_PARSERS
-from shoprank.data.records import Event, Judgment, Product, RecordError, product_fields, unknown_product
+from shoprank.data.records import Event, Judgment, Product, RecordError, Review, product_fields, unknown_product
 from shoprank.data.upsert import ProductUpdate, resolve
 from shoprank.store.base import Store, WriteResult
 
@@ -24,6 +24,7 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "events": ("user_id", "item_id", "type", "timestamp"),
     "judgments": ("query", "product_id", "grade"),
     "impressions": ("request_id", "timestamp", "surface", "items"),
+    "reviews": ("review_id", "product_id", "text", "timestamp"),
 }
 
 
@@ -51,8 +52,10 @@ class IngestReport:
     errors: list[RecordError] = field(default_factory=list)
     attribution: AttributionReport | None = None
     """Events only: how many carried a request id that matched one of the shop's impressions."""
+    flagged: int = 0  # reviews stored for a product the shop does not know (yet)
 
     def summary(self) -> dict[str, Any]:
+        extra = {"flagged": self.flagged} if self.kind == "reviews" else {}
         out = {
             "kind": self.kind,
             "read": self.read,
@@ -60,6 +63,7 @@ class IngestReport:
             "updated": self.updated,
             "duplicates": self.duplicates,
             "rejected": self.rejected,
+            **extra,
         }
         if self.attribution is not None:
             out["attribution"] = self.attribution.to_dict()
@@ -115,6 +119,8 @@ def write_records(store: Store, kind: str, records: Sequence[Any]) -> WriteResul
         return store.append_events(records)
     if kind == "impressions":
         return store.append_impressions(records)
+    if kind == "reviews":
+        return store.upsert_reviews(records)
     return store.upsert_judgments(records)
 
 
@@ -160,6 +166,7 @@ def ingest_rows(
         rejected=len(errors),
         errors=errors,
         attribution=attribution,
+        flagged=result.flagged,
     )
 
 
@@ -223,4 +230,5 @@ def ingest_file(
     return report
 
 
-RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "impressions": Impression}
+RECORD_TYPES = {"products": Product, "events": Event, "judgments": Judgment, "impressions": Impression,
+                "reviews": Review}

@@ -39,6 +39,10 @@ class Limits:
     future_slack_seconds: float = 86_400.0
     max_grade: float = 100.0
     max_position: int = 100_000
+    max_review_chars: int = 20_000
+    max_review_title_chars: int = 1_000
+    min_rating: float = 1.0
+    max_rating: float = 5.0
 
 
 LIMITS = Limits()

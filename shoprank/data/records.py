@@ -1,4 +1,4 @@
-"""The data contract: products, events and judgments, and their validation.
+"""The data contract: products, events, judgments and reviews, and their validation.
 
 ``parse_product``, ``parse_event`` and ``parse_judgment`` turn a raw mapping (a JSON
 object, a CSV row) into a typed, normalised record or raise :class:`RecordError`
@@ -136,9 +136,31 @@ class Judgment:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Review:
+    """A shopper's review of a product. Upserted by ``review_id`` (a re-sent id is an edit)."""
+
+    review_id: str
+    product_id: str
+    text: str
+    timestamp: float
+    user_id: str | None = None
+    rating: float | None = None
+    title: str | None = None
+    language: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def full_text(self) -> str:
+        """Title and text as one string for the sentiment model."""
+        return f"{self.title}. {self.text}" if self.title else self.text
+
+
 PRODUCT_FIELDS = tuple(Product.__dataclass_fields__)
 EVENT_FIELDS = tuple(Event.__dataclass_fields__)
 JUDGMENT_FIELDS = tuple(Judgment.__dataclass_fields__)
+REVIEW_FIELDS = tuple(Review.__dataclass_fields__)
 
 
 def _missing(value: Any) -> bool:
@@ -356,5 +378,30 @@ def parse_judgment(raw: Mapping[str, Any]) -> Judgment:
     )
 
 
-PARSERS = {"products": parse_product, "events": parse_event, "judgments": parse_judgment}
+def parse_review(raw: Mapping[str, Any]) -> Review:
+    """A review: ``text`` must not be empty, ``rating`` (optional) lies in 1-5. A review of a product the
+    shop does not know is valid here; the store keeps it and flags it (see docs/sentiment.md)."""
+    rating = _number(raw, "rating")
+    if rating is not None and not LIMITS.min_rating <= rating <= LIMITS.max_rating:
+        raise RecordError("rating", f"must be between {LIMITS.min_rating:g} and {LIMITS.max_rating:g} stars, "
+                                    f"got {rating:g}")
+    value = raw.get("text")
+    if isinstance(value, str) and len(value) > 4 * LIMITS.max_review_chars:  # do not normalise a megabyte
+        raise RecordError("text", f"is {len(value)} characters long; the limit is {LIMITS.max_review_chars}")
+    if _missing(raw.get("timestamp")):
+        raise RecordError("timestamp", "is required")
+    return Review(
+        review_id=_identifier(raw, "review_id"),
+        product_id=_identifier(raw, "product_id"),
+        text=_text(raw, "text", LIMITS.max_review_chars, required=True),
+        timestamp=parse_timestamp(raw["timestamp"]),
+        user_id=_identifier(raw, "user_id", required=False) or None,
+        rating=rating,
+        title=_text(raw, "title", LIMITS.max_review_title_chars) or None,
+        language=_text(raw, "language", 16) or None,
+    )
+
+
+PARSERS = {"products": parse_product, "events": parse_event, "judgments": parse_judgment,
+           "reviews": parse_review}
 """Record kind -> parser. The kinds are the verbs of ``shoprank ingest``."""

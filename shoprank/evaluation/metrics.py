@@ -379,16 +379,16 @@ def mean_metrics(per_query: Sequence[Mapping[str, Any]]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------------------
-# Classification
+# Classification (sentiment, answer matching)
 # ---------------------------------------------------------------------------
 
 
 def accuracy(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray) -> float:
     """Share of predictions equal to the truth."""
     p, t = np.asarray(predicted), np.asarray(truth)
-    if p.shape != t.shape:
-        raise ValueError(f"predictions and truth differ in length: {p.size} vs {t.size}")
-    return float((p == t).mean()) if t.size else 0.0
+    if p.shape != t.shape or p.size == 0:
+        raise ValueError(f"accuracy needs two equal, non-empty sequences; got {p.size} and {t.size}")
+    return float(np.mean(p == t))
 
 
 def f1_binary(predicted: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np.ndarray) -> float:
@@ -399,11 +399,39 @@ def f1_binary(predicted: Sequence[bool] | np.ndarray, truth: Sequence[bool] | np
     return 2 * tp / denominator if denominator else 0.0
 
 
-def macro_f1(predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray) -> float:
-    """Mean over the classes present in the truth of each class's one-vs-rest F1."""
+def f1_per_class(
+    predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
+    classes: Sequence[Hashable] | None = None,
+) -> dict[Hashable, float]:
+    """F1 of each class, one-vs-rest (the classes of the truth unless given); 0 for a class never predicted nor
+    true."""
     p, t = np.asarray(predicted), np.asarray(truth)
-    classes = np.unique(t)
-    return float(np.mean([f1_binary(p == c, t == c) for c in classes])) if classes.size else 0.0
+    if p.shape != t.shape:
+        raise ValueError(f"predicted and truth differ in length: {p.size} vs {t.size}")
+    return {c: f1_binary(p == c, t == c) for c in (classes if classes is not None else sorted(set(t.tolist())))}
+
+
+def macro_f1(
+    predicted: Sequence[Hashable] | np.ndarray, truth: Sequence[Hashable] | np.ndarray,
+    classes: Sequence[Hashable] | None = None,
+) -> float:
+    """Unweighted mean of the per-class F1 over the classes of the truth (or ``classes``); 0 with no class."""
+    per_class = f1_per_class(predicted, truth, classes)
+    return float(np.mean(list(per_class.values()))) if per_class else 0.0
+
+
+def macro_auc_ovr(probabilities: np.ndarray, truth: Sequence[int] | np.ndarray) -> float:
+    """Mean one-vs-rest ROC AUC over the classes present in ``truth``; ``probabilities`` is (n, classes).
+
+    With two classes present this is the binary AUC of either column."""
+    probs = np.asarray(probabilities, dtype=np.float64)
+    t = np.asarray(truth)
+    present = sorted(set(t.tolist()))
+    if len(present) < 2:
+        raise ValueError("AUC needs at least two classes in the truth")
+    if len(present) == 2:
+        return auc(probs[:, present[1]] - probs[:, present[0]], t == present[1])
+    return float(np.mean([auc(probs[:, c], t == c) for c in present]))
 
 
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = 15) -> float:

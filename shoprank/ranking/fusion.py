@@ -32,6 +32,8 @@ class FusionConfig:
 
 
 class FusionRanker:
+    """LambdaMART; honours the cascade's ``Ranker`` protocol (``fit``, ``predict``, ``save``, ``load``)."""
+
     FORMAT = 1
 
     def __init__(self, features: list[str], config: FusionConfig | None = None) -> None:
@@ -80,14 +82,14 @@ class FusionRanker:
         gains = self.booster.feature_importance(importance_type="gain")
         return {name: float(g) for name, g in sorted(zip(self.features, gains, strict=True), key=lambda p: -p[1])}
 
-    def save(self, folder: Path, name: str) -> None:
+    def save(self, folder: Path, name: str = "fusion") -> None:
         self.booster.save_model(str(folder / f"{name}.lgb.txt"), num_iteration=self.best_iteration)
         meta = {"format": self.FORMAT, "features": self.features, "config": asdict(self.config),
                 "best_iteration": self.best_iteration}
         (folder / f"{name}.json").write_text(json.dumps(meta))
 
     @classmethod
-    def load(cls, folder: Path, name: str) -> FusionRanker:
+    def load(cls, folder: Path, name: str = "fusion") -> FusionRanker:
         import lightgbm as lgb
 
         meta = json.loads((folder / f"{name}.json").read_text())

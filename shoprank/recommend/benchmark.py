@@ -83,8 +83,8 @@ def peer_result(name: str, split: LooSplit, vectors: np.ndarray, als_params: dic
     return ModelResult(label, ranks, top, time.perf_counter() - started, note)
 
 
-def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint: dict[str, Any]) -> ModelResult:
-    """The published bundle, scored exactly as served (``Recommender.score_batch``)."""
+def load_served(shop: Shop, item_ids: list[str], fingerprint: dict[str, Any]) -> Any:
+    """The published bundle as served, refused when the shop's log has changed since it was trained."""
     from shoprank.recommend.service import Recommender
 
     rec = Recommender.load(shop)
@@ -94,22 +94,88 @@ def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint:
             f"the latest recommend bundle ({rec.version}) was trained on {logged.get('events')} events, the shop now "
             f"has {fingerprint['events']}: run 'shoprank train recommend --shop {shop.name}' before evaluating it"
         )
-    types = split.test_histories.types
+    return rec
+
+
+def served_ranks(rec: Any, histories: Sequences, targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Ranks of ``targets`` and top-K lists through the served path: the ranking stage (``score_batch``, what
+    ``recommend`` ranks) and the cold slot as ``recommend`` places it."""
+    types = histories.types
+    n = rec.n_items
 
     def score(h: Sequence[np.ndarray], rows: np.ndarray) -> np.ndarray:
-        return rec.score_batch(h, [types[i] for i in rows])[:, :split.n_items + 1]
+        return rec.score_batch(h, [types[i] for i in rows])[:, :n + 1]
 
+    return run_scorer(score, histories, targets, batch_size=512, last_slot=rec.cold_slot_items)
+
+
+def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint: dict[str, Any],
+                  rec: Any = None) -> ModelResult:
+    """The published bundle, scored exactly as served (:func:`served_ranks`)."""
+    rec = rec or load_served(shop, item_ids, fingerprint)
     started = time.perf_counter()
-    ranks, top = run_scorer(score, split.test_histories, split.test_targets, batch_size=512,
-                            last_slot=rec.cold_slot_items)
+    ranks, top = served_ranks(rec, split.test_histories, split.test_targets)
     profile = rec.art.params.get("profile", "?")
-    return ModelResult(f"shoprank SASRec ({profile})", ranks, top, time.perf_counter() - started,
+    return ModelResult(f"shoprank SASRec + ranking stage ({profile})", ranks, top, time.perf_counter() - started,
                        f"bundle {rec.version}")
 
 
+def sample_test_users(split: LooSplit, n: int, seed: int = 0) -> LooSplit:
+    """``split`` with ``n`` of its test users (seed ``seed``); training and validation views unchanged."""
+    rows = np.sort(np.random.default_rng(seed).permutation(len(split.test_targets))[:n])
+    t = split.test_histories
+    return LooSplit(split.n_items, split.train, split.valid_histories, split.valid_targets,
+                    Sequences([t.users[i] for i in rows], [t.items[i] for i in rows], [t.types[i] for i in rows]),
+                    split.test_targets[rows])
+
+
+LENGTH_BINS = (("0", 0, 0), ("1", 1, 1), ("2", 2, 2), ("3-5", 3, 5), ("6+", 6, 10**9))
+
+
+def _cut(histories: Sequences, rows: np.ndarray, keep: int) -> Sequences:
+    return Sequences([histories.users[i] for i in rows],
+                     [histories.items[i][len(histories.items[i]) - keep:] if keep else histories.items[i][:0]
+                      for i in rows],
+                     [histories.types[i][len(histories.types[i]) - keep:] if keep else histories.types[i][:0]
+                      for i in rows])
+
+
+def history_breakdown(rec: Any, split: LooSplit, ranks: np.ndarray, *, sample: int = 10_000,
+                      seed: int = 0) -> list[dict[str, Any]]:
+    """Test figures by history length, every serving path measured.
+
+    ``as logged``: the test users grouped by the length of their own test history (``ranks`` from the full run).
+    ``cut to L``: a sample of test users whose history is cut to its latest L events (L = 2, 1), and the
+    new-user protocol (L = 0: the whole history hidden), each ranked through the served path."""
+    from shoprank.evaluation.metrics import loo_metrics
+
+    lengths = np.array([len(h) for h in split.test_histories.items])
+    cold = split.train_counts[split.test_targets] <= 2
+
+    def row(protocol: str, r: np.ndarray, c: np.ndarray) -> dict[str, Any]:
+        m = loo_metrics(r, K) if len(r) else {f"ndcg@{K}": 0.0, f"hr@{K}": 0.0, "mrr": 0.0}
+        return {"protocol": protocol, "users": int(len(r)), f"ndcg@{K}": m[f"ndcg@{K}"], f"hr@{K}": m[f"hr@{K}"],
+                "mrr": m["mrr"], f"cold_hr@{K}": loo_metrics(r[c], K)[f"hr@{K}"] if c.any() else 0.0}
+
+    rows = [row(f"as logged, history {name}", ranks[(lengths >= lo) & (lengths <= hi)],
+                cold[(lengths >= lo) & (lengths <= hi)]) for name, lo, hi in LENGTH_BINS]
+    picked = np.sort(np.random.default_rng(seed).permutation(len(lengths))[:sample])
+    for keep in (2, 1, 0):
+        r, _ = served_ranks(rec, _cut(split.test_histories, picked, keep), split.test_targets[picked])
+        label = "new user (whole history hidden)" if keep == 0 else f"history cut to its latest {keep}"
+        rows.append(row(label, r, cold[picked]))
+    return rows
+
+
+BREAKDOWN_COLUMNS = ("protocol", "users", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_hr@{K}")
+
+
 def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: int = 1, progress: bool = True,
-                  tune_als_grid: bool = False, extra: Sequence[ModelResult] = ()) -> dict[str, Any]:
-    """Every requested model on the shop's leave-one-out split: table rows plus per-user ranks."""
+                  tune_als_grid: bool = False, extra: Sequence[ModelResult] = (), breakdown: bool = False,
+                  breakdown_sample: int = 10_000, sample: int = 0) -> dict[str, Any]:
+    """Every requested model on the shop's leave-one-out split: table rows plus per-user ranks; with
+    ``breakdown``, the served model's figures by history length (:func:`history_breakdown`). ``sample``: test
+    that many test users (drawn with seed 0; 0: all), every model on the same ones."""
     import torch
 
     from shoprank.bundles import latest_version, open_bundle
@@ -119,6 +185,8 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
     torch.set_num_threads(threads)
     log = read_log(shop)
     split = log.split()
+    if 0 < sample < len(split.test_targets):
+        split = sample_test_users(split, sample)
     encoder, text_length = "default", DEFAULT_MAX_LENGTH
     if latest_version(shop.models_path, "recommend"):
         params = open_bundle(shop.models_path, "recommend", verify=False).params
@@ -128,10 +196,15 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
     results: list[ModelResult] = []
     als_params: dict[str, float] | None = None
     tuning: list[dict[str, float]] = []
+    by_length: list[dict[str, Any]] = []
     for name in models:
         _say(progress, f"evaluating {name}...")
         if name == "sasrec":
-            results.append(sasrec_result(shop, split, list(log.catalogue.ids), log.fingerprint))
+            rec = load_served(shop, list(log.catalogue.ids), log.fingerprint)
+            results.append(sasrec_result(shop, split, list(log.catalogue.ids), log.fingerprint, rec))
+            if breakdown:
+                _say(progress, "  by history length...")
+                by_length = history_breakdown(rec, split, results[-1].ranks, sample=breakdown_sample)
             continue
         if name == "als" and tune_als_grid:
             als_params, tuning = tune_als(split, progress=progress)
@@ -140,5 +213,6 @@ def evaluate_shop(shop: Shop, models: Sequence[str] = ALL_MODELS, *, threads: in
     rows = [summarise(r, split, vectors) for r in results]
     cold = split.train_counts[split.test_targets] <= 2
     return {"users": len(split.test_targets), "items": split.n_items, "cold_users": int(cold.sum()), "k": K,
-            "rows": rows, "als_tuning": tuning, "results": results, "split": split, "vectors": vectors,
+            "rows": rows, "by_history_length": by_length, "als_tuning": tuning, "results": results, "split": split,
+            "vectors": vectors,
             "catalogue": log.catalogue}

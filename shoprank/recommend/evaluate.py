@@ -149,9 +149,9 @@ COLUMNS = ("model", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_ndcg@{K}", f"cold_hr@{
            "seconds")
 
 
-def format_table(rows: Sequence[dict[str, object]]) -> str:
-    """A markdown table of the result rows."""
-    cols = [c for c in COLUMNS if any(c in r for r in rows)]
+def format_table(rows: Sequence[dict[str, object]], columns: Sequence[str] = COLUMNS) -> str:
+    """A markdown table of the result rows, the ``columns`` they have."""
+    cols = [c for c in columns if any(c in r for r in rows)]
     cells = [list(cols)] + [
         [f"{r[c]:.4f}" if isinstance(r.get(c), float) and c != "seconds" else str(r.get(c, "")) for c in cols]
         for r in rows

@@ -105,73 +105,6 @@ def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event]
 
 
 COVISIT_WINDOW, COVISIT_KEEP = 50, 200  # co-visitation over whole (<= 50-event) histories: best on validation
-CONTENT_WEIGHTS = (0.0, 1.0, 4.0, 8.0)
-COVISIT_WEIGHTS = (0.0, 4.0, 8.0, 16.0, 32.0)
-
-
-BLEND_TOLERANCE = 0.01  # settings within 1% of the best validation NDCG@10 count as equal: then cold HR@10 decides
-COLD_SLOT_THRESHOLDS = (None, 0.95, 0.9, 0.85, 0.8, 0.75, 0.7)  # None: no cold slot
-
-
-def _blend_key(wc: float, wv: float, threshold: float | None) -> str:
-    key = f"content={wc},covisit={wv}"
-    return key if threshold is None else f"{key},cold_slot={threshold}"
-
-
-def choose_blend_weights(art: artifacts.RecArtifacts, split: LooSplit, max_users: int = 20_000,
-                         ) -> tuple[dict[str, Any], dict[str, float]]:
-    """The weights of the content and co-visitation parts and the cold-slot threshold, by grid search on
-    validation.
-
-    The best NDCG@10 wins; among settings within ``BLEND_TOLERANCE`` of it, the one with the best
-    HR@10 on cold validation items (<= 2 training occurrences) is taken, so cold start is not given
-    away for noise. Returns the chosen weights (``cold_slot_threshold`` None: no cold slot) and every
-    setting's validation NDCG@10.
-    """
-    from shoprank.evaluation.metrics import loo_metrics, rank_of_target
-    from shoprank.recommend.evaluate import K, mask_seen, place_last
-    from shoprank.recommend.service import Recommender
-
-    rows = np.arange(len(split.valid_targets))
-    if len(rows) > max_users:
-        rows = np.sort(np.random.default_rng(2).choice(rows, max_users, replace=False))
-    hist = Sequences([split.valid_histories.users[i] for i in rows], [split.valid_histories.items[i] for i in rows],
-                     [split.valid_histories.types[i] for i in rows])
-    targets = split.valid_targets[rows]
-    cold = split.train_counts[targets] <= 2
-    art.params.update(content_weight=1.0, covisit_weight=1.0)  # unit parts, scaled below
-    rec = Recommender(art)
-    pairs = [(wc, wv) for wc in CONTENT_WEIGHTS for wv in COVISIT_WEIGHTS]
-    keys = [(wc, wv, th) for wc, wv in pairs for th in COLD_SLOT_THRESHOLDS]  # pair-major, as filled below
-    ranks = np.zeros((len(keys), len(rows)))
-    for s in range(0, len(rows), 512):
-        h, t = hist.items[s:s + 512], hist.types[s:s + 512]
-        tg = targets[s:s + len(h)]
-        parts = rec.score_parts(h, t)
-        slot_items, slot_sims = rec.cold_slot(h)
-        for p, (wc, wv) in enumerate(pairs):
-            scores = mask_seen(parts["sequence"] + wc * parts["content"] + wv * parts["covisit"], h)
-            base = rank_of_target(scores, tg, ties="average")
-            slot_ranks = np.where(slot_items > 0, rank_of_target(scores, slot_items, ties="average"), 0.0)
-            for q, th in enumerate(COLD_SLOT_THRESHOLDS):
-                on = slot_sims >= th if th is not None else np.zeros(len(h), dtype=bool)
-                row = p * len(COLD_SLOT_THRESHOLDS) + q
-                ranks[row, s:s + len(h)] = place_last(base, np.where(on, slot_ranks, 0.0), slot_items == tg, K)
-    found, cold_hr = {}, {}
-    for j, (wc, wv, th) in enumerate(keys):
-        key = _blend_key(wc, wv, th)
-        found[key] = loo_metrics(ranks[j], K)[f"ndcg@{K}"]
-        cold_hr[key] = loo_metrics(ranks[j][cold], K)[f"hr@{K}"] if cold.any() else 0.0
-    top = max(found.values())
-    best = max((k for k in found if found[k] >= (1 - BLEND_TOLERANCE) * top), key=lambda k: (cold_hr[k], found[k]))
-    j = next(i for i, key in enumerate(keys) if _blend_key(*key) == best)
-    wc, wv, th = keys[j]
-    weights: dict[str, Any] = {"content_weight": float(wc), "covisit_weight": float(wv), "cold_slot_threshold": th}
-    art.params.update(weights)
-    art.params["blend_cold_hr@10_valid"] = cold_hr
-    return weights, found
-
-
 def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
          seed: int = 0) -> dict[str, Any]:
     """Optuna search over learning rate, dropout, weight decay, width and ID dropout; best valid NDCG@10."""
@@ -208,9 +141,13 @@ def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int
 
 
 def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
-        params: dict[str, Any] | None = None) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
-    """Train the model on ``split``, build the item-to-item tables and choose the blend weights, in memory:
-    the artifacts (not yet published) and the training summary."""
+        params: dict[str, Any] | None = None, facts: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
+        ) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
+    """Train the model on ``split``, build the item-to-item tables and fit the ranking stage on validation, in
+    memory: the artifacts (not yet published) and the training summary. ``facts``: the items' category codes,
+    prices and category names (:func:`shoprank.recommend.features.item_facts`)."""
+    from shoprank.recommend.ranker import fit_ranking
+
     n_items = len(log.catalogue)
     model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
                                   progress=progress)
@@ -232,10 +169,13 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
             "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
+            "categories": facts[2] if facts else [],
         },
+        categories=facts[0] if facts else None,
+        prices=facts[1] if facts else None,
     )
-    _, grid = choose_blend_weights(art, split)
-    art.params["blend_grid_valid_ndcg@10"] = grid
+    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
+                config=stage_config(config.profile))
     return art, summary
 
 
@@ -265,42 +205,60 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
                                 **{**overrides, **best})
     art, summary = fit(log, split, vectors, config, progress=progress,
                        params={"profile": profile, "encoder": encoder, "text_max_length": text_length,
-                               "tuning": tuned})
-    weights = {k: art.params[k] for k in ("content_weight", "covisit_weight", "cold_slot_threshold")}
-    grid = art.params["blend_grid_valid_ndcg@10"]
+                               "tuning": tuned}, facts=_facts(shop, log))
     version = artifacts.save(shop.models_path, art)
-    return {"version": version, "profile": profile, "blend": weights,
-            "blend_valid_ndcg@10": grid[_key(weights)],
-            "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"], "items": n_items, "users": len(log.seqs),
+    return {"version": version, "profile": profile, "ranker": _ranker_summary(art),
+            "items": n_items, "users": len(log.seqs),
             "events": log.fingerprint["events"], "tensorboard": str(log_dir),
             **{k: v for k, v in summary.items() if k != "history"}, "training_seconds": summary["seconds"],
             "seconds": time.perf_counter() - started, "tuning": tuned,
             "defences": log.fingerprint.get("defences_removed")}
 
 
-def reblend(shop: Shop) -> dict[str, Any]:
-    """Keep the latest bundle's model; rebuild the item-to-item tables, re-choose the blend weights on validation,
-    publish a new version.
+def stage_config(profile: str) -> Any:
+    """The ranking stage's settings of a training profile (``PROFILES[profile]["stage"]``; defaults otherwise)."""
+    from shoprank.recommend.ranker import StageConfig
+
+    return StageConfig(**PROFILES.get(profile, {}).get("stage", {}))  # type: ignore[arg-type]
+
+
+def _facts(shop: Shop, log: ShopLog) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    from shoprank.recommend.features import item_facts
+
+    with shop.store(create=False) as store:
+        return item_facts(list(store.iter_products()), log.catalogue.ids)
+
+
+def _ranker_summary(art: artifacts.RecArtifacts) -> dict[str, Any]:
+    r = art.params["ranker"]
+    return {k: r[k] for k in ("valid_ndcg_at_10", "union_recall_valid", "best_iteration", "cold_slot_threshold",
+                              "fit_groups", "stop_users", "seconds")}
+
+
+def reblend(shop: Shop, *, progress: bool = True) -> dict[str, Any]:
+    """Keep the latest bundle's sequence model; rebuild the item-to-item tables, fit the ranking stage again on
+    validation, publish a new version.
 
     Refused when the shop's log has changed since the bundle was trained (the validation view would differ).
     """
     started = time.perf_counter()
-    art = artifacts.load(shop.models_path)
+    art = artifacts.load(shop.models_path, upgrade=True)
     stored = art.params.get("log", {}).get("defences")
     log = read_log(shop, Defences.from_dict(stored) if stored else None)
     if art.params.get("log", {}).get("events") != log.fingerprint["events"] or art.item_ids != log.catalogue.ids:
         raise ValueError("the shop's log changed since the latest bundle was trained: train it again instead")
+    from shoprank.recommend.ranker import fit_ranking
+
     split = log.split()
     art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
-    art.bought, art.params["bought_together"] = basket_pairs(training_events(log, split), log.catalogue.index,
-                                                             len(log.catalogue))
-    weights, grid = choose_blend_weights(art, split)
-    art.params["blend_grid_valid_ndcg@10"] = grid
+    train_events = training_events(log, split)
+    art.bought, art.params["bought_together"] = basket_pairs(train_events, log.catalogue.index, len(log.catalogue))
+    art.popularity, art.trending, art.params["trend_until"] = popularity(log, len(log.catalogue), split.train,
+                                                                         train_events)  # training events only
+    art.categories, art.prices, art.params["categories"] = _facts(shop, log)
+    fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
+                config=stage_config(str(art.params.get("profile", "quick"))))
     art.params["reblended_from"] = art.version
     version = artifacts.save(shop.models_path, art)
-    return {"version": version, "from": art.version, "blend": weights, "seconds": time.perf_counter() - started,
-            "blend_valid_ndcg@10": grid[_key(weights)], "blend_off_valid_ndcg@10": grid["content=0.0,covisit=0.0"]}
-
-
-def _key(weights: dict[str, Any]) -> str:
-    return _blend_key(weights["content_weight"], weights["covisit_weight"], weights.get("cold_slot_threshold"))
+    return {"version": version, "from": art.version, "ranker": _ranker_summary(art),
+            "seconds": time.perf_counter() - started}

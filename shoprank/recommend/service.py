@@ -1,15 +1,17 @@
 """The recommender as a service: the latest bundle plus the shop's live store.
 
 A user's history is read from the store at call time, so events that arrived after training
-change the next answer without retraining. No history: trending items. One or two events:
-the sequence model blended with item-to-item neighbours (reciprocal-rank fusion). More: the
-sequence model. Every result carries its score parts and short reasons.
+change the next answer without retraining. Every history length goes through one cascade
+(shoprank.recommend.sources, .features, .ranker): the candidate sources (sequence model,
+co-visitation, item-to-item, text, cold items, trending) and LambdaMART over their union; a user
+with no history gets the trending source's list. Every result carries its score parts and
+short reasons. A baseline bundle (no sequence model, :mod:`shoprank.baseline`) ranks by trending items,
+item-to-item neighbours and text similarity of the latest events instead.
 
-Cold slot: items with almost no training events (new products included) rarely win on the
-sequence model's scores, since their ID embedding has learnt next to nothing. When the bundle
-sets ``cold_slot_threshold`` (chosen on validation), the last place of a list goes to the cold
-item whose text is closest to one of the user's latest events, if that cosine reaches the threshold
-and the item is not already in the list.
+Cold slot: items with almost no training events (new products included) rarely win, since their
+ID embedding has learnt next to nothing. When the bundle sets ``cold_slot_threshold`` (chosen on
+validation), the last place of a list goes to the cold item whose text is closest to one of the
+user's latest events, if that cosine reaches the threshold and the item is not already in the list.
 """
 
 from __future__ import annotations
@@ -21,33 +23,24 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from shoprank.cascade.base import Request, top_k
 from shoprank.data.records import Event, Product
 from shoprank.recommend import artifacts
-from shoprank.recommend.interactions import Catalogue, history_arrays, pad_left
+from shoprank.recommend.interactions import Catalogue, history_arrays
 from shoprank.recommend.item2item import NeighbourTable
+from shoprank.recommend.sources import Histories
 from shoprank.results import ScoredItem
 from shoprank.shops import Shop
 from shoprank.store.base import Store
 
 VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your cart", "purchase": "bought",
          "rating": "rated"}
-STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
-"""Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
-RRF_K = 60.0
-RRF_DEPTH = 300  # candidates of each part the short-history blend fuses, whatever k (same list for any k)
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
-SHORT_HISTORY = 2  # histories this short get the item-to-item blend
-CONTENT_WINDOW = 10  # the content match uses the mean text vector of this many latest events
-COLD_MAX_COUNT = 10  # items seen more often than this in training get no content match
 COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
 COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
-BASELINE_HISTORY = CONTENT_WINDOW  # a baseline bundle (no sequence model) ranks by this many latest events
-
-
-def coldness(counts: np.ndarray) -> np.ndarray:
-    """1 for an item never seen in training, 1/2 seen once, ... 0 past ``COLD_MAX_COUNT``: how much its text
-    must speak for it."""
-    return np.where(counts <= COLD_MAX_COUNT, 1.0 / (1.0 + counts), 0.0).astype(np.float32)
+BASELINE_HISTORY = 10  # a baseline bundle (no sequence model) ranks by this many latest events
+STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
+"""Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
 
 
 def covisit_matrix(table: NeighbourTable) -> sp.csr_matrix:
@@ -73,19 +66,6 @@ def covisit_match(histories: Sequence[np.ndarray], covisit: sp.csr_matrix) -> np
     return np.asarray((h @ covisit).todense(), dtype=np.float32)
 
 
-def content_match(histories: Sequence[np.ndarray], text_vectors: np.ndarray, cols: np.ndarray,
-                  col_vectors: np.ndarray, col_weights: np.ndarray) -> np.ndarray:
-    """Weight x cosine of an item's text with the mean text of the user's latest events, (n, n_items + 1),
-    for the items ``cols`` (their text vectors ``col_vectors``, weights ``col_weights``); 0 elsewhere."""
-    users = np.stack([text_vectors[h[-CONTENT_WINDOW:]].mean(axis=0) if len(h) else text_vectors[0]
-                      for h in histories])
-    norms = np.linalg.norm(users, axis=1, keepdims=True)
-    users = np.divide(users, norms, out=np.zeros_like(users), where=norms > 0)
-    out = np.zeros((len(histories), len(text_vectors)), dtype=np.float32)
-    out[:, cols] = (users @ col_vectors.T) * col_weights
-    return out
-
-
 def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarray, cols: np.ndarray,
                          col_vectors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each history, the item of ``cols`` (text vectors ``col_vectors``, unit length) most similar in text to
@@ -106,21 +86,10 @@ def cold_slot_candidates(histories: Sequence[np.ndarray], text_vectors: np.ndarr
     return items, sims
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k largest finite scores, best first; equal scores in index order, so the top k is always
-    the head of the top k + n (a list cut at 4 and one cut at 300 agree)."""
-    finite = np.flatnonzero(np.isfinite(scores))
-    if len(finite) > k:
-        kth = np.partition(scores[finite], len(finite) - k)[len(finite) - k]  # the k-th largest score
-        finite = finite[scores[finite] >= kth]
-    return finite[np.lexsort((finite, -scores[finite]))][:k]
-
-
 class Recommender:
     """Recommendations for one shop. Thread-safe for reads; ``add_products`` takes a lock."""
 
     def __init__(self, art: artifacts.RecArtifacts, store: Store | None = None) -> None:
-
         self.art = art
         self.store = store
         self.model = art.model
@@ -131,8 +100,8 @@ class Recommender:
         self._lock = threading.Lock()
         self._refresh_vectors()
         self._covisit = covisit_matrix(art.covisit)
-        self._cold = self._cold_items()
         self._slot = self._slot_items()
+        self.stage = self._stage()
 
     # construction --------------------------------------------------------------------------
     @classmethod
@@ -147,6 +116,45 @@ class Recommender:
         rec._titles.update((p.id, p.title) for p in products)
         rec.add_products([p for p in products if p.id not in rec.catalogue.index])
         return rec
+
+    def _refresh_vectors(self) -> None:
+        """The (N+1, d) item vectors cached for serving: the model's, or the text vectors of a baseline."""
+        if self.model is None:
+            self._vectors = None
+            self._vectors_np = self.art.text_vectors
+            return
+        import torch
+
+        with torch.no_grad():
+            self._vectors = self.model.items.all()
+        self._vectors_np = self._vectors.numpy()
+
+    @property
+    def is_baseline(self) -> bool:
+        """A baseline bundle: trending, item-to-item neighbours and text similarity, no sequence model."""
+        return self.model is None
+
+    def _stage(self) -> Any:
+        """The ranking stage over the bundle's arrays (rebuilt when products are added); None for a baseline."""
+        if self.model is None:
+            return None
+        from shoprank.recommend import sources as src
+        from shoprank.recommend.features import ItemTable
+        from shoprank.recommend.ranker import RankingStage, StageConfig
+
+        art, resolve = self.art, self.resolve
+        stage_sources = [
+            src.SequenceSource(self.model, self._vectors, resolve),
+            src.CovisitSource(self._covisit, resolve),
+            src.ItemToItemSource(self._covisit, resolve),
+            src.TextSource(art.text_vectors, resolve),
+            src.ColdSource(art.text_vectors, art.counts, resolve),
+            src.TrendingSource(art.trending, art.popularity, resolve),
+        ]
+        items = ItemTable(art.text_vectors, art.popularity, art.trending, art.counts, art.categories,  # type: ignore[arg-type]
+                          art.prices, self._covisit)  # type: ignore[arg-type]
+        config = StageConfig(**art.params["ranking_stage"]) if "ranking_stage" in art.params else None
+        return RankingStage(stage_sources, items, art.ranker, config)
 
     @property
     def version(self) -> str:
@@ -167,6 +175,8 @@ class Recommender:
             return 0
         vectors = encode_items([p.text() for p in new], self.art.params.get("encoder", "default"),
                                max_length=int(self.art.params.get("text_max_length", DEFAULT_MAX_LENGTH)))
+        names = list(self.art.params.get("categories", []))
+        codes = {name: i for i, name in enumerate(names)}
         with self._lock, torch.no_grad():
             for p in new:
                 self.catalogue.add(p.id, p.text())
@@ -178,36 +188,18 @@ class Recommender:
             self.art.popularity = np.concatenate([self.art.popularity, pad])
             self.art.trending = np.concatenate([self.art.trending, pad])
             self.art.counts = np.concatenate([self.art.counts, pad])
+            self.art.categories = np.concatenate([self.art.categories,  # type: ignore[list-item]
+                                                  np.array([codes.get(p.category, -1) for p in new], np.int32)])
+            self.art.prices = np.concatenate([self.art.prices,  # type: ignore[list-item]
+                                              np.array([np.nan if p.price is None else p.price for p in new],
+                                                       np.float32)])
             self.art.covisit.grow(len(new))
             self.art.bought.grow(len(new))
             self._refresh_vectors()
             self._covisit = covisit_matrix(self.art.covisit)
-            self._cold = self._cold_items()
             self._slot = self._slot_items()
+            self.stage = self._stage()
         return len(new)
-
-    def _refresh_vectors(self) -> None:
-        """The (N+1, d) item vectors cached for serving: the model's, or the text vectors of a baseline."""
-        if self.model is None:
-            self._vectors = None
-            self._vectors_np = self.art.text_vectors
-            return
-        import torch
-
-        with torch.no_grad():
-            self._vectors = self.model.items.all()
-        self._vectors_np = self._vectors.numpy()
-
-    @property
-    def is_baseline(self) -> bool:
-        """A baseline bundle: trending, item-to-item neighbours and text similarity, no sequence model."""
-        return self.model is None
-
-    def _cold_items(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The items that get a content match, their text vectors (contiguous) and weights."""
-        weights = coldness(self.art.counts)
-        cols = np.flatnonzero(weights)
-        return cols, np.ascontiguousarray(self.art.text_vectors[cols]), weights[cols]
 
     def _slot_items(self) -> tuple[np.ndarray, np.ndarray]:
         """The items that may take the cold slot and their text vectors (contiguous)."""
@@ -232,38 +224,88 @@ class Recommender:
         items, sims = self.cold_slot(histories)
         return np.where(sims >= threshold, items, 0)
 
-    # scoring -------------------------------------------------------------------------------
-    def score_parts(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        """The weighted parts of the score, each (n, n_items + 1): ``sequence`` (the model), and where the
-        bundle's validation-chosen weights are positive ``content`` (text match, for items with few events)
-        and ``covisit`` (co-visitation neighbours of the history)."""
-        if self.model is None:  # baseline: no sequence part
-            parts = {"sequence": np.zeros((len(histories), self.n_items + 1), np.float32)}
-            return self._blend_parts(parts, histories)
-        import torch
+    # the served path, batch-shaped -------------------------------------------------------------
+    def resolve(self, requests: Sequence[Request]) -> Histories:
+        """Requests -> the histories the ranking stage reads: the request's own events or the store's latest."""
+        items, types, exclude = [], [], []
+        for request in requests:
+            history = list(request.history) if request.history is not None else (
+                self.store.user_events(request.user_id or "", limit=self._history_limit) if self.store else [])
+            h, t = history_arrays(history, self.catalogue)
+            items.append(h)
+            types.append(t)
+            exclude.append(np.array([self.catalogue.index[i] for i in request.exclude if i in self.catalogue.index],
+                                    dtype=np.int64))
+        return Histories(items, types, exclude)
 
-        with torch.no_grad():
-            h = torch.from_numpy(pad_left(histories, self.model.cfg.max_len))
-            t = torch.from_numpy(pad_left(types, self.model.cfg.max_len))
-            parts = {"sequence": self.model.score(h, t, self._vectors).numpy()}
-        return self._blend_parts(parts, histories)
-
-    def _blend_parts(self, parts: dict[str, np.ndarray], histories: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
-        content_w = float(self.art.params.get("content_weight", 0.0))
-        if content_w > 0:
-            parts["content"] = content_w * content_match(histories, self.art.text_vectors, *self._cold)
-        covisit_w = float(self.art.params.get("covisit_weight", 0.0))
-        if covisit_w > 0:
-            parts["covisit"] = covisit_w * covisit_match(histories, self._covisit)
-        return parts
+    @property
+    def _history_limit(self) -> int:
+        return self.model.cfg.max_len if self.model is not None else BASELINE_HISTORY
 
     def score_batch(self, histories: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
-        """Scores of every item for many histories, (n, n_items + 1): the sum of :meth:`score_parts`."""
-        parts = self.score_parts(histories, types)
-        total = parts.pop("sequence")
-        for part in parts.values():
-            total += part
-        return total
+        """The served ranking of many histories as full-catalogue scores, (n, n_items + 1): the ranking stage's
+        score for each candidate it ranked, -inf for every other item (what evaluation scores)."""
+        out = np.full((len(histories), self.n_items + 1), -np.inf, dtype=np.float32)
+        if self.model is None:  # baseline: what recommend() ranks by, for every item
+            for row, (items, _types) in enumerate(zip(histories, types, strict=True)):
+                out[row] = self._baseline_scores(np.asarray(items, np.int64))
+            return out
+        h = Histories(list(histories), list(types))
+        step = self.stage.config.batch_size
+        for start in range(0, len(h), step):
+            ranked = self.stage.rank(h.slice(start, start + step))
+            rows = np.repeat(np.arange(len(ranked.ids)), ranked.ids.shape[1])
+            keep = ranked.ids.ravel() >= 0
+            out[start + rows[keep], ranked.ids.ravel()[keep]] = ranked.scores.ravel()[keep]
+        return out
+
+    # public API ----------------------------------------------------------------------------
+    def recommend(self, user_id: str, k: int = 10, history: list[Event] | None = None,
+                  exclude: set[str] | None = None, slot_at: int | None = None) -> list[ScoredItem]:
+        """Top ``k`` items for ``user_id``; ``history`` defaults to the store's latest events for the user.
+
+        ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
+        passes its page size)."""
+        request = Request("recommend", user_id=user_id, history=None if history is None else tuple(history),
+                          exclude=frozenset(exclude or ()))
+        h = self.resolve([request])
+        items, types = h.items[0], h.types[0]
+        if self.model is None:
+            return self._baseline_recommend(items, types, h.banned(self.n_items + 1)[0], k)
+        ranked = self.stage.rank(h)
+        ids, scores = ranked.ids[0], ranked.scores[0]
+        out = []
+        for j in np.flatnonzero(ids >= 0)[:k]:
+            parts = {"ranker": float(scores[j]), **{name: float(v[0, j]) for name, v in ranked.parts.items()
+                                                    if np.isfinite(v[0, j])}}
+            if len(items):
+                reasons = self._why(int(ids[j]), items, types)
+            else:
+                parts = {"trending": float(self.art.trending[ids[j]]),
+                         "popularity": float(self.art.popularity[ids[j]])}
+                reasons = [self._trending_reason() if self.art.trending[ids[j]] > 0 else "popular"]
+            out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
+        if not len(items):
+            return out
+        return self._with_cold_slot(out, items, types, h.banned(self.n_items + 1)[0], k, slot_at)
+
+    def _baseline_scores(self, items: np.ndarray) -> np.ndarray:
+        """A baseline's scores of every item: trending for an empty history, else item-to-item neighbours and text
+        similarity of the latest events."""
+        if not len(items):
+            return (self.art.trending + 1e-3 * self.art.popularity).astype(np.float32)
+        return self._item2item(items[-BASELINE_HISTORY:])
+
+    def _baseline_recommend(self, items: np.ndarray, types: np.ndarray, banned: np.ndarray, k: int
+                            ) -> list[ScoredItem]:
+        scores = np.where(banned, -np.inf, self._baseline_scores(items))
+        if not len(items):
+            trending = self._trending_reason()
+            return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
+                                                      "popularity": float(self.art.popularity[i])},
+                               [trending if self.art.trending[i] > 0 else "popular"]) for i in top_k(scores, k)]
+        return [self._item(i, float(scores[i]), {"item2item": float(scores[i])}, self._why(i, items, types))
+                for i in top_k(scores, k)]
 
     def _item2item(self, items: np.ndarray) -> np.ndarray:
         scores = np.zeros(self.n_items + 1, dtype=np.float32)
@@ -274,58 +316,6 @@ class Recommender:
             text = self.art.text_vectors @ self.art.text_vectors[item]
             scores += weight * 0.5 * np.maximum(text, 0)
         return scores
-
-    # public API ----------------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int = 10, history: list[Event] | None = None,
-                  exclude: set[str] | None = None, slot_at: int | None = None) -> list[ScoredItem]:
-        """Top ``k`` items for ``user_id``; ``history`` defaults to the store's latest events for the user.
-
-        ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
-        passes its page size)."""
-        if history is None:
-            limit = self.model.cfg.max_len if self.model is not None else BASELINE_HISTORY
-            history = self.store.user_events(user_id, limit=limit) if self.store else []
-        items, types = history_arrays(history, self.catalogue)
-        banned = np.zeros(self.n_items + 1, dtype=bool)
-        banned[0] = True
-        banned[items] = True
-        for item_id in exclude or ():
-            if item_id in self.catalogue.index:
-                banned[self.catalogue.index[item_id]] = True
-        if len(items) == 0:
-            scores = self.art.trending + 1e-3 * self.art.popularity
-            scores = np.where(banned, -np.inf, scores)
-            top = _top_k(scores, k)
-            trending = self._trending_reason()
-            return [self._item(i, float(scores[i]), {"trending": float(self.art.trending[i]),
-                                                      "popularity": float(self.art.popularity[i])},
-                               [trending if self.art.trending[i] > 0 else "popular"]) for i in top]
-        if self.model is None:  # baseline: neighbours and text similarity of the latest events
-            i2i = self._item2item(items[-BASELINE_HISTORY:])
-            i2i[banned] = -np.inf
-            return [self._item(i, float(i2i[i]), {"item2item": float(i2i[i])}, self._why(i, items, types))
-                    for i in _top_k(i2i, k)]
-        parts = {name: part[0] for name, part in self.score_parts([items], [types]).items()}
-        content = parts.get("content", np.zeros(self.n_items + 1, dtype=np.float32))
-        seq = sum(parts.values())
-        seq[banned] = -np.inf
-        if len(items) > SHORT_HISTORY:
-            top = _top_k(seq, k)
-            return self._with_cold_slot(
-                [self._item(i, float(seq[i]), {name: float(part[i]) for name, part in parts.items()},
-                            self._why(i, items, types, content[i])) for i in top], items, types, banned, k, slot_at)
-        i2i = self._item2item(items)
-        i2i[banned] = -np.inf
-        fused = np.zeros(self.n_items + 1, dtype=np.float64)
-        for part in (seq, i2i):
-            cand = _top_k(part, max(RRF_DEPTH, k))
-            fused[cand] += 1.0 / (RRF_K + np.arange(1, len(cand) + 1))
-        fused[banned] = -np.inf
-        fused[fused == 0] = -np.inf
-        top = _top_k(fused, k)
-        return self._with_cold_slot(
-            [self._item(i, float(fused[i]), {"sequence": float(seq[i]), "item2item": float(i2i[i])},
-                        self._why(i, items, types, content[i])) for i in top], items, types, banned, k, slot_at)
 
     def _with_cold_slot(self, results: list[ScoredItem], items: np.ndarray, types: np.ndarray, banned: np.ndarray,
                         k: int, slot_at: int | None) -> list[ScoredItem]:
@@ -348,7 +338,7 @@ class Recommender:
             return results
         recent = items[-COLD_SLOT_WINDOW:]
         j = int(np.argmax(self.art.text_vectors[recent] @ self.art.text_vectors[chosen]))
-        verb = VERBS[strongest_event(items, types, int(recent[j]))]
+        verb = VERBS.get(_TYPE_NAMES.get(int(types[-COLD_SLOT_WINDOW:][j]), "view"), "viewed")
         reason = (f"new here: its description is close to {self._title(self.catalogue.id_of(int(recent[j])))} "
                   f"you {verb}")
         rest = [r for r in results if r.id != chosen_id]
@@ -369,7 +359,7 @@ class Recommender:
         name = self._title(item_id)
         return [self._item(i, float(scores[i]), {"text": float(text[i]), "covisit": float(covis[i])},
                            [f"viewed together with {name}" if covis[i] > 0 else f"similar to {name}"])
-                for i in _top_k(scores, k)]
+                for i in top_k(scores, k)]
 
     def bought_together(self, item_id: str, k: int = 10) -> list[ScoredItem]:
         """Items bought in the same baskets as ``item_id`` (``shoprank.recommend.item2item.basket_pairs``), by
@@ -419,14 +409,14 @@ class Recommender:
         days = float(self.art.params.get("trend_days", 7))
         return f"popular in the {days:g} days to {datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
 
-    def _why(self, item: int, items: np.ndarray, types: np.ndarray, content: float = 0.0) -> list[str]:
+    def _why(self, item: int, items: np.ndarray, types: np.ndarray) -> list[str]:
         """'similar to X you bought': the history item whose vector is closest to the recommended one, named with
         the strongest of the user's events on it."""
         sims = self._vectors_np[items] @ self._vectors_np[item]
         j = int(np.argmax(sims))
         verb = VERBS[strongest_event(items, types, int(items[j]))]
         reasons = [f"similar to {self._title(self.catalogue.id_of(int(items[j])))} you {verb}"]
-        if self.art.counts[item] == 0 and content > 0:
+        if self.art.counts[item] == 0:
             reasons.append("new: its description matches what you looked at")
         return reasons
 

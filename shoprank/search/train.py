@@ -24,7 +24,7 @@ from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
 from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.ranking.features import FEATURES
 from shoprank.ranking.fusion import FusionConfig, FusionRanker
-from shoprank.search.data import EVENT_GRADES, QuerySet, SearchData
+from shoprank.search.data import QuerySet, SearchData
 from shoprank.search.stack import FAST_FEATURES, SearchStack, StackConfig, product_text
 from shoprank.training.loop import TrainConfig
 
@@ -210,16 +210,19 @@ def tune_fusion(train: FusionRows, valid: FusionRows, base: FusionConfig, trials
 
 def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = True,
                  report: Report = print, tune: int = 0, encoder: Any = None, cache_dir: Path | None = None,
-                 log_dir: Path | None = None) -> tuple[SearchStack, dict[str, Any]]:
+                 log_dir: Path | None = None, held_out: bool = False) -> tuple[SearchStack, dict[str, Any]]:
     """Train the whole stack on ``data.train`` (never on ``data.test``); returns it with a summary.
 
     ``tune``: Optuna trials for the fusion rankers' hyper-parameters on the validation queries;
     ``encoder``: the text encoder to start from (default: the configuration's); ``cache_dir``: where the
-    base encoder's product vectors are cached; ``log_dir``: TensorBoard event files of both encoders."""
+    base encoder's product vectors are cached; ``log_dir``: TensorBoard event files of both encoders;
+    ``held_out``: report the held-out queries' counterfactual click estimate and NDCG (``summary["held_out"]``)."""
     from shoprank.search.stack import load_encoder
 
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"profile": config.profile, "timings": timings}
+    summary: dict[str, Any] = {"profile": config.profile, "timings": timings, "labels": data.labels}
+    if data.behaviour:
+        summary["behaviour"] = data.behaviour
     clock = time.perf_counter()
 
     def lap(name: str) -> None:
@@ -244,7 +247,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     valid_queries = _sample(valid_q.evaluable(), config.max_valid_queries, config.seed)
     fusion_valid = _sample(valid_q.evaluable(), config.max_fusion_valid_queries, config.seed)
     summary["queries"] = {"model": len(model_queries), "fusion": len(fusion_queries), "valid": len(valid_queries),
-                          "fusion_valid": len(fusion_valid), "held_out_test": len({j.query for j in data.test})}
+                          "fusion_valid": len(fusion_valid), "held_out_test": len(data.test_queries)}
     report(f"training queries: {len(model_queries)} for the encoders, {len(fusion_queries)} for fusion, "
            f"{len(valid_queries)} for validating the encoders, {len(fusion_valid)} for validating fusion; "
            f"{summary['queries']['held_out_test']} held out for testing")
@@ -273,10 +276,6 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
             if gain >= 0.5 * top_gain:
                 examples.append(QueryExample(q, row_of[pid], low + mined_rows))
         pairs.extend(LabeledPair(q, product_text(stack.catalog.products[r]), 0.0) for r in mined_rows)
-    for event in data.events:  # query-carrying clicks and purchases
-        if event.item_id in by_id:
-            pairs.append(LabeledPair(event.query, product_text(by_id[event.item_id]), EVENT_GRADES[event.type]))
-            examples.append(QueryExample(event.query, row_of[event.item_id], []))
     if config.max_biencoder_examples is not None and len(examples) > config.max_biencoder_examples:
         examples = rng.sample(examples, config.max_biencoder_examples)
     if config.max_cross_pairs is not None and len(pairs) > config.max_cross_pairs:
@@ -337,6 +336,12 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         stack.config = replace(stack.config, encoder="dual")
         lap("query encoder fine-tuning")
 
+    if data.stats is not None:  # fusion rows see popularity and click-through counted without their own queries
+        from shoprank.data.splits import normalise_query
+        from shoprank.learning.labels import item_stats
+
+        own = data.test_queries | {normalise_query(q) for q in fusion_q.queries()}
+        stack.stats = item_stats(data.stat_events, data.train_log, data.propensities, own)
     train_rows = fusion_rows(stack, fusion_q, fusion_queries, progress, "fusion features", ["fast"])
     valid_rows = fusion_rows(stack, valid_q, fusion_valid, progress, "validation features", ["fast"])
     if tune > 0 and train_rows["fast"].groups and valid_rows["fast"].groups:
@@ -359,6 +364,13 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
                     *train_rows[name].arrays(list(FEATURES)), valid=valid_rows[name].arrays(list(FEATURES)))
     summary["fusion"] = {name: {"trees": r.best_iteration, "top_features": list(r.importance())[:6]}
                          for name, r in stack.fusion.items()}
+    if data.stats is not None:
+        stack.stats = data.stats  # serving counts every training query's behaviour
     lap("fusion rankers")
+    if held_out:
+        from shoprank.search.held_out import held_out_report
+
+        summary["held_out"] = held_out_report(stack, data)
+        lap("held-out report")
     summary["seconds"] = round(sum(timings.values()), 1)
     return stack, summary

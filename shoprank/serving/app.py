@@ -15,7 +15,7 @@ from starlette.staticfiles import StaticFiles
 
 from shoprank import __version__
 from shoprank.keys import KeyStore
-from shoprank.serving import admin_routes, answer_routes, read_routes, rules_routes, write_routes
+from shoprank.serving import admin_routes, answer_routes, read_routes, rules_routes, sentiment_routes, write_routes
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.errors import install_error_handlers
 from shoprank.serving.impressions import ImpressionLog
@@ -76,6 +76,11 @@ def create_app(
         finally:
             impressions.close()
             registry.close()
+            token = getattr(app.state, "local_token", None)
+            if token:  # here, not after server.run(): uvicorn re-raises SIGTERM once the shutdown is done
+                from shoprank import local
+
+                local.withdraw(home, token)
 
     app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # /docs below serves Swagger UI from packaged files
@@ -91,6 +96,7 @@ def create_app(
     app.include_router(write_routes.router)
     app.include_router(rules_routes.router)
     app.include_router(answer_routes.router)
+    app.include_router(sentiment_routes.router)
 
     @app.get("/", include_in_schema=False)
     def storefront() -> Response:
@@ -167,7 +173,7 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    from shoprank.serving import local
+    from shoprank import local
 
     server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
                                log_level=log_level)

@@ -186,9 +186,13 @@ def get_product(request: Request, shop: str, product_id: str, _: Reader) -> Resp
 _USERS_CACHE: dict[str, tuple[float, list[str]]] = {}
 
 
+def _users_key(state: Any) -> str:
+    return f"{id(state.store)}:{state.name}"
+
+
 def forget_user(state: Any, user_id: str) -> None:
     """Drop a deleted user from the recent-users list at once."""
-    key = str(state.shop.store_path)
+    key = _users_key(state)
     cached = _USERS_CACHE.get(key)
     if cached is not None:
         _USERS_CACHE[key] = (cached[0], [u for u in cached[1] if u != user_id])
@@ -200,7 +204,7 @@ def recent_users(
 ) -> Response:
     """Recently active users (for the storefront's user picker)."""
     state = shop_state(request, shop)
-    key = f"{id(state.store)}:{state.name}"
+    key = _users_key(state)
     cached = _USERS_CACHE.get(key)
     if cached is None or time.monotonic() - cached[0] > 30:
         cached = (time.monotonic(), state.store.recent_users(100))

@@ -9,7 +9,7 @@ from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
-from shoprank.data.records import Event, Judgment, Product
+from shoprank.data.records import Event, Judgment, Product, Review
 
 
 class StoreError(OSError):
@@ -37,6 +37,19 @@ class WriteResult:
     duplicates: int = 0
     updated: int = 0
     removed: int = 0  # records a replacing write dropped (the FAQ)
+    flagged: int = 0  # reviews kept for a product the shop does not know (yet)
+
+
+@dataclass(frozen=True)
+class ReviewSentiment:
+    """A sentiment model's verdict on one review: label index (0 negative, 1 neutral, 2 positive), score in
+    [-1, 1] (P(positive) - P(negative)) and the review's topics."""
+
+    review_id: str
+    model_version: str
+    label: int
+    score: float
+    topics: tuple[str, ...] = ()
 
 
 class Store(ABC):
@@ -88,6 +101,41 @@ class Store(ABC):
         (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
         number of records removed per kind, e.g. ``{"events": 12}``."""
         raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
+
+    # reviews, their sentiment, and alerts (shoprank.sentiment) ------------------------------
+    # Not abstract so that a store without reviews still opens; each raises until implemented.
+    def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
+        """Upsert by ``review_id`` (the last copy in a batch wins), whole batch or nothing. ``flagged`` counts
+        the reviews whose product the shop does not hold: they are stored all the same."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def iter_reviews(self, product_id: str | None = None, since: float | None = None) -> Iterator[Review]:
+        """Reviews in time order (ties by review_id), of one product and from ``since`` on when given."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def unknown_product_reviews(self) -> list[str]:
+        """Ids of stored reviews whose product is not in the catalogue now."""
+        raise NotImplementedError(f"{type(self).__name__} does not store reviews")
+
+    def put_review_sentiment(self, rows: Sequence[ReviewSentiment]) -> None:
+        """Store (replace) the model's verdict on reviews."""
+        raise NotImplementedError(f"{type(self).__name__} does not store review sentiment")
+
+    def review_sentiment(self, model_version: str) -> dict[str, ReviewSentiment]:
+        """review_id -> verdict, for the verdicts of ``model_version``."""
+        raise NotImplementedError(f"{type(self).__name__} does not store review sentiment")
+
+    def add_alerts(self, alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Insert alerts (unique by ``scope`` and ``at``); returns the ones that were new."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
+
+    def list_alerts(self, limit: int = 100, scope: str | None = None) -> list[dict[str, Any]]:
+        """Alerts, newest ``at`` first."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
+
+    def mark_alert(self, scope: str, at: float, delivered: bool, attempts: int, error: str | None = None) -> None:
+        """Record a webhook delivery attempt's outcome."""
+        raise NotImplementedError(f"{type(self).__name__} does not store alerts")
 
     # reads -------------------------------------------------------------------------------
     @abstractmethod

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit, urlunsplit
 from shoprank.data.records import Event, Judgment, Product
 from shoprank.store.base import Store, StoreError, StoreFullError, StoreUnavailableError, WriteResult
 from shoprank.store.factory import Backend
+from shoprank.store.postgres_records import ShopRecords
 from shoprank.store.postgres_schema import SCHEMA_VERSION, SHOP_TABLES, migrate
 
 POOL_SIZE = 16
@@ -38,6 +39,10 @@ COPY_FROM = 500
 
 _EVENT_COLUMNS = 'event_id, user_id, item_id, type, "timestamp", query, "position", session_id, value'
 _EVENT_TYPES = ("text", "text", "text", "text", "float8", "text", "int4", "text", "float8")
+_EVENT_SELECT = ('e.event_id, e.user_id, e.item_id, e.type, e."timestamp", e.query, e."position", e.session_id, '
+                 "e.value, r.request_id FROM events e LEFT JOIN event_requests r "
+                 "ON r.shop = e.shop AND r.event_id = e.event_id")
+"""An event as stored, with the impression it was attributed to (if it was)."""
 
 
 def redact(url: str) -> str:
@@ -192,7 +197,7 @@ class PostgresBackend(Backend):
         return PostgresKeyRecords(self.db)
 
 
-class PostgresStore(Store):
+class PostgresStore(ShopRecords, Store):
     """One shop's records in a shared PostgreSQL database. Safe to share between threads."""
 
     def __init__(self, db: Database, shop: str) -> None:
@@ -277,7 +282,21 @@ class PostgresStore(Store):
                 [self.shop, *params],
             )
             stored = cur.rowcount
+            attributed = [(e.event_id, e.request_id) for e in events if e.request_id]
+            if attributed:
+                cur.execute("INSERT INTO event_requests (shop, event_id, request_id) SELECT %s, event_id, request_id "
+                            "FROM unnest(%s::text[], %s::text[]) AS a(event_id, request_id) "
+                            "ON CONFLICT (shop, event_id) DO NOTHING",
+                            (self.shop, [a[0] for a in attributed], [a[1] for a in attributed]))
         return WriteResult(stored=stored, duplicates=len(events) - stored)
+
+    def delete_user(self, user_id: str) -> dict[str, int]:
+        with self._write("deleting a user's data") as cur:
+            cur.execute("DELETE FROM events WHERE shop = %s AND user_id = %s", (self.shop, user_id))
+            events = cur.rowcount
+            cur.execute("DELETE FROM impressions WHERE shop = %s AND user_id = %s", (self.shop, user_id))
+            impressions = cur.rowcount
+        return {"events": events, "impressions": impressions}
 
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
         if not judgments:
@@ -339,12 +358,12 @@ class PostgresStore(Store):
         return changed, deleted, current
 
     def iter_events(self, types: Iterable[str] | None = None) -> Iterator[Event]:
-        sql = f"SELECT {_EVENT_COLUMNS} FROM events WHERE shop = %s"
+        sql = f"SELECT {_EVENT_SELECT} WHERE e.shop = %s"
         params: list[Any] = [self.shop]
         if types is not None:
-            sql += " AND type = ANY(%s)"
+            sql += " AND e.type = ANY(%s)"
             params.append(list(types))
-        for row in self._stream(sql + ' ORDER BY "timestamp", seq', params):
+        for row in self._stream(sql + ' ORDER BY e."timestamp", e.seq', params):
             yield Event(*row)
 
     def _stream(self, sql: str, params: Sequence[Any]) -> Iterator[tuple]:
@@ -357,8 +376,8 @@ class PostgresStore(Store):
     def user_events(self, user_id: str, limit: int = 200) -> list[Event]:
         with self._read("reading a user's events") as conn:
             rows = conn.execute(
-                f'SELECT {_EVENT_COLUMNS} FROM events WHERE shop = %s AND user_id = %s '
-                'ORDER BY "timestamp" DESC, seq DESC LIMIT %s', (self.shop, user_id, limit)).fetchall()
+                f"SELECT {_EVENT_SELECT} WHERE e.shop = %s AND e.user_id = %s "
+                'ORDER BY e."timestamp" DESC, e.seq DESC LIMIT %s', (self.shop, user_id, limit)).fetchall()
         return [Event(*r) for r in reversed(rows)]
 
     def recent_users(self, limit: int = 100, scan: int = 5000) -> list[str]:
@@ -384,7 +403,16 @@ class PostgresStore(Store):
                 "users": one("SELECT COUNT(DISTINCT user_id) FROM events WHERE shop = %s"),
                 "judgments": one("SELECT COUNT(*) FROM judgments WHERE shop = %s"),
                 "queries": one("SELECT COUNT(DISTINCT query) FROM judgments WHERE shop = %s"),
+                "impressions": one("SELECT COUNT(*) FROM impressions WHERE shop = %s"),
             }
+
+    def product_count(self) -> int:
+        with self._read("counting products") as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM products WHERE shop = %s", (self.shop,)).fetchone()[0])
+
+    def event_count(self) -> int:
+        with self._read("counting events") as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM events WHERE shop = %s", (self.shop,)).fetchone()[0])
 
     def check_integrity(self) -> list[str]:
         problems = []

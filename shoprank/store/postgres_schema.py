@@ -78,10 +78,87 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             changed_at DOUBLE PRECISION NOT NULL
         );
     """),
+    (3, "impressions, event attribution, FAQ and support conversations", """
+        CREATE TABLE impressions (
+            shop TEXT NOT NULL,
+            seq BIGSERIAL,
+            request_id TEXT NOT NULL,
+            "timestamp" DOUBLE PRECISION NOT NULL,
+            surface TEXT NOT NULL,
+            user_id TEXT,
+            query TEXT,
+            item_id TEXT,
+            model_version TEXT,
+            page INTEGER NOT NULL,
+            shown TEXT NOT NULL,
+            PRIMARY KEY (shop, seq),
+            UNIQUE (shop, request_id)
+        );
+        CREATE INDEX impressions_time ON impressions (shop, "timestamp", seq);
+        CREATE INDEX impressions_user ON impressions (shop, user_id);
+        CREATE TABLE event_requests (
+            shop TEXT NOT NULL,
+            event_id TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            PRIMARY KEY (shop, event_id)
+        );
+        CREATE TABLE faq (
+            shop TEXT NOT NULL,
+            id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            "position" INTEGER NOT NULL,
+            ord BIGSERIAL,
+            PRIMARY KEY (shop, id)
+        );
+        CREATE TABLE conversations (
+            shop TEXT NOT NULL,
+            question TEXT NOT NULL,
+            faq_id TEXT NOT NULL,
+            ord BIGSERIAL,
+            PRIMARY KEY (shop, question, faq_id)
+        );
+    """),
+    (4, "reviews, their sentiment, alerts", """
+        CREATE TABLE reviews (
+            shop TEXT NOT NULL,
+            review_id TEXT NOT NULL,
+            product_id TEXT NOT NULL,
+            text TEXT NOT NULL,
+            "timestamp" DOUBLE PRECISION NOT NULL,
+            user_id TEXT,
+            rating DOUBLE PRECISION,
+            title TEXT,
+            language TEXT,
+            PRIMARY KEY (shop, review_id)
+        );
+        CREATE INDEX reviews_product ON reviews (shop, product_id, "timestamp");
+        CREATE INDEX reviews_time ON reviews (shop, "timestamp", review_id);
+        CREATE TABLE review_sentiment (
+            shop TEXT NOT NULL,
+            review_id TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            label INTEGER NOT NULL,
+            score DOUBLE PRECISION NOT NULL,
+            topics TEXT NOT NULL,
+            PRIMARY KEY (shop, review_id)
+        );
+        CREATE TABLE alerts (
+            shop TEXT NOT NULL,
+            scope TEXT NOT NULL,
+            at DOUBLE PRECISION NOT NULL,
+            data TEXT NOT NULL,
+            created DOUBLE PRECISION NOT NULL,
+            delivered BOOLEAN NOT NULL DEFAULT FALSE,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            PRIMARY KEY (shop, scope, at)
+        );
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
-SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings")
+SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings", "impressions", "event_requests",
+               "faq", "conversations", "reviews", "review_sentiment", "alerts")
 """Every table with a ``shop`` column: what dropping a shop empties."""
 
 _LOCK_KEY = 0x5F0B_7A4C  # pg_advisory_xact_lock: one process migrates at a time

@@ -11,8 +11,8 @@ from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
-from shoprank.data.records import Event, Judgment, Product
-from shoprank.store.base import Store, StoreFullError, StoreUnavailableError, WriteResult
+from shoprank.data.records import Event, Judgment, Product, Review
+from shoprank.store.base import ReviewSentiment, Store, StoreFullError, StoreUnavailableError, WriteResult
 
 SCHEMA_VERSION = 1
 
@@ -46,12 +46,6 @@ CREATE TABLE IF NOT EXISTS judgments (
     PRIMARY KEY (query, product_id)
 );
 CREATE TABLE IF NOT EXISTS settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS faq (id TEXT PRIMARY KEY, data TEXT NOT NULL, position INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS conversations (
-    question TEXT NOT NULL,
-    faq_id TEXT NOT NULL,  -- '' when no entry answered it
-    PRIMARY KEY (question, faq_id)
-);
 CREATE TABLE IF NOT EXISTS impressions (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     request_id TEXT NOT NULL UNIQUE,
@@ -70,10 +64,46 @@ CREATE TABLE IF NOT EXISTS event_requests (
     request_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_requests_request ON event_requests(request_id);
+CREATE TABLE IF NOT EXISTS faq (id TEXT PRIMARY KEY, data TEXT NOT NULL, position INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS conversations (
+    question TEXT NOT NULL,
+    faq_id TEXT NOT NULL,  -- '' when no entry answered it
+    PRIMARY KEY (question, faq_id)
+);
+CREATE TABLE IF NOT EXISTS reviews (
+    review_id TEXT PRIMARY KEY,
+    product_id TEXT NOT NULL,
+    text TEXT NOT NULL,
+    timestamp REAL NOT NULL,
+    user_id TEXT,
+    rating REAL,
+    title TEXT,
+    language TEXT
+);
+CREATE INDEX IF NOT EXISTS reviews_product ON reviews(product_id, timestamp);
+CREATE INDEX IF NOT EXISTS reviews_time ON reviews(timestamp, review_id);
+CREATE TABLE IF NOT EXISTS review_sentiment (
+    review_id TEXT PRIMARY KEY,
+    model_version TEXT NOT NULL,
+    label INTEGER NOT NULL,
+    score REAL NOT NULL,
+    topics TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    scope TEXT NOT NULL,
+    at REAL NOT NULL,
+    data TEXT NOT NULL,
+    created REAL NOT NULL,
+    delivered INTEGER NOT NULL DEFAULT 0,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    PRIMARY KEY (scope, at)
+);
 """
 # impressions.shown: JSON [[position, product_id], ...] in shown order. event_requests: the impression each
 # attributed event came from (tables added without a schema bump: CREATE ... IF NOT EXISTS on open).
 
+_REVIEW_COLUMNS = "review_id, product_id, text, timestamp, user_id, rating, title, language"
 _EVENT_COLUMNS = "event_id, user_id, item_id, type, timestamp, query, position, session_id, value"
 _IMPRESSION_COLUMNS = "request_id, timestamp, surface, user_id, query, item_id, model_version, page, shown"
 
@@ -195,9 +225,12 @@ class SQLiteStore(Store):
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         with self._transaction():
+            self._conn.execute("DELETE FROM event_requests WHERE event_id IN "
+                               "(SELECT event_id FROM events WHERE user_id = ?)", (user_id,))
             events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             impressions = self._conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
         return {"events": events, "impressions": impressions}
+
     def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
         if not impressions:
             return WriteResult(stored=0)
@@ -262,6 +295,93 @@ class SQLiteStore(Store):
             )
             after = self._conn.execute("SELECT COUNT(*) FROM judgments").fetchone()[0]
         return WriteResult(stored=after - before, updated=len(judgments) - (after - before))
+
+    def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
+        if not reviews:
+            return WriteResult(stored=0)
+        latest = {r.review_id: r for r in reviews}
+        with self._transaction():
+            existing = flagged = 0
+            for start in range(0, len(latest), 900):
+                chunk = list(latest.values())[start : start + 900]
+                ids = [r.review_id for r in chunk]
+                marks = ",".join("?" * len(ids))
+                existing += self._conn.execute(
+                    f"SELECT COUNT(*) FROM reviews WHERE review_id IN ({marks})", ids
+                ).fetchone()[0]
+                products = list({r.product_id for r in chunk})
+                known = {pid for (pid,) in self._conn.execute(
+                    f"SELECT id FROM products WHERE id IN ({','.join('?' * len(products))})", products)}
+                flagged += sum(r.product_id not in known for r in chunk)
+            self._conn.executemany(
+                f"INSERT OR REPLACE INTO reviews({_REVIEW_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.review_id, r.product_id, r.text, r.timestamp, r.user_id, r.rating, r.title, r.language)
+                 for r in latest.values()],
+            )
+            # an edited review is scored again
+            self._conn.executemany("DELETE FROM review_sentiment WHERE review_id = ?", [(i,) for i in latest])
+        return WriteResult(stored=len(latest) - existing, updated=existing,
+                           duplicates=len(reviews) - len(latest), flagged=flagged)
+
+    def iter_reviews(self, product_id: str | None = None, since: float | None = None) -> Iterator[Review]:
+        sql, params = f"SELECT {_REVIEW_COLUMNS} FROM reviews WHERE 1=1", []
+        if product_id is not None:
+            sql, params = sql + " AND product_id = ?", [*params, product_id]
+        if since is not None:
+            sql, params = sql + " AND timestamp >= ?", [*params, since]
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY timestamp, review_id", params).fetchall()
+        for row in rows:
+            yield Review(*row)
+
+    def unknown_product_reviews(self) -> list[str]:
+        with self._lock:
+            return [i for (i,) in self._conn.execute(
+                "SELECT review_id FROM reviews WHERE product_id NOT IN (SELECT id FROM products) ORDER BY review_id")]
+
+    def put_review_sentiment(self, rows: Sequence[ReviewSentiment]) -> None:
+        with self._transaction():
+            self._conn.executemany(
+                "INSERT OR REPLACE INTO review_sentiment(review_id, model_version, label, score, topics) "
+                "VALUES (?,?,?,?,?)",
+                [(r.review_id, r.model_version, int(r.label), float(r.score), json.dumps(list(r.topics)))
+                 for r in rows],
+            )
+
+    def review_sentiment(self, model_version: str) -> dict[str, ReviewSentiment]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT review_id, model_version, label, score, topics FROM review_sentiment "
+                "WHERE model_version = ?", (model_version,)).fetchall()
+        return {r[0]: ReviewSentiment(r[0], r[1], int(r[2]), float(r[3]), tuple(json.loads(r[4]))) for r in rows}
+
+    def add_alerts(self, alerts: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        import time as _time
+
+        new: list[dict[str, Any]] = []
+        with self._transaction():
+            for alert in alerts:
+                cursor = self._conn.execute(
+                    "INSERT OR IGNORE INTO alerts(scope, at, data, created) VALUES (?,?,?,?)",
+                    (alert["scope"], float(alert["at_epoch"]), json.dumps(alert, ensure_ascii=False), _time.time()),
+                )
+                if cursor.rowcount:
+                    new.append(alert)
+        return new
+
+    def list_alerts(self, limit: int = 100, scope: str | None = None) -> list[dict[str, Any]]:
+        sql, params = "SELECT data, delivered, attempts, error FROM alerts", []
+        if scope is not None:
+            sql, params = sql + " WHERE scope = ?", [scope]
+        with self._lock:
+            rows = self._conn.execute(sql + " ORDER BY at DESC, scope LIMIT ?", [*params, int(limit)]).fetchall()
+        return [{**json.loads(d), "delivered": bool(ok), "attempts": n, "delivery_error": err}
+                for d, ok, n, err in rows]
+
+    def mark_alert(self, scope: str, at: float, delivered: bool, attempts: int, error: str | None = None) -> None:
+        with self._transaction():
+            self._conn.execute("UPDATE alerts SET delivered = ?, attempts = ?, error = ? WHERE scope = ? AND at = ?",
+                               (int(delivered), attempts, error, scope, float(at)))
 
     def set_setting(self, key: str, value: Any) -> None:
         with self._transaction():
@@ -370,6 +490,13 @@ class SQLiteStore(Store):
                 "impressions": one("SELECT COUNT(*) FROM impressions").fetchone()[0],
             }
 
+    def product_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
+
+    def event_count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
     def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
         ids = [e.id for e in entries]
         if len(set(ids)) != len(ids):
@@ -414,13 +541,6 @@ class SQLiteStore(Store):
         with self._lock:
             rows = self._conn.execute("SELECT question, faq_id FROM conversations ORDER BY rowid").fetchall()
         return [Conversation(q, f or None) for q, f in rows]
-    def product_count(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM products").fetchone()[0]
-
-    def event_count(self) -> int:
-        with self._lock:
-            return self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def check_integrity(self) -> list[str]:
         with self._lock:

@@ -1,0 +1,190 @@
+"""The fine-tuned sentiment classifier: the pretrained encoder (MiniLM) with a three-way head.
+
+Trained with cross-entropy through the shared controls of :mod:`shoprank.training.loop` (AdamW, weight
+decay, dropout, warm-up, frozen layers, early stopping on validation macro-F1, fixed seed). Batches are
+grouped by length so that short reviews are not padded to the longest one.
+"""
+
+from __future__ import annotations
+
+import copy
+import random
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoprank.sentiment.labels import LABELS
+from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+
+
+class FineTunedClassifier:
+    """``predict_proba(texts)`` -> (n, 3) probabilities over :data:`LABELS`."""
+
+    name = "minilm-fine-tuned"
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int = 128, batch_size: int = 64,
+                 classes: Sequence[int] = (0, 1, 2)) -> None:
+        if max_length < 8:
+            raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
+        self.model = model
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.classes = sorted(set(int(c) for c in classes))
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path | None = None, max_length: int = 128,
+                        dropout: float = 0.1) -> FineTunedClassifier:
+        """A fresh three-way head on a local pretrained encoder (default all-MiniLM-L6-v2)."""
+        from shoprank.encoders.text import offline, resolve_model_path
+
+        offline()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        folder = str(resolve_model_path(path))
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()  # "newly initialized head" is expected here
+        try:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                folder, num_labels=len(LABELS), hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+            )
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        model.eval()
+        return cls(model, AutoTokenizer.from_pretrained(folder), max_length)
+
+    @classmethod
+    def load(cls, folder: Path, max_length: int = 128, classes: Sequence[int] = (0, 1, 2)) -> FineTunedClassifier:
+        from shoprank.encoders.text import offline
+
+        offline()
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        model = AutoModelForSequenceClassification.from_pretrained(str(folder))
+        model.eval()
+        return cls(model, AutoTokenizer.from_pretrained(str(folder)), max_length, classes=classes)
+
+    def save(self, folder: Path) -> None:
+        self.model.save_pretrained(str(folder), safe_serialization=True)
+        self.tokenizer.save_pretrained(str(folder))
+
+    def _features(self, texts: Sequence[str]) -> Any:
+        return self.tokenizer([t or " " for t in texts], padding=True, truncation=True,
+                              max_length=self.max_length, return_tensors="pt")
+
+    def _mask(self) -> np.ndarray:
+        mask = np.full(len(LABELS), -np.inf, np.float32)
+        mask[self.classes] = 0.0
+        return mask
+
+    def predict_proba(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        """Probabilities (n, 3); classes never seen in training get 0."""
+        import torch
+        from tqdm.auto import tqdm
+
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        logits = np.zeros((len(texts), len(LABELS)), np.float32)
+        self.model.eval()
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), self.batch_size), desc="sentiment", disable=not progress,
+                              leave=False):
+                idx = order[start : start + self.batch_size]
+                logits[idx] = self.model(**self._features([texts[i] for i in idx])).logits.float().numpy()
+        logits = logits + self._mask()
+        logits -= logits.max(axis=1, keepdims=True)
+        probs = np.exp(logits)
+        return probs / probs.sum(axis=1, keepdims=True)
+
+
+def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
+    """Shuffled batches of indices of similar length: shuffle, sort within pools of ``pool`` batches, shuffle."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches: list[list[int]] = []
+    span = batch_size * pool
+    for start in range(0, len(order), span):
+        chunk = sorted(order[start : start + span], key=lambda i: lengths[i])
+        batches.extend(chunk[b : b + batch_size] for b in range(0, len(chunk), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def fine_tune_classifier(
+    classifier: FineTunedClassifier,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    config: TrainConfig,
+    validate: Callable[[FineTunedClassifier], float] | None = None,
+    progress: bool = True,
+    eval_every: int = 0,
+    class_weights: Sequence[float] | None = None,
+) -> list[dict[str, float]]:
+    """Cross-entropy over the three classes; ``validate`` (e.g. validation macro-F1) after each epoch and
+    every ``eval_every`` steps drives early stopping, and the best weights are kept."""
+    import torch
+    from tqdm.auto import tqdm
+
+    if len(texts) != len(labels) or not texts:
+        raise ValueError(f"need as many labels as texts, and at least one; got {len(texts)} and {len(labels)}")
+    rng = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    classifier.classes = sorted(set(int(y) for y in labels))
+    model = classifier.model
+    base = getattr(model, model.base_model_prefix, None)
+    if base is not None:
+        freeze_transformer(base, config.freeze)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = config.dropout
+    lengths = [len(t) for t in texts]
+    steps_per_epoch = len(length_batches(lengths, config.batch_size, random.Random(0)))
+    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
+    weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+    log = MetricLog(config.log_dir)
+    stopper = EarlyStopping(config.patience)
+    best_state = None
+    step = 0
+
+    def check() -> bool:
+        nonlocal best_state
+        if validate is None:
+            return False
+        score = validate(classifier)
+        model.train()
+        stop = stopper.step(score, step)
+        log.log(step, **{"val/macro_f1": score})
+        if stopper.improved:
+            best_state = copy.deepcopy(model.state_dict())
+        return stop
+
+    y = torch.tensor([int(v) for v in labels], dtype=torch.long)
+    stopped = False
+    for epoch in range(config.epochs):
+        model.train()
+        batches = length_batches(lengths, config.batch_size, rng)
+        bar = tqdm(batches, desc=f"sentiment epoch {epoch + 1}/{config.epochs}", disable=not progress)
+        for idx in bar:
+            logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, 3)
+            loss = loss_fn(logits, y[idx])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            step += 1
+            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            if eval_every and step % eval_every == 0 and check():
+                stopped = True
+                break
+        if stopped or check():
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    log.close()
+    return log.history

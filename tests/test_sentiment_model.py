@@ -1,0 +1,119 @@
+"""Sentiment models on tiny data with known answers: training, selection, save -> load -> same output, CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from shoprank.cli.main import main
+from shoprank.sentiment.examples import NEGATIVE_TEXTS, NEUTRAL_TEXTS, POSITIVE_TEXTS
+from shoprank.sentiment.linear import TfidfConfig, TfidfLogistic
+from shoprank.sentiment.model import SentimentModel
+from shoprank.sentiment.train import SentimentConfig, detect_language, stratified_sample, train_sentiment
+
+WORDS = {0: ["awful", "broken", "terrible", "refund"], 1: ["okay", "average", "fine", "so-so"],
+         2: ["great", "love", "excellent", "perfect"]}
+
+
+def corpus(n: int, seed: int) -> tuple[list[str], list[int]]:
+    rng = np.random.default_rng(seed)
+    texts, labels = [], []
+    for _ in range(n):
+        y = int(rng.choice(3, p=[0.3, 0.2, 0.5]))
+        filler = " ".join(rng.choice(["the", "item", "was", "it", "this", "dress"], 4))
+        texts.append(f"{filler} {rng.choice(WORDS[y])} {filler}")
+        labels.append(y)
+    return texts, labels
+
+
+def test_tfidf_candidate_learns_the_cue_words_and_ships() -> None:
+    texts, labels = corpus(300, 0)
+    vt, vy = corpus(90, 1)
+    result = train_sentiment(texts, labels, vt, vy, SentimentConfig(methods=("tfidf",)), progress=False)
+    assert result.model.name == "tfidf-lr"
+    assert result.model.predict(["love it", "awful thing", "it was okay"]).labels == ["positive", "negative",
+                                                                                    "neutral"]
+    assert result.model.info["valid_macro_f1"] == 1.0
+
+
+def test_two_class_data_never_predicts_neutral() -> None:
+    texts = ["great"] * 20 + ["awful"] * 20
+    labels = [2] * 20 + [0] * 20
+    result = train_sentiment(texts, labels, texts, labels, SentimentConfig(methods=("tfidf",)), progress=False)
+    probs = result.model.predict_proba(["great", "awful", "hmm"])
+    assert np.all(probs[:, 1] == 0)
+    assert result.model.predict(["great", "awful"]).labels == ["positive", "negative"]
+
+
+def test_save_load_gives_the_same_output(tmp_path: Path) -> None:
+    texts, labels = corpus(200, 2)
+    model = SentimentModel([TfidfLogistic.fit(texts, labels, TfidfConfig(min_df=1))], [1.0], [0.1, 0.3, 0.0], "en")
+    model.save(tmp_path / "m")
+    again = SentimentModel.load(tmp_path / "m")
+    probe = ["love this", "broken again", "fine I guess", ""]
+    assert np.allclose(model.predict_proba(probe), again.predict_proba(probe))
+    assert model.predict(probe).labels == again.predict(probe).labels
+    assert not any(p.suffix in {".pkl", ".pickle"} for p in (tmp_path / "m").rglob("*"))
+
+
+def test_fine_tuned_classifier_trains_and_round_trips(tmp_path: Path) -> None:
+    from shoprank.sentiment.classifier import FineTunedClassifier, fine_tune_classifier
+    from shoprank.training.loop import TrainConfig
+
+    texts = list(POSITIVE_TEXTS + NEGATIVE_TEXTS) * 4
+    labels = [2 if t in POSITIVE_TEXTS else 0 for t in texts]
+    clf = FineTunedClassifier.from_pretrained(max_length=32)
+    history = fine_tune_classifier(clf, texts, labels, TrainConfig(epochs=3, batch_size=8, learning_rate=1e-4),
+                                   validate=lambda c: float(np.mean(c.predict_proba(texts).argmax(1) == labels)),
+                                   progress=False)
+    assert max(h.get("val/macro_f1", 0) for h in history) == 1.0  # the cue words are learnt
+    model = SentimentModel([clf], [1.0])
+    model.save(tmp_path / "ft")
+    again = SentimentModel.load(tmp_path / "ft")
+    assert np.allclose(model.predict_proba(texts), again.predict_proba(texts), atol=1e-5)
+    assert np.all(again.predict_proba(texts)[:, 1] == 0)  # neutral never seen in training
+
+
+def test_helpers() -> None:
+    assert detect_language(["质量很好，物流很快"] * 3) == "zh" and detect_language(["fine"]) == "en"
+    picked = stratified_sample([0] * 90 + [1] * 10, 20, 0)
+    assert len(picked) == 20 and sum(i >= 90 for i in picked) == 2
+    with pytest.raises(ValueError, match="methods"):
+        SentimentConfig(methods=("magic",))
+    with pytest.raises(ValueError, match="two classes"):
+        train_sentiment(["a", "b"], [2, 2], ["a"], [2])
+
+
+def test_cli_ingest_train_run_and_alerts(home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from shoprank.sentiment.examples import review_history
+
+    rows, _ = review_history(["p1", "p2"], burst_product="p1")
+    products = tmp_path / "products.jsonl"
+    products.write_text('{"id": "p1", "title": "Drill", "category": "Tools"}\n')  # p2 is unknown: flagged
+    reviews = tmp_path / "reviews.jsonl"
+    reviews.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    assert main(["ingest", "products", str(products), "--shop", "s", "--quiet"]) == 0
+    assert main(["ingest", "reviews", str(reviews), "--shop", "s", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "flagged 78 reviews" in out and "new alert" in out
+    assert main(["train", "sentiment", "--shop", "s", "--methods", "tfidf", "--quiet"]) == 0
+    assert "published bundle sentiment/" in capsys.readouterr().out
+    texts = tmp_path / "texts.csv"
+    with texts.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["id", "text"], ["a", POSITIVE_TEXTS[0]], ["b", NEGATIVE_TEXTS[0]],
+                                      ["c", NEUTRAL_TEXTS[0]]])
+    out_file = tmp_path / "labels.csv"
+    assert main(["run", "sentiment", "--shop", "s", "--texts", str(texts), "--out", str(out_file)]) == 0
+    got = list(csv.DictReader(out_file.open()))
+    assert [(r["id"], r["label"]) for r in got] == [("a", "positive"), ("b", "negative"), ("c", "neutral")]
+    assert all(-1 <= float(r["score"]) <= 1 for r in got) and float(got[0]["score"]) > 0 > float(got[1]["score"])
+    capsys.readouterr()
+    assert main(["alerts", "--shop", "s", "--json"]) == 0
+    alerts = json.loads(capsys.readouterr().out)
+    assert "product:p1" in {a["scope"] for a in alerts}
+    assert all({"scope", "at", "negative_share", "baseline_share"} <= set(a) for a in alerts)
+    assert "product:p2" not in {a["scope"] for a in alerts}
