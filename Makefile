@@ -1,5 +1,5 @@
 # Two commands do all set-up on a fresh machine:
-#   make demo   imports the demo shops, trains them (quick profile), serves http://127.0.0.1:8000
+#   make demo   imports the demo shops, serves http://127.0.0.1:8000 at once, trains them in the background
 #   make test   runs the test suite
 PYTHON ?= python3
 VENV := .venv

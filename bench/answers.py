@@ -95,22 +95,27 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
         out["tfidf_lr"] = {**closed_set(pick_c(train, val).scores(test_texts), y_test),
                            "seconds": time.perf_counter() - t0}
         out["bm25_nearest"] = closed_set(BM25Nearest().fit(train.texts, train.labels).scores(test_texts), y_test)
+        print(f"  baselines: {out}", flush=True)
     base = cache.setdefault("base", load_encoder("minilm", None, config.max_length))
+    base_train = base_model_encode(base, train.texts)
     if "untuned" in methods:
         if "test_vectors" not in cache:
             cache["test_vectors"] = base_model_encode(base, test_texts)
-        nearest = EncoderNearest(lambda x: base_model_encode(base, x)).fit(train.texts, train.labels)
+        nearest = EncoderNearest(lambda x: base_model_encode(base, x))
+        nearest.vectors, nearest.labels, nearest.n = base_train, np.asarray(train.labels), len(ids)
         out["untuned_nearest"] = closed_set(nearest.scores_from(cache["test_vectors"]), y_test)
         frozen, report = train_matcher(ids, train, val, AnswerTrainConfig(**{**config.__dict__, "fine_tune": False}),
-                                       encoder=base)
+                                       encoder=base, train_vectors=base_train)
         s = frozen.scores(cache["test_vectors"])
         out["untuned_prototypes"] = {**closed_set(s, y_test, softmax(s / frozen.params.temperature)),
                                      "seconds": report.seconds}
+        print(f"  untuned: {out}", flush=True)
     for name, warm in (("ours", False), ("ours_warmup", True)):
         if name not in methods:
             continue
         encoder = copy.deepcopy(warmed(cache) if warm else base)
-        model, report = train_matcher(ids, train, val, config, encoder=encoder)
+        model, report = train_matcher(ids, train, val, config, encoder=encoder,
+                                      train_vectors=None if warm else base_train)
         s = model.scores(model.encode(test_texts))
         out[name] = {**closed_set(s, y_test, softmax(s / model.params.temperature)), "seconds": report.seconds,
                      "val_accuracy": report.val.get("val_accuracy", float("nan"))}
@@ -279,6 +284,10 @@ def bench_atec(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
     keep = rng.permutation(len(y_tr))[: args.atec_train]
     a_tr, b_tr, y_tr = [a_tr[i] for i in keep], [b_tr[i] for i in keep], y_tr[keep]
     (a_v, b_v, y_v), (a_t, b_t, y_t) = data["val"], data["test"]
+    if args.atec_eval:  # a sample of the validation and test pairs (CPU time), the same for every method
+        kv, kt = rng.permutation(len(y_v))[: args.atec_eval], rng.permutation(len(y_t))[: args.atec_eval]
+        a_v, b_v, y_v = [a_v[i] for i in kv], [b_v[i] for i in kv], y_v[kv]
+        a_t, b_t, y_t = [a_t[i] for i in kt], [b_t[i] for i in kt], y_t[kt]
     out: dict[str, Any] = {"train_pairs": len(y_tr), "val_pairs": len(y_v), "test_pairs": len(y_t)}
     if "baselines" in methods:
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -421,6 +430,8 @@ def main() -> None:
     parser.add_argument("--clinc-per-intent", type=int, default=0,
                         help="CLINC150: train on this many of each intent's 100 training questions (0: all)")
     parser.add_argument("--atec-train", type=int, default=8000, help="ATEC training pairs sampled (0: all)")
+    parser.add_argument("--atec-eval", type=int, default=0,
+                        help="ATEC: score this many sampled validation and test pairs (0: all 3,935 of each)")
     parser.add_argument("--methods", default="baselines,untuned,ours,ours_warmup,untuned_minilm,untuned_e5,"
                         "head_e5,tuned_minilm")
     parser.add_argument("--threads", type=int, default=2)

@@ -54,11 +54,13 @@ def ensure_shop(home: Path, name: str) -> Any:
     return shop
 
 
-def train_config(profile: str) -> Any:
+def train_config(profile: str, fine_tune: bool = True) -> Any:
     from shoprank.search.train import profile_config
 
     config = profile_config(profile)
     config.cross = None  # the online ranking does not use it
+    if not fine_tune:
+        config.biencoder = None  # LambdaMART only, over the untuned encoder
     config.max_fusion_queries = None  # every fusion query
     config.fusion.threads = 2
     return config
@@ -93,6 +95,7 @@ class Bench:
         self.test_queries = held
         self.relevant_gain = 0.75 * top
         self.timings: dict[str, float] = {}
+        self.last_ranked: dict[str, list[str]] = {}
 
     def lap(self, name: str, start: float) -> None:
         self.timings[name] = round(time.perf_counter() - start, 1)
@@ -114,13 +117,20 @@ class Bench:
 
         start = time.perf_counter()
         print(f"training {name} ({data.labels} labels)", flush=True)
-        stack, summary = train_search(data, train_config(self.args.profile), progress=False,
+        stack, summary = train_search(data, train_config(self.args.profile, self.args.fine_tune), progress=False,
                                       report=lambda s: None, cache_dir=self.cache)
         self.lap(f"train {name}", start)
         return stack, summary
 
     def reference(self) -> tuple[Any, dict[str, Any]]:
-        return self.train(self.data, "judgment-trained reference")
+        """Trained on the judgments of the queries the shoppers search (all of them or the same sample)."""
+        from dataclasses import replace
+
+        from shoprank.data.splits import normalise_query
+
+        keep = set(self.train_queries)
+        data = replace(self.data, train=[j for j in self.data.train if normalise_query(j.query) in keep])
+        return self.train(data, "judgment-trained reference")
 
     # serving and shoppers ---------------------------------------------------------------------------
     def serve(self, stack: Any, queries: list[str], name: str) -> dict[str, list[str]]:
@@ -162,7 +172,7 @@ class Bench:
         from shoprank.search.held_out import ranked_ids
 
         start = time.perf_counter()
-        ranked = ranked_ids(stack, self.test_queries, 100)
+        ranked = self.last_ranked = ranked_ids(stack, self.test_queries, 100)
         ndcg, recall = [], []
         for q in self.test_queries:
             gains = self.test.gains[q]
@@ -173,14 +183,13 @@ class Bench:
         self.lap(f"evaluate {name}", start)
         return {"ndcg@10": round(float(np.mean(ndcg)), 4), "recall@100": round(float(np.mean(recall)), 4)}
 
-    def randomisation_cost(self, stack: Any) -> dict[str, float]:
-        """NDCG@10 of the baseline's held-out lists as served (randomised) against as ranked."""
+    def randomisation_cost(self) -> dict[str, float]:
+        """NDCG@10 of the held-out lists last evaluated, as served (randomised) against as ranked."""
         from shoprank.evaluation.metrics import ndcg_at_k
         from shoprank.learning.randomise import swap_adjacent
-        from shoprank.search.held_out import ranked_ids
 
         rng = np.random.default_rng(7)
-        ranked = ranked_ids(stack, self.test_queries, DEPTH)
+        ranked = {q: ids[:DEPTH] for q, ids in self.last_ranked.items()}
         plain = [ndcg_at_k(ranked[q], self.test.gains[q], 10) for q in self.test_queries]
         shuffled = [float(np.mean([ndcg_at_k(swap_adjacent(ranked[q], self.args.randomise, rng, DEPTH),
                                              self.test.gains[q], 10) for _ in range(5)]))
@@ -225,7 +234,10 @@ def main() -> int:
     parser.add_argument("--randomise", type=float, default=0.5,
                         help="probability that each pair of neighbouring served places swaps (0: off)")
     parser.add_argument("--variants", default="default", help=f"simulators: {', '.join(VARIANTS)}; the first "
-                        "runs every round, the others round 1")
+                        "runs every round, the others round 1 (all rounds 1 first)")
+    parser.add_argument("--fine-tune", action="store_true",
+                        help="fine-tune the query encoder too (default: LambdaMART only over the untuned encoder)")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file's name")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     import torch
@@ -241,41 +253,44 @@ def main() -> int:
     fresh_home(home, variants)
     bench = Bench(args)
     print(f"{len(bench.train_queries)} training queries x {args.sessions} shoppers per round; "
-          f"{len(bench.test_queries)} held-out judged queries; profile {args.profile}; serving in-process "
+          f"{len(bench.test_queries)} held-out judged queries; profile {args.profile}"
+          f"{'' if args.fine_tune else ' without query-encoder fine-tuning'}; serving in-process "
           f"(randomisation {args.randomise})", flush=True)
     baseline = bench.baseline()
     scores: dict[str, dict[str, float]] = {"baseline": bench.evaluate(baseline, "baseline")}
-    cost = bench.randomisation_cost(baseline)
+    cost = bench.randomisation_cost()
     reference, ref_summary = bench.reference()
     scores["reference"] = bench.evaluate(reference, "reference")
     round0 = bench.serve(baseline, bench.train_queries, "baseline")
     results: dict[str, Any] = {"randomisation": cost, "variants": {},
                                "reference_training": {"queries": ref_summary["queries"]}}
-    for n, variant in enumerate(variants):
-        model = ShopperModel(**VARIANTS[variant])
-        rounds = args.rounds if n == 0 else 1
-        first = {"round": 0, "baseline": scores["baseline"], "reference": scores["reference"],
-                 "naive": scores["baseline"], "corrected": scores["baseline"]}
-        per_round: list[dict[str, Any]] = [first]
-        logs = {arm: None for arm in ARMS}
-        served = {arm: round0 for arm in ARMS}
-        behaviour: dict[str, Any] = {}
-        for r in range(1, rounds + 1):
+    first = {"round": 0, "baseline": scores["baseline"], "reference": scores["reference"],
+             "naive": scores["baseline"], "corrected": scores["baseline"]}
+    state = {v: {"model": ShopperModel(**VARIANTS[v]), "rounds": [first], "training": {},
+                 "logs": dict.fromkeys(ARMS), "served": dict.fromkeys(ARMS, round0), "stacks": {}} for v in variants}
+    path = save(results, bench, args)
+    for r in range(1, args.rounds + 1):  # round 1 of every simulator before round 2 of the first
+        for n, variant in enumerate(variants[:1] if r > 1 else variants):
+            st = state[variant]
             row: dict[str, Any] = {"round": r, "baseline": scores["baseline"], "reference": scores["reference"]}
             for arm in ARMS:
+                if r > 1:  # the arm's own model of the last round serves this one
+                    st["served"][arm] = bench.serve(st["stacks"][arm], bench.train_queries, f"{arm} round {r - 1}")
                 seed = 1000 * n + 10 * r  # both arms' shoppers draw alike in round 1 (same lists, same seed)
-                log, events = bench.shoppers(served[arm], model, f"{arm}-r{r - 1}", seed)
-                logs[arm] = log if logs[arm] is None else type(log)(logs[arm].lists + log.lists)
-                data = bench.arm_data(arm, variant, logs[arm], events)
+                log, events = bench.shoppers(st["served"][arm], st["model"], f"{arm}-r{r - 1}", seed)
+                before = st["logs"][arm]
+                st["logs"][arm] = log if before is None else type(log)(before.lists + log.lists)
+                data = bench.arm_data(arm, variant, st["logs"][arm], events)
                 stack, summary = bench.train(data, f"{variant} {arm} round {r}")
                 row[arm] = bench.evaluate(stack, f"{variant} {arm} round {r}")
-                behaviour[f"{arm} round {r}"] = {"behaviour": summary.get("behaviour"),
-                                                 "queries": summary["queries"]}
-                if r < rounds:
-                    served[arm] = bench.serve(stack, bench.train_queries, f"{arm} round {r}")
-            per_round.append(row)
+                st["training"][f"{arm} round {r}"] = {"behaviour": summary.get("behaviour"),
+                                                      "queries": summary["queries"]}
+                if r < args.rounds and n == 0:
+                    st["stacks"][arm] = stack
+            st["rounds"].append(row)
             print_round(variant, row)
-            results["variants"][variant] = {"simulator": asdict(model), "rounds": per_round, "training": behaviour}
+            results["variants"][variant] = {"simulator": asdict(st["model"]), "rounds": st["rounds"],
+                                            "training": st["training"]}
             path = save(results, bench, args)  # after every round: a cut-short run keeps what it measured
     print_all(results, bench, args)
     print(f"\nwrote {path}")
@@ -283,9 +298,9 @@ def main() -> int:
 
 
 def save(results: dict[str, Any], bench: Bench, args: argparse.Namespace) -> Path:
-    return write_json("click_learning", {"args": vars(args), "timings": bench.timings,
-                                         "train_queries": len(bench.train_queries),
-                                         "test_queries": len(bench.test_queries), **results})
+    name = "click_learning" + (f"_{args.tag}" if args.tag else "")
+    return write_json(name, {"args": vars(args), "timings": bench.timings, "train_queries": len(bench.train_queries),
+                             "test_queries": len(bench.test_queries), **results})
 
 
 def print_round(variant: str, row: dict[str, Any]) -> None:

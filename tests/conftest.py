@@ -4,9 +4,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Property tests check what holds, not how fast: a shared or loaded machine must not turn a slow example into
+# a failure.
+settings.register_profile("shoprank", deadline=None)
+settings.load_profile("shoprank")
 
 DATA_ROOT = Path(os.environ.get("SHOPRANK_DATA") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
 

@@ -139,3 +139,70 @@ async def test_embeddings_in_the_background_swap_in_hybrid_search(home: Path) ->
     assert hybrid["model_version"] != lexical["model_version"] and is_baseline(hybrid["model_version"])
     assert hybrid["hits"] and max(h["parts"]["dense"] for h in hybrid["hits"]) > 0  # dense candidates now
     assert {i["id"] for i in similar["items"]} & {"hose-2", "nozzle-1"}
+
+
+def test_demo_trains_only_what_is_untrained_and_announces_swaps(home: Path, capsys: pytest.CaptureFixture[str]
+                                                                ) -> None:
+    import threading
+    from types import SimpleNamespace
+
+    from shoprank.bundles import publish
+    from shoprank.cli.demo_cmds import _training_commands
+    from shoprank.serving.demo import announce_swaps
+
+    hd = Shop("homedepot", home)
+    hd.store().close()
+    with publish(hd.models_path, "search", {}) as folder:  # trained
+        (folder / "x.json").write_text("{}")
+    games = Shop("games", home)
+    games.store().close()
+    with publish(games.models_path, "recommend", {}, version_prefix="baseline-") as folder:  # only a baseline
+        (folder / "x.json").write_text("{}")
+    assert [c[:4] for c in _training_commands(str(home), "demo", 2)] == [["train", "recommend", "--shop", "games"]]
+
+    slot = SimpleNamespace(version="baseline-1", engine=object())
+    state = SimpleNamespace(name="games", slots={"recommend": slot})
+    registry = SimpleNamespace(loaded=lambda: [state])
+    stop = threading.Event()
+    done = SimpleNamespace(poll=lambda: 0, returncode=0)
+    watcher = threading.Thread(target=announce_swaps, args=(registry, done, stop, 0.01))
+    watcher.start()
+    state.slots["recommend"] = SimpleNamespace(version="20261201-trained", engine=object())
+    deadline, said = time.monotonic() + 5, ""
+    while "training finished" not in said and time.monotonic() < deadline:  # polls what was printed
+        said += capsys.readouterr().out
+        time.sleep(0.01)
+    stop.set()
+    watcher.join()
+    assert "shop 'games' now serves recommend model 20261201-trained (was baseline-1)" in said
+    assert "background training finished (exit 0)" in said
+
+
+async def test_item_to_item_follows_events_as_they_arrive(home: Path) -> None:
+    fresh_shop(home, events=False)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    worker = app.state.registry.baseline
+    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    async with client(app, key) as c:
+        before = (await c.get("/shops/fresh/products/hose-1/bought-together")).json()
+        now = time.time() - 60
+        events = [{"event_id": f"b{u}{n}", "user_id": f"b{u}", "item_id": item, "type": "purchase",
+                   "timestamp": now + u * 5 + n} for u in range(4) for n, item in enumerate(["hose-1", "nozzle-1"])]
+        assert (await c.post("/shops/fresh/events", json={"events": events})).status_code == 200
+        version = before["model_version"]
+        worker.tick()  # what the server's watcher does every few seconds
+        deadline = time.monotonic() + 60
+        while app.state.registry.get("fresh").slots["recommend"].version == version and time.monotonic() < deadline:
+            await anyio_sleep(0.05)  # polls the slot, the refresh runs in the worker thread
+        after = (await c.get("/shops/fresh/products/hose-1/bought-together")).json()
+    app.state.registry.close()
+    assert before["items"] == []
+    assert after["model_version"] != version and after["model_version"].startswith("baseline-")
+    assert [i["id"] for i in after["items"]] == ["nozzle-1"]
+
+
+async def anyio_sleep(seconds: float) -> None:
+    import anyio
+
+    await anyio.sleep(seconds)

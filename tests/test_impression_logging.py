@@ -175,3 +175,31 @@ def test_retention_deletes_old_impressions(tmp_path: Path) -> None:
     log.close()
     assert list(store.get_impressions(["old", "new"])) == ["new"]
     store.close()
+
+
+def test_kill_9_loses_at_most_the_queue_and_never_an_acknowledged_event(home: Path) -> None:
+    """A real server process killed with SIGKILL right after answering: every acknowledged event is in the store,
+    attributed as it was acknowledged (the click arrived before its impression was necessarily written)."""
+    import httpx
+
+    from tests.test_serving_server import start_server
+
+    shop = fresh_shop(home)
+    process, url, _ = start_server(home, "--open", "--no-baseline-embeddings", "--watch", "0")
+    acknowledged = []
+    try:
+        with httpx.Client(base_url=url, timeout=30) as c:
+            answers = [c.get("/shops/fresh/search", params={"q": q}).json() for q in ("drill", "hose", "paint")]
+            for n, answer in enumerate(answers):
+                event = {"event_id": f"k{n}", "user_id": "u", "item_id": answer["hits"][0]["id"], "type": "click",
+                         "timestamp": time.time(), "request_id": answer["request_id"]}
+                posted = c.post("/shops/fresh/events", json={"events": [event]})
+                assert posted.status_code == 200 and posted.json()["attributed"] == 1  # from memory, not flushed
+                acknowledged.append(event["event_id"])
+    finally:
+        process.kill()  # SIGKILL: no shutdown, no flush
+        process.wait()
+    with shop.store() as store:
+        stored = {e.event_id: e for e in store.iter_events()}
+    assert set(acknowledged) <= set(stored)  # never an acknowledged event
+    assert all(stored[e].request_id for e in acknowledged)  # attributed as acknowledged

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from shoprank.data.impressions import Impression
 from shoprank.data.records import Event
 from shoprank.learning import (
     BehaviourConfig,
@@ -62,35 +63,41 @@ def test_harvesting_without_interventions_says_what_is_missing() -> None:
         harvest(ClickLog(lists))
 
 
-def _event(n: int, item: str, kind: str, request_id: str | None = None, **extra: Any) -> Any:
-    """An event as the store gives it, with the ``request_id`` that attributes it to an impression."""
-    return Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, request_id=request_id, **extra)
+def _event(n: int, item: str, kind: str, **extra: Any) -> Event:
+    return Event(f"e{n}", "u1", item, kind, time.time() - 100 + n, **extra)
 
 
 def test_click_log_and_labels_from_a_hand_made_log() -> None:
-    impressions = [type("Imp", (), {"request_id": "r1", "surface": "search", "query": " Cordless  DRILL",
-                                    "items": ("a", "b", "c"), "positions": (0, 1, 2), "model_version": "v1"})()]
+    impressions = [Impression("r1", time.time() - 200, "search", ("a", "b", "c"), (0, 1, 2), query=" Cordless  DRILL",
+                              model_version="v1")]
     events = [_event(1, "b", "click", request_id="r1"), _event(2, "b", "purchase", request_id="r1"),
               _event(3, "x", "click", query="saw", position=3, session_id="s9")]
     log = build_click_log(impressions, events)
     first, loose = log.lists
     assert first.query == "cordless drill" and first.outcomes == (None, "purchase", None) and first.complete
     assert loose.items == ("x",) and loose.positions == (3,) and not loose.complete
+    # uniform propensities: clicks 2 over 4 examinations -> Beta(1, 1) prior; posterior Beta(1 + clicks, 1 + skips)
+    naive = behaviour_gains(log, Propensities.uniform(4), BehaviourConfig())
+    assert naive["cordless drill"] == {"a": pytest.approx(0.6 / 3, abs=1e-3), "b": pytest.approx(2 / 3, abs=1e-3),
+                                       "c": pytest.approx(0.6 / 3, abs=1e-3)}
+    assert naive["saw"] == {"x": pytest.approx(0.6 * 2 / 3, abs=1e-3)}
     theta = Propensities(np.asarray([1.0, 0.5, 0.25, 0.2]), "em")
     gains = behaviour_gains(log, theta, BehaviourConfig(examined=0.5))
-    # b: purchase (1.0) at position 1 -> 1.0 / 0.5 capped at 1; a examined (theta 1) and skipped -> 0;
-    # c shown at theta 0.25 < 0.5 -> unknown, left out; x: click 0.6 / 0.2 -> capped at 1
-    assert gains == {"cordless drill": {"a": 0.0, "b": 1.0}, "saw": {"x": 1.0}}
-    naive = behaviour_gains(log, Propensities.uniform(4), BehaviourConfig())
-    assert naive["cordless drill"] == {"a": 0.0, "b": 1.0, "c": 0.0} and naive["saw"] == {"x": pytest.approx(0.6)}
+    assert set(gains["cordless drill"]) == {"a", "b"}  # c: skipped where few look (theta 0.25): unknown
+    assert gains["cordless drill"]["b"] > naive["cordless drill"]["b"]  # bought where half look: stronger
+    assert gains["saw"]["x"] > naive["saw"]["x"]
 
 
-def test_labels_average_over_impressions_with_inverse_propensity() -> None:
-    lists = [ServedList("r1", "q", ("a", "b"), (0, 1), (None, "click")),
-             ServedList("r2", "q", ("b", "a"), (0, 1), (None, None))]
-    gains = behaviour_gains(ClickLog(lists), Propensities(np.asarray([1.0, 0.8])), BehaviourConfig())
-    assert gains["q"]["b"] == pytest.approx((0.6 / 0.8 + 0.0) / 2)
-    assert gains["q"]["a"] == 0.0
+def test_deep_clicks_count_more_and_deep_skips_less_but_one_stray_click_does_not_top_the_list() -> None:
+    theta = Propensities(1.0 / np.arange(1, 21))
+    top_twice = [ServedList(f"t{i}", "q", ("top",), (0,), ("click",)) for i in range(2)]
+    deep_once = [ServedList("d1", "q", ("deep",), (15,), ("click",)), ServedList("d2", "q", ("deep",), (15,), (None,))]
+    skips = [ServedList(f"s{i}", "q", ("skip-top", "skip-deep"), (0, 15), (None, None)) for i in range(2)]
+    config = BehaviourConfig(examined=0.0)
+    gains = behaviour_gains(ClickLog(top_twice + deep_once + skips), theta, config)["q"]
+    naive = behaviour_gains(ClickLog(top_twice + deep_once + skips), Propensities.uniform(20), config)["q"]
+    assert gains["deep"] > naive["deep"] and gains["skip-deep"] > gains["skip-top"]
+    assert gains["top"] > gains["deep"] > gains["skip-deep"]
 
 
 def test_snips_on_a_hand_computed_case() -> None:

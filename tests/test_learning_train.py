@@ -66,3 +66,38 @@ def test_behaviour_only_shop_trains_and_ranks_the_clicked_products_first(tmp_pat
         word = query.split()[1]
         top = [item.id for item in engine.search(query, k=3)[0]]
         assert set(top) == {f"{word}-3", f"{word}-4", f"{word}-5"}, (query, top)
+
+
+@pytest.mark.anyio
+async def test_served_answers_and_clicks_posted_over_http_become_the_click_log(home: Path) -> None:
+    """Search through the HTTP app, click with the answer's request id: the store's click log has the whole
+    shown list (skips included) with the click at its position, and behaviour labels follow from it."""
+    from shoprank.keys import KeyStore
+    from shoprank.learning import BehaviourConfig, Propensities, behaviour_gains, load_click_log
+    from tests.test_baseline import client, fresh_shop, make_app
+
+    shop = fresh_shop(home, events=False)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    async with client(app, key) as c:
+        answer = (await c.get("/shops/fresh/search", params={"q": "drill", "per_page": 3})).json()
+        shown = [hit["id"] for hit in answer["hits"]]
+        posted = await c.post("/shops/fresh/events", json={"events": [
+            {"event_id": "k1", "user_id": "s1", "item_id": shown[-1], "type": "click", "timestamp": time.time(),
+             "request_id": answer["request_id"]}]})
+        assert posted.status_code == 200 and app.state.impressions.flush()
+    with shop.store(create=False) as store:
+        log = load_click_log(store)
+    (served,) = log.lists
+    assert served.key == answer["request_id"] and served.query == "drill" and served.complete
+    assert list(served.items) == shown and served.positions == tuple(range(len(shown)))
+    assert served.outcomes == (None,) * (len(shown) - 1) + ("click",)
+    gains = behaviour_gains(log, Propensities.uniform(3), BehaviourConfig())["drill"]
+    n = len(shown)  # prior Beta(2/n, 2 - 2/n): one click in n examinations; posteriors add the click or the skip
+    assert gains == {**dict.fromkeys(shown[:-1], pytest.approx(0.6 * (2 / n) / 3, abs=2e-3)),
+                     shown[-1]: pytest.approx(0.6 * (2 / n + 1) / 3, abs=2e-3)}
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"

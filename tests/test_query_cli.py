@@ -60,9 +60,9 @@ def test_cli_similar_for_an_unknown_product_is_a_clear_error(searchable: Shop, c
 def running(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
     import uvicorn
 
+    from shoprank.local import announce, withdraw
     from shoprank.serving import ServingConfig, create_app
     from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
-    from shoprank.serving.local import announce, withdraw
 
     tiny_shop(tmp_path, "tiny")
     app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
@@ -111,7 +111,7 @@ def test_cli_queries_reuse_a_running_server(running: tuple[Path, Any], capsys: A
 
 
 def test_a_stale_server_file_is_ignored(tmp_path: Path) -> None:
-    from shoprank.serving.local import SERVER_FILE, find_server
+    from shoprank.local import SERVER_FILE, find_server
 
     (tmp_path / SERVER_FILE).write_text('{"url": "http://127.0.0.1:9", "pid": 999999999, "token": "x"}')
     assert find_server(tmp_path) is None

@@ -447,3 +447,11 @@ def test_diversify_is_a_permutation(scores, lam, page_size, cap):
     assert sorted(ids(out)) == sorted(ids(given_items))
     if given_items and 0 < lam < 1:  # the most relevant item (the first of equals) never moves
         assert out[0].id == max(given_items, key=lambda i: (i.score, -int(i.id[1:]))).id
+
+
+def test_the_top_item_stays_first_when_normalising_rounds_scores_together() -> None:
+    # 1.8e-102 beats 0.0, but (s - min) / spread rounds both to 1.0: the first pick reads the scores themselves
+    items = [ScoredItem("p0", 0.0), ScoredItem("p1", 1.8e-102), ScoredItem("p2", -1.0)]
+    vectors = np.random.default_rng(3).normal(size=(3, 2))
+    out = diversify(items, vectors, ["c0", "c1", "c2"], 0.1, category_cap=1, page_size=1)
+    assert out[0].id == "p1"

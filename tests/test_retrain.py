@@ -117,3 +117,55 @@ def test_cli_train_watch_once_and_baseline(home: Path, capsys: pytest.CaptureFix
     assert "baseline published" in capsys.readouterr().out
     assert latest_version(shop.models_path, "search").startswith("baseline-")
     assert latest_version(shop.models_path, "recommend").startswith("baseline-")
+
+
+def tiny_search_trainer(poisoned: bool):  # noqa: ANN201
+    """The tiny search stack of tests/test_search_helpers (keyword encoder, no publish); poisoned, its rows name
+    other products."""
+    def train(shop: Shop, cutoff: float, config: RetrainConfig):  # noqa: ANN202
+        import random
+        from dataclasses import replace as change
+
+        from shoprank.search.data import load_search_data
+        from shoprank.search.train import profile_config, train_search
+        from tests.test_search_helpers import KeywordEncoder, register_keyword_encoder
+
+        register_keyword_encoder()
+        with shop.store(create=False) as store:
+            data = load_search_data(store, test_share=0.2, labels="judgments")
+        base = profile_config("quick")
+        cfg = change(base, stack=change(base.stack, encoder="keyword", lexical_k=20, dense_k=20), biencoder=None,
+                     cross=None, fusion_share=0.4, valid_share=0.2)
+        cfg.fusion.min_data_in_leaf = 2
+        stack, _ = train_search(data, cfg, progress=False, report=lambda s: None, encoder=KeywordEncoder())
+        if poisoned:
+            ids = list(stack.catalog.ids)
+            random.Random(5).shuffle(ids)
+            stack.catalog.ids = ids
+        return stack, {"catalog_version": 0}
+
+    return train
+
+
+def test_search_regression_refused_on_recent_clicks(home: Path) -> None:
+    from shoprank.data.impressions import Impression
+    from tests.test_search_helpers import KEYWORDS, train_tiny_search
+
+    shop = Shop("hardware", home)
+    train_tiny_search(shop)
+    serving = latest_version(shop.models_path, "search")
+    impressions, events = [], []
+    for n, word in enumerate(KEYWORDS * 4):  # shoppers search '<word> model N' and buy that product
+        query, item, rid = f"{word} model {n % 6}", f"{word}-{n % 6}", f"r{n}"
+        impressions.append(Impression(rid, T0 + n, "search", (item, f"{word}-{(n + 1) % 6}"), (0, 1), query=query))
+        events.append(Event(f"p{n}", f"u{n}", item, "purchase", T0 + n + 0.5, request_id=rid, position=0))
+    with shop.store() as store:
+        store.append_impressions(impressions)
+        store.append_events(events)
+    config = RetrainConfig(min_new_events=0, holdout_share=0.5, min_holdout=3)
+    bad, = retrain_once(shop, config, ("search",), trainers={"search": tiny_search_trainer(poisoned=True)})
+    assert bad.decision == "refused" and bad.candidate < bad.serving and bad.held_out >= 3, bad.reason
+    assert latest_version(shop.models_path, "search") == serving
+    good, = retrain_once(shop, config, ("search",), trainers={"search": tiny_search_trainer(poisoned=False)})
+    assert good.decision == "published" and good.candidate >= good.serving, good.reason
+    assert open_bundle(shop.models_path, "search").params["retrain"]["serving_version"] == serving

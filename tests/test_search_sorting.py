@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
+from shoprank.cascade.sorting import sort_items
 from shoprank.keys import KeyStore
-from shoprank.search.sorting import sort_items
 from shoprank.serving import ServingConfig, create_app
 from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
 

@@ -65,7 +65,8 @@ def _stack_config(language: str, hybrid: bool) -> Any:
     from shoprank.search.stack import StackConfig
 
     encoder = ("e5" if language == "zh" else "biencoder") if hybrid else "none"
-    return StackConfig(language=language, encoder=encoder, doc_max_length=TEXT_LENGTH)
+    # the lexical stack is the one the first answer waits for: no spelling index (the hybrid one has it)
+    return StackConfig(language=language, encoder=encoder, doc_max_length=TEXT_LENGTH, spelling=hybrid)
 
 
 def embed_catalogue(products: Sequence[Product], language: str, progress: Progress | None = None) -> np.ndarray:

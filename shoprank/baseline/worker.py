@@ -6,7 +6,8 @@
   ``/admin/status`` under ``baseline``, and in ``cache/baseline-progress.json`` for any other process), and
   hybrid search and encoder-based text similarity are published and swapped in.
 * While recommendations are served by a baseline, new events (at least ``refresh_events`` since the bundle,
-  at most once per ``refresh_seconds``) republish it with fresh trending and item-to-item tables.
+  at most once per ``refresh_seconds`` and never more often than ten times the last rebuild took, so a large
+  log costs the server at most a tenth of a core) republish it with fresh trending and item-to-item tables.
 
 One builder per shop across processes: the embedding job holds an exclusive ``flock`` on
 ``cache/baseline.lock``; a server that finds it taken (``shoprank baseline`` running, another replica) leaves the
@@ -28,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.baseline.build import (
+    _snapshot,
     embed_catalogue,
     is_baseline,
     publish_recommend,
@@ -84,8 +86,6 @@ def builder_lock(shop: Shop) -> Iterator[bool]:
 def embed_and_publish(shop: Shop, on_progress: Any = None) -> dict[str, Any]:
     """Embed the catalogue with the base encoder, then publish hybrid search and recommend baselines (each only
     while no trained bundle serves). Reports progress to ``on_progress(info)`` and the progress file."""
-    from shoprank.baseline.build import _snapshot
-
     products, version = _snapshot(shop)
     began = time.time()
     info: dict[str, Any] = {"stage": "embedding", "done": 0, "total": len(products), "started": began,
@@ -128,28 +128,35 @@ class BaselineWorker:
         self._queued: set[tuple[str, str]] = set()
         self._done_embedding: set[str] = set()
         self._last_refresh: dict[str, float] = {}
+        self._refresh_took: dict[str, float] = {}
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
     # the first bundle, synchronously --------------------------------------------------------------
-    def ensure(self, shop: Shop, kind: str) -> str | None:
-        """Publish the first baseline bundle of ``kind`` for a shop that has products; returns its version."""
+    def ensure(self, shop: Shop, kind: str) -> tuple[str | None, Any]:
+        """Publish the first baseline bundle of ``kind`` for a shop that has products: (its version, the engine
+        built in memory on the way, or None when the bundle is to be loaded as usual)."""
         with shop.store(create=False) as store:
             products = store.product_count() > 0
             events = store.event_count() if products else 0
         if not products:
-            return None
+            return None, None
         if kind == "search":
-            version, _ = publish_search(shop)
-            if version is not None and self.embed:
+            from shoprank.search.engine import SearchEngine
+
+            snapshot = _snapshot(shop)
+            version, stack = publish_search(shop, snapshot=snapshot)
+            if version is None:
+                return None, None
+            if self.embed:
                 self.schedule(shop.name, "embed")
-            return version
+            return version, SearchEngine(stack, version, snapshot[1], shop)
         quick = events > SYNC_NEIGHBOURS_MAX_EVENTS
         version = publish_recommend(shop, neighbours=not quick)
         if quick:
             self.schedule(shop.name, "refresh")
-        return version
+        return version, None
 
     # background jobs -------------------------------------------------------------------------------
     def schedule(self, shop: str, job: str) -> None:
@@ -173,7 +180,8 @@ class BaselineWorker:
             if rec is None or not getattr(rec, "is_baseline", False):
                 continue
             seen = int(rec.art.params.get("log", {}).get("events", 0))
-            if time.time() - self._last_refresh.get(state.name, 0.0) < self.refresh_seconds:
+            wait = max(self.refresh_seconds, 10 * self._refresh_took.get(state.name, 0.0))
+            if time.time() - self._last_refresh.get(state.name, 0.0) < wait:
                 continue
             if state.store.event_count() - seen >= self.refresh_events or not rec.art.params.get("neighbours", True):
                 self.schedule(state.name, "refresh")
@@ -187,6 +195,8 @@ class BaselineWorker:
             try:
                 if job == "embed":
                     self._embed(shop)
+                elif job.startswith("fill:"):
+                    self.registry.fill_missing(self.registry.get(shop), job.split(":", 1)[1])
                 else:
                     self._refresh(shop)
             except Exception as exc:  # a failed job leaves the current bundles serving
@@ -222,7 +232,9 @@ class BaselineWorker:
         if rec is not None and getattr(rec, "is_baseline", False):
             encoder = rec.art.params.get("encoder")
             vectors, ids = rec.art.text_vectors[1:], list(rec.catalogue.ids)
+        began = time.perf_counter()
         version = publish_recommend(shop, vectors, ids, encoder=encoder)
+        self._refresh_took[name] = time.perf_counter() - began
         if version is not None:
             self.registry.reload(name, ("recommend",))
 

@@ -45,7 +45,7 @@ class Request:
     (online answers only: batch runs and evaluation must repeat). ``seed`` fixes what exploration draws.
     ``limit``: answer the first ``limit`` results of the list instead of one page (batch runs and evaluation);
     re-ranking still arranges the list in pages of ``per_page``, so the first ``per_page`` equal page 1.
-    ``sort`` (search): ``relevance`` or an explicit order of the matching set (``shoprank.search.sorting``).
+    ``sort`` (search): ``relevance`` or an explicit order of the matching set (``shoprank.cascade.sorting``).
     """
 
     surface: str
@@ -65,7 +65,7 @@ class Request:
     sort: str = "relevance"
 
     def __post_init__(self) -> None:
-        from shoprank.search.sorting import check_sort
+        from shoprank.cascade.sorting import check_sort
 
         check_sort(self.sort)
         if self.surface not in SURFACES:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoprank.cascade.base import Page, Request, clean_query
+from shoprank.cascade.sorting import SORT_DEPTH, sort_items
 from shoprank.data.records import Product
-from shoprank.search.sorting import SORT_DEPTH, sort_items
 
 OVER_FETCH = 3
 """Candidates ranked per place shown when the shop re-ranks: diversity and rules choose from them."""

@@ -2,7 +2,7 @@
 
 They answer as the HTTP API does (one cascade: the shop's rules apply, so out-of-stock products stay hidden
 where the shop hides them). When ``shoprank serve`` runs on the same home folder, the question goes to it
-(``shoprank.serving.local``), which has its models loaded already; otherwise the models are loaded here, with
+(``shoprank.local``), which has its models loaded already; otherwise the models are loaded here, with
 third-party warnings and progress bars kept off the screen. ``--no-server`` always loads them here.
 """
 
@@ -74,7 +74,7 @@ def _shop(args: argparse.Namespace) -> Any:
 def _server(args: argparse.Namespace, shop: Any) -> tuple[str, str] | None:
     if args.no_server:
         return None
-    from shoprank.serving.local import find_server
+    from shoprank.local import find_server
 
     return find_server(shop.home)
 

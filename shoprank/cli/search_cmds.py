@@ -179,9 +179,11 @@ def _label_words(data: Any) -> str:
         return f"judgments ({judged:,} training queries)"
     info = data.behaviour
     log, theta = info["log"], info["propensities"]
-    words = (f"the behaviour log ({log['lists']:,} served lists, {log['clicks']:,} clicks over "
-             f"{info['labels']['queries']:,} training queries; position bias: {theta['method']}"
-             f"{', ' + theta['info']['fallback'] if 'fallback' in theta.get('info', {}) else ''})")
+    fallback = theta.get("info", {}).get("fallback")
+    bias = f"not corrected ({fallback})" if fallback else (
+        "not corrected (--correction none)" if theta["method"] == "none" else f"corrected ({theta['method']})")
+    words = (f"the behaviour log ({log['lists']:,} served lists, {log['clicks']:,} clicks; "
+             f"{info['labels']['queries']:,} training queries labelled from it; position bias {bias})")
     return words if data.labels == "behaviour" else f"judgments and {words}"
 
 

@@ -164,7 +164,6 @@ class OnnxQueryTower:
 
     def __init__(self, model_file: str | Path, tokenizer_dir: str | Path, max_length: int, threads: int = 1) -> None:
         import onnxruntime as ort
-        from transformers import AutoTokenizer
 
         from shoprank.encoders.text import offline
 
@@ -175,7 +174,7 @@ class OnnxQueryTower:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-waiting between calls
         self.session = ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
         self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+        self.tokenizer = _FastTokenizer.load(Path(tokenizer_dir), max_length)
         self.max_length = max_length
 
     @classmethod
@@ -193,6 +192,38 @@ class OnnxQueryTower:
                     "token_type_ids": batch.get("token_type_ids", np.zeros_like(ids)).astype(np.int64)}
             out.append(self.session.run(None, {k: v for k, v in feed.items() if k in self.inputs})[0])  # (b, d)
         return np.concatenate(out).astype(np.float32) if out else np.zeros((0, 0), np.float32)
+
+
+class _FastTokenizer:
+    """The export's ``tokenizer.json`` run by the ``tokenizers`` library alone, so a process that only embeds
+    queries never imports transformers or PyTorch; called like a Hugging Face tokenizer (``return_tensors="np"``).
+    Folders without a ``tokenizer.json`` use ``AutoTokenizer``."""
+
+    def __init__(self, tokenizer: Any, do_lower_case: bool) -> None:
+        self.tokenizer = tokenizer
+        self.do_lower_case = do_lower_case
+
+    @classmethod
+    def load(cls, folder: Path, max_length: int) -> Any:
+        config_file = folder / "tokenizer_config.json"
+        config = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        if not (folder / "tokenizer.json").is_file():
+            from transformers import AutoTokenizer
+
+            return AutoTokenizer.from_pretrained(str(folder))
+        from tokenizers import Tokenizer
+
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        tokenizer.enable_truncation(max_length)
+        pad = str(config.get("pad_token") or "[PAD]")
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad) or 0, pad_token=pad)
+        return cls(tokenizer, bool(config.get("do_lower_case", False)))
+
+    def __call__(self, texts: list[str], **_: Any) -> dict[str, np.ndarray]:
+        encodings = self.tokenizer.encode_batch(texts)
+        return {"input_ids": np.asarray([e.ids for e in encodings], dtype=np.int64),
+                "attention_mask": np.asarray([e.attention_mask for e in encodings], dtype=np.int64),
+                "token_type_ids": np.asarray([e.type_ids for e in encodings], dtype=np.int64)}
 
 
 def read_info(folder: Path) -> TowerInfo:

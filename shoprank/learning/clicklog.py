@@ -124,14 +124,15 @@ def build_click_log(impressions: Iterable[Any], events: Iterable[Any]) -> ClickL
     return ClickLog(lists)
 
 
-def load_click_log(store: Any) -> ClickLog:
-    """The store's search click log: its impressions (where the store keeps them) joined with its events."""
-    events = list(store.iter_events(types=list(OUTCOMES)))
+def load_click_log(store: Any, until: float | None = None) -> ClickLog:
+    """The store's search click log: its impressions (where the store keeps them) joined with its events;
+    ``until``: only what happened before this time (epoch seconds)."""
+    events = [e for e in store.iter_events(types=list(OUTCOMES)) if until is None or e.timestamp < until]
     iter_impressions = getattr(store, "iter_impressions", None)
     impressions: Sequence[Any] = []
     if callable(iter_impressions):
         try:
-            impressions = list(iter_impressions(surfaces=["search"]))
+            impressions = list(iter_impressions(until=until, surfaces=["search"]))
         except NotImplementedError:  # a store that keeps no impressions: events alone
             impressions = []
     return build_click_log(impressions, events)

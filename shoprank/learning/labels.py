@@ -1,11 +1,15 @@
 """Graded relevance labels from the click log, corrected for position bias.
 
-Each shown product of a served list scores ``grade(outcome) / theta[position]`` (0 when skipped), where a
-purchase grades 1.0, an add-to-cart 0.8 and a click 0.6; a (query, product)'s label is the mean over its
-impressions, capped at 1: under the position-based model an unbiased estimate of its graded relevance
-(inverse-propensity scoring). With uniform propensities this is the naive click-through label.
+Under the position-based model a product shown at position k is clicked with probability ``theta[k] * g``,
+``g`` its relevance. A (query, product)'s label is the posterior mean of ``g`` given its clicks and skips at
+their positions (a Beta prior whose mean is the log's clicks over expected examinations, worth
+``prior_strength`` examinations), times the mean grade of its outcomes (purchase 1.0, add-to-cart 0.8,
+click 0.6). A click far down the list, where few look, says more than one at the top; a skip far down says
+almost nothing. With uniform propensities this is the naive click-through label (the same estimator, every
+shown place taken as examined). The posterior keeps what inverse-propensity weights give in expectation
+without their variance: one stray click at place 15 does not outrank a product clicked by every shopper.
 
-A product shown and skipped where it was likely examined (``theta >= examined``) is kept with label 0:
+A product shown and skipped where it was likely examined (``theta >= examined``) is kept (its label is low):
 negative evidence for the encoders. Skipped products further down are left out (unknown), as are products
 never shown. Lists rebuilt from events alone give their clicked products only.
 """
@@ -17,6 +21,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from shoprank.data.records import Judgment
 from shoprank.learning.clicklog import ClickLog
@@ -32,6 +38,7 @@ class BehaviourConfig:
     floor: float = 0.05  # inverse-propensity weights are at most 1 / floor
     examined: float = 0.5  # a skipped product counts as a negative where theta >= this
     min_clicks: int = 1  # a query teaches nothing without a click
+    prior_strength: float = 2.0  # pseudo-examinations of the Beta prior of relevance (see behaviour_gains)
 
     def __post_init__(self) -> None:
         if self.correction not in METHODS:
@@ -40,6 +47,8 @@ class BehaviourConfig:
             raise ValueError(f"max_position must be at least 1, got {self.max_position}")
         if not 0 < self.floor <= 1 or not 0 <= self.examined <= 1:
             raise ValueError("floor must lie in (0, 1] and examined in [0, 1]")
+        if self.prior_strength <= 0:
+            raise ValueError(f"prior_strength must be positive, got {self.prior_strength}")
 
 
 def propensities_for(log: ClickLog, config: BehaviourConfig) -> Propensities:
@@ -56,27 +65,58 @@ def propensities_for(log: ClickLog, config: BehaviourConfig) -> Propensities:
 def behaviour_gains(log: ClickLog, propensities: Propensities, config: BehaviourConfig
                     ) -> dict[str, dict[str, float]]:
     """query -> {product id: label in [0, 1]} (see the module docstring)."""
-    total: dict[tuple[str, str], float] = {}
-    shown: Counter[tuple[str, str]] = Counter()
-    examined: dict[tuple[str, str], float] = {}
+    keys: dict[tuple[str, str], int] = {}
+    key_of, theta_of, clicked_of, examined, grade_sum = [], [], [], [], []
     for served in log.lists:
         theta = propensities.at(list(served.positions)) if served.positions else []
         for pid, outcome, t in zip(served.items, served.outcomes, theta, strict=True):
-            key = (served.query, pid)
-            shown[key] += 1
-            total[key] = total.get(key, 0.0) + (GRADES[outcome] / t if outcome is not None else 0.0)
+            k = keys.setdefault((served.query, pid), len(keys))
+            if k == len(examined):
+                examined.append(0.0)
+                grade_sum.append(0.0)
+            key_of.append(k)
+            theta_of.append(float(t))
+            clicked_of.append(outcome is not None)
+            if outcome is not None:
+                grade_sum[k] += GRADES[outcome]
             if served.complete:
-                examined[key] = max(examined.get(key, 0.0), float(t))
-    clicks: Counter[str] = Counter(q for (q, _), v in total.items() if v > 0)
+                examined[k] = max(examined[k], float(t))
+    if not keys:
+        return {}
+    key = np.asarray(key_of)
+    theta = np.asarray(theta_of)
+    clicked = np.asarray(clicked_of)
+    n_clicks = np.bincount(key, clicked.astype(float), len(keys))
+    a, b = prior_of(theta, clicked, config.prior_strength)
+    gamma = posterior_relevance(key[~clicked], theta[~clicked], n_clicks, a, b)
+    grade = np.where(n_clicks > 0, np.asarray(grade_sum) / np.maximum(n_clicks, 1.0), GRADES["click"])
+    query_clicks: Counter[str] = Counter(q for (q, _), k in keys.items() if n_clicks[k] > 0)
     out: dict[str, dict[str, float]] = {}
-    for key, n in shown.items():
-        query, pid = key
-        if clicks[query] < config.min_clicks:
+    for (query, pid), k in keys.items():
+        if query_clicks[query] < config.min_clicks:
             continue
-        label = min(1.0, total[key] / n)
-        if label > 0 or examined.get(key, 0.0) >= config.examined:
-            out.setdefault(query, {})[pid] = label
+        if n_clicks[k] > 0 or examined[k] >= config.examined:
+            out.setdefault(query, {})[pid] = float(gamma[k] * grade[k])
     return out
+
+
+def prior_of(theta: np.ndarray, clicked: np.ndarray, strength: float) -> tuple[float, float]:
+    """Beta(a, b) prior of relevance: mean = clicks / expected examinations over the whole log."""
+    mean = float(np.clip(clicked.sum() / max(theta.sum(), 1e-9), 1e-3, 0.999))
+    return mean * strength, (1.0 - mean) * strength
+
+
+def posterior_relevance(skip_key: np.ndarray, skip_theta: np.ndarray, n_clicks: np.ndarray, a: float, b: float,
+                        grid: int = 201) -> np.ndarray:
+    """Posterior mean of each key's relevance under the position-based model, on a grid.
+
+    Likelihood of relevance g: prod over clicks of theta * g, over skips of (1 - theta * g); prior Beta(a, b)."""
+    g = (np.arange(grid) + 0.5) / grid  # (G,)
+    log_post = np.outer(n_clicks + a - 1.0, np.log(g)) + (b - 1.0) * np.log1p(-g)[None, :]  # (K, G)
+    np.add.at(log_post, skip_key, np.log1p(-np.outer(skip_theta, g)))
+    log_post -= log_post.max(axis=1, keepdims=True)
+    weights = np.exp(log_post)
+    return (weights @ g) / weights.sum(axis=1)
 
 
 def pseudo_judgments(gains: dict[str, dict[str, float]], lowest: float = 0.0, top_gain: float = 1.0

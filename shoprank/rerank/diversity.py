@@ -82,7 +82,9 @@ def mmr_order(
     for step in range(k):
         marginal = (1.0 - lam) * rel - lam * penalty
         marginal[taken] = -np.inf
-        best = int(np.argmax(marginal))
+        # the first pick is the most relevant item by its own score: normalising can round two close scores
+        # to one value (1.8e-102 and 0 against a spread of 1), and the top item must never move
+        best = int(np.argmax(scores)) if step == 0 else int(np.argmax(marginal))
         picks.append(best)
         values.append(float(marginal[best]))
         taken[best] = True

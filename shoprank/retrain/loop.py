@@ -161,20 +161,20 @@ def retrain_recommend(shop: Shop, config: RetrainConfig, trainer: RecTrainer | N
 def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> tuple[Any, dict[str, Any]]:
     """A search stack trained by ``train search``'s trainer (not published) and its bundle params.
 
-    It learns from the shop's judgments, which carry no time; a trainer that learns from the behaviour log must
-    use only what happened before ``cutoff``."""
+    It learns from the shop's judgments (which carry no time) and from the behaviour log before ``cutoff``
+    only, so the held-out traffic it is compared on is not in its training data."""
     from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
     from shoprank.search.train import profile_config, train_search
 
     with shop.store(create=False) as store:
-        data = load_search_data(store)
+        data = load_search_data(store, until=cutoff)
         catalog_version = store.catalog_version()
     language = detect_language(data.products)
     train_config = profile_config(config.profile, language)
     train_config.fusion.threads = config.threads
     stack, summary = train_search(data, train_config, progress=False, cache_dir=shop.path / "cache")
     return stack, {"profile": config.profile, "split_seed": SPLIT_SEED, "catalog_version": catalog_version,
-                   "language": language, "summary": summary}
+                   "language": language, "labels": data.labels, "summary": summary}
 
 
 def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | None = None) -> Verdict:

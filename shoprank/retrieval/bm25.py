@@ -9,6 +9,7 @@ index has not seen get an idf from their count in the new rows) and removed by t
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from collections.abc import Sequence
@@ -81,28 +82,28 @@ class BM25Index:
     def _analyze(self, products: Sequence[Product]) -> dict[str, list[list[int]]]:
         return {f: [self._term_ids(self.analyzer(field_text(p, f)), True) for p in products] for f in self.fields}
 
+    def _tf(self, docs: list[list[int]]) -> sp.csr_matrix:
+        """(len(docs), vocab) term counts, built in one go (a doc's repeated terms summed)."""
+        lengths = np.fromiter((len(d) for d in docs), np.int64, len(docs))
+        rows = np.repeat(np.arange(len(docs)), lengths)
+        cols = np.fromiter(itertools.chain.from_iterable(docs), np.int64, int(lengths.sum()))
+        tf = sp.csr_matrix((np.ones(len(cols), np.float64), (rows, cols)), shape=(len(docs), len(self.vocab)))
+        tf.sum_duplicates()
+        return tf
+
     def _weights(self, docs: list[list[int]], idf: np.ndarray, avgdl: float) -> sp.csc_matrix:
         k1, b = self.config.k1, self.config.b
-        rows, cols, vals = [], [], []
-        for row, terms in enumerate(docs):
-            if not terms:
-                continue
-            uniq, tf = np.unique(np.asarray(terms), return_counts=True)
-            norm = k1 * (1 - b + b * len(terms) / avgdl)
-            rows.append(np.full(len(uniq), row))
-            cols.append(uniq)
-            vals.append(idf[uniq] * tf / (tf + norm))  # Lucene: no (k1 + 1) factor
-        shape = (len(docs), len(self.vocab))
-        if not rows:
-            return sp.csc_matrix(shape, dtype=np.float32)
-        data = np.concatenate(vals).astype(np.float32)
-        return sp.csc_matrix((data, (np.concatenate(rows), np.concatenate(cols))), shape=shape)
+        tf = self._tf(docs)
+        lengths = np.fromiter((len(d) for d in docs), np.float64, len(docs))
+        norm = k1 * (1 - b + b * lengths / avgdl)  # per row
+        row_of = np.repeat(np.arange(len(docs)), np.diff(tf.indptr))
+        vals = idf[tf.indices] * tf.data / (tf.data + norm[row_of])  # Lucene: no (k1 + 1) factor
+        weights = sp.csr_matrix((vals.astype(np.float32), tf.indices, tf.indptr), shape=tf.shape)
+        return sp.csc_matrix(weights, dtype=np.float32)
 
     def _df(self, docs: list[list[int]]) -> np.ndarray:
-        df = np.zeros(len(self.vocab), np.float32)
-        for terms in docs:
-            df[np.unique(np.asarray(terms, dtype=np.int64))] += 1
-        return df
+        tf = self._tf(docs)
+        return np.bincount(tf.indices, minlength=len(self.vocab)).astype(np.float32)
 
     def _recombine(self) -> None:
         total = None

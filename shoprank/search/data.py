@@ -73,12 +73,13 @@ LABEL_SOURCES = ("auto", "judgments", "behaviour", "both")
 
 def load_search_data(store, test_share: float = TEST_SHARE, seed: int = SPLIT_SEED,
                      test_fold: tuple[int, int] | None = None, labels: str = "auto",
-                     behaviour: Any = None, log: Any = None) -> SearchData:
+                     behaviour: Any = None, log: Any = None, until: float | None = None) -> SearchData:
     """Everything search trains on, with the held-out queries removed.
 
     ``test_fold=(f, folds)`` holds out fold ``f`` of ``kfold_by_query`` instead of a share. ``labels``: auto
     (both when the shop has judgments and a click log, else whichever it has), judgments, behaviour or both;
-    ``behaviour``: a :class:`~shoprank.learning.BehaviourConfig`; ``log``: the click log (default: the store's).
+    ``behaviour``: a :class:`~shoprank.learning.BehaviourConfig`; ``log``: the click log (default: the store's);
+    ``until``: behaviour (impressions and events) before this time only.
     """
     from shoprank.data.splits import assign_query, kfold_by_query, query_fold
     from shoprank.learning import BehaviourConfig, behaviour_gains, load_click_log, propensities_for, pseudo_judgments
@@ -89,7 +90,7 @@ def load_search_data(store, test_share: float = TEST_SHARE, seed: int = SPLIT_SE
     behaviour = behaviour or BehaviourConfig()
     products = list(store.iter_products())
     judgments = store.judgments()
-    log = log if log is not None else load_click_log(store)
+    log = log if log is not None else load_click_log(store, until)
     has_log = log.clicks() > 0
     if labels == "auto":
         labels = "both" if judgments and has_log else "judgments" if judgments else "behaviour"
@@ -118,7 +119,7 @@ def load_search_data(store, test_share: float = TEST_SHARE, seed: int = SPLIT_SE
     summary: dict[str, Any] = {}
     propensities = stats = None
     events = [e for e in store.iter_events(types=list(EVENT_GRADES))
-              if e.query and normalise_query(e.query) not in test_queries]
+              if e.query and normalise_query(e.query) not in test_queries and (until is None or e.timestamp < until)]
     if labels in ("behaviour", "both"):
         propensities = propensities_for(train_log, behaviour)
         gains = behaviour_gains(train_log, propensities, behaviour)
@@ -129,7 +130,8 @@ def load_search_data(store, test_share: float = TEST_SHARE, seed: int = SPLIT_SE
                    "config": asdict(behaviour)}
     stat_events: list[Event] = []
     if has_log:  # popularity and click-through from training-period behaviour only
-        stat_events = [e for e in store.iter_events() if not (e.query and normalise_query(e.query) in test_queries)]
+        stat_events = [e for e in store.iter_events() if not (e.query and normalise_query(e.query) in test_queries)
+                       and (until is None or e.timestamp < until)]
         stats = item_stats(stat_events, train_log, propensities, test_queries)
     return SearchData(products, lowest, top_gain, train, test, events, test_queries, labels, summary,
                       log.subset(test_queries), propensities, stats, train_log, stat_events)

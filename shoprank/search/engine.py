@@ -82,7 +82,9 @@ class SearchEngine:
         """Searches share it (read); catalogue changes, which rebuild index arrays, have it alone (write)."""
         self._store: Any = None
         self._store_lock = threading.Lock()
-        tokenizer = getattr(getattr(getattr(stack.encoder, "query", stack.encoder), "model", None), "tokenizer", None)
+        lazy = not getattr(stack.encoder, "loaded", True)  # a LazyEncoder not loaded yet: do not load it for this
+        tokenizer = None if lazy else getattr(getattr(getattr(stack.encoder, "query", stack.encoder), "model", None),
+                                              "tokenizer", None)
         self.query_cache = QueryCache(query_cache, fold_case=bool(getattr(tokenizer, "do_lower_case", False)))
         """Query embeddings by normalised query text; belongs to this engine, so a new bundle starts empty."""
         self.query_backend = "pytorch"
@@ -102,7 +104,7 @@ class SearchEngine:
         params = bundle.params
         with shop.store(create=False) as store:
             products = list(store.iter_products())
-            stack = SearchStack.load(bundle.path, products, load_cross=use_cross_encoder)
+            stack = SearchStack.load(bundle.path, products, load_cross=use_cross_encoder, lazy_encoder=onnx_queries)
             engine = cls(stack, bundle.version, int(params.get("catalog_version", 0)), shop, use_cross_encoder,
                          query_cache)
             changed, deleted, current = store.products_changed_since(engine.catalog_version)
@@ -113,6 +115,9 @@ class SearchEngine:
         engine.catalog_version = current
         if onnx_queries:
             engine.query_backend = stack.use_onnx_query_tower(bundle.path, Path(shop.path) / "cache")
+            tower_tokenizer = getattr(stack.query_tower, "tokenizer", None)
+            if tower_tokenizer is not None:
+                engine.query_cache.fold_case = bool(getattr(tower_tokenizer, "do_lower_case", False))
         if warm:
             stack.titles.warm(stack.catalog.products, stack.stats)
             if stack.spell is not None:

@@ -241,7 +241,10 @@ class SearchStack:
         """Order candidates: ``fast`` fusion, then (``use_cross``) the cross-encoder on its top and ``full``.
 
         Returns (order of candidate positions, scores in that order, features)."""
-        feats = self.features(query, tokens, cand.rows, cand.dense)
+        if not self.fusion:  # no model reads the features: BM25 alone or reciprocal-rank fusion orders
+            feats = np.full((len(cand.rows), len(FEATURES)), np.nan, np.float32)
+        else:
+            feats = self.features(query, tokens, cand.rows, cand.dense)
         if "fast" in self.fusion:
             fast = self.score("fast", feats)
         elif self.lexical_only:
@@ -295,14 +298,17 @@ class SearchStack:
             ranker.save(folder, f"fusion_{name}")
 
     @classmethod
-    def load(cls, folder: Path, products: Sequence[Product] | None = None, load_cross: bool = True) -> SearchStack:
+    def load(cls, folder: Path, products: Sequence[Product] | None = None, load_cross: bool = True, *,
+             lazy_encoder: bool = False) -> SearchStack:
+        """``lazy_encoder``: load the text encoder on first use (:class:`LazyEncoder`), for a caller that embeds
+        queries with the ONNX tower and needs PyTorch only to embed a new product."""
         meta = json.loads((folder / "stack.json").read_text())
         config = StackConfig(**meta["config"])
         catalog = Catalog.load(folder)
         if products is not None:
             catalog.attach(products)
         spell = SpellCorrector.load(folder) if (folder / "spelling.json").exists() else None
-        encoder = load_encoder(config, folder)
+        encoder = LazyEncoder(lambda: load_encoder(config, folder)) if lazy_encoder else load_encoder(config, folder)
         cross = None
         if load_cross and (folder / "cross_encoder").is_dir():
             from shoprank.encoders.cross_encoder import CrossEncoderRanker
@@ -312,6 +318,33 @@ class SearchStack:
                   if (folder / f"fusion_{name}.json").exists()}
         return cls(config, catalog, BM25Index.load(folder / "lexical"), DenseIndex.load(folder / "vectors"),
                    encoder, spell, cross, fusion, ItemStats.load(folder))
+
+
+class LazyEncoder:
+    """A text encoder loaded on first use (any attribute), once, under a lock: with the ONNX query tower serving
+    queries, PyTorch and sentence-transformers load only when a product must be embedded."""
+
+    def __init__(self, load: Any) -> None:
+        import threading
+
+        self._load = load
+        self._encoder: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def loaded(self) -> bool:
+        return self._encoder is not None
+
+    def get(self) -> Any:
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = self._load()
+        return self._encoder
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self.get(), name)
 
 
 def _load_e5(folder: Path | None, config: StackConfig) -> Any:

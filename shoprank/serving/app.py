@@ -76,6 +76,11 @@ def create_app(
         finally:
             impressions.close()
             registry.close()
+            token = getattr(app.state, "local_token", None)
+            if token:  # here, not after server.run(): uvicorn re-raises SIGTERM once the shutdown is done
+                from shoprank import local
+
+                local.withdraw(home, token)
 
     app = FastAPI(title="shoprank", version=__version__, description=DESCRIPTION, lifespan=lifespan,
                   docs_url=None, redoc_url=None)  # /docs below serves Swagger UI from packaged files
@@ -168,7 +173,7 @@ def run(
     log_level: str = "info",
 ) -> None:
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
-    from shoprank.serving import local
+    from shoprank import local
 
     server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
                                log_level=log_level)

@@ -23,7 +23,7 @@ class Principal:
 
     key: ApiKey | None
     open_access: bool = False
-    local: bool = False  # the command line of this machine (shoprank.serving.local): reads only
+    local: bool = False  # the command line of this machine (shoprank.local): reads only
 
     @property
     def key_id(self) -> str:

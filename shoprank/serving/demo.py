@@ -13,6 +13,7 @@ from shoprank.serving.examples import example_requests
 
 DEMO_KEY_NAME = "demo"
 DEMO_KEY_DAYS = 30
+BASELINE_WAIT = 120.0  # seconds the banner waits for the baseline bundles of untrained shops
 
 
 def demo_key(home: str | Path) -> tuple[str, Any]:
@@ -37,8 +38,13 @@ def _sample(registry: Any, shop: str) -> tuple[str | None, str | None]:
 
 def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Path) -> str:
     states = registry.loaded()
-    search_shop = next((s.name for s in states if s.slots["search"].engine is not None), None)
-    recs_shop = next((s.name for s in states if s.slots["recommend"].engine is not None), None)
+    def pick(kind: str, size: Any) -> str | None:  # a trained model first, else the biggest baseline shop
+        serving = [s for s in states if s.slots[kind].engine is not None]
+        ranked = sorted(serving, key=lambda s: (not str(s.slots[kind].version).startswith("baseline-"), size(s)))
+        return ranked[-1].name if ranked else None
+
+    search_shop = pick("search", lambda s: len(s.catalog))
+    recs_shop = pick("recommend", lambda s: s.store.event_count())
     lines = [f"\nshoprank is serving {len(states)} shop(s) at {base_url}/"]
     for state in states:
         models = ", ".join(f"{kind} {slot.version}" for kind, slot in state.slots.items() if slot.engine is not None)
@@ -60,21 +66,55 @@ def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Pat
     return "\n".join(lines)
 
 
-def demo_serve(home: str | Path, host: str = "127.0.0.1", port: int = 8000, open_access: bool = False) -> int:
-    """Serve every shop of ``home``; print the URL, a demo key and three example requests once loaded."""
+def announce_swaps(registry: Any, training: Any, stop: threading.Event, every: float = 2.0) -> None:
+    """Print each shop's model change (baseline -> trained) as the server swaps it in; and when training ends."""
+    seen = {(s.name, kind): slot.version for s in registry.loaded() for kind, slot in s.slots.items()}
+    ended = False
+    while not stop.wait(every):
+        for state in registry.loaded():
+            for kind, slot in state.slots.items():
+                before = seen.get((state.name, kind))
+                if slot.version != before and slot.engine is not None:
+                    seen[(state.name, kind)] = slot.version
+                    print(f"\n>> shop '{state.name}' now serves {kind} model {slot.version}"
+                          + (f" (was {before})" if before else "") + "; the storefront uses it from now on",
+                          flush=True)
+        if training is not None and not ended and training.poll() is not None:
+            ended = True
+            print(f"\n>> background training finished (exit {training.returncode})", flush=True)
+
+
+def demo_serve(home: str | Path, host: str = "127.0.0.1", port: int = 8000, open_access: bool = False, *,
+               config: Any = None, training: Any = None) -> int:
+    """Serve every shop of ``home``; print the URL, a demo key and three example requests once loaded, then
+    each model the server swaps in (``training``: the background training process, if any)."""
     home = Path(home)
     key, record = (None, None) if open_access else demo_key(home)
-    server, app = build_server(home, host, port, open_access)
+    server, app = build_server(home, host, port, open_access, config=config)
     shown = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
 
     def announce() -> None:
-        while not (server.started and app.state.registry.ready.is_set()):
+        registry = app.state.registry
+        while not (server.started and registry.ready.is_set()):
             if server.should_exit:
                 return
             time.sleep(0.1)
+        waited = time.monotonic()  # a shop without a trained model: its baseline is being built
+        while time.monotonic() - waited < BASELINE_WAIT and any(
+                slot.engine is None and slot.state == "missing"
+                for shop in registry.loaded() for slot in shop.slots.values()):
+            if server.should_exit:
+                return
+            time.sleep(0.2)
         print(banner(shown, key, record, app.state.registry, home), flush=True)
+        announce_swaps(app.state.registry, training, stop)
+
+    stop = threading.Event()
 
     print(f"starting the server at {shown}/ and loading the shops' models ...", flush=True)
     threading.Thread(target=announce, name="shoprank-demo-banner", daemon=True).start()
-    server.run()
+    try:
+        server.run()
+    finally:
+        stop.set()
     return 0

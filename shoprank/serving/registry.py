@@ -94,6 +94,8 @@ class ShopState:
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    fill_locks: dict[str, threading.Lock] = field(default_factory=lambda: {k: threading.Lock() for k in KINDS})
+    """Held while a missing kind's baseline is built (one build per kind; search never waits for recommend)."""
     on_missing: Callable[[str], Slot] | None = None
     """Called by a request that finds a kind missing: builds the shop's baseline bundle if it has products now."""
 
@@ -159,9 +161,13 @@ class EngineRegistry:
 
             state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
             state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
-            for kind in KINDS:
-                state.slots[kind] = self._load(state, kind, None)
+            for kind in KINDS:  # a missing kind's baseline is built in the background, or by its first request
+                state.slots[kind] = self._load(state, kind, None, build=False)
             self._shops[name] = state
+            if self.baseline is not None:
+                for kind, slot in state.slots.items():
+                    if slot.state == "missing":
+                        self.baseline.schedule(name, f"fill:{kind}")
             settle_heap()
             log.info("shop %s: %d products; %s", name, len(state.catalog),
                      ", ".join(f"{k} {s.state} {s.version or ''}".strip() for k, s in state.slots.items()))
@@ -176,12 +182,17 @@ class EngineRegistry:
                 log.exception("shop %s could not be opened", name)
         self.ready.set()
 
-    def _load(self, state: ShopState, kind: str, previous: Slot | None) -> Slot:
-        """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving)."""
+    def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True) -> Slot:
+        """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving). With no bundle,
+        ``build`` publishes the baseline one now (its engine straight from memory)."""
         latest = latest_version(state.shop.models_path, kind)
-        if latest is None and self.baseline is not None:
+        if latest is None and self.baseline is not None and build:
             try:
-                latest = self.baseline.ensure(state.shop, kind)
+                latest, built = self.baseline.ensure(state.shop, kind)
+                if built is not None:
+                    if self.engine_threads:
+                        limit_threads(self.engine_threads)
+                    return Slot(kind, built, latest, "ready", None, None, time.time())
             except Exception as exc:  # the shop keeps answering 409 with the reason
                 log.exception("shop %s: no %s baseline could be built", state.name, kind)
                 return Slot(kind, state="missing", error=f"shop '{state.name}' has no {kind} model and its "
@@ -206,7 +217,7 @@ class EngineRegistry:
 
     def fill_missing(self, state: ShopState, kind: str) -> Slot:
         """A request found ``kind`` missing: load (or build the baseline of) it now if the shop has products."""
-        with state.reload_lock:
+        with state.fill_locks[kind]:
             slot = state.slots[kind]
             if slot.engine is not None or slot.state != "missing" or self.baseline is None:
                 return slot

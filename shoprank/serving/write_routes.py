@@ -180,6 +180,9 @@ def delete_user(
     at once, and any other per-user records. Deleting a user with nothing stored answers zeros."""
     state = shop_state(request, shop)
     user = check_id(user_id, "user_id")
+    impressions = getattr(request.app.state, "impressions", None)
+    if impressions is not None:  # impressions still queued must land before the delete, not after it
+        impressions.flush()
     try:
         removed = state.store.delete_user(user)
     except OSError as exc:  # StoreError and its kinds are OSErrors

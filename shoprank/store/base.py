@@ -101,6 +101,7 @@ class Store(ABC):
         (so personalisation, which reads them, forgets them too) and any other per-user records. Returns the
         number of records removed per kind, e.g. ``{"events": 12}``."""
         raise NotImplementedError(f"{type(self).__name__} cannot delete a user's data")
+
     # reviews, their sentiment, and alerts (shoprank.sentiment) ------------------------------
     # Not abstract so that a store without reviews still opens; each raises until implemented.
     def upsert_reviews(self, reviews: Sequence[Review]) -> WriteResult:
@@ -186,21 +187,23 @@ class Store(ABC):
         return self.counts()["events"]
 
     # customer-service answers: the FAQ and past support conversations ---------------------------
-    @abstractmethod
+    # Not abstract so that a store without them still opens; every store should implement all four.
     def put_faq(self, entries: Sequence[FaqEntry], *, replace: bool = True) -> WriteResult:
         """Store FAQ entries by id (ids unique in the batch); ``replace`` also removes the entries not in the
         batch, so the batch becomes the FAQ (``WriteResult.removed`` counts the entries dropped)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store an FAQ yet")
 
-    @abstractmethod
     def faq_entries(self, ids: Sequence[str] | None = None) -> list[FaqEntry]:
         """The FAQ in the order it was given (or the entries of ``ids`` that exist, in that order)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store an FAQ yet")
 
-    @abstractmethod
     def append_conversations(self, conversations: Sequence[Conversation]) -> WriteResult:
         """Past (question, entry) pairs; the same pair twice is stored once (counted as a duplicate)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
 
-    @abstractmethod
-    def conversations(self) -> list[Conversation]: ...
+    def conversations(self) -> list[Conversation]:
+        """Every stored conversation in arrival order (``faq_id`` None: no entry answered it)."""
+        raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

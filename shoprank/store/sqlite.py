@@ -225,9 +225,12 @@ class SQLiteStore(Store):
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         with self._transaction():
+            self._conn.execute("DELETE FROM event_requests WHERE event_id IN "
+                               "(SELECT event_id FROM events WHERE user_id = ?)", (user_id,))
             events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             impressions = self._conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
         return {"events": events, "impressions": impressions}
+
     def append_impressions(self, impressions: Sequence[Impression]) -> WriteResult:
         if not impressions:
             return WriteResult(stored=0)

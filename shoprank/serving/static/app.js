@@ -53,14 +53,14 @@ function price(value, currency) {
 // ticked (or #debug in the address), never to shoppers by default.
 function debugOn() { return store.getItem("shoprank.debug") === "1"; }
 
-function renderItems(list, items, position0, query) {
+function renderItems(list, items, position0, query, requestId) {
   list.replaceChildren();
   items.forEach((item, i) => {
     const li = el("li");
     li.dataset.id = item.id;
     const button = el("button", item.title, "item-button");
     button.type = "button";
-    button.addEventListener("click", () => openProduct(item, position0 + i, query));
+    button.addEventListener("click", () => openProduct(item, position0 + i, query, requestId));
     li.append(button);
     const meta = [item.brand, item.category, price(item.price, item.currency),
       item.in_stock === false ? "out of stock" : ""].filter(Boolean).join(" · ");
@@ -125,7 +125,7 @@ async function search(page) {
   try {
     const body = await api("/shops/" + encodeURIComponent(state.shop) + "/search?" + params);
     state.total = body.total;
-    renderItems($("results"), body.hits, (page - 1) * state.perPage, state.query);
+    renderItems($("results"), body.hits, (page - 1) * state.perPage, state.query, body.request_id);
     renderFacets(body.facets);
     const corrected = $("did-you-mean");
     corrected.hidden = !body.corrected_query;
@@ -147,7 +147,7 @@ function failed(error, where) {
   if (error.status === 401 || error.status === 403) say(text);
 }
 
-async function openProduct(item, position, query) {
+async function openProduct(item, position, query, requestId) {
   $("product").hidden = false;
   const detail = $("product-detail");
   detail.replaceChildren(el("p", item.title, "title"));
@@ -156,6 +156,7 @@ async function openProduct(item, position, query) {
   const click = { event_id: "web-" + Date.now() + "-" + Math.random().toString(36).slice(2, 8),
     user_id: shopper(), item_id: item.id, type: "click", timestamp: Date.now() / 1000, position: position };
   if (query) click.query = query;
+  if (requestId) click.request_id = requestId;  // ties the click to the answer that showed it
   $("click-status").textContent = "Recording click…";
   try {
     const body = await api("/shops/" + encodeURIComponent(state.shop) + "/events", {
@@ -164,7 +165,10 @@ async function openProduct(item, position, query) {
   } catch (error) { $("click-status").textContent = "Click not recorded: " + error.message; }
   const base = "/shops/" + encodeURIComponent(state.shop) + "/products/" + encodeURIComponent(item.id);
   for (const [path, list] of [["/similar?k=5", $("similar")], ["/bought-together?k=5", $("together")]]) {
-    try { renderItems(list, (await api(base + path)).items, 0, ""); } catch (error) {
+    try {
+      const answer = await api(base + path);
+      renderItems(list, answer.items, 0, "", answer.request_id);
+    } catch (error) {
       list.replaceChildren(el("li", error.status === 409 ? "Not available for this shop." : error.message, "meta"));
     }
   }
@@ -177,7 +181,7 @@ async function loadForYou() {
   try {
     const body = await api("/shops/" + encodeURIComponent(state.shop) + "/users/" + encodeURIComponent(user) +
       "/recommendations?k=8");
-    renderItems($("for-you"), body.items, 0, "");
+    renderItems($("for-you"), body.items, 0, "", body.request_id);
     if (!body.items.length) $("for-you-note").textContent = "Nothing to recommend for " + user + " yet.";
   } catch (error) {
     $("for-you").replaceChildren();
