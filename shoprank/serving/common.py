@@ -11,6 +11,7 @@ from fastapi import Request
 from starlette.concurrency import run_in_threadpool
 from starlette.responses import Response
 
+from shoprank.cascade.base import clean_query  # noqa: F401  (one query cleaning for the cascade and the routes)
 from shoprank.data.limits import LIMITS
 from shoprank.serving.errors import ApiError
 from shoprank.serving.registry import EngineRegistry, ShopNotFound, ShopState
@@ -61,16 +62,6 @@ def check_id(value: str, field: str) -> str:
     if any(unicodedata.category(ch)[0] == "C" for ch in text):
         raise ApiError(422, "invalid_parameter", f"{field} contains control characters", field)
     return text
-
-
-def clean_query(q: str) -> tuple[str, bool]:
-    """NFC, control characters dropped, whitespace collapsed, cut at the contract's length. -> (text, cut)."""
-    text = unicodedata.normalize("NFC", q)
-    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text)
-    text = " ".join(text.split())
-    if len(text) > LIMITS.max_query_chars:
-        return text[: LIMITS.max_query_chars], True
-    return text, False
 
 
 def json_response(payload: Any, status: int = 200, timings: dict[str, float] | None = None) -> Response:
