@@ -6,7 +6,9 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,38 +48,45 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
         thread.join(timeout=10)
 
 
-def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None:
-    url, key, home = server
+@contextmanager
+def _browser() -> Iterator[Any]:
+    """Headless Debian chromium (flags that keep it off the closed network), closed afterwards."""
     with sync_api.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path=str(CHROMIUM), headless=True,
             args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
         try:
-            page = browser.new_page()
-            page.goto(f"{url}/#key={key}")
-            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
-            assert "key=" not in page.url  # the key leaves the address bar for localStorage
-            page.fill("#user", "u2")
-            page.click("#settings button[type=submit]")
-            page.fill("#q", "drill")
-            page.press("#q", "Enter")
-            first = page.locator("#results li").first
-            first.wait_for()
-            assert "Drill" in first.inner_text() and "matches drill" in first.inner_text()
-            assert page.locator("#facets button").count() > 0
-            assert "2 results" in page.inner_text("#results-summary")
-            page.locator("#for-you li").first.wait_for()  # u2 bought garden things
-            assert "Garden" in page.inner_text("#for-you")
-            clicked = first.get_attribute("data-id")
-            first.locator("button").click()
-            page.wait_for_function("document.querySelector('#click-status').textContent.includes('Click recorded')")
-            page.locator("#similar li").first.wait_for()
-            page.locator("#together li").first.wait_for()  # filled by its own request, maybe after #similar
-            assert page.locator("#together li").count() > 0
-            assert page.locator("#open-warning").is_hidden()
+            yield browser
         finally:
             browser.close()
+
+
+def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None:
+    url, key, home = server
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        assert "key=" not in page.url  # the key leaves the address bar for localStorage
+        page.fill("#user", "u2")
+        page.click("#settings button[type=submit]")
+        page.fill("#q", "drill")
+        page.press("#q", "Enter")
+        first = page.locator("#results li").first
+        first.wait_for()
+        assert "Drill" in first.inner_text() and "matches drill" in first.inner_text()
+        assert page.locator("#facets button").count() > 0
+        assert "2 results" in page.inner_text("#results-summary")
+        page.locator("#for-you li").first.wait_for()  # u2 bought garden things
+        assert "Garden" in page.inner_text("#for-you")
+        clicked = first.get_attribute("data-id")
+        first.locator("button").click()
+        page.wait_for_function("document.querySelector('#click-status').textContent.includes('Click recorded')")
+        page.locator("#similar li").first.wait_for()
+        page.locator("#together li").first.wait_for()  # filled by its own request, maybe after #similar
+        assert page.locator("#together li").count() > 0
+        assert page.locator("#open-warning").is_hidden()
     from shoprank.shops import Shop
 
     with Shop("tiny", home).store() as store:
@@ -87,46 +96,39 @@ def test_search_click_and_recommendations(server: tuple[str, str, Path]) -> None
 
 def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str, Path]) -> None:
     url, key, _ = server
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page(locale="en-US")
-            page.goto(url)
-            page.locator("#key-hint").wait_for()  # no key: the page says what to do instead of staying empty
-            assert "needs an API key" in page.inner_text("#key-hint")
-            assert "shoprank keys create --scope storefront" in page.inner_text("#key-hint")
-            page.fill("#key", key)
-            page.click("#settings button[type=submit]")
-            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
-            assert page.locator("#key-hint").is_hidden()
+    with _browser() as browser:
+        page = browser.new_page(locale="en-US")
+        page.goto(url)
+        page.locator("#key-hint").wait_for()  # no key: the page says what to do instead of staying empty
+        assert "needs an API key" in page.inner_text("#key-hint")
+        assert "shoprank keys create --scope storefront" in page.inner_text("#key-hint")
+        page.fill("#key", key)
+        page.click("#settings button[type=submit]")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        assert page.locator("#key-hint").is_hidden()
 
-            page.fill("#q", "puzzle")
-            page.select_option("#sort", "price_desc")
-            page.press("#q", "Enter")
-            page.wait_for_function("document.querySelectorAll('#results li').length === 8")
-            ids = page.eval_on_selector_all("#results li", "items => items.map(li => li.dataset.id)")
-            assert ids == ["toys-4-1", "toys-3-0", "toys-2-1", "toys-2-0", "toys-1-1", "toys-1-0", "toys-0-1",
-                           "toys-0-0"]  # dearest first; the two out-of-stock puzzles hidden
-            first = page.inner_text("#results li >> nth=0")
-            assert "€124.00" in first  # the price with its currency
-            assert page.locator("#results .score").count() == 0  # score internals are not for shoppers
+        page.fill("#q", "puzzle")
+        page.select_option("#sort", "price_desc")
+        page.press("#q", "Enter")
+        page.wait_for_function("document.querySelectorAll('#results li').length === 8")
+        ids = page.eval_on_selector_all("#results li", "items => items.map(li => li.dataset.id)")
+        assert ids == ["toys-4-1", "toys-3-0", "toys-2-1", "toys-2-0", "toys-1-1", "toys-1-0", "toys-0-1",
+                       "toys-0-0"]  # dearest first; the two out-of-stock puzzles hidden
+        first = page.inner_text("#results li >> nth=0")
+        assert "€124.00" in first  # the price with its currency
+        assert page.locator("#results .score").count() == 0  # score internals are not for shoppers
 
-            page.check("#debug")
-            page.click("#settings button[type=submit]")
-            page.wait_for_function("document.querySelectorAll('#results .score').length === 8")
-            assert "score" in page.inner_text("#results li >> nth=0")
+        page.check("#debug")
+        page.click("#settings button[type=submit]")
+        page.wait_for_function("document.querySelectorAll('#results .score').length === 8")
+        assert "score" in page.inner_text("#results li >> nth=0")
 
-            page.select_option("#sort", "relevance")
-            page.fill("#q", "sprinkel")
-            page.press("#q", "Enter")
-            page.wait_for_function("!document.querySelector('#did-you-mean').hidden")
-            assert page.inner_text("#did-you-mean") == "Showing results for “sprinkler”."
-            assert "Sprinkler" in page.inner_text("#results li >> nth=0")
-        finally:
-            browser.close()
+        page.select_option("#sort", "relevance")
+        page.fill("#q", "sprinkel")
+        page.press("#q", "Enter")
+        page.wait_for_function("!document.querySelector('#did-you-mean').hidden")
+        assert page.inner_text("#did-you-mean") == "Showing results for “sprinkler”."
+        assert "Sprinkler" in page.inner_text("#results li >> nth=0")
 
 
 def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
@@ -135,30 +137,23 @@ def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, 
 
     url, key, home = server
     tiny_answers(Shop("tiny", home))  # published while the server runs: picked up on the first question
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/#key={key}")
-            page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
-            page.fill("#help-q", "I'd like my money back")
-            page.click("#help-form button[type=submit]")
-            page.wait_for_selector("#help-answer .answer")
-            assert "return any item within 30 days" in page.inner_text("#help-answer")
-            assert "returns" in page.inner_text("#help-answer .meta")
-            page.fill("#help-q", "sing me a song")
-            page.press("#help-q", "Enter")
-            page.wait_for_selector("#help-answer .handoff")
-            assert "a person from our team" in page.inner_text("#help-answer")
-            page.fill("#help-q", "have you got a drill for sale")
-            page.click("#help-form button[type=submit]")
-            page.locator("#help-products li").first.wait_for()
-            assert "Drill" in page.inner_text("#help-products")
-        finally:
-            browser.close()
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        page.fill("#help-q", "I'd like my money back")
+        page.click("#help-form button[type=submit]")
+        page.wait_for_selector("#help-answer .answer")
+        assert "return any item within 30 days" in page.inner_text("#help-answer")
+        assert "returns" in page.inner_text("#help-answer .meta")
+        page.fill("#help-q", "sing me a song")
+        page.press("#help-q", "Enter")
+        page.wait_for_selector("#help-answer .handoff")
+        assert "a person from our team" in page.inner_text("#help-answer")
+        page.fill("#help-q", "have you got a drill for sale")
+        page.click("#help-form button[type=submit]")
+        page.locator("#help-products li").first.wait_for()
+        assert "Drill" in page.inner_text("#help-products")
 
 
 def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str, Path]) -> None:
@@ -170,24 +165,17 @@ def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str,
     rows, _ = review_history(["tools-0-0", "tools-0-1"], burst_product="tools-0-0")
     with Shop("tiny", home).store() as store:
         ingest_rows(store, "reviews", enumerate(rows, 1))
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            page = browser.new_page()
-            page.goto(f"{url}/analytics#key={key}")
-            page.locator("#plot path.share").wait_for()
-            assert "key=" not in page.url
-            assert page.locator("#plot rect.bar").count() >= 26  # one bar per week with reviews
-            assert page.locator("#plot .alert-mark").count() >= 1
-            assert "labels from the rating" in page.inner_text("#trend-summary")
-            assert "product:tools-0-0" in page.inner_text("#alerts")
-            page.fill("#product", "tools-0-1")  # the quiet product: a plot, no alert
-            page.click("#settings button[type=submit]")
-            page.wait_for_function("document.querySelector('#trend-summary').textContent.includes('0 alerts')")
-            assert page.locator("#plot path.share").count() == 1
-            assert page.locator("#alerts tr").count() == 0
-        finally:
-            browser.close()
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/analytics#key={key}")
+        page.locator("#plot path.share").wait_for()
+        assert "key=" not in page.url
+        assert page.locator("#plot rect.bar").count() >= 26  # one bar per week with reviews
+        assert page.locator("#plot .alert-mark").count() >= 1
+        assert "labels from the rating" in page.inner_text("#trend-summary")
+        assert "product:tools-0-0" in page.inner_text("#alerts")
+        page.fill("#product", "tools-0-1")  # the quiet product: a plot, no alert
+        page.click("#settings button[type=submit]")
+        page.wait_for_function("document.querySelector('#trend-summary').textContent.includes('0 alerts')")
+        assert page.locator("#plot path.share").count() == 1
+        assert page.locator("#alerts tr").count() == 0
