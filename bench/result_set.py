@@ -82,6 +82,7 @@ def served(shop: Any, progress: bool) -> dict[str, Any]:
     recall: list[float] = []
     lengths: list[int] = []
     totals: list[int] = []
+    per_query: dict[str, dict[str, Any]] = {}
     started = time.perf_counter()
     for q in tqdm(queries, desc="served path", disable=not progress):
         page = cascade.run_one(Request("search", q, per_page=page_size, limit=TOP))
@@ -92,6 +93,8 @@ def served(shop: Any, progress: bool) -> dict[str, Any]:
             recall.append(recall_at_k(page.ids, relevant, TOP))
         lengths.append(len(page.ids))
         totals.append(page.total)
+        per_query[q] = {"ndcg@10": round(ndcg[-1], 4), "recall@100": round(recall[-1], 4) if relevant else None,
+                        "total": page.total, "ids": page.ids}
     seconds = time.perf_counter() - started
     empty = sum(cascade.run_one(Request("search", q, per_page=page_size, limit=TOP)).total == 0 for q in nonsense)
     return {
@@ -101,6 +104,7 @@ def served(shop: Any, progress: bool) -> dict[str, Any]:
         "median_total": sorted(totals)[len(totals) // 2], "nonsense_queries": len(nonsense),
         "nonsense_empty": empty, "seconds": round(seconds, 1),
         "dense_threshold": getattr(getattr(cascade.search.stack, "config", None), "dense_threshold", None),
+        "per_query": per_query,
     }
 
 
