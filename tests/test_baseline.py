@@ -105,7 +105,7 @@ async def test_no_baseline_over_a_trained_bundle_and_baseline_off(home: Path) ->
     from shoprank.bundles import publish
 
     shop = fresh_shop(home, events=False)
-    with publish(shop.models_path, "search", {"engine": "fake"}) as folder:
+    with publish(shop.models_path, "search", {"trained": True}) as folder:
         (folder / "x.json").write_text("{}")
     trained = latest_version(shop.models_path, "search")
     from shoprank.baseline import publish_search

@@ -15,8 +15,8 @@ import pytest
 from shoprank.cli.main import main
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 NOW = time.time() - 3600
 

@@ -16,8 +16,8 @@ import pytest
 from bench.reliability import WriteClient
 from bench.replicas import Replica, recommended_ids, search_ids, wait_for
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import publish_fake_bundle, tiny_shop
 
 BOUND_S = 10.0
 """How long a test waits for a write to show on the other replica: the default follow interval is 1 s

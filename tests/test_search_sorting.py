@@ -13,7 +13,7 @@ import pytest
 from shoprank.cascade.sorting import sort_items
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 KNIVES = {"kitchen-0-0", "kitchen-0-1", "kitchen-1-0", "kitchen-1-1", "kitchen-2-0", "kitchen-2-1", "kitchen-3-0"}
 """Every product with "knife" in its title but kitchen-3-1, out of stock: the shop's default rule hides it."""

@@ -17,7 +17,7 @@ import pytest
 from shoprank.keys import KeyStore
 from shoprank.sentiment.examples import review_history
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 PRODUCTS = ["tools-0-0", "tools-0-1", "garden-0-0"]
 

@@ -13,7 +13,7 @@ import pytest
 from shoprank.cli.main import main
 from shoprank.keys import KeyRequestError, KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 pytestmark = pytest.mark.anyio
 

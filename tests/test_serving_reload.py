@@ -14,8 +14,8 @@ import pytest
 from shoprank.bundles import latest_version
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, FakeSearchEngine, publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import FAKE_LOADERS, FakeSearchEngine, publish_fake_bundle, tiny_shop
 
 pytestmark = pytest.mark.anyio
 
