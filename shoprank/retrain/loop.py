@@ -163,24 +163,17 @@ def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> 
 
     It learns from the shop's judgments (which carry no time) and from the behaviour log before ``cutoff``
     only, so the held-out traffic it is compared on is not in its training data."""
-    from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
-    from shoprank.search.train import profile_config, train_search
+    from shoprank.search.publish import SearchTraining, train_stack
 
-    with shop.store(create=False) as store:
-        data = load_search_data(store, until=cutoff)
-        catalog_version = store.catalog_version()
-    language = detect_language(data.products)
-    train_config = profile_config(config.profile, language)
-    train_config.fusion.threads = config.threads
-    stack, summary = train_search(data, train_config, progress=False, cache_dir=shop.path / "cache")
-    return stack, {"profile": config.profile, "split_seed": SPLIT_SEED, "catalog_version": catalog_version,
-                   "language": language, "labels": data.labels, "summary": summary}
+    trained = train_stack(shop, SearchTraining(profile=config.profile, threads=config.threads), until=cutoff,
+                          progress=False)
+    return trained.stack, trained.params
 
 
 def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | None = None) -> Verdict:
-    from shoprank.bundles import latest_version, publish
     from shoprank.retrain.holdout import recent_cutoff, score_search, search_holdout
     from shoprank.search.engine import SearchEngine
+    from shoprank.search.publish import publish_stack
 
     started = time.perf_counter()
     serving_version, params = _serving_params(shop, "search")
@@ -210,13 +203,7 @@ def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | N
         verdict.serving = score_search(SearchEngine.load(shop, serving_version, warm=False), holdout)
     if not _decide(verdict, config):
         return _finish(verdict, started)
-    with publish(shop.models_path, "search", {**bundle_params, "retrain": verdict.to_dict()}) as folder:
-        stack.save(folder)
-        try:
-            stack.export_query_tower(folder)
-        except (ImportError, ValueError) as exc:
-            log.warning("no ONNX query tower in the bundle (%s)", exc)
-    verdict.version = latest_version(shop.models_path, "search")
+    verdict.version, _ = publish_stack(shop, stack, {**bundle_params, "retrain": verdict.to_dict()})
     return _finish(verdict, started)
 
 
