@@ -152,14 +152,9 @@ COLUMNS = ("model", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_ndcg@{K}", f"cold_hr@{
 def format_table(rows: Sequence[dict[str, object]], columns: Sequence[str] = COLUMNS) -> str:
     """A markdown table of the result rows, the ``columns`` they have."""
     cols = [c for c in columns if any(c in r for r in rows)]
-    cells = [list(cols)] + [
-        [f"{r[c]:.4f}" if isinstance(r.get(c), float) and c != "seconds" else str(r.get(c, "")) for c in cols]
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    from shoprank.evaluation.tables import markdown_table
+
+    return markdown_table(cols, [[str(r.get(c, "")) if c == "seconds" else r.get(c, "") for c in cols] for r in rows])
 
 
 def timed(name: str, fit: Callable[[], None], score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray],
