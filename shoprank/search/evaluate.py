@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
 from shoprank.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k
 from shoprank.search.data import QuerySet
 from shoprank.search.stack import SearchStack, rrf
@@ -143,9 +144,7 @@ def full_catalogue(stack: SearchStack, qset: QuerySet, queries: Sequence[str], u
     ids = stack.catalog.ids
 
     def topk(scores: np.ndarray, k: int) -> np.ndarray:
-        scores = np.where(alive[: len(scores)], scores, -np.inf)
-        part = np.argpartition(-scores, k - 1)[:k]
-        return part[_order(scores[part])]
+        return top_k(np.where(alive[: len(scores)], scores, -np.inf), k)
 
     for i, q in enumerate(tqdm(queries, desc="full catalogue", disable=not progress)):
         gains = qset.gains[q]
