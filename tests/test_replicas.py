@@ -97,8 +97,9 @@ def test_kill_9_of_one_replica_loses_nothing_acknowledged(replicas: tuple[Replic
     writer = WriteClient(one.url, key, "tiny", items)
     writer.start()
     wait_for(lambda: sum(b.acked for b in writer.snapshot()) >= 20, 60, every=0.05)
+    retries = writer.retries
     one.kill()  # mid-stream: the writer has a request in flight or about to be
-    time.sleep(0.1)
+    wait_for(lambda: writer.retries > retries, BOUND_S)  # and its next request found the replica gone
     writer.halt.set()
     writer.join(30)
     batches = writer.snapshot()
