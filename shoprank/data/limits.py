@@ -40,7 +40,7 @@ class Limits:
     max_attributes: int = 200
     max_attribute_chars: int = 2_000
     max_price: float = 1e9
-    min_timestamp: float = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+    min_timestamp: float = datetime(1990, 1, 1, tzinfo=UTC).timestamp()  # logs from the 1990s exist (MovieLens)
     future_slack_seconds: float = 86_400.0
     max_grade: float = 100.0
     max_position: int = 100_000
