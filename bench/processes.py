@@ -64,11 +64,14 @@ def kill9(process: subprocess.Popen[str]) -> None:
 
 
 class Server:
-    """``python -m tests.support.serve`` (``shoprank serve`` that also serves the fake engines' bundles of
-    :func:`tests.support.fakes.tiny_shop`) on a fixed 127.0.0.1 port, started and killed again and again."""
+    """``python -m shoprank serve`` on a fixed 127.0.0.1 port, started and killed again and again.
 
-    def __init__(self, home: Path, *, watch: float = 0.2) -> None:
+    ``fakes`` (the reliability harness's tiny shops): ``python -m tests.support.serve`` instead, which also serves
+    the fake engines' bundles of :func:`tests.support.fakes.tiny_shop`."""
+
+    def __init__(self, home: Path, *, watch: float = 0.2, fakes: bool = True) -> None:
         self.home = home
+        self.fakes = fakes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.watch = watch
@@ -78,8 +81,9 @@ class Server:
     def start(self) -> float:
         """Start the server; returns seconds from the start until ``/health`` answers 200 (ready)."""
         started = time.perf_counter()
-        self.process = python(*serve.command("--home", str(self.home), "--port", str(self.port),
-                                             "--watch", str(self.watch))[1:], log=self.log)
+        args = ("--home", str(self.home), "--port", str(self.port), "--watch", str(self.watch))
+        entry = serve.command(*args)[1:] if self.fakes else ["-m", "shoprank", "serve", *args]
+        self.process = python(*entry, log=self.log)
         deadline = time.monotonic() + READY_TIMEOUT
         with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:
