@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     key, _ = KeyStore(args.home).create("admin")
     tmp = args.home / "doors-bench"
     tmp.mkdir(exist_ok=True)
-    server = Server(args.home, watch=0)
+    server = Server(args.home, watch=0, fakes=False)  # the real 'shoprank serve'
     server.start()
     rows: list[dict[str, Any]] = []
     try:

@@ -14,7 +14,7 @@ import pytest
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -31,7 +31,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("storefront", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -19,7 +19,12 @@ EVENT_WEIGHTS: dict[str, float] = {
     "purchase": 2.0,
     "rating": 1.0,
 }
-"""How much each event type counts as evidence of interest (popularity, co-visitation)."""
+"""How much each event type counts as evidence of interest (popularity, co-visitation, trend, category
+affinity). The one table of event weights: every count of events by type reads it."""
+
+EVENT_GRADES: dict[str, float] = {"purchase": 1.0, "add_to_cart": 0.8, "click": 0.6}
+"""The relevance a shopper's action gives a served product, as a share of the top gain (search's labels from
+behaviour). Views grade nothing."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from shoprank.data.records import Event
 from shoprank.recommend import artifacts
 from shoprank.recommend.defences import DEFAULT as DEFAULT_DEFENCES
 from shoprank.recommend.defences import Defences, apply_defences
-from shoprank.recommend.evaluate import LooSplit, leave_one_out
+from shoprank.recommend.evaluate import LooViews, leave_one_out
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
 from shoprank.recommend.item2item import basket_pairs, covisitation
 from shoprank.recommend.sources import trending_signal
@@ -39,7 +39,7 @@ class ShopLog:
     events: list[Event]
     fingerprint: dict[str, Any]
 
-    def split(self) -> LooSplit:
+    def split(self) -> LooViews:
         return leave_one_out(self.seqs, len(self.catalogue))
 
 
@@ -75,7 +75,7 @@ def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: b
     return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
 
 
-def training_events(log: ShopLog, split: LooSplit) -> list[Event]:
+def training_events(log: ShopLog, split: LooViews) -> list[Event]:
     """The events of the training view, in time order: each user's events without the ones the split holds out
     (so nothing a test or validation target saw feeds popularity, trending or bought-together)."""
     kept = {user: len(items) for user, items in zip(split.train.users, split.train.items, strict=True)}
@@ -133,7 +133,7 @@ def _ranks(scores: np.ndarray) -> np.ndarray:
 
 
 COVISIT_WINDOW, COVISIT_KEEP = 50, 200  # co-visitation over whole (<= 50-event) histories: best on validation
-def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
+def tune(split: LooViews, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
          seed: int = 0) -> dict[str, Any]:
     """Optuna search over learning rate, dropout, weight decay, width and ID dropout; best valid NDCG@10."""
     from dataclasses import replace
@@ -168,7 +168,7 @@ def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int
     return {"best_params": study.best_params, "best_value": study.best_value, "trials": len(study.trials)}
 
 
-def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
+def fit(log: ShopLog, split: LooViews, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
         params: dict[str, Any] | None = None, facts: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
         ) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
     """Train the model on ``split``, build the item-to-item tables and fit the ranking stage on validation, in

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
 from shoprank.data.splits import split_by_query
 from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
 from shoprank.evaluation.metrics import ndcg_at_k
@@ -160,7 +161,7 @@ def fusion_rows(stack: SearchStack, qset: QuerySet, queries: Sequence[str], prog
         if stack.cross is None:
             continue
         if "full" in models and "fast" in stack.fusion and len(cand.rows):
-            top = np.argsort(-stack.score("fast", feats), kind="stable")[: stack.config.rerank_top]
+            top = top_k(stack.score("fast", feats), stack.config.rerank_top)
             ce = np.full(len(cand.rows), np.nan, np.float32)
             ce[top] = stack.cross_scores(q, cand.rows[top])
             out["full"].add(stack.features(q, tokens, cand.rows, cand.dense, ce), gains)
@@ -319,8 +320,7 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
             values = []
             for q, v in zip(valid_full, qv, strict=True):
                 scores = stack.dense.vectors @ v
-                top = np.argpartition(-scores, 10)[:10]
-                ranked = [stack.catalog.ids[r] for r in top[np.argsort(-scores[top])]]
+                ranked = [stack.catalog.ids[r] for r in top_k(scores, 10)]
                 values.append(ndcg_at_k(ranked, valid_q.gains[q], 10))
             return float(np.mean(values)) if values else 0.0
 
