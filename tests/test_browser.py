@@ -131,6 +131,25 @@ def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str,
         assert "Sprinkler" in page.inner_text("#results li >> nth=0")
 
 
+def test_a_query_nothing_matches_shows_the_no_results_state(server: tuple[str, str, Path]) -> None:
+    url, key, _ = server
+    with _browser() as browser:
+        page = browser.new_page(locale="en-US")
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        page.fill("#q", "puzzle")
+        page.press("#q", "Enter")
+        page.wait_for_function("document.querySelectorAll('#results li').length > 0")
+        assert page.locator("#no-match").is_hidden()
+        page.fill("#q", "xyzzy qwerty")
+        page.press("#q", "Enter")
+        page.wait_for_function("!document.querySelector('#no-match').hidden")
+        assert page.inner_text("#results-summary") == "No products match “xyzzy qwerty”."
+        assert page.locator("#results li").count() == 0 and page.locator("#facets .facet").count() == 0
+        assert "Check the spelling" in page.inner_text("#no-match")
+        assert page.locator("#next").is_disabled()
+
+
 def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
     from shoprank.answers.examples import tiny_answers
     from shoprank.shops import Shop

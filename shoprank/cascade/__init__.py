@@ -11,11 +11,12 @@ from shoprank.cascade.base import (
     top_k,
     top_k_rows,
 )
-from shoprank.cascade.cascade import DEPTH, OVER_FETCH, Cascade, MissingModel, pairs
+from shoprank.cascade.cascade import DEPTH, MATCH_LIMIT, OVER_FETCH, Cascade, MissingModel, pairs
 
 __all__ = [
     "OVER_FETCH",
     "DEPTH",
+    "MATCH_LIMIT",
     "SURFACES",
     "CandidateSource",
     "Candidates",

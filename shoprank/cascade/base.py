@@ -104,6 +104,9 @@ class Page:
     query_truncated: bool = False
     facet_ids: list[str] = field(default_factory=list)
     corrected_query: str | None = None  # the spelling index's correction of the query, when it made one
+    did_you_mean: str | None = None  # nothing matched: a corrected query that matches products
+    closest: list[ScoredItem] = field(default_factory=list)  # nothing matched and the shop asks: nearest products,
+    # marked as not matching, never counted in ``total`` nor listed in ``items``
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property

@@ -3,7 +3,8 @@
 The shop's judged queries (minus the held-out test share) are split by query once more:
 
 * ``model`` queries train the bi-encoder and the cross-encoder,
-* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping,
+* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping, and calibrate
+  the result set's dense threshold (:mod:`shoprank.search.calibration`),
 * ``fusion`` queries train LambdaMART, so no feature value it learns from came from a model
   fitted on the same query.
 """
@@ -367,6 +368,10 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     if data.stats is not None:
         stack.stats = data.stats  # serving counts every training query's behaviour
     lap("fusion rankers")
+    from shoprank.search.calibration import calibrate_training
+
+    summary["matching"] = calibrate_training(stack, valid_q, 0.75 * top_gain)  # the result set's dense threshold
+    lap("dense threshold")
     if held_out:
         from shoprank.search.held_out import held_out_report
 
