@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "shoprank.cli.learn_cmds",
     "shoprank.cli.answers_cmds",
     "shoprank.cli.sentiment_cmds",
+    "shoprank.cli.analytics_cmds",
 )
 
 GROUPS = {

@@ -103,7 +103,8 @@ def search(
         "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
         "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
                                     offset=(page - 1) * per_page, page=page, query=text, user_id=user,
-                                    model_version=answer.model_version, request_id=answer.request_id),
+                                    model_version=answer.model_version, request_id=answer.request_id,
+                                    total=int(answer.total), latency_ms=(time.perf_counter() - started) * 1000),
     }
     return json_response(payload, timings=timings)
 
@@ -116,7 +117,8 @@ def _items_answer(request: Request, state: Any, engine: Any, answer: Any, starte
     payload = {"items": hydrated, "model_version": version,
                "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
                                            user_id=user_id, item_id=item_id, model_version=version,
-                                           request_id=answer.request_id)}
+                                           request_id=answer.request_id,
+                                           latency_ms=(time.perf_counter() - started) * 1000)}
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
