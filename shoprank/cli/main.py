@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "shoprank.cli.answers_cmds",
     "shoprank.cli.sentiment_cmds",
     "shoprank.cli.analytics_cmds",
+    "shoprank.cli.experiment_cmds",
 )
 
 GROUPS = {

@@ -19,6 +19,7 @@ from shoprank.serving import (
     admin_routes,
     analytics_routes,
     answer_routes,
+    experiment_routes,
     read_routes,
     rules_routes,
     sentiment_routes,
@@ -106,6 +107,7 @@ def create_app(
     app.include_router(answer_routes.router)
     app.include_router(sentiment_routes.router)
     app.include_router(analytics_routes.router)
+    app.include_router(experiment_routes.router)
 
     @app.get("/", include_in_schema=False)
     def storefront() -> Response:
