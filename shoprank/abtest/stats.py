@@ -52,28 +52,29 @@ def _log_lambda(diff: np.ndarray, var: np.ndarray, tau: float) -> np.ndarray:
     return 0.5 * np.log(var / (var + t2)) + diff * diff * t2 / (2 * var * (var + t2))
 
 
-def msprt_p(arm: np.ndarray, clicked: np.ndarray, tau: float = TAU, burn_in: int = BURN_IN) -> float:
-    """The always-valid p-value of "CTR of arm 1 equals CTR of arm 0" after every answer so far.
-
-    ``arm`` (0/1) and ``clicked`` (0/1) per answer, in time order. Λ is evaluated after every answer once both
-    arms hold ``burn_in`` answers; p = min(1, 1 / max Λ)."""
+def msprt_path(arm: np.ndarray, clicked: np.ndarray, tau: float = TAU, burn_in: int = BURN_IN
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """log Λ of the mSPRT after each answer (``arm`` 0/1 and ``clicked`` 0/1 per answer, in time order), from
+    the answer on which both arms hold ``burn_in``: (answer indices, log Λ there)."""
     arm = np.asarray(arm, dtype=np.int8)
     clicked = np.asarray(clicked, dtype=np.float64)
     nb = np.cumsum(arm == 1)
     na = np.arange(1, len(arm) + 1) - nb
     xb = np.cumsum(clicked * (arm == 1))
     xa = np.cumsum(clicked) - xb
-    ok = (na >= burn_in) & (nb >= burn_in)
-    if not ok.any():
-        return 1.0
-    na, nb, xa, xb = na[ok], nb[ok], xa[ok], xb[ok]
-    pooled = (xa + xb) / (na + nb)
-    var = pooled * (1 - pooled) * (1 / na + 1 / nb)
-    good = var > 0
-    if not good.any():
-        return 1.0
-    diff = xb[good] / nb[good] - xa[good] / na[good]
-    best = float(np.max(_log_lambda(diff, var[good], tau)))
+    pooled = (xa + xb) / np.maximum(na + nb, 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        var = pooled * (1 - pooled) * (1 / na + 1 / nb)
+    ok = np.flatnonzero((na >= burn_in) & (nb >= burn_in) & (var > 0))
+    diff = xb[ok] / nb[ok] - xa[ok] / na[ok]
+    return ok, _log_lambda(diff, var[ok], tau)
+
+
+def msprt_p(arm: np.ndarray, clicked: np.ndarray, tau: float = TAU, burn_in: int = BURN_IN) -> float:
+    """The always-valid p-value of "CTR of arm 1 equals CTR of arm 0" after every answer so far:
+    p = min(1, 1 / max Λ), Λ evaluated after every answer once both arms hold ``burn_in`` answers."""
+    _, log_lambda = msprt_path(arm, clicked, tau, burn_in)
+    best = float(np.max(log_lambda)) if len(log_lambda) else 0.0
     return float(min(1.0, math.exp(-best))) if best > 0 else 1.0
 
 
@@ -114,17 +115,21 @@ def sign_test(wins: int, losses: int) -> float:
     return min(1.0, 2 * tail)
 
 
-def sequential_sign_p(outcomes: np.ndarray) -> float:
-    """Always-valid p-value of P(A preferred) = 1/2 from a sequence of preferences (+1 A, -1 B, 0 tie), by a
-    Beta(1, 1) mixture likelihood ratio evaluated after every decided comparison."""
-    decided = np.asarray(outcomes)[np.asarray(outcomes) != 0]
-    if len(decided) == 0:
-        return 1.0
-    wins = np.cumsum(decided > 0)
-    n = np.arange(1, len(decided) + 1)
-    losses = n - wins
+def sign_path(outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """log Λ of the sequential sign test (Beta(1, 1) mixture over P(A preferred) against 1/2) after each decided
+    comparison of ``outcomes`` (+1 A, -1 B, 0 tie): (indices into ``outcomes``, log Λ there)."""
     from scipy.special import betaln
 
-    log_lambda = betaln(wins + 1, losses + 1) + n * math.log(2)
-    best = float(np.max(log_lambda))
+    outcomes = np.asarray(outcomes)
+    where = np.flatnonzero(outcomes != 0)
+    decided = outcomes[where]
+    wins = np.cumsum(decided > 0)
+    n = np.arange(1, len(decided) + 1)
+    return where, betaln(wins + 1, n - wins + 1) + n * math.log(2)
+
+
+def sequential_sign_p(outcomes: np.ndarray) -> float:
+    """Always-valid p-value of P(A preferred) = 1/2 from a sequence of preferences (+1 A, -1 B, 0 tie)."""
+    _, log_lambda = sign_path(outcomes)
+    best = float(np.max(log_lambda)) if len(log_lambda) else 0.0
     return float(min(1.0, math.exp(-best))) if best > 0 else 1.0
