@@ -57,7 +57,8 @@ async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: P
     with shop.store() as store:
         found = store.get_impressions([*ids, nothing["request_id"]])
         by_event = {e.event_id: e for e in store.iter_events()}
-    assert nothing["request_id"] not in found  # empty answers are not recorded
+    empty = found[nothing["request_id"]]  # an empty search answer is recorded: a zero-result query
+    assert (empty.items, empty.total, empty.query) == ((), 0, "xylophone")
     first, second_page = found[page1["request_id"]], found[page2["request_id"]]
     assert first.items == tuple(h["id"] for h in page1["hits"]) and first.positions == (0, 1)
     assert (first.surface, first.query, first.user_id, first.page) == ("search", "drill", "u7", 1)
@@ -72,7 +73,7 @@ async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: P
     assert "shoprank_events_attributed_total 1" in metrics
     assert "shoprank_events_unattributed_unknown_request_total 1" in metrics
     assert "shoprank_events_unattributed_position_beyond_list_total 1" in metrics
-    assert "shoprank_impressions_written_total 5" in metrics
+    assert "shoprank_impressions_written_total 6" in metrics  # the empty search answer too
 
 
 async def test_another_shops_request_id_is_not_attributed(home: Path) -> None:

@@ -8,9 +8,10 @@ import pytest
 from shoprank.store import StoreUnavailableError, StoreVersionError, open_store
 from shoprank.store import postgres as pg
 from tests.store_behaviour import StoreBehaviour, ev, product
+from tests.store_outcomes_behaviour import OutcomeBehaviour
 
 
-class TestPostgresStore(StoreBehaviour):
+class TestPostgresStore(StoreBehaviour, OutcomeBehaviour):
     @pytest.fixture
     def open_store(self, pg_url):
         return lambda: open_store(pg_url, "s")

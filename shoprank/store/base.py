@@ -10,6 +10,7 @@ from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
+from shoprank.data.outcomes import Outcome
 from shoprank.data.records import Event, Judgment, Product, Review
 
 
@@ -89,6 +90,13 @@ class Store(ABC):
 
     def delete_impressions_before(self, timestamp: float) -> int:
         """Remove impressions older than ``timestamp`` (retention); returns how many. Events are kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def impression_outcomes(self, since: float | None = None, until: float | None = None,
+                            surfaces: Iterable[str] | None = None,
+                            experiment: str | None = None) -> Iterator[Outcome]:
+        """Impressions as :meth:`iter_impressions` gives them (only those of ``experiment`` when given), each
+        with the clicks, carts and purchases attributed to it: what analytics and experiment reports read."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
 
     @abstractmethod

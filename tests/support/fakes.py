@@ -53,8 +53,8 @@ class FakeSearchEngine:
         self.upsert_products(list(self.store.iter_products()))
 
     @classmethod
-    def load(cls, shop: Shop) -> FakeSearchEngine:
-        bundle = open_bundle(shop.models_path, "search")
+    def load(cls, shop: Shop, version: str | None = None) -> FakeSearchEngine:
+        bundle = open_bundle(shop.models_path, "search", version)
         weights = json.loads((bundle.path / "weights.json").read_text())
         return cls(shop, bundle.version, float(weights["personal"]))
 
@@ -137,8 +137,8 @@ class FakeRecommender:
                         self.together[a][b] += 1
 
     @classmethod
-    def load(cls, shop: Shop) -> FakeRecommender:
-        bundle = open_bundle(shop.models_path, "recommend")
+    def load(cls, shop: Shop, version: str | None = None) -> FakeRecommender:
+        bundle = open_bundle(shop.models_path, "recommend", version)
         return cls(shop, bundle.version)
 
     def add_products(self, products: Sequence[Product]) -> None:
