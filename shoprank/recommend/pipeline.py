@@ -168,7 +168,7 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
             "trend_until": trend_until, "trend_days": TREND_DAYS, "bought_together": basket_counts,
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
-            "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
+            "train": config.train.to_dict(),
             "categories": facts[2] if facts else [],
         },
         categories=facts[0] if facts else None,

@@ -220,7 +220,9 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     from shoprank.search.stack import load_encoder
 
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"profile": config.profile, "timings": timings, "labels": data.labels}
+    summary: dict[str, Any] = {"profile": config.profile, "timings": timings, "labels": data.labels,
+                               "train": {"query_encoder": config.biencoder.to_dict() if config.biencoder else None,
+                                         "cross_encoder": config.cross.to_dict() if config.cross else None}}
     if data.behaviour:
         summary["behaviour"] = data.behaviour
     clock = time.perf_counter()
