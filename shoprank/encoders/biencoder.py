@@ -265,6 +265,7 @@ def fine_tune_query_encoder(
     config: BiEncoderTrainConfig,
     validate: Callable[[BiEncoder], float] | None = None,
     progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Contrastive loss of queries against fixed product vectors: in-batch positives + hard negatives.
 
@@ -307,5 +308,6 @@ def fine_tune_query_encoder(
 
     result = fit(model, batches, loss_step, tc, steps_per_epoch=steps_per_epoch,
                  evaluate=(lambda: validate(encoder)) if validate is not None else None,
-                 eval_every=config.eval_every, eval_before=True, desc="query encoder", progress=progress)
+                 eval_every=config.eval_every, eval_before=True, desc="query encoder", progress=progress,
+                 on_step=on_step)
     return result.history

@@ -103,6 +103,7 @@ def fine_tune_cross_encoder(
     validate: Callable[[CrossEncoderRanker], float] | None = None,
     progress: bool = True,
     eval_every: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Graded binary cross-entropy; validation NDCG@10 after each epoch (and every ``eval_every``
     steps) drives early stopping, and the best weights are kept. With several workers each scores its share
@@ -135,5 +136,5 @@ def fine_tune_cross_encoder(
 
     result = fit(model, batches, loss_step, config, steps_per_epoch=steps_per_epoch,
                  evaluate=(lambda: validate(ranker)) if validate is not None else None,
-                 eval_every=eval_every, desc="cross-encoder", progress=progress)
+                 eval_every=eval_every, desc="cross-encoder", progress=progress, on_step=on_step)
     return result.history
