@@ -6,12 +6,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
 from shoprank.shops import Shop
+from tests.support.serving import client
 
 pytestmark = pytest.mark.anyio
 
@@ -48,11 +48,6 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> Any:
     app.state.registry.load_all()
     yield app, key
     app.state.registry.close()
-
-
-def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"})
 
 
 async def test_real_search_with_facets_and_incremental_products(real: Any) -> None:

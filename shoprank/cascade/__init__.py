@@ -9,6 +9,7 @@ from shoprank.cascade.base import (
     Request,
     clean_query,
     top_k,
+    top_k_rows,
 )
 from shoprank.cascade.cascade import DEPTH, MATCH_LIMIT, OVER_FETCH, Cascade, MissingModel, pairs
 
@@ -27,4 +28,5 @@ __all__ = [
     "clean_query",
     "pairs",
     "top_k",
+    "top_k_rows",
 ]

@@ -67,12 +67,16 @@ class SearchAnswer(BaseModel):
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
+    experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")
+    variant: str | None = Field(None, description="the experiment's variant it shows ('interleaved': both)")
 
 
 class ItemsAnswer(BaseModel):
     items: list[Item]
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
+    experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")
+    variant: str | None = Field(None, description="the experiment's variant it shows ('interleaved': both)")
 
 
 class UsersAnswer(BaseModel):
