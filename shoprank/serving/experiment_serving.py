@@ -167,7 +167,7 @@ def run_arm(arm: Arm, state: ShopState, kind: str, ask: Ask, served: Any,
     fields.update(variant="interleaved", team_of=dict(zip(ids, teams, strict=True)))
     versions = f"{first.model_version}|{second.model_version}"
     merged = Page(ask, items, max(first.total, second.total), versions, first.query, first.query_truncated,
-                  first.facet_ids, first.corrected_query)
+                  first.facet_ids, first.corrected_query, first.did_you_mean, first.closest)
     return merged, fields
 
 
