@@ -221,7 +221,15 @@ def quality(args: argparse.Namespace, ids: list[str], titles: list[str], judged:
     query_vectors = float_encoder.encode_queries(queries)
     float_encoder.fast_docs = None
     runs: list[tuple[str, Callable[[Sequence[str]], np.ndarray]]] = []
-    if args.torch_reference:
+    if args.float_vectors is not None:
+        from shoprank.search.vectors import cache_file
+
+        if args.float_vectors.name != cache_file(Path("."), titles, LENGTH).name:
+            raise SystemExit(f"{args.float_vectors} is not base_vectors' cache of these {len(titles):,} texts at "
+                             f"{LENGTH} tokens (expected {cache_file(Path('.'), titles, LENGTH).name})")
+        cached = np.load(args.float_vectors)
+        runs.append((f"torch float, {LENGTH} tokens (base_vectors' cache)", lambda texts: cached))
+    elif args.torch_reference:
         runs.append((f"torch float, {LENGTH} tokens", float_encoder.encode_docs))
     else:  # the fused float graph: the float model's vectors (cosine 1.0000 to torch in the throughput table)
         runs.append((f"fused float (= torch float), {LENGTH} tokens",
@@ -252,6 +260,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         help="token lengths of the shipped path in the quality run, e.g. 32,16")
     parser.add_argument("--torch-reference", action="store_true",
                         help="quality: the float reference from PyTorch itself (slow) instead of the fused float graph")
+    parser.add_argument("--float-vectors", type=Path, default=None,
+                        help="quality: the float reference from a base_vectors cache file of this catalogue (the "
+                             "file name's key proves the texts are the same), instead of embedding it again")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the throughput sample")
     parser.add_argument("--no-quality", action="store_true", help="skip the full-catalogue embeddings")
     parser.add_argument("--cache", type=Path, default=None,
                         help="folder of the ONNX exports (default $SHOPRANK_CACHE or ~/.cache/shoprank)")
@@ -263,13 +275,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logging.getLogger().setLevel(logging.ERROR)  # onnxruntime's quantizer logs every tensor at INFO
     ids, titles, judged = homedepot()
     sample = random.Random(0).sample(titles, min(args.sample, len(titles)))
-    print(f"throughput: {len(sample):,} Home Depot titles, {args.rounds} rounds, {args.threads} threads")
-    speed = throughput(methods(args.threads, LENGTH, args.cache), sample, args.rounds)
-    rows = [[name, r["products_per_s"], r["cpu_bound_products_per_s"], r["threads"], r["cos_min"], r["cos_median"]]
-            for name, r in speed.items()]
-    print(table(["method", "products/s", "CPU-bound estimate /s", "threads", "cos min", "cos median"], rows))
     out: dict[str, Any] = {"sample": len(sample), "rounds": args.rounds, "threads": args.threads,
-                           "length": LENGTH, "throughput": speed, "load_average": os.getloadavg()}
+                           "length": LENGTH, "load_average": os.getloadavg()}
+    if not args.no_throughput:
+        print(f"throughput: {len(sample):,} Home Depot titles, {args.rounds} rounds, {args.threads} threads")
+        speed = out["throughput"] = throughput(methods(args.threads, LENGTH, args.cache), sample, args.rounds)
+        rows = [[name, r["products_per_s"], r["cpu_bound_products_per_s"], r["threads"], r["cos_min"],
+                 r["cos_median"]] for name, r in speed.items()]
+        print(table(["method", "products/s", "CPU-bound estimate /s", "threads", "cos min", "cos median"], rows))
     if not args.no_quality:
         found = quality(args, ids, titles, judged, args.cache)
         out["quality"] = found
@@ -278,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     [[r["method"], r["seconds"], r["products_per_s"], r["cos_min"], r["cos_median"], r["ndcg@10"],
                       r["recall@100"], r["queries"]] for r in found]))
     out["load_average_after"] = os.getloadavg()
-    path = write_json("embedding", out)
+    path = write_json("embedding" + ("-quality" if args.no_throughput else ""), out)
     print(f"results: {path}")
     return out
 
