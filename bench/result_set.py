@@ -27,6 +27,24 @@ from typing import Any
 from bench.common import RESULTS, table, write_json
 
 TOP = 100
+BROAD = ["drill", "paint", "1/2 in pvc elbow", "garden hose", "led light bulb", "door", "wood screws", "ceiling fan",
+         "tile", "toilet"]
+"""Broad queries (thousands of matches each on Home Depot) for ``--latency``."""
+
+
+def latency(shop: Any, repeats: int = 3) -> float:
+    """Milliseconds per search of :data:`BROAD` through the cascade, facets on, after one warm-up pass."""
+    from shoprank.cascade import Request
+    from shoprank.cascade.load import load_cascade
+
+    cascade = load_cascade(shop, ("search",))
+    for q in BROAD:
+        cascade.run_one(Request("search", q, facets=True))
+    started = time.perf_counter()
+    for _ in range(repeats):
+        for q in BROAD:
+            cascade.run_one(Request("search", q, facets=True))
+    return round((time.perf_counter() - started) / (repeats * len(BROAD)) * 1000, 1)
 
 
 def _calibration_module() -> Any:
@@ -115,6 +133,7 @@ def main() -> int:
     parser.add_argument("--label", required=True, help="names this run in the side-by-side table (before, after)")
     parser.add_argument("--calibrate", action="store_true", help="calibrate the latest bundle's dense threshold first")
     parser.add_argument("--base", action="store_true", help="also print the untuned encoder's calibration")
+    parser.add_argument("--latency", action="store_true", help="only time broad queries through the cascade")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -126,6 +145,9 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     shop = Shop(args.shop, args.home)
     extra: dict[str, Any] = {}
+    if args.latency:
+        print(f"{args.label}: {latency(shop)} ms per broad query (facets on)")
+        return 0
     if args.calibrate:
         version, chosen = _calibration_module().calibrate_bundle(shop)
         extra["calibration"] = {"version": version, **chosen}
