@@ -23,6 +23,7 @@ from shoprank.serving import (
     read_routes,
     rules_routes,
     sentiment_routes,
+    suggest_routes,
     write_routes,
 )
 from shoprank.serving.config import ServingConfig
@@ -108,6 +109,7 @@ def create_app(
     app.include_router(sentiment_routes.router)
     app.include_router(analytics_routes.router)
     app.include_router(experiment_routes.router)
+    app.include_router(suggest_routes.router)
 
     @app.get("/", include_in_schema=False)
     def storefront() -> Response:
