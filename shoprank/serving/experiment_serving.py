@@ -133,7 +133,13 @@ def variant_engine(state: ShopState, kind: str, choice: str, served: Any) -> Any
 
 
 def _variant_cascade(state: ShopState, kind: str, variant: Variant, served: Any) -> Cascade:
-    engine = variant_engine(state, kind, variant.model(kind), served)
+    from shoprank.synonyms.engine import WithSynonyms
+
+    wrapped = isinstance(served, WithSynonyms)
+    inner = served.engine if wrapped else served
+    engine = variant_engine(state, kind, variant.model(kind), inner)
+    if wrapped:  # the shop's synonyms hold for every variant
+        engine = served if engine is inner else served.rewrap(engine)
     rerank = state.rerank if variant.rules else _WithoutRules(state.rerank)
     if kind == "search":
         return Cascade(search=engine, reranking=rerank, store=state.store)

@@ -18,6 +18,8 @@ from shoprank.serving.errors import ApiError
 from shoprank.serving.experiment_serving import arm_for, record_fields, run_arm
 from shoprank.serving.impressions import record_answer
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
+from shoprank.serving.synonym_routes import with_synonyms
+from shoprank.synonyms.engine import WithSynonyms
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -80,7 +82,7 @@ def search(
     started = time.perf_counter()
     check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
-    engine = engine_of(state, "search")
+    engine = with_synonyms(state, engine_of(state, "search"))
     text, cut = clean_query(q)
     user = check_id(user_id, "user_id") if user_id else None
     filters = SearchFilters(
@@ -117,6 +119,9 @@ def search(
     }
     if recorded:  # an answer inside an experiment says which
         payload.update(experiment=recorded["experiment"], variant=recorded["variant"])
+    added = engine.synonyms.expand(text).added if isinstance(engine, WithSynonyms) else ()
+    if added:  # what the shop's synonyms added to the query
+        payload["synonyms"] = [{"term": term, "of": of} for term, of in added]
     return json_response(payload, timings=timings)
 
 

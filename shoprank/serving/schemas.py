@@ -60,6 +60,8 @@ class SearchAnswer(BaseModel):
     corrected_query: str | None = Field(None, description="the query as the spelling index corrected it, when it "
                                         "changed a word (results include the corrected words): 'did you mean'")
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
+    synonyms: list[dict[str, str]] | None = Field(None, description="terms the shop's synonyms added to the query: "
+                                                  "[{term, of}]")
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
     experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")
