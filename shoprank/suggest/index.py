@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import bisect
 import math
+import threading
 import time
 import unicodedata
-from collections import Counter, defaultdict
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from shoprank.data.outcomes import Outcome
 from shoprank.data.records import Product
@@ -63,31 +66,51 @@ class Entry:
 
 
 KIND_ORDER = {"query": 0, "category": 1, "product": 2}
+MAX_TYPO_RANGES = 48
+"""Edits of a prefix that find something, looked at most (a long prefix has hundreds)."""
 
 
 class SuggestIndex:
-    """An immutable index; build a new one when the catalogue or the log changed."""
+    """An immutable index; build a new one when the catalogue or the log changed.
+
+    Entries are ranked once (queries, then categories, then products; heavier first); the sorted key list
+    carries each key's entry rank in a numpy array, so the best entries under a prefix are a partial sort of
+    one slice, however many keys the prefix covers."""
 
     def __init__(self, entries: list[Entry], config: SuggestConfig | None = None) -> None:
         self.config = config or SuggestConfig()
-        self.entries = entries
+        self.entries = sorted(entries, key=lambda e: (KIND_ORDER[e.kind], -e.weight, e.text))
+        self.normalised = [normalise(e.text) for e in self.entries]
+        counts = Counter(e.kind for e in self.entries)
+        self.kind_ranges: dict[str, tuple[int, int]] = {}
+        start = 0
+        for kind in sorted(KIND_ORDER, key=KIND_ORDER.__getitem__):
+            self.kind_ranges[kind] = (start, start + counts[kind])
+            start += counts[kind]
         pairs = []
-        for n, entry in enumerate(entries):
-            words = normalise(entry.text).split(" ")
-            for start in range(len(words)):
-                pairs.append((" ".join(words[start:]), n))
+        for rank, text in enumerate(self.normalised):
+            words = text.split(" ")
+            for first in range(len(words)):
+                pairs.append((" ".join(words[first:]), rank))
         pairs.sort()
         self.keys = [k for k, _ in pairs]
-        self.ids = [n for _, n in pairs]
-        self.alphabet = sorted({ch for k in self.keys for ch in k if ch != " "})
+        self.ranks = np.fromiter((r for _, r in pairs), dtype=np.int64, count=len(pairs))
+        self.alphabet = sorted({ch for k in self.keys[:: max(1, len(self.keys) // 20_000)] for ch in k if ch != " "})
+        self._memo: OrderedDict[tuple[str, int], list[dict[str, Any]]] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.entries)
 
-    def _lookup(self, prefix: str, cap: int = 2000) -> set[int]:
+    def _range(self, prefix: str) -> tuple[int, int]:
         lo = bisect.bisect_left(self.keys, prefix)
-        hi = bisect.bisect_left(self.keys, prefix + "\U0010ffff")
-        return set(self.ids[lo : min(hi, lo + cap)])
+        return lo, bisect.bisect_left(self.keys, prefix + "\U0010ffff", lo)
+
+    @staticmethod
+    def _smallest(ranks: np.ndarray, n: int) -> np.ndarray:
+        if len(ranks) > n:
+            ranks = np.partition(ranks, n - 1)[:n]
+        return np.unique(ranks)
 
     def _edits(self, prefix: str) -> Iterable[str]:
         n = len(prefix)
@@ -95,7 +118,8 @@ class SuggestIndex:
             yield prefix[:i] + prefix[i + 1 :]
             for ch in self.alphabet:
                 yield prefix[:i] + ch + prefix[i + 1 :]
-                yield prefix[:i] + ch + prefix[i:]
+                if i:
+                    yield prefix[:i] + ch + prefix[i:]
             if i + 1 < n:
                 yield prefix[:i] + prefix[i + 1] + prefix[i] + prefix[i + 2 :]
 
@@ -104,29 +128,51 @@ class SuggestIndex:
         wanted = normalise(prefix)
         if not wanted:
             return []
-        exact = self._lookup(wanted)
-        fuzzy: set[int] = set()
-        if len(exact) < k and len(wanted) >= self.config.typo_from:
-            for variant in self._edits(wanted):
-                if variant and variant != wanted:
-                    fuzzy |= self._lookup(variant, cap=200)
-            fuzzy -= exact
+        with self._memo_lock:
+            memo = self._memo.get((wanted, k))
+        if memo is not None:
+            return [dict(s) for s in memo]
+        caps = {"query": k, "category": self.config.max_categories, "product": self.config.max_products}
+        lo, hi = self._range(wanted)
+        span = self.ranks[lo:hi]
+        exact = []
+        for kind, (first, last) in self.kind_ranges.items():
+            mine = span[(span >= first) & (span < last)]
+            exact.append(self._smallest(mine, 4 * caps[kind]))
+        exact_ranks = np.unique(np.concatenate(exact)) if exact else np.zeros(0, np.int64)
         out: list[dict[str, Any]] = []
         seen: set[str] = set()
-        caps = {"query": k, "category": self.config.max_categories, "product": self.config.max_products}
-        for group, typo in ((exact, False), (fuzzy, True)):
-            ranked = sorted(group, key=lambda n: (KIND_ORDER[self.entries[n].kind], -self.entries[n].weight,
-                                                  self.entries[n].text))
-            taken: Counter[str] = Counter()
-            for n in ranked:
-                entry = self.entries[n]
-                key = normalise(entry.text)
-                if key in seen or taken[entry.kind] >= caps[entry.kind]:
-                    continue
-                seen.add(key)
-                taken[entry.kind] += 1
-                out.append(entry.to_dict(typo))
-        return out[:k]
+        self._take(exact_ranks, caps, seen, out, typo=False)
+        if len(out) < k and len(wanted) >= self.config.typo_from:
+            found = []
+            keys, size = self.keys, len(self.keys)
+            for variant in dict.fromkeys(self._edits(wanted)):  # in edit order: results repeat
+                if len(found) >= MAX_TYPO_RANGES:
+                    break
+                vlo = bisect.bisect_left(keys, variant)
+                if vlo < size and keys[vlo].startswith(variant) and variant != wanted:
+                    vhi = bisect.bisect_left(keys, variant + "\U0010ffff", vlo)
+                    found.append(self._smallest(self.ranks[vlo:vhi], 8))
+            if found:
+                self._take(np.unique(np.concatenate(found)), caps, seen, out, typo=True)
+        out = out[:k]
+        with self._memo_lock:  # the last 4,096 prefixes asked (requests share the index across threads)
+            self._memo[(wanted, k)] = out
+            if len(self._memo) > 4096:
+                self._memo.popitem(last=False)
+        return [dict(s) for s in out]
+
+    def _take(self, ranks: np.ndarray, caps: dict[str, int], seen: set[str], out: list[dict[str, Any]],
+              typo: bool) -> None:
+        taken: Counter[str] = Counter()
+        for rank in ranks.tolist():
+            entry = self.entries[rank]
+            key = self.normalised[rank]
+            if key in seen or taken[entry.kind] >= caps[entry.kind]:
+                continue
+            seen.add(key)
+            taken[entry.kind] += 1
+            out.append(entry.to_dict(typo))
 
 
 def query_entries(outcomes: Iterable[Outcome], config: SuggestConfig, now: float | None = None) -> list[Entry]:
