@@ -15,7 +15,7 @@ from shoprank.data.impressions import Impression
 from shoprank.data.outcomes import Outcome
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 pytestmark = pytest.mark.anyio
 

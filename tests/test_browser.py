@@ -14,7 +14,7 @@ import pytest
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -31,7 +31,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("storefront", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -129,6 +129,25 @@ def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str,
         page.wait_for_function("!document.querySelector('#did-you-mean').hidden")
         assert page.inner_text("#did-you-mean") == "Showing results for “sprinkler”."
         assert "Sprinkler" in page.inner_text("#results li >> nth=0")
+
+
+def test_a_query_nothing_matches_shows_the_no_results_state(server: tuple[str, str, Path]) -> None:
+    url, key, _ = server
+    with _browser() as browser:
+        page = browser.new_page(locale="en-US")
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        page.fill("#q", "puzzle")
+        page.press("#q", "Enter")
+        page.wait_for_function("document.querySelectorAll('#results li').length > 0")
+        assert page.locator("#no-match").is_hidden()
+        page.fill("#q", "xyzzy qwerty")
+        page.press("#q", "Enter")
+        page.wait_for_function("!document.querySelector('#no-match').hidden")
+        assert page.inner_text("#results-summary") == "No products match “xyzzy qwerty”."
+        assert page.locator("#results li").count() == 0 and page.locator("#facets .facet").count() == 0
+        assert "Check the spelling" in page.inner_text("#no-match")
+        assert page.locator("#next").is_disabled()
 
 
 def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:

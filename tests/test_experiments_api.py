@@ -11,8 +11,8 @@ import pytest
 
 from shoprank.abtest.assign import assign
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import publish_fake_bundle, tiny_shop
 from tests.test_analytics import client, fake_app
 
 pytestmark = pytest.mark.anyio

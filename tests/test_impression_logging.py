@@ -14,6 +14,7 @@ from shoprank.keys import KeyStore
 from shoprank.serving.impressions import ImpressionLog
 from shoprank.shops import Shop
 from shoprank.store.sqlite import SQLiteStore
+from tests.support.waiting import poll
 from tests.test_baseline import client, fresh_shop, make_app
 
 pytestmark = pytest.mark.anyio
@@ -22,16 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def wait_for(condition: Any, timeout: float = 10.0) -> bool:
-    """Poll a condition on state (not a timing assumption)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: Path) -> None:
@@ -131,7 +122,7 @@ async def test_a_stalled_store_never_delays_an_answer_and_drops_are_counted(home
     answers = []
     async with client(app, key) as c:
         answers.append(await c.get("/shops/fresh/search", params={"q": "drill"}))
-        assert wait_for(entered.is_set)  # the writer now hangs inside the store with that first impression
+        assert poll(entered.is_set)  # the writer now hangs inside the store with that first impression
         for n in range(30):
             answers.append(await c.get("/shops/fresh/search", params={"q": f"drill {n}"}))
         text = (await c.get("/metrics")).text
@@ -172,7 +163,7 @@ def test_retention_deletes_old_impressions(tmp_path: Path) -> None:
                               Impression("new", now - 10 * 86_400, "search", ("a",), (0,))])
     log = ImpressionLog(lambda name: SQLiteStore(path), lambda *a: None, retention_days=90, shops=lambda: ["s"])
     log.start()  # the writer sweeps at start
-    assert wait_for(lambda: "old" not in store.get_impressions(["old"]))
+    assert poll(lambda: "old" not in store.get_impressions(["old"]))
     log.close()
     assert list(store.get_impressions(["old", "new"])) == ["new"]
     store.close()

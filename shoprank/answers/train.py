@@ -17,12 +17,11 @@
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,7 +29,7 @@ import numpy as np
 
 from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
 from shoprank.answers.records import Conversation, FaqEntry
-from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer
 
 OUT_OF_SCOPE = -1
 """The label of a validation question no entry answers."""
@@ -143,7 +142,6 @@ def fine_tune_classifier(
     ``validate(prototypes)`` scores the model as it is now (higher is better); the best state is kept."""
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
 
     tc = config.train
     rng = random.Random(tc.seed)
@@ -157,47 +155,26 @@ def fine_tune_classifier(
     optimizer, scheduler = make_optimizer(st_model, tc, steps_per_epoch * epochs)
     optimizer.add_param_group({"params": [weight], "weight_decay": 0.0, "lr": config.head_learning_rate})
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])  # the same warm-up, every group
-    log = MetricLog(tc.log_dir)
-    stopper = EarlyStopping(tc.patience)
-    best: tuple[dict[str, Any], np.ndarray] | None = None
-    step = 0
-    for epoch in range(epochs):
+    model = torch.nn.Module()  # the encoder, then the prototypes: what is clipped, validated and kept
+    model.encoder = st_model
+    model.head = torch.nn.Module()
+    model.head.weight = weight
+
+    def batches(epoch: int) -> Iterator[list[int]]:
         order = _length_buckets(train.texts, tc.batch_size, rng)
-        st_model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"{desc} epoch {epoch + 1}/{epochs}", disable=not config.progress,
-                   mininterval=2)
-        for b in bar:
-            rows = order[b * tc.batch_size : (b + 1) * tc.batch_size]
-            features = st_model.preprocess([train.texts[i] for i in rows])
-            q = F.normalize(st_model(features)["sentence_embedding"], dim=1)  # (b, d)
-            logits = config.scale * q @ F.normalize(weight, dim=1).T  # (b, entries)
-            loss = F.cross_entropy(logits, labels[rows])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_([*st_model.parameters(), weight], tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            log.log(step, **{"train/loss": loss.item()})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-        if validate is None:
-            continue
-        st_model.eval()
-        score = validate(weight.detach().numpy().copy())
-        log.log(step, **{"val/accuracy": score})
-        stop = stopper.step(score, epoch)
-        if stopper.improved:
-            best = (copy.deepcopy(st_model.state_dict()), weight.detach().numpy().copy())
-        if stop:
-            break
-    if best is not None:
-        st_model.load_state_dict(best[0])
-        final = best[1]
-    else:
-        final = weight.detach().numpy().copy()
-    st_model.eval()
-    log.close()
-    return normalize(final), log.history
+        for b in range(steps_per_epoch):
+            yield order[b * tc.batch_size : (b + 1) * tc.batch_size]
+
+    def loss_step(rows: list[int]) -> torch.Tensor:
+        features = st_model.preprocess([train.texts[i] for i in rows])
+        q = F.normalize(st_model(features)["sentence_embedding"], dim=1)  # (b, d)
+        logits = config.scale * q @ F.normalize(weight, dim=1).T  # (b, entries)
+        return F.cross_entropy(logits, labels[rows])
+
+    result = fit(model, batches, loss_step, tc, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                 evaluate=(lambda: validate(weight.detach().numpy().copy())) if validate is not None else None,
+                 metric="val/accuracy", optimizer=(optimizer, scheduler), desc=desc, progress=config.progress)
+    return normalize(weight.detach().numpy().copy()), result.history
 
 
 def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -> list[int]:
@@ -291,6 +268,7 @@ class TrainReport:
     val: dict[str, float]
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    train: dict[str, Any] = field(default_factory=dict)  # the training controls used (TrainConfig.to_dict)
 
 
 def train_matcher(
@@ -370,7 +348,7 @@ def train_matcher(
                          val_questions=int((np.asarray(val.labels) != OUT_OF_SCOPE).sum()) if len(val) else 0,
                          val_out_of_scope=int((np.asarray(val.labels) == OUT_OF_SCOPE).sum()) if len(val) else 0,
                          temperature=temperature, threshold=model.params.threshold, val=report_val,
-                         seconds=time.perf_counter() - started, history=history)
+                         seconds=time.perf_counter() - started, history=history, train=config.train.to_dict())
     return model, report
 
 

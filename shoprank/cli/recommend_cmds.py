@@ -6,6 +6,7 @@ import argparse
 import json
 import time
 
+from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
@@ -31,6 +32,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="learn from every event: no dedup, per-user rate limit, new-account dampening or "
                        "item-velocity burst detection (see docs/recommend.md, 'Defences against shilling')")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_workers(train, "embed the catalogue and train the sequence model")
     train.set_defaults(handler=cmd_train)
 
     evaluate = groups["evaluate"].add_parser(
@@ -90,11 +92,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"training recommendations for shop '{shop.name}' with the '{args.profile}' profile "
           f"(up to {epochs} epochs, early stopping on validation NDCG@10)"
           + (f", after an Optuna search of {args.tune} trials" if args.tune else ""))
+    from shoprank.cluster import RayJobError
     from shoprank.recommend.defences import DEFAULT
 
-    s = train_recommender(shop, args.profile, tune_trials=args.tune, encoder=args.encoder, threads=args.threads,
-                          log_dir=args.log_dir, progress=not args.quiet,
-                          defences=None if args.no_defences else DEFAULT, **overrides)
+    ray = ray_config(args)
+    if ray is not None:
+        print(f"  on Ray: {ray.workers} workers on {ray.where}")
+    try:
+        s = train_recommender(shop, args.profile, tune_trials=args.tune, encoder=args.encoder, threads=args.threads,
+                              log_dir=args.log_dir, progress=not args.quiet,
+                              defences=None if args.no_defences else DEFAULT, ray=ray, **overrides)
+    except RayJobError as exc:
+        raise CommandError(str(exc)) from None
     print(f"published recommend bundle {s['version']} in {s['seconds']:.0f} s "
           f"({s['training_seconds']:.0f} s of model training)")
     print(f"  data       {s['users']:,} users, {s['items']:,} items, {s['events']:,} events")
@@ -103,6 +112,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"  profile    {s['profile']}: {s['epochs_run']} epochs run, best epoch {s['best_epoch']}, "
           f"{'full softmax' if not s['negatives'] else str(s['negatives']) + ' sampled negatives'}")
     print(f"  validation NDCG@10 {s['best_valid_ndcg@10']:.4f} (second-to-last event, full ranking)")
+    if s.get("ray"):
+        print(f"  ran on Ray with {s['ray']['workers']} workers ({s['ray']['cluster']} cluster)")
     print(_ranker_line(s["ranker"]))
     if s.get("tuning"):
         print(f"  tuning     best of {s['tuning']['trials']} trials: {s['tuning']['best_params']}")

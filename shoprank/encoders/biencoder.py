@@ -9,16 +9,15 @@
 
 from __future__ import annotations
 
-import copy
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 
-from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, set_dropout
 
 
 class TextEncoder(Protocol):
@@ -146,13 +145,17 @@ class BiEncoderTrainConfig:
     max_length: int = 64
     eval_every: int = 0  # validate every N steps as well as after each epoch (0: epochs only)
 
+    def __post_init__(self) -> None:
+        if self.scale <= 0:
+            raise ValueError("scale (the softmax temperature's inverse) must be positive, e.g. 20")
+        if self.hard_negatives < 0 or self.distill_weight < 0 or self.eval_every < 0:
+            raise ValueError("hard_negatives, distill_weight and eval_every must be 0 or more")
+        if self.max_length < 8:
+            raise ValueError("max_length must be at least 8 tokens")
 
-def _set_dropout(module: Any, p: float) -> None:
-    import torch
-
-    for sub in module.modules():
-        if isinstance(sub, torch.nn.Dropout):
-            sub.p = p
+    def to_dict(self) -> dict[str, Any]:
+        return {"train": self.train.to_dict(), "scale": self.scale, "hard_negatives": self.hard_negatives,
+                "distill_weight": self.distill_weight, "max_length": self.max_length, "eval_every": self.eval_every}
 
 
 def fine_tune_biencoder(
@@ -165,7 +168,8 @@ def fine_tune_biencoder(
     """Contrastive fine-tuning (in-batch + hard negatives); keeps the best validated weights."""
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
+
+    from shoprank.training.distributed import shard
 
     tc = config.train
     rng = random.Random(tc.seed)
@@ -173,75 +177,45 @@ def fine_tune_biencoder(
     model = encoder.model
     model.max_seq_length = config.max_length
     freeze_transformer(model[0].auto_model, tc.freeze)
-    _set_dropout(model, tc.dropout)
+    set_dropout(model, tc.dropout)
     steps_per_epoch = max(1, len(examples) // tc.batch_size)
-    optimizer, scheduler = make_optimizer(model, tc, steps_per_epoch * tc.epochs)
-    log = MetricLog(tc.log_dir)
-    stopper = EarlyStopping(tc.patience)
-    best_state = None
-    step = 0
 
     def embed(texts: list[str]) -> torch.Tensor:
         features = model.preprocess(texts)
         return model(features)["sentence_embedding"]  # (n, d), normalised
 
-    def check(epoch: float) -> bool:
-        nonlocal best_state
-        if validate is None:
-            return False
-        model.eval()
-        score = validate(encoder)
-        model.train()
-        stop = stopper.step(score, int(epoch * 1000))
-        log.log(step, **{"val/ndcg@10": score})
-        if stopper.improved:
-            best_state = copy.deepcopy(model.state_dict())
-        return stop
-
-    stopped = False
-    for epoch in range(tc.epochs):
+    def batches(epoch: int) -> Iterator[list[PairExample]]:
         order = list(range(len(examples)))
         rng.shuffle(order)
-        model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"bi-encoder epoch {epoch + 1}/{tc.epochs}", disable=not progress)
-        for b in bar:
-            batch = [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
-            negs = [rng.choice(ex.negatives) if ex.negatives else None for ex in batch]
-            hard = [n for n in negs if n is not None][: config.hard_negatives * len(batch)]
-            q = embed([ex.query for ex in batch])  # (b, d)
-            docs = embed([ex.positive for ex in batch] + hard)  # (b + h, d)
-            logits = config.scale * q @ docs.T  # (b, b + h)
-            loss = F.cross_entropy(logits, torch.arange(len(batch)))
-            if config.distill_weight > 0:
-                with_teacher = [i for i, ex in enumerate(batch) if ex.teacher and negs[i] is not None]
-                if with_teacher:
-                    neg_index = {i: len(batch) + j for j, i in enumerate(i for i, n in enumerate(negs) if n)}
-                    rows = torch.tensor(with_teacher)
-                    cols = torch.tensor([neg_index[i] for i in with_teacher])
-                    student = logits[rows, rows] - logits[rows, cols]
-                    teacher = torch.tensor([
-                        batch[i].teacher[0] - batch[i].teacher[1 + batch[i].negatives.index(negs[i])]
-                        for i in with_teacher
-                    ], dtype=torch.float32)
-                    loss = loss + config.distill_weight * F.mse_loss(student, teacher)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if config.eval_every and step % config.eval_every == 0 and check(epoch + b / steps_per_epoch):
-                stopped = True
-                break
-        if stopped or check(epoch + 1):
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.close()
-    return log.history
+        for b in range(steps_per_epoch):
+            yield [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
+
+    def loss_step(batch: list[PairExample]) -> torch.Tensor:
+        batch = list(shard(batch))
+        negs = [rng.choice(ex.negatives) if ex.negatives else None for ex in batch]
+        hard = [n for n in negs if n is not None][: config.hard_negatives * len(batch)]
+        q = embed([ex.query for ex in batch])  # (b, d)
+        docs = embed([ex.positive for ex in batch] + hard)  # (b + h, d)
+        logits = config.scale * q @ docs.T  # (b, b + h)
+        loss = F.cross_entropy(logits, torch.arange(len(batch)))
+        if config.distill_weight > 0:
+            with_teacher = [i for i, ex in enumerate(batch) if ex.teacher and negs[i] is not None]
+            if with_teacher:
+                neg_index = {i: len(batch) + j for j, i in enumerate(i for i, n in enumerate(negs) if n)}
+                rows = torch.tensor(with_teacher)
+                cols = torch.tensor([neg_index[i] for i in with_teacher])
+                student = logits[rows, rows] - logits[rows, cols]
+                teacher = torch.tensor([
+                    batch[i].teacher[0] - batch[i].teacher[1 + batch[i].negatives.index(negs[i])]
+                    for i in with_teacher
+                ], dtype=torch.float32)
+                loss = loss + config.distill_weight * F.mse_loss(student, teacher)
+        return loss
+
+    result = fit(model, batches, loss_step, tc, steps_per_epoch=steps_per_epoch,
+                 evaluate=(lambda: validate(encoder)) if validate is not None else None,
+                 eval_every=config.eval_every, desc="bi-encoder", progress=progress)
+    return result.history
 
 
 # query-side fine-tuning ----------------------------------------------------------------------------
@@ -291,11 +265,16 @@ def fine_tune_query_encoder(
     config: BiEncoderTrainConfig,
     validate: Callable[[BiEncoder], float] | None = None,
     progress: bool = True,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
-    """Contrastive loss of queries against fixed product vectors: in-batch positives + hard negatives."""
+    """Contrastive loss of queries against fixed product vectors: in-batch positives + hard negatives.
+
+    With several workers (Ray Train) each embeds its share of a batch's queries against every target of the
+    batch: the product vectors are fixed, so the averaged gradient is the single-process one."""
     import torch
     import torch.nn.functional as F
-    from tqdm.auto import tqdm
+
+    from shoprank.training.distributed import shard
 
     tc = config.train
     rng = random.Random(tc.seed)
@@ -303,61 +282,32 @@ def fine_tune_query_encoder(
     model = encoder.model
     model.max_seq_length = config.max_length
     freeze_transformer(model[0].auto_model, tc.freeze)
-    _set_dropout(model, tc.dropout)
+    set_dropout(model, tc.dropout)
     docs = torch.from_numpy(np.ascontiguousarray(doc_vectors, dtype=np.float32))  # (n_docs, d)
     steps_per_epoch = max(1, len(examples) // tc.batch_size)
-    optimizer, scheduler = make_optimizer(model, tc, steps_per_epoch * tc.epochs)
-    log = MetricLog(tc.log_dir)
-    stopper = EarlyStopping(tc.patience)
-    best_state = None
-    step = 0
 
-    def check() -> bool:
-        nonlocal best_state
-        if validate is None:
-            return False
-        model.eval()
-        score = validate(encoder)
-        model.train()
-        stop = stopper.step(score, step)
-        log.log(step, **{"val/ndcg@10": score})
-        if stopper.improved:
-            best_state = copy.deepcopy(model.state_dict())
-        return stop
-
-    check()  # the pretrained query tower is the baseline to beat
-    stopped = False
-    for epoch in range(tc.epochs):
+    def batches(epoch: int) -> Iterator[list[QueryExample]]:
         order = list(range(len(examples)))
         rng.shuffle(order)
-        model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"query encoder epoch {epoch + 1}/{tc.epochs}", disable=not progress)
-        for b in bar:
-            batch = [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
-            rows = [ex.positive for ex in batch]
-            for ex in batch:
-                rows.extend(rng.sample(ex.negatives, min(config.hard_negatives, len(ex.negatives))))
-            targets = docs[torch.tensor(rows)]  # (b + h, d)
-            q = model(model.preprocess([ex.query for ex in batch]))["sentence_embedding"]  # (b, d)
-            logits = config.scale * q @ targets.T  # (b, b + h)
-            same = torch.tensor([[r == ex.positive for r in rows] for ex in batch])  # duplicates of a positive
-            logits = logits.masked_fill(same & ~torch.eye(len(batch), len(rows), dtype=torch.bool), -1e4)
-            loss = F.cross_entropy(logits, torch.arange(len(batch)))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if config.eval_every and step % config.eval_every == 0 and check():
-                stopped = True
-                break
-        if stopped or check():
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.close()
-    return log.history
+        for b in range(steps_per_epoch):
+            yield [examples[i] for i in order[b * tc.batch_size : (b + 1) * tc.batch_size]]
+
+    def loss_step(batch: list[QueryExample]) -> torch.Tensor:
+        rows = [ex.positive for ex in batch]
+        for ex in batch:  # every worker draws the whole batch's negatives: the same random stream
+            rows.extend(rng.sample(ex.negatives, min(config.hard_negatives, len(ex.negatives))))
+        targets = docs[torch.tensor(rows)]  # (b + h, d)
+        mine = list(shard(range(len(batch))))
+        q = model(model.preprocess([batch[i].query for i in mine]))["sentence_embedding"]  # (b', d)
+        logits = config.scale * q @ targets.T  # (b', b + h)
+        same = torch.tensor([[r == batch[i].positive for r in rows] for i in mine])  # duplicates of a positive
+        own = torch.zeros(len(mine), len(rows), dtype=torch.bool)
+        own[torch.arange(len(mine)), torch.tensor(mine)] = True
+        logits = logits.masked_fill(same & ~own, -1e4)
+        return F.cross_entropy(logits, torch.tensor(mine))
+
+    result = fit(model, batches, loss_step, tc, steps_per_epoch=steps_per_epoch,
+                 evaluate=(lambda: validate(encoder)) if validate is not None else None,
+                 eval_every=config.eval_every, eval_before=True, desc="query encoder", progress=progress,
+                 on_step=on_step)
+    return result.history

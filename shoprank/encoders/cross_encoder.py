@@ -7,16 +7,15 @@ come from :class:`~shoprank.training.loop.TrainConfig`; metrics go to TensorBoar
 
 from __future__ import annotations
 
-import copy
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, set_dropout
 
 
 @dataclass
@@ -104,11 +103,14 @@ def fine_tune_cross_encoder(
     validate: Callable[[CrossEncoderRanker], float] | None = None,
     progress: bool = True,
     eval_every: int = 0,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[dict[str, float]]:
     """Graded binary cross-entropy; validation NDCG@10 after each epoch (and every ``eval_every``
-    steps) drives early stopping, and the best weights are kept."""
+    steps) drives early stopping, and the best weights are kept. With several workers each scores its share
+    of every batch."""
     import torch
-    from tqdm.auto import tqdm
+
+    from shoprank.training.distributed import shard
 
     rng = random.Random(config.seed)
     torch.manual_seed(config.seed)
@@ -116,56 +118,23 @@ def fine_tune_cross_encoder(
     base = getattr(model, model.base_model_prefix, None)
     if base is not None:
         freeze_transformer(base, config.freeze)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = config.dropout
+    set_dropout(model, config.dropout)
     steps_per_epoch = max(1, len(pairs) // config.batch_size)
-    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
     loss_fn = torch.nn.BCEWithLogitsLoss()
-    log = MetricLog(config.log_dir)
-    stopper = EarlyStopping(config.patience)
-    best_state = None
-    step = 0
 
-    def check() -> bool:
-        nonlocal best_state
-        if validate is None:
-            return False
-        score = validate(ranker)
-        model.train()
-        stop = stopper.step(score, step)
-        log.log(step, **{"val/ndcg@10": score})
-        if stopper.improved:
-            best_state = copy.deepcopy(model.state_dict())
-        return stop
-
-    stopped = False
-    for epoch in range(config.epochs):
+    def batches(epoch: int) -> Iterator[list[LabeledPair]]:
         order = list(range(len(pairs)))
         rng.shuffle(order)
-        model.train()
-        bar = tqdm(range(steps_per_epoch), desc=f"cross-encoder epoch {epoch + 1}/{config.epochs}",
-                   disable=not progress)
-        for b in bar:
-            batch = [pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
-            features = ranker._features([p.query for p in batch], [p.text for p in batch])
-            logits = model(**features).logits[:, 0]  # (b,)
-            loss = loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if eval_every and step % eval_every == 0 and check():
-                stopped = True
-                break
-        if stopped or check():
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.close()
-    return log.history
+        for b in range(steps_per_epoch):
+            yield [pairs[i] for i in order[b * config.batch_size : (b + 1) * config.batch_size]]
+
+    def loss_step(batch: list[LabeledPair]) -> torch.Tensor:
+        batch = list(shard(batch))
+        features = ranker._features([p.query for p in batch], [p.text for p in batch])
+        logits = model(**features).logits[:, 0]  # (b,)
+        return loss_fn(logits, torch.tensor([p.label for p in batch], dtype=torch.float32))
+
+    result = fit(model, batches, loss_step, config, steps_per_epoch=steps_per_epoch,
+                 evaluate=(lambda: validate(ranker)) if validate is not None else None,
+                 eval_every=eval_every, desc="cross-encoder", progress=progress, on_step=on_step)
+    return result.history

@@ -44,16 +44,27 @@ def encode_items(texts: list[str], encoder: str = "default", *, progress: bool =
 
 
 def cached_item_vectors(texts: list[str], encoder: str, cache_dir: Path | None, *,
-                        progress: bool = False, max_length: int = DEFAULT_MAX_LENGTH) -> np.ndarray:
-    """:func:`encode_items`, memoised in ``cache_dir`` by a hash of the encoder, the length and the texts."""
+                        progress: bool = False, max_length: int = DEFAULT_MAX_LENGTH,
+                        ray: object | None = None) -> np.ndarray:
+    """:func:`encode_items`, memoised in ``cache_dir`` by a hash of the encoder, the length and the texts.
+    ``ray``: a :class:`~shoprank.cluster.RayConfig`: the texts are embedded across its workers (same vectors)."""
+
+    def encode() -> np.ndarray:
+        if ray is None:
+            return encode_items(texts, encoder, progress=progress, max_length=max_length)
+        from shoprank.cluster.embedding import EncoderSpec, embed_on_ray
+
+        return embed_on_ray(texts, EncoderSpec("items", encoder, max_length), ray,  # type: ignore[arg-type]
+                            progress=progress)
+
     if cache_dir is None:
-        return encode_items(texts, encoder, progress=progress, max_length=max_length)
+        return encode()
     name = encoder if max_length == DEFAULT_MAX_LENGTH else f"{encoder}@{max_length}"
     digest = hashlib.sha256(("\x1e".join([name, *texts])).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"item-vectors-{digest}.npy"
     if path.exists():
         return np.load(path, allow_pickle=False)
-    vectors = encode_items(texts, encoder, progress=progress, max_length=max_length)
+    vectors = encode()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, vectors, allow_pickle=False)

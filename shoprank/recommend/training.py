@@ -15,7 +15,7 @@ import numpy as np
 
 from shoprank.recommend.interactions import Sequences, pad_left
 from shoprank.recommend.sasrec import SASRec, SASRecConfig
-from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, make_optimizer, seed_everything
+from shoprank.training.loop import TrainConfig, fit, seed_everything
 
 
 @dataclass
@@ -128,6 +128,7 @@ def train_sasrec(
     progress: bool = True,
     evaluate: Callable[[np.ndarray, Sequences, np.ndarray], float] | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> tuple[SASRec, dict[str, object]]:
     """Train on ``train`` (each user's sequence), validate by full ranking of ``valid_targets``.
 
@@ -135,9 +136,9 @@ def train_sasrec(
     masked there). Returns the best epoch's model and a summary.
     """
     import torch
-    from tqdm import tqdm
 
     from shoprank.recommend.evaluate import validation_ndcg
+    from shoprank.training.distributed import shard
 
     evaluate = evaluate or validation_ndcg
     torch.set_num_threads(config.threads)
@@ -155,9 +156,6 @@ def train_sasrec(
     lengths = np.array([len(x) for x in xs])
     rng = np.random.default_rng(config.train.seed)
     steps_per_epoch = math.ceil(len(xs) / config.train.batch_size)
-    optimizer, scheduler = make_optimizer(model, config.train, steps_per_epoch * config.train.epochs)
-    stopper = EarlyStopping(config.train.patience)
-    log = MetricLog(config.train.log_dir)
 
     eval_idx = np.arange(len(valid_histories))
     if config.eval_users and config.eval_users < len(eval_idx):
@@ -166,52 +164,27 @@ def train_sasrec(
                        [valid_histories.types[i] for i in eval_idx])
     v_targets = valid_targets[eval_idx]
 
-    best_state, step, started = None, 0, time.perf_counter()
-    epochs_run = 0
-    for epoch in range(config.train.epochs):
-        model.train()
-        batches = _batches(lengths, config.train.batch_size, rng)
-        bar = tqdm(batches, desc=f"epoch {epoch + 1}/{config.train.epochs}", disable=not progress, leave=False)
-        total = 0.0
-        for b in bar:
-            x = torch.from_numpy(pad_left([xs[i] for i in b], cfg.max_len))
-            t = torch.from_numpy(pad_left([ts[i] for i in b], cfg.max_len))
-            y = torch.from_numpy(pad_left([ys[i] for i in b], cfg.max_len))
-            loss = model.loss(x, t, y, negatives)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.train.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            total += loss.item()
-            if step % 50 == 0:
-                log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
-                bar.set_postfix(loss=f"{loss.item():.3f}")
-        scores = score_histories(model, v_hist.items, v_hist.types)
-        ndcg = evaluate(scores, v_hist, v_targets)
-        epochs_run = epoch + 1
-        log.log(step, **{"valid/ndcg@10": ndcg, "train/epoch_loss": total / len(batches)})
-        if progress:
-            tqdm.write(f"epoch {epoch + 1}: loss {total / len(batches):.4f}  valid NDCG@10 {ndcg:.4f}  "
-                       f"({time.perf_counter() - started:.0f} s)")
-        if on_epoch is not None:
-            on_epoch(epoch, ndcg)
-        stop = stopper.step(ndcg, epoch)
-        if stopper.improved:
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if stop:
-            break
-    log.close()
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
+    def loss_step(b: np.ndarray) -> torch.Tensor:
+        b = shard(b)
+        x = torch.from_numpy(pad_left([xs[i] for i in b], cfg.max_len))
+        t = torch.from_numpy(pad_left([ts[i] for i in b], cfg.max_len))
+        y = torch.from_numpy(pad_left([ys[i] for i in b], cfg.max_len))
+        return model.loss(x, t, y, negatives)
+
+    def validate() -> float:
+        return evaluate(score_histories(model, v_hist.items, v_hist.types), v_hist, v_targets)
+
+    started = time.perf_counter()
+    result = fit(model, lambda epoch: _batches(lengths, config.train.batch_size, rng), loss_step, config.train,
+                 steps_per_epoch=steps_per_epoch, evaluate=validate, metric="valid/ndcg@10", log_every=50,
+                 desc="sasrec", progress=progress, on_epoch=on_epoch, on_step=on_step)
     summary = {
-        "epochs_run": epochs_run,
-        "best_epoch": stopper.best_epoch + 1,
-        "best_valid_ndcg@10": stopper.best,
+        "epochs_run": result.epochs_run,
+        "best_epoch": result.best_epoch + 1,
+        "best_valid_ndcg@10": result.best_score,
         "seconds": time.perf_counter() - started,
         "negatives": negatives,
-        "history": log.history,
+        "workers": result.workers,
+        "history": result.history,
     }
     return model, summary

@@ -3,7 +3,8 @@
 The shop's judged queries (minus the held-out test share) are split by query once more:
 
 * ``model`` queries train the bi-encoder and the cross-encoder,
-* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping,
+* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping, and calibrate
+  the result set's dense threshold (:mod:`shoprank.search.calibration`),
 * ``fusion`` queries train LambdaMART, so no feature value it learns from came from a model
   fitted on the same query.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
 from shoprank.data.splits import split_by_query
 from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
 from shoprank.evaluation.metrics import ndcg_at_k
@@ -127,6 +129,48 @@ def mined_negatives(stack: SearchStack, query: str, judged: set[str], n: int, rn
 
 
 @dataclass
+class DenseValidation:
+    """Mean full-catalogue NDCG@k of a query tower against fixed product vectors (the query encoder's early
+    stopping). A plain object, so that a Ray worker can run it."""
+
+    queries: list[str]
+    gains: list[dict[str, float]]  # per query: product id -> grade
+    vectors: np.ndarray  # (n_products, d), the frozen document tower's
+    ids: list[str]  # product id of each row
+    k: int = 10
+
+    def __call__(self, tower: Any) -> float:
+        if not self.queries:
+            return 0.0
+        qv = tower.encode_queries(self.queries)
+        values = []
+        for gains, v in zip(self.gains, qv, strict=True):
+            scores = self.vectors @ v
+            top = np.argpartition(-scores, self.k)[: self.k] if len(scores) > self.k else np.arange(len(scores))
+            ranked = [self.ids[r] for r in top[np.argsort(-scores[top])]]
+            values.append(ndcg_at_k(ranked, gains, self.k))
+        return float(np.mean(values))
+
+
+@dataclass
+class JudgedValidation:
+    """Mean NDCG@10 of a cross-encoder ordering each validation query's judged products (its early stopping);
+    picklable for a Ray worker."""
+
+    queries: list[str]
+    gains: list[dict[str, float]]
+    texts: dict[str, str]  # product id -> text
+
+    def __call__(self, ranker: Any) -> float:
+        values = []
+        for q, gains in zip(self.queries, self.gains, strict=True):
+            ids = list(gains)
+            s = ranker.score([q] * len(ids), [self.texts[i] for i in ids])
+            values.append(ndcg_at_k([ids[i] for i in np.argsort(-s, kind="stable")], gains, 10))
+        return float(np.mean(values)) if values else 0.0
+
+
+@dataclass
 class FusionRows:
     x: list[np.ndarray] = field(default_factory=list)
     gains: list[np.ndarray] = field(default_factory=list)
@@ -160,7 +204,7 @@ def fusion_rows(stack: SearchStack, qset: QuerySet, queries: Sequence[str], prog
         if stack.cross is None:
             continue
         if "full" in models and "fast" in stack.fusion and len(cand.rows):
-            top = np.argsort(-stack.score("fast", feats), kind="stable")[: stack.config.rerank_top]
+            top = top_k(stack.score("fast", feats), stack.config.rerank_top)
             ce = np.full(len(cand.rows), np.nan, np.float32)
             ce[top] = stack.cross_scores(q, cand.rows[top])
             out["full"].add(stack.features(q, tokens, cand.rows, cand.dense, ce), gains)
@@ -210,17 +254,38 @@ def tune_fusion(train: FusionRows, valid: FusionRows, base: FusionConfig, trials
 
 def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = True,
                  report: Report = print, tune: int = 0, encoder: Any = None, cache_dir: Path | None = None,
-                 log_dir: Path | None = None, held_out: bool = False) -> tuple[SearchStack, dict[str, Any]]:
+                 log_dir: Path | None = None, held_out: bool = False, ray: Any = None
+                 ) -> tuple[SearchStack, dict[str, Any]]:
     """Train the whole stack on ``data.train`` (never on ``data.test``); returns it with a summary.
 
     ``tune``: Optuna trials for the fusion rankers' hyper-parameters on the validation queries;
     ``encoder``: the text encoder to start from (default: the configuration's); ``cache_dir``: where the
     base encoder's product vectors are cached; ``log_dir``: TensorBoard event files of both encoders;
-    ``held_out``: report the held-out queries' counterfactual click estimate and NDCG (``summary["held_out"]``)."""
+    ``held_out``: report the held-out queries' counterfactual click estimate and NDCG (``summary["held_out"]``);
+    ``ray``: a :class:`~shoprank.cluster.RayConfig`: the catalogue is embedded and both encoders trained
+    data-parallel on its workers (``summary["ray"]`` says so)."""
+    if ray is None:
+        return _train_search(data, config, progress, report, tune, encoder, cache_dir, log_dir, held_out, None)
+    from shoprank.cluster import cluster
+
+    with cluster(ray):  # one cluster for the embedding and both trainings
+        stack, summary = _train_search(data, config, progress, report, tune, encoder, cache_dir, log_dir, held_out,
+                                       ray)
+    summary["ray"] = ray.describe()
+    return stack, summary
+
+
+def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, report: Report, tune: int,
+                  encoder: Any, cache_dir: Path | None, log_dir: Path | None, held_out: bool, ray: Any
+                  ) -> tuple[SearchStack, dict[str, Any]]:
     from shoprank.search.stack import load_encoder
 
+    on_ray = f" on Ray with {ray.workers} workers ({ray.where})" if ray is not None else None
+
     timings: dict[str, float] = {}
-    summary: dict[str, Any] = {"profile": config.profile, "timings": timings, "labels": data.labels}
+    summary: dict[str, Any] = {"profile": config.profile, "timings": timings, "labels": data.labels,
+                               "train": {"query_encoder": config.biencoder.to_dict() if config.biencoder else None,
+                                         "cross_encoder": config.cross.to_dict() if config.cross else None}}
     if data.behaviour:
         summary["behaviour"] = data.behaviour
     clock = time.perf_counter()
@@ -282,29 +347,38 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         pairs = rng.sample(pairs, config.max_cross_pairs)
     summary["training_pairs"] = {"query_encoder": len(examples), "cross_encoder": len(pairs)}
 
-    def texts_of(ids: list[str]) -> list[str]:
-        return [product_text(by_id[i]) for i in ids]
-
     if config.cross is not None and pairs:
         from shoprank.encoders.cross_encoder import CrossEncoderRanker, fine_tune_cross_encoder
 
         cross = CrossEncoderRanker.from_pretrained(None, config.cross_max_length, config.cross.dropout)
         stack.config = replace(stack.config, cross_max_length=config.cross_max_length)
 
-        def validate_cross(ranker: Any) -> float:
-            return judged_ndcg(valid_q, valid_queries, lambda q, ids: ranker.score([q] * len(ids), texts_of(ids)))
+        judged_ids = {pid for q in valid_queries for pid in valid_q.gains[q]}
+        validate_cross = JudgedValidation(list(valid_queries), [dict(valid_q.gains[q]) for q in valid_queries],
+                                          {pid: product_text(by_id[pid]) for pid in judged_ids})
 
-        report(f"fine-tuning the cross-encoder on {len(pairs):,} pairs")
-        history = fine_tune_cross_encoder(cross, pairs, config.cross, validate_cross, progress,
-                                          config.cross_eval_every)
+        report(f"fine-tuning the cross-encoder on {len(pairs):,} pairs" + (on_ray or ""))
+        if ray is not None:
+            from shoprank.cluster.training import fine_tune_cross_encoder_on_ray
+
+            history, where = fine_tune_cross_encoder_on_ray(cross, pairs, config.cross, validate_cross, ray,
+                                                            config.cross_eval_every)
+        else:
+            history, where = fine_tune_cross_encoder(cross, pairs, config.cross, validate_cross, progress,
+                                                     config.cross_eval_every), None
         summary["cross_encoder"] = {"valid_ndcg@10": max([h["val/ndcg@10"] for h in history if "val/ndcg@10" in h],
-                                                         default=0.0)}
+                                                         default=0.0), **({"ray": where} if where else {})}
         stack.cross = cross
         lap("cross-encoder fine-tuning")
 
-    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)")
+    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)" + (on_ray or ""))
     cache = cache_dir if config.stack.encoder == "biencoder" else None
-    vectors = base_vectors(data.products, encoder, config.stack.doc_max_length, cache, progress)
+    docs = encoder
+    if ray is not None and config.stack.encoder == "biencoder":
+        from shoprank.cluster.embedding import EncoderSpec, RayDocEncoder
+
+        docs = RayDocEncoder(encoder, EncoderSpec("docs", None, config.stack.doc_max_length), ray)
+    vectors = base_vectors(data.products, docs, config.stack.doc_max_length, cache, progress)
     from shoprank.retrieval.dense import DenseIndex
 
     stack.dense = DenseIndex(vectors.shape[1], config.stack.index_kind).build(vectors)
@@ -313,25 +387,24 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
         from shoprank.encoders.biencoder import BiEncoder, DualEncoder, fine_tune_query_encoder
 
         valid_full = [q for q in valid_queries if max(valid_q.gains[q].values()) > 0]
-
-        def validate_query_tower(tower: Any) -> float:  # full-catalogue NDCG@10 against the fixed vectors
-            qv = tower.encode_queries(valid_full)
-            values = []
-            for q, v in zip(valid_full, qv, strict=True):
-                scores = stack.dense.vectors @ v
-                top = np.argpartition(-scores, 10)[:10]
-                ranked = [stack.catalog.ids[r] for r in top[np.argsort(-scores[top])]]
-                values.append(ndcg_at_k(ranked, valid_q.gains[q], 10))
-            return float(np.mean(values)) if values else 0.0
+        validate_query_tower = DenseValidation(valid_full, [dict(valid_q.gains[q]) for q in valid_full],
+                                               stack.dense.vectors, list(stack.catalog.ids))
 
         tower = BiEncoder.load(None, max_length=config.stack.doc_max_length)
         report(f"fine-tuning the query encoder on {len(examples):,} (query, product) pairs against the "
-               "frozen product vectors")
-        history = fine_tune_query_encoder(tower, examples, stack.dense.vectors, config.biencoder,
-                                          validate_query_tower, progress)
+               "frozen product vectors" + (on_ray or ""))
+        if ray is not None:
+            from shoprank.cluster.training import fine_tune_query_encoder_on_ray
+
+            history, where = fine_tune_query_encoder_on_ray(tower, examples, stack.dense.vectors, config.biencoder,
+                                                            validate_query_tower, ray)
+        else:
+            history, where = fine_tune_query_encoder(tower, examples, stack.dense.vectors, config.biencoder,
+                                                     validate_query_tower, progress), None
         scores = [h["val/ndcg@10"] for h in history if "val/ndcg@10" in h]
         summary["query_encoder"] = {"valid_full_ndcg@10_before": round(scores[0], 4) if scores else None,
-                                    "valid_full_ndcg@10": round(max(scores), 4) if scores else None}
+                                    "valid_full_ndcg@10": round(max(scores), 4) if scores else None,
+                                    **({"ray": where} if where else {})}
         stack.encoder = DualEncoder(tower, encoder)
         stack.config = replace(stack.config, encoder="dual")
         lap("query encoder fine-tuning")
@@ -367,6 +440,10 @@ def train_search(data: SearchData, config: SearchTrainConfig, progress: bool = T
     if data.stats is not None:
         stack.stats = data.stats  # serving counts every training query's behaviour
     lap("fusion rankers")
+    from shoprank.search.calibration import calibrate_training
+
+    summary["matching"] = calibrate_training(stack, valid_q, 0.75 * top_gain)  # the result set's dense threshold
+    lap("dense threshold")
     if held_out:
         from shoprank.search.held_out import held_out_report
 

@@ -7,7 +7,6 @@ grouped by length so that short reviews are not padded to the longest one.
 
 from __future__ import annotations
 
-import copy
 import random
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from shoprank.sentiment.labels import LABELS
-from shoprank.training.loop import EarlyStopping, MetricLog, TrainConfig, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, set_dropout
 
 
 class FineTunedClassifier:
@@ -125,7 +124,6 @@ def fine_tune_classifier(
     """Cross-entropy over the three classes; ``validate`` (e.g. validation macro-F1) after each epoch and
     every ``eval_every`` steps drives early stopping, and the best weights are kept."""
     import torch
-    from tqdm.auto import tqdm
 
     if len(texts) != len(labels) or not texts:
         raise ValueError(f"need as many labels as texts, and at least one; got {len(texts)} and {len(labels)}")
@@ -136,55 +134,19 @@ def fine_tune_classifier(
     base = getattr(model, model.base_model_prefix, None)
     if base is not None:
         freeze_transformer(base, config.freeze)
-    for module in model.modules():
-        if isinstance(module, torch.nn.Dropout):
-            module.p = config.dropout
+    set_dropout(model, config.dropout)
     lengths = [len(t) for t in texts]
     steps_per_epoch = len(length_batches(lengths, config.batch_size, random.Random(0)))
-    optimizer, scheduler = make_optimizer(model, config, steps_per_epoch * config.epochs)
     weight = None if class_weights is None else torch.tensor(list(class_weights), dtype=torch.float32)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
-    log = MetricLog(config.log_dir)
-    stopper = EarlyStopping(config.patience)
-    best_state = None
-    step = 0
-
-    def check() -> bool:
-        nonlocal best_state
-        if validate is None:
-            return False
-        score = validate(classifier)
-        model.train()
-        stop = stopper.step(score, step)
-        log.log(step, **{"val/macro_f1": score})
-        if stopper.improved:
-            best_state = copy.deepcopy(model.state_dict())
-        return stop
-
     y = torch.tensor([int(v) for v in labels], dtype=torch.long)
-    stopped = False
-    for epoch in range(config.epochs):
-        model.train()
-        batches = length_batches(lengths, config.batch_size, rng)
-        bar = tqdm(batches, desc=f"sentiment epoch {epoch + 1}/{config.epochs}", disable=not progress)
-        for idx in bar:
-            logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, 3)
-            loss = loss_fn(logits, y[idx])
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            step += 1
-            log.log(step, **{"train/loss": loss.item(), "train/lr": scheduler.get_last_lr()[0]})
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            if eval_every and step % eval_every == 0 and check():
-                stopped = True
-                break
-        if stopped or check():
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    log.close()
-    return log.history
+
+    def loss_step(idx: list[int]) -> torch.Tensor:
+        logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, 3)
+        return loss_fn(logits, y[idx])
+
+    evaluate = (lambda: validate(classifier)) if validate is not None else None
+    result = fit(model, lambda epoch: length_batches(lengths, config.batch_size, rng), loss_step, config,
+                 steps_per_epoch=steps_per_epoch, evaluate=evaluate,
+                 metric="val/macro_f1", eval_every=eval_every, desc="sentiment", progress=progress)
+    return result.history

@@ -93,14 +93,14 @@ def _load_version(state: ShopState, kind: str, version: str) -> Any:
     fake = bundle.params.get("engine") == "fake"
     if kind == "search":
         if fake:
-            from shoprank.serving.fakes import FakeSearchEngine
+            from tests.support.fakes import FakeSearchEngine
 
             return FakeSearchEngine.load(state.shop, version)
         from shoprank.search import SearchEngine
 
         return SearchEngine.load(state.shop, version, onnx_queries=True)
     if fake:
-        from shoprank.serving.fakes import FakeRecommender
+        from tests.support.fakes import FakeRecommender
 
         return FakeRecommender.load(state.shop, version)
     from shoprank.recommend import Recommender

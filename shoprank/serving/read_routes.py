@@ -72,13 +72,15 @@ def search(
     price_min: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     price_max: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     in_stock: Annotated[bool | None, Query()] = None,
-    facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
+    facets: Annotated[bool, Query(description="count facets over the matching products")] = True,
     diversity: Diversity = None,
     sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
                     Query(description="the order of the matching products (stable; relevance breaks ties)")
                     ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
+    """The products a query matches (``total``; facets and pages are over them), best first, with filters,
+    pagination, sorting and, given ``user_id``, personalisation. Nothing matches: ``total`` 0, no hits, a
+    ``did_you_mean`` when a corrected query has results, and ``closest`` when the shop's search settings ask."""
     started = time.perf_counter()
     check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
@@ -110,7 +112,9 @@ def search(
     payload = {
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
         "query": text, "query_truncated": cut,
-        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
+        "corrected_query": answer.corrected_query, "did_you_mean": answer.did_you_mean,
+        "closest": state.catalog.hydrate(answer.closest) if answer.closest else [],
+        "sort": sort, "model_version": answer.model_version,
         "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
                                     offset=(page - 1) * per_page, page=page, query=text, user_id=user,
                                     model_version=answer.model_version, total=int(answer.total),

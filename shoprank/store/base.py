@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
@@ -212,6 +213,12 @@ class Store(ABC):
     def conversations(self) -> list[Conversation]:
         """Every stored conversation in arrival order (``faq_id`` None: no entry answered it)."""
         raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
+
+    def backup(self, path: str | Path) -> None:
+        """Write a consistent copy of this store as the embedded store file ``path`` (benches that serve a copy
+        of a shop, never writing into the original)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be copied to a file; copy the database with its "
+                                  "own tools (pg_dump)")
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

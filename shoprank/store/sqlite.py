@@ -608,6 +608,15 @@ class SQLiteStore(Store):
             rows = self._conn.execute("SELECT question, faq_id FROM conversations ORDER BY rowid").fetchall()
         return [Conversation(q, f or None) for q, f in rows]
 
+    def backup(self, path: str | Path) -> None:
+        """SQLite's online backup: a consistent copy while writers go on."""
+        target = sqlite3.connect(Path(path))
+        try:
+            with self._lock:
+                self._conn.backup(target)
+        finally:
+            target.close()
+
     def check_integrity(self) -> list[str]:
         with self._lock:
             rows = self._conn.execute("PRAGMA integrity_check").fetchall()
