@@ -13,8 +13,8 @@ from shoprank.data.impressions import Impression
 from shoprank.data.outcomes import Outcome
 from shoprank.data.records import parse_product
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import tiny_shop
 from shoprank.suggest import SuggestConfig, build_index
+from tests.support.fakes import tiny_shop
 from tests.test_analytics import client, fake_app
 
 NOW = 1_800_000_000.0

@@ -10,8 +10,8 @@ import pytest
 from shoprank.data.impressions import Impression
 from shoprank.data.outcomes import Outcome
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import tiny_shop
 from shoprank.synonyms import SynonymError, Synonyms, explain, mine_synonyms
+from tests.support.fakes import tiny_shop
 from tests.test_analytics import client, fake_app
 
 

@@ -101,7 +101,8 @@ def search(
     if arm is None:
         answer, arm_fields = _engine_call(request, _cascade(state, search=engine).run_one, ask), {}
     else:
-        answer, arm_fields = run_arm(arm, state, "search", ask, engine, lambda f, a: _engine_call(request, f, a))
+        answer, arm_fields = run_arm(arm, state, "search", ask, engine, lambda f, a: _engine_call(request, f, a),
+                                     registry_of(request).loaders)
     t1 = time.perf_counter()
     hits = state.catalog.hydrate(answer.items)
     recorded = record_fields(arm_fields, [h["id"] for h in hits])
@@ -171,7 +172,8 @@ def recommendations(
     if arm is None:
         answer, arm_fields = _engine_call(request, _cascade(state, recommend=engine).run_one, ask), {}
     else:
-        answer, arm_fields = run_arm(arm, state, "recommend", ask, engine, lambda f, a: _engine_call(request, f, a))
+        answer, arm_fields = run_arm(arm, state, "recommend", ask, engine, lambda f, a: _engine_call(request, f, a),
+                                     registry_of(request).loaders)
     return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user,
                          arm_fields=arm_fields)
 
