@@ -181,6 +181,9 @@ class EngineRegistry:
             except Exception:
                 log.exception("shop %s could not be opened", name)
         self.ready.set()
+        if self.baseline is not None:  # a new shop's first search builds a baseline: its code is loaded already
+            import shoprank.baseline.build
+            import shoprank.search.engine  # noqa: F401
 
     def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True) -> Slot:
         """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving). With no bundle,
