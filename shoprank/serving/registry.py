@@ -43,22 +43,24 @@ def check_engine(shop: Shop, kind: str) -> None:
                          f"--shop {shop.name}'")
 
 
-def load_search(shop: Shop) -> Any:
+def load_search(shop: Shop, version: str | None = None) -> Any:
+    """The shop's search engine: its LATEST bundle, or ``version`` (an experiment's variant)."""
     check_engine(shop, "search")
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
         raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
-    return SearchEngine.load(shop, onnx_queries=True)
+    return SearchEngine.load(shop, version, onnx_queries=True)
 
 
-def load_recommender(shop: Shop) -> Any:
+def load_recommender(shop: Shop, version: str | None = None) -> Any:
+    """The shop's recommender: its LATEST bundle, or ``version`` (an experiment's variant)."""
     check_engine(shop, "recommend")
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:
         raise EngineUnavailable(f"the recommender cannot be imported ({exc})") from None
-    return Recommender.load(shop)
+    return Recommender.load(shop, version)
 
 
 DEFAULT_LOADERS: dict[str, Loader] = {"search": load_search, "recommend": load_recommender}

@@ -194,8 +194,8 @@ def _fake_or_real(kind: str) -> Callable[[Shop], Any]:
 
     real = DEFAULT_LOADERS[kind]
 
-    def load(shop: Shop) -> Any:
-        return FAKE_LOADERS[kind](shop) if is_fake(shop, kind) else real(shop)
+    def load(shop: Shop, version: str | None = None) -> Any:
+        return FAKE_LOADERS[kind](shop, version) if is_fake(shop, kind) else real(shop, version)
 
     return load
 
