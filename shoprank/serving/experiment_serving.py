@@ -20,7 +20,7 @@ from shoprank.abtest.assign import assign
 from shoprank.abtest.book import load_experiments
 from shoprank.abtest.config import Experiment, Variant
 from shoprank.abtest.interleave import team_draft
-from shoprank.bundles import list_versions, open_bundle
+from shoprank.bundles import list_versions
 from shoprank.cascade import Cascade
 from shoprank.cascade import Request as Ask
 from shoprank.cascade.base import Page
@@ -89,23 +89,9 @@ class _WithoutRules:
 
 
 def _load_version(state: ShopState, kind: str, version: str) -> Any:
-    bundle = open_bundle(state.shop.models_path, kind, version)
-    fake = bundle.params.get("engine") == "fake"
-    if kind == "search":
-        if fake:
-            from tests.support.fakes import FakeSearchEngine
-
-            return FakeSearchEngine.load(state.shop, version)
-        from shoprank.search import SearchEngine
-
-        return SearchEngine.load(state.shop, version, onnx_queries=True)
-    if fake:
-        from tests.support.fakes import FakeRecommender
-
-        return FakeRecommender.load(state.shop, version)
-    from shoprank.recommend import Recommender
-
-    return Recommender.load(state.shop, version)
+    """That bundle's engine, loaded as the registry loads engines (its loaders)."""
+    assert state.load_version is not None, "a ShopState from EngineRegistry.get has its loader"
+    return state.load_version(kind, version)
 
 
 def variant_engine(state: ShopState, kind: str, choice: str, served: Any) -> Any:

@@ -23,7 +23,8 @@ from shoprank.store import Store
 log = logging.getLogger("shoprank.serving")
 
 KINDS = ("search", "recommend")
-Loader = Callable[[Shop], Any]
+Loader = Callable[..., Any]
+"""``loader(shop)`` loads the latest bundle's engine, ``loader(shop, version)`` that version's (experiments)."""
 
 
 class ShopNotFound(LookupError):
@@ -34,31 +35,31 @@ class EngineUnavailable(RuntimeError):
     """The engine code itself cannot be imported (not installed)."""
 
 
-def check_engine(shop: Shop, kind: str) -> None:
+def check_engine(shop: Shop, kind: str, version: str | None = None) -> None:
     """Refuse a bundle that names an engine other than shoprank's own (a bundle written by something else)."""
-    engine = open_bundle(shop.models_path, kind, verify=False).params.get("engine")
+    engine = open_bundle(shop.models_path, kind, version, verify=False).params.get("engine")
     if engine is not None:
         raise ValueError(f"the {kind} bundle of shop '{shop.name}' names engine {engine!r}, which this server does "
                          f"not have (shoprank's bundles name none); publish one with 'shoprank train {kind} "
                          f"--shop {shop.name}'")
 
 
-def load_search(shop: Shop) -> Any:
-    check_engine(shop, "search")
+def load_search(shop: Shop, version: str | None = None) -> Any:
+    check_engine(shop, "search", version)
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
         raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
-    return SearchEngine.load(shop, onnx_queries=True)
+    return SearchEngine.load(shop, version, onnx_queries=True)
 
 
-def load_recommender(shop: Shop) -> Any:
-    check_engine(shop, "recommend")
+def load_recommender(shop: Shop, version: str | None = None) -> Any:
+    check_engine(shop, "recommend", version)
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:
         raise EngineUnavailable(f"the recommender cannot be imported ({exc})") from None
-    return Recommender.load(shop)
+    return Recommender.load(shop, version)
 
 
 DEFAULT_LOADERS: dict[str, Loader] = {"search": load_search, "recommend": load_recommender}
@@ -94,6 +95,8 @@ class ShopState:
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
     fill_locks: dict[str, threading.Lock] = field(default_factory=lambda: {k: threading.Lock() for k in KINDS})
     """Held while a missing kind's baseline is built (one build per kind; search never waits for recommend)."""
+    load_version: Callable[[str, str], Any] | None = None
+    """``load_version(kind, version)``: that bundle's engine through the registry's loaders (experiments)."""
     on_missing: Callable[[str], Slot] | None = None
     """Called by a request that finds a kind missing: builds the shop's baseline bundle if it has products now."""
 
@@ -159,6 +162,7 @@ class EngineRegistry:
 
             state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
             state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
+            state.load_version = lambda kind, version, shop=shop: self.loaders[kind](shop, version)
             for kind in KINDS:  # a missing kind's baseline is built in the background, or by its first request
                 state.slots[kind] = self._load(state, kind, None, build=False)
             self._shops[name] = state
