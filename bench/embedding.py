@@ -194,13 +194,13 @@ def throughput(embed: dict[str, tuple[Callable[[Sequence[str]], np.ndarray], int
 
 def dense_quality(doc_vectors: np.ndarray, query_vectors: np.ndarray, queries: list[str], ids: list[str],
                   gains: dict[str, dict[str, float]]) -> dict[str, float]:
+    from shoprank.cascade.base import top_k
     from shoprank.evaluation.metrics import ndcg_at_k, recall_at_k
 
     ndcg, recall = [], []
     for q, v in zip(queries, query_vectors, strict=True):
         scores = doc_vectors @ v  # (n,)
-        top = np.argpartition(-scores, 100)[:100]
-        ranked = [ids[r] for r in top[np.argsort(-scores[top], kind="stable")]]
+        ranked = [ids[r] for r in top_k(scores, 100)]
         ndcg.append(ndcg_at_k(ranked, gains[q], 10))
         relevant = {pid for pid, g in gains[q].items() if g >= 1.5}
         if relevant:

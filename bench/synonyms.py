@@ -44,9 +44,9 @@ def top_ids(index: BM25Index, ids: list[str], query: str, k: int) -> list[str]:
     scores = index.score(index.analyzer(query))
     if not np.any(scores > 0):
         return []
-    top = np.argpartition(-scores, min(k, len(scores) - 1))[:k]
-    top = top[np.argsort(-scores[top], kind="stable")]
-    return [ids[i] for i in top if scores[i] > 0]
+    from shoprank.cascade.base import top_k
+
+    return [ids[i] for i in top_k(scores, k) if scores[i] > 0]
 
 
 def ndcg(index: BM25Index, ids: list[str], gains: dict[str, dict[str, float]], queries: list[str],
