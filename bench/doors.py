@@ -72,7 +72,8 @@ def search_door(server: Server, key: str, home: Path, shop: str, queries: list[s
         writer = csv.writer(handle)
         writer.writerow(["qid", "query"])
         writer.writerows([f"q{n}", q] for n, q in enumerate(queries))
-    ran = batch(home, tmp, ["run", "search", "--shop", shop, "--queries", str(file), "--top", str(2 * PER_PAGE), "--quiet"])
+    ran = batch(home, tmp, ["run", "search", "--shop", shop, "--queries", str(file), "--top", str(2 * PER_PAGE),
+                            "--quiet"])
     rows = []
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         for facets in ("true", "false"):
