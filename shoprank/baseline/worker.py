@@ -134,9 +134,10 @@ class BaselineWorker:
         self._stop = threading.Event()
 
     # the first bundle, synchronously --------------------------------------------------------------
-    def ensure(self, shop: Shop, kind: str) -> tuple[str | None, Any]:
+    def ensure(self, shop: Shop, kind: str, snapshot: tuple[list[Any], int] | None = None) -> tuple[str | None, Any]:
         """Publish the first baseline bundle of ``kind`` for a shop that has products: (its version, the engine
-        built in memory on the way, or None when the bundle is to be loaded as usual)."""
+        built in memory on the way, or None when the bundle is to be loaded as usual). ``snapshot``: (products,
+        catalogue version) the caller read already (search only)."""
         with shop.store(create=False) as store:
             products = store.product_count() > 0
             events = store.event_count() if products else 0
@@ -145,7 +146,7 @@ class BaselineWorker:
         if kind == "search":
             from shoprank.search.engine import SearchEngine
 
-            snapshot = _snapshot(shop)
+            snapshot = snapshot or _snapshot(shop)
             version, stack = publish_search(shop, snapshot=snapshot)
             if version is None:
                 return None, None

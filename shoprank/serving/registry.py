@@ -99,6 +99,9 @@ class ShopState:
     """Held while a missing kind's baseline is built (one build per kind; search never waits for recommend)."""
     on_missing: Callable[[str], Slot] | None = None
     """Called by a request that finds a kind missing: builds the shop's baseline bundle if it has products now."""
+    first_snapshot: tuple[list[Any], int] | None = None
+    """(products, catalogue version) read when the shop was opened without a search bundle: the baseline build
+    uses them while the catalogue is still at that version, instead of reading every product again."""
 
     @property
     def name(self) -> str:
@@ -160,7 +163,12 @@ class EngineRegistry:
             store = shop.store(create=False)
             from shoprank.rerank.shop import ShopReranking
 
-            state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
+            snapshot = None
+            if self.baseline is not None and latest_version(shop.models_path, "search") is None:
+                products, _, version = store.products_changed_since(0)  # one read for the catalogue and the build
+                snapshot = (products, version) if products else None
+            state = ShopState(shop=shop, store=store, catalog=Catalog(store, snapshot), rerank=ShopReranking(store),
+                              first_snapshot=snapshot)
             state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
             for kind in KINDS:  # a missing kind's baseline is built in the background, or by its first request
                 state.slots[kind] = self._load(state, kind, None, build=False)
@@ -186,13 +194,15 @@ class EngineRegistry:
             import shoprank.baseline.build
             import shoprank.search.engine  # noqa: F401
 
-    def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True) -> Slot:
+    def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True,
+              snapshot: tuple[list[Any], int] | None = None) -> Slot:
         """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving). With no bundle,
-        ``build`` publishes the baseline one now (its engine straight from memory)."""
+        ``build`` publishes the baseline one now (its engine straight from memory; ``snapshot``: the products to
+        build it from, read already)."""
         latest = latest_version(state.shop.models_path, kind)
         if latest is None and self.baseline is not None and build:
             try:
-                latest, built = self.baseline.ensure(state.shop, kind)
+                latest, built = self.baseline.ensure(state.shop, kind, snapshot=snapshot)
                 if built is not None:
                     if self.engine_threads:
                         limit_threads(self.engine_threads)
@@ -228,7 +238,12 @@ class EngineRegistry:
             if state.store.product_count() == 0:
                 return slot
             before = state.store.catalog_version()
-            new = self._load(state, kind, None)
+            snapshot = state.first_snapshot if kind == "search" else None
+            if kind == "search":
+                state.first_snapshot = None  # used once, and only while nothing changed since it was read
+            if snapshot is not None and snapshot[1] != before:
+                snapshot = None
+            new = self._load(state, kind, None, snapshot=snapshot)
             if new.engine is not None:
                 with state.write_lock:
                     self._catch_up(state, kind, new.engine, before)
