@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
@@ -46,6 +47,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     cross.add_argument("--cross-eval-every", type=int, default=None, metavar="STEPS",
                        help="validate (NDCG@10) every so many steps for early stopping (0: once an epoch)")
     _add_common(train)
+    add_workers(train, "embed the catalogue and fine-tune both encoders")
     train.set_defaults(handler=cmd_train)
 
     evaluate = groups["evaluate"].add_parser("search", help="all methods on the held-out queries, one table")
@@ -136,10 +138,18 @@ def cmd_train(args: argparse.Namespace) -> int:
           f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out"
           f"{', no cross-encoder' if config.cross is None else ''})")
     print(f"  labels from {_label_words(data)}")
-    stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
-                                  cache_dir=shop.path / "cache",
-                                  log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}",
-                                  held_out=args.holdout > 0)
+    from shoprank.cluster import RayJobError
+
+    ray = ray_config(args)
+    if ray is not None:
+        print(f"  on Ray: {ray.workers} workers on {ray.where}")
+    try:
+        stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
+                                      cache_dir=shop.path / "cache",
+                                      log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}",
+                                      held_out=args.holdout > 0, ray=ray)
+    except RayJobError as exc:
+        raise CommandError(str(exc)) from None
     params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED, "labels": data.labels,
               "catalog_version": catalog_version, "language": language, "summary": summary}
     with publish(shop.models_path, "search", params) as folder:
@@ -154,6 +164,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     print(f"\nsearch models for '{shop.name}' published as version {latest_version(shop.models_path, 'search')}")
     print(f"  profile {args.profile}; queries {summary['queries']}")
     print(f"  query tower for serving: {query_tower}")
+    if summary.get("ray"):
+        print(f"  ran on Ray with {summary['ray']['workers']} workers ({summary['ray']['cluster']} cluster)")
     for key in ("query_encoder", "cross_encoder"):
         if key in summary:
             print(f"  {key}: {summary[key]}")
