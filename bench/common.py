@@ -28,11 +28,10 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    cells = [[str(h) for h in headers]] + [[f"{c:.4f}" if isinstance(c, float) else str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |" for r in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    """The project's one table formatter (:func:`shoprank.evaluation.tables.markdown_table`)."""
+    from shoprank.evaluation.tables import markdown_table
+
+    return markdown_table(headers, rows)
 
 
 def median(values: Sequence[float]) -> float:

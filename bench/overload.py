@@ -26,7 +26,6 @@ import asyncio
 import json
 import os
 import shutil
-import sqlite3
 import tempfile
 import threading
 import time
@@ -229,22 +228,6 @@ def memory_figures(samples: Sequence[tuple[float, float, float]], schedule: Sche
 
 
 # ----------------------------------------------------------------------------------------------- set-up
-def copy_shop(source_home: Path, shop: str, target_home: Path) -> None:
-    """Copy one shop without writing into the source: the store by SQLite's backup, the rest as files."""
-    source, target = source_home / shop, target_home / shop
-    target.mkdir(parents=True)
-    for folder in ("models", "cache"):
-        if (source / folder).is_dir():
-            shutil.copytree(source / folder, target / folder)
-    src = sqlite3.connect(f"file:{source / 'store.sqlite'}?mode=ro", uri=True)
-    dst = sqlite3.connect(target / "store.sqlite")
-    try:
-        src.backup(dst)
-    finally:
-        dst.close()
-        src.close()
-
-
 def capacity_from_serve_bench(shop: str, endpoint: str) -> float | None:
     from bench.common import RESULTS
 
@@ -259,6 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.common import table, write_json
     from bench.serve import free_port, request_paths, start_server
     from shoprank.keys import KeyStore
+    from shoprank.shops import Shop
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--home", default=os.environ.get("SHOPRANK_HOME", "shoprank-data"),
@@ -288,7 +272,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     normal = capacity * args.normal
     work = Path(tempfile.mkdtemp(prefix="shoprank-overload-"))
     try:
-        copy_shop(Path(args.home), args.shop, work)
+        Shop(args.shop, args.home).copy_to(work)  # the store by its backup, the rest as files
         key = KeyStore(work).create("admin", name="bench.overload")[0]
         paths = request_paths(work, args.shop, args.endpoint, 2000)
         port = free_port()

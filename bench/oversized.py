@@ -302,7 +302,7 @@ def measure(names: Sequence[str] | None = None, concurrent: int = 0) -> Measured
     from bench.processes import Server
     from shoprank.keys import KeyStore
     from shoprank.serving.config import ServingConfig
-    from shoprank.serving.fakes import tiny_shop
+    from tests.support.fakes import tiny_shop
 
     all_cases = cases("tiny", ServingConfig().max_body_bytes)
     names = list(names or all_cases)

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support import serve
+
 READY_TIMEOUT = 120.0
 
 
@@ -27,7 +29,7 @@ def python(*args: str, log: Path | None = None, stdout: int | None = None, error
     """Start ``python ARGS`` (this interpreter) with unbuffered output, in its own process group.
 
     Output goes to ``log`` (stdout and stderr), or stdout to ``stdout`` and stderr to ``errors`` (appended)."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+    env = {**serve.environment(), "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
     out = log.open("ab") if log is not None else (stdout if stdout is not None else subprocess.DEVNULL)
     err = errors.open("ab") if errors is not None and log is None else None
@@ -62,10 +64,14 @@ def kill9(process: subprocess.Popen[str]) -> None:
 
 
 class Server:
-    """``python -m shoprank serve`` on a fixed 127.0.0.1 port, started and killed again and again."""
+    """``python -m shoprank serve`` on a fixed 127.0.0.1 port, started and killed again and again.
 
-    def __init__(self, home: Path, *, watch: float = 0.2) -> None:
+    ``fakes`` (the reliability harness's tiny shops): ``python -m tests.support.serve`` instead, which also serves
+    the fake engines' bundles of :func:`tests.support.fakes.tiny_shop`."""
+
+    def __init__(self, home: Path, *, watch: float = 0.2, fakes: bool = True) -> None:
         self.home = home
+        self.fakes = fakes
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.watch = watch
@@ -75,8 +81,9 @@ class Server:
     def start(self) -> float:
         """Start the server; returns seconds from the start until ``/health`` answers 200 (ready)."""
         started = time.perf_counter()
-        self.process = python("-m", "shoprank", "serve", "--home", str(self.home), "--port", str(self.port),
-                              "--watch", str(self.watch), log=self.log)
+        args = ("--home", str(self.home), "--port", str(self.port), "--watch", str(self.watch))
+        entry = serve.command(*args)[1:] if self.fakes else ["-m", "shoprank", "serve", *args]
+        self.process = python(*entry, log=self.log)
         deadline = time.monotonic() + READY_TIMEOUT
         with httpx.Client(timeout=2) as client:
             while time.monotonic() < deadline:

@@ -283,7 +283,7 @@ def _admin_key(home: Path) -> str:
 
 def run_serve(work: Path, kills: int, seed: int) -> Outcome:
     """Scenario (b): a real server taking writes, killed at random points and restarted on the same port."""
-    from shoprank.serving.fakes import tiny_shop
+    from tests.support.fakes import tiny_shop
 
     started = time.perf_counter()
     rng = random.Random(seed)
@@ -455,7 +455,7 @@ def run_bundle_kills(name: str, home: Path, shop_name: str, kind: str, read_path
 
 def run_publish(work: Path, kills: int, seed: int, *, megabytes: float = 2.0) -> Outcome:
     """Scenario (c): kill -9 while bundles are being published (no training before each publish)."""
-    from shoprank.serving.fakes import tiny_shop
+    from tests.support.fakes import tiny_shop
 
     home = work / "publish-home"
     tiny_shop(home, "pub")
@@ -471,7 +471,7 @@ def run_publish(work: Path, kills: int, seed: int, *, megabytes: float = 2.0) ->
 def train_shop(home: Path, name: str = "train", users: int = 300, seed: int = 0) -> None:
     """A tiny shop (fake bundles) with enough synthetic events to train the real recommender on."""
     from shoprank.data.records import parse_event
-    from shoprank.serving.fakes import tiny_shop
+    from tests.support.fakes import tiny_shop
 
     shop = tiny_shop(home, name)
     rng = random.Random(seed)

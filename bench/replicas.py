@@ -10,12 +10,13 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+
+from tests.support import serve
 
 
 def free_port() -> int:
@@ -25,7 +26,8 @@ def free_port() -> int:
 
 
 class Replica:
-    """One ``shoprank serve --store URL`` process on a free port of 127.0.0.1."""
+    """One ``shoprank serve --store URL`` process on a free port of 127.0.0.1 (through ``python -m
+    tests.support.serve``, so the fake engines of :func:`tests.support.fakes.tiny_shop` are served too)."""
 
     def __init__(self, home: Path, store: str, *extra: str) -> None:
         self.home, self.store, self.extra = home, store, extra
@@ -37,10 +39,9 @@ class Replica:
     def start(self, timeout: float = 60.0) -> float:
         """Start and wait until ``/health`` says ready; returns the seconds it took."""
         began = time.perf_counter()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = serve.environment({**os.environ, "PYTHONUNBUFFERED": "1"})
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shoprank", "serve", "--home", str(self.home), "--store", self.store,
-             "--port", str(self.port), *self.extra],
+            serve.command("--home", str(self.home), "--store", self.store, "--port", str(self.port), *self.extra),
             stdout=self.log.open("ab"), stderr=subprocess.STDOUT, env=env,
         )
         deadline = time.monotonic() + timeout

@@ -96,7 +96,7 @@ def replication_delay(server: str, work: Path, trials: int) -> dict[str, Any]:
     from bench.pgserver import fresh_database
     from bench.replicas import Replica, search_ids, wait_for
     from shoprank.keys import KeyStore
-    from shoprank.serving.fakes import tiny_shop
+    from tests.support.fakes import tiny_shop
 
     home = work / "replicas"
     products: list[float] = []

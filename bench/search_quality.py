@@ -69,8 +69,8 @@ def main() -> int:
     import torch
 
     from shoprank.bundles import latest_version, open_bundle
-    from shoprank.cli.main import main as cli
     from shoprank.search.evaluate import LABELS, METHODS
+    from shoprank.search.publish import SearchTraining, train_and_publish
     from shoprank.search.run_eval import evaluate_bundle, evaluate_folds, evaluate_transfer
 
     torch.set_num_threads(args.threads)
@@ -82,8 +82,9 @@ def main() -> int:
         hd = ensure_shop("homedepot", args.home)
         if args.retrain or latest_version(hd.models_path, "search") is None:
             start = time.perf_counter()
-            cli(["train", "search", "--shop", "homedepot", "--home", args.home, "--profile", args.profile,
-                 "--threads", str(args.threads)] + (["--quiet"] if args.quiet else []))
+            published = train_and_publish(hd, SearchTraining(profile=args.profile, threads=args.threads),
+                                          progress=progress, announce=print)
+            print(f"search models for 'homedepot' published as version {published.version}")
             extra["homedepot_training_minutes"] = round((time.perf_counter() - start) / 60, 1)
         extra["homedepot_bundle"] = open_bundle(hd.models_path, "search", verify=False).params
     if "homedepot" in wanted:

@@ -50,7 +50,7 @@ class Setup:
 
     catalogue: Catalogue
     events: list[Event]
-    split: Any  # LooSplit of the genuine log: the test users and items of every arm
+    split: Any  # LooViews of the genuine log: the test users and items of every arm
     vectors: np.ndarray
     targets: np.ndarray  # item indices
     lengths: np.ndarray  # genuine sequence lengths (fake profile lengths are drawn from them)

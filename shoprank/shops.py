@@ -65,6 +65,18 @@ class Shop:
             )
         return backend.open(self.name, create=create)
 
+    def copy_to(self, home: str | Path) -> Shop:
+        """This shop copied into another home folder: its models and caches as files, its records by the store's
+        :meth:`~shoprank.store.Store.backup` into the embedded store there. Nothing is written into this shop."""
+        target = Shop(self.name, home, store="")
+        target.path.mkdir(parents=True)
+        for folder in ("models", "cache"):
+            if (self.path / folder).is_dir():
+                shutil.copytree(self.path / folder, target.path / folder)
+        with self.store(create=False) as store:
+            store.backup(target.store_path)
+        return target
+
     def delete(self) -> None:
         self.backend.drop(self.name)
         if self.path.exists():

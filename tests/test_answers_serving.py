@@ -17,8 +17,8 @@ from shoprank.answers.examples import tiny_answers
 from shoprank.cli.main import main
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 KNOWN = {"I'd like my money back": "returns", "do you take mastercard": "payment",
          "have you got a drill for sale": "products", "when will my order get here": "shipping"}

@@ -6,7 +6,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shoprank.baseline import embed_and_publish, is_baseline, read_progress
@@ -15,6 +14,7 @@ from shoprank.data.records import Event, Product
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
 from shoprank.shops import Shop
+from tests.support.serving import client
 
 pytestmark = pytest.mark.anyio
 
@@ -45,11 +45,6 @@ def fresh_shop(home: Path, events: bool = True) -> Shop:
             log += [Event(f"h{u}", f"v{u}", "hose-1", "view", now + u) for u in range(3)]
             store.append_events(log)
     return shop
-
-
-def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"})
 
 
 def make_app(home: Path, **config: Any) -> Any:
@@ -105,7 +100,7 @@ async def test_no_baseline_over_a_trained_bundle_and_baseline_off(home: Path) ->
     from shoprank.bundles import publish
 
     shop = fresh_shop(home, events=False)
-    with publish(shop.models_path, "search", {"engine": "fake"}) as folder:
+    with publish(shop.models_path, "search", {"trained": True}) as folder:
         (folder / "x.json").write_text("{}")
     trained = latest_version(shop.models_path, "search")
     from shoprank.baseline import publish_search

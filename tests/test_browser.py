@@ -14,7 +14,7 @@ import pytest
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -31,7 +31,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
 
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("storefront", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -131,6 +131,25 @@ def test_key_hint_prices_sorting_scores_and_did_you_mean(server: tuple[str, str,
         assert "Sprinkler" in page.inner_text("#results li >> nth=0")
 
 
+def test_a_query_nothing_matches_shows_the_no_results_state(server: tuple[str, str, Path]) -> None:
+    url, key, _ = server
+    with _browser() as browser:
+        page = browser.new_page(locale="en-US")
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        page.fill("#q", "puzzle")
+        page.press("#q", "Enter")
+        page.wait_for_function("document.querySelectorAll('#results li').length > 0")
+        assert page.locator("#no-match").is_hidden()
+        page.fill("#q", "xyzzy qwerty")
+        page.press("#q", "Enter")
+        page.wait_for_function("!document.querySelector('#no-match').hidden")
+        assert page.inner_text("#results-summary") == "No products match “xyzzy qwerty”."
+        assert page.locator("#results li").count() == 0 and page.locator("#facets .facet").count() == 0
+        assert "Check the spelling" in page.inner_text("#no-match")
+        assert page.locator("#next").is_disabled()
+
+
 def test_help_box_answers_hands_over_and_lists_products(server: tuple[str, str, Path]) -> None:
     from shoprank.answers.examples import tiny_answers
     from shoprank.shops import Shop
@@ -179,3 +198,32 @@ def test_analytics_page_plots_sentiment_and_lists_alerts(server: tuple[str, str,
         page.wait_for_function("document.querySelector('#trend-summary').textContent.includes('0 alerts')")
         assert page.locator("#plot path.share").count() == 1
         assert page.locator("#alerts tr").count() == 0
+
+
+def test_analytics_page_plots_searches_clicks_and_queries_that_found_nothing(
+        server: tuple[str, str, Path]) -> None:
+    import httpx
+
+    url, key, home = server
+    headers = {"Authorization": f"Bearer {key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=30) as c:
+        answers = [c.get("/shops/tiny/search", params={"q": q}).json() for q in ("drill", "drill", "saw", "xylophone")]
+        posted = c.post("/shops/tiny/events", json={"events": [
+            {"event_id": "click-1", "user_id": "u1", "item_id": answers[0]["hits"][1]["id"], "type": "click",
+             "timestamp": time.time(), "request_id": answers[0]["request_id"]}]})
+        assert posted.json()["attributed"] == 1
+        deadline = time.monotonic() + 10  # the server writes impressions off the request path
+        while c.get("/shops/tiny/analytics").json()["searches"] < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/analytics#key={key}")
+        page.wait_for_function("document.querySelector('#search-summary').textContent.startsWith('4 searches')")
+        assert "1 found nothing (25.0%)" in page.inner_text("#search-summary")
+        assert page.locator("#days-plot rect.day-bar").count() == 1
+        assert page.locator("#days-plot path.zero-rate").count() == 1
+        ctr = page.locator("#position-plot rect.ctr-bar")
+        assert ctr.count() == 2 and ctr.nth(1).get_attribute("data-value") == "0.333333"  # 1 click in 3 answers
+        assert page.locator("#top-queries tr").first.inner_text().split("\t")[:2] == ["drill", "2"]
+        assert page.inner_text("#zero-queries").split("\t")[0] == "xylophone"
+        page.locator("#trend-summary").wait_for()  # the sentiment part of the page still loads beside it

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from shoprank.cli.main import main
 from shoprank.keys import KeyStore
-from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import tiny_shop
+from tests.support.serving import client, served_tiny
 
 NOW = time.time() - 3600
 
@@ -27,18 +27,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def served(home: Path) -> Any:
-    tiny_shop(home, "tiny")
-    key, _ = KeyStore(home).create("admin")
-    app = create_app(home, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    app.state.registry.load_all()
-    yield app, key
-    app.state.registry.close()
-
-
-def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"})
+def served(home: Path) -> Iterator[tuple[Any, str]]:
+    with served_tiny(home) as app_and_key:
+        yield app_and_key
 
 
 def jsonl(path: Path, rows: list[Any]) -> Path:

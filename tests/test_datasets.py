@@ -40,6 +40,15 @@ def test_atomic_sequences_keep_order(tmp_path):
         assert store.get_product("9").title == "nine"
 
 
+def test_atomic_items_with_recbole_field_names(tmp_path):
+    """ml-100k's ``.item`` names its title ``movie_title`` and its genres ``class``."""
+    (tmp_path / "m.item").write_text("item_id:token\tmovie_title:token_seq\trelease_year:token\tclass:token_seq\n"
+                                     "1\tToy Story\t1995\tAnimation Comedy\n")
+    [(line, product)] = atomic.load_items(tmp_path / "m.item")
+    assert (line, product["title"], product["category"]) == (2, "Toy Story", "Animation Comedy")
+    assert product["release_year"] == "1995" and "movie_title" not in product
+
+
 def test_missing_folder_names_where_the_set_is_published(tmp_path):
     with pytest.raises(FileNotFoundError, match="kaggle.com"):
         load_dataset("homedepot", tmp_path)

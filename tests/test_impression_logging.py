@@ -14,6 +14,7 @@ from shoprank.keys import KeyStore
 from shoprank.serving.impressions import ImpressionLog
 from shoprank.shops import Shop
 from shoprank.store.sqlite import SQLiteStore
+from tests.support.waiting import poll
 from tests.test_baseline import client, fresh_shop, make_app
 
 pytestmark = pytest.mark.anyio
@@ -22,16 +23,6 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-def wait_for(condition: Any, timeout: float = 10.0) -> bool:
-    """Poll a condition on state (not a timing assumption)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.01)
-    return condition()
 
 
 async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: Path) -> None:
@@ -66,7 +57,8 @@ async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: P
     with shop.store() as store:
         found = store.get_impressions([*ids, nothing["request_id"]])
         by_event = {e.event_id: e for e in store.iter_events()}
-    assert nothing["request_id"] not in found  # empty answers are not recorded
+    empty = found[nothing["request_id"]]  # an empty search answer is recorded: a zero-result query
+    assert (empty.items, empty.total, empty.query) == ((), 0, "xylophone")
     first, second_page = found[page1["request_id"]], found[page2["request_id"]]
     assert first.items == tuple(h["id"] for h in page1["hits"]) and first.positions == (0, 1)
     assert (first.surface, first.query, first.user_id, first.page) == ("search", "drill", "u7", 1)
@@ -81,7 +73,7 @@ async def test_answers_carry_request_ids_and_are_recorded_with_positions(home: P
     assert "shoprank_events_attributed_total 1" in metrics
     assert "shoprank_events_unattributed_unknown_request_total 1" in metrics
     assert "shoprank_events_unattributed_position_beyond_list_total 1" in metrics
-    assert "shoprank_impressions_written_total 5" in metrics
+    assert "shoprank_impressions_written_total 6" in metrics  # the empty search answer too
 
 
 async def test_another_shops_request_id_is_not_attributed(home: Path) -> None:
@@ -130,7 +122,7 @@ async def test_a_stalled_store_never_delays_an_answer_and_drops_are_counted(home
     answers = []
     async with client(app, key) as c:
         answers.append(await c.get("/shops/fresh/search", params={"q": "drill"}))
-        assert wait_for(entered.is_set)  # the writer now hangs inside the store with that first impression
+        assert poll(entered.is_set)  # the writer now hangs inside the store with that first impression
         for n in range(30):
             answers.append(await c.get("/shops/fresh/search", params={"q": f"drill {n}"}))
         text = (await c.get("/metrics")).text
@@ -171,7 +163,7 @@ def test_retention_deletes_old_impressions(tmp_path: Path) -> None:
                               Impression("new", now - 10 * 86_400, "search", ("a",), (0,))])
     log = ImpressionLog(lambda name: SQLiteStore(path), lambda *a: None, retention_days=90, shops=lambda: ["s"])
     log.start()  # the writer sweeps at start
-    assert wait_for(lambda: "old" not in store.get_impressions(["old"]))
+    assert poll(lambda: "old" not in store.get_impressions(["old"]))
     log.close()
     assert list(store.get_impressions(["old", "new"])) == ["new"]
     store.close()

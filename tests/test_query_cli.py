@@ -62,7 +62,7 @@ def running(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
 
     from shoprank.local import announce, withdraw
     from shoprank.serving import ServingConfig, create_app
-    from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+    from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
     tiny_shop(tmp_path, "tiny")
     app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)

@@ -107,4 +107,6 @@ def test_served_trending_is_dated_by_the_training_log(trained) -> None:  # noqa:
     rec = Recommender.load(trained)
     assert rec.art.trending[rec.catalogue.index["p6"]] == 0  # the held-out last events are not trending
     top = rec.recommend("stranger", k=3)
-    assert top[0].reasons[0].startswith("popular in the 7 days to 2023-11-")
+    days = rec.art.params["trend_days"]  # chosen on validation targets (tests/test_trend_window.py)
+    window = "popular up to " if days is None else f"popular in the {days:g} days to "
+    assert top[0].reasons[0].startswith(window + "2023-11-")

@@ -20,7 +20,7 @@ import pytest
 from shoprank.data.records import parse_event, parse_product
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 pytestmark = pytest.mark.anyio
 CANARY = "qzxcanary"

@@ -16,8 +16,8 @@ import pytest
 from bench.reliability import WriteClient
 from bench.replicas import Replica, recommended_ids, search_ids, wait_for
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import publish_fake_bundle, tiny_shop
 
 BOUND_S = 10.0
 """How long a test waits for a write to show on the other replica: the default follow interval is 1 s
@@ -97,8 +97,9 @@ def test_kill_9_of_one_replica_loses_nothing_acknowledged(replicas: tuple[Replic
     writer = WriteClient(one.url, key, "tiny", items)
     writer.start()
     wait_for(lambda: sum(b.acked for b in writer.snapshot()) >= 20, 60, every=0.05)
+    retries = writer.retries
     one.kill()  # mid-stream: the writer has a request in flight or about to be
-    time.sleep(0.1)
+    wait_for(lambda: writer.retries > retries, BOUND_S)  # and its next request found the replica gone
     writer.halt.set()
     writer.join(30)
     batches = writer.snapshot()

@@ -64,43 +64,31 @@ def test_help_lists_search(group, capsys) -> None:
 
 
 def test_cross_encoder_options_override_the_profile() -> None:
-    import argparse
-
-    from shoprank.cli.main import CommandError
-    from shoprank.cli.search_cmds import _override_cross
+    from shoprank.search.publish import SearchTraining
     from shoprank.search.train import profile_config
 
-    config = profile_config("quick")
-    args = argparse.Namespace(cross_pairs=0, cross_epochs=2, cross_lr=3e-5, cross_freeze="none", cross_eval_every=50)
-    _override_cross(config, args)
+    config = SearchTraining(profile="quick", cross_pairs=0, cross_epochs=2, cross_lr=3e-5, cross_freeze="none",
+                            cross_eval_every=50).config("en")
     assert config.max_cross_pairs is None  # 0: every labelled pair
     assert (config.cross.epochs, config.cross.learning_rate, config.cross.freeze) == (2, 3e-5, "none")
     assert config.cross_eval_every == 50
-    untouched = profile_config("quick")
-    _override_cross(untouched, argparse.Namespace(cross_pairs=None, cross_epochs=None, cross_lr=None,
-                                                  cross_freeze=None, cross_eval_every=None))
-    assert untouched == profile_config("quick")
-    with pytest.raises(CommandError, match="cross-epochs"):
-        _override_cross(profile_config("quick"), argparse.Namespace(
-            cross_pairs=None, cross_epochs=0, cross_lr=None, cross_freeze=None, cross_eval_every=None))
+    assert SearchTraining(profile="quick").config("en") == profile_config("quick")  # no override: the profile
+    assert SearchTraining(profile="quick", cross_encoder=False, cross_epochs=3).config("en").cross is None
+    with pytest.raises(ValueError, match="cross-epochs"):
+        SearchTraining(profile="quick", cross_epochs=0)
+    with pytest.raises(ValueError, match="cross_freeze must be one of none, lower, all"):
+        SearchTraining(cross_freeze="half")
 
 
 def test_fusion_queries_option_overrides_the_profile() -> None:
-    import argparse
-
-    from shoprank.cli.main import CommandError
-    from shoprank.cli.search_cmds import _override_fusion
+    from shoprank.search.publish import SearchTraining
     from shoprank.search.train import profile_config
 
-    config = profile_config("quick")
-    assert config.max_fusion_queries == 150
-    _override_fusion(config, argparse.Namespace(fusion_queries=0))
-    assert config.max_fusion_queries is None  # 0: every fusion query
-    _override_fusion(config, argparse.Namespace(fusion_queries=40))
-    assert config.max_fusion_queries == 40
-    _override_fusion(config, argparse.Namespace(fusion_queries=None))
-    assert config.max_fusion_queries == 40
-    with pytest.raises(CommandError, match="fusion-queries"):
-        _override_fusion(config, argparse.Namespace(fusion_queries=-1))
+    assert profile_config("quick").max_fusion_queries == 150
+    assert SearchTraining(profile="quick", fusion_queries=0).config("en").max_fusion_queries is None  # 0: every one
+    assert SearchTraining(profile="quick", fusion_queries=40).config("en").max_fusion_queries == 40
+    assert SearchTraining(profile="quick").config("en").max_fusion_queries == 150
+    with pytest.raises(ValueError, match="fusion-queries"):
+        SearchTraining(profile="quick", fusion_queries=-1)
     full = profile_config("full")  # the measured Home Depot run: every fusion query, every layer of the CE
     assert (full.max_fusion_queries, full.max_cross_pairs, full.cross.freeze) == (None, 20000, "none")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from shoprank.data.records import Product
 from shoprank.search import SearchEngine
 from shoprank.search.locking import ReadWriteLock
 from shoprank.shops import Shop
+from tests.support.waiting import poll
 from tests.test_search_helpers import (
     KEYWORDS,
     KeywordEncoder,
@@ -49,10 +49,12 @@ def test_readers_share_the_lock_and_a_writer_has_it_alone() -> None:
     both_in = threading.Barrier(2, timeout=5)
     events: list[str] = []
 
+    writer_waits = threading.Event()
+
     def reader(name: str) -> None:
         with lock.read():
             both_in.wait()  # breaks (BrokenBarrierError) unless two readers are inside at once
-            time.sleep(0.05)
+            assert writer_waits.wait(5)  # leave only once the writer is queued behind both readers
             events.append(f"{name} out")
 
     def writer() -> None:
@@ -62,10 +64,11 @@ def test_readers_share_the_lock_and_a_writer_has_it_alone() -> None:
     readers = [threading.Thread(target=reader, args=(n,)) for n in ("a", "b")]
     for t in readers:
         t.start()
-    while lock.readers < 2:
-        time.sleep(0.001)
+    assert poll(lambda: lock.readers == 2)
     w = threading.Thread(target=writer)
     w.start()
+    assert poll(lambda: lock.waiting_writers == 1) and events == []  # two readers in, the writer kept out
+    writer_waits.set()
     for t in [*readers, w]:
         t.join(5)
     assert events[-1] == "writer in" and sorted(events[:2]) == ["a out", "b out"]
@@ -95,11 +98,11 @@ def test_a_waiting_writer_goes_before_new_readers() -> None:
     first_in.wait(5)
     threads.append(threading.Thread(target=writer))
     threads[1].start()
-    time.sleep(0.05)  # the writer is waiting now
+    assert poll(lambda: lock.waiting_writers == 1)  # the writer is waiting now
     threads.append(threading.Thread(target=late_reader))
     threads[2].start()
-    time.sleep(0.05)
-    assert order == []  # the late reader waits behind the writer
+    threads[2].join(0.05)
+    assert threads[2].is_alive() and order == [] and lock.readers == 1  # the late reader waits behind the writer
     release.set()
     for t in threads:
         t.join(5)
@@ -160,11 +163,12 @@ def test_searches_during_upserts_see_a_whole_catalogue(shop: Shop) -> None:
                                         category="Home > Tools", price=5.0 + n)])
         if n % 5 == 4:
             engine.delete_products([f"new-{n - 1}"])
-        time.sleep(0.005)
+        seen = answered[0]
+        assert poll(lambda seen=seen: answered[0] > seen or errors)  # a search ran between this write and the next
     stop.set()
     for t in threads:
         t.join(10)
-    assert errors == [] and answered[0] > 0
+    assert errors == [] and answered[0] >= 20
     ids = [item.id for item in engine.search("titanium drill bit 19", k=3)[0]]
     assert ids[0] == "new-19" and "new-18" not in [i.id for i in engine.search("titanium drill bit 18", k=40)[0]]
 

@@ -52,7 +52,7 @@ def anyio_backend() -> str:
 async def test_the_api_answers_corrected_query_and_prefix_matches(tmp_path: Path) -> None:
     from shoprank.keys import KeyStore
     from shoprank.serving import ServingConfig, create_app
-    from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+    from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("admin")

@@ -70,9 +70,11 @@ def tiny_judgments() -> list[Judgment]:
 
 
 def train_tiny_search(shop: Any, encoder: Any = None, encoder_name: str = "keyword", seed_data: bool = True,
-                      params: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+                      params: dict[str, Any] | None = None, threshold: float | None = None
+                      ) -> tuple[Any, dict[str, Any]]:
     """Train the tiny shop's search stack on the keyword encoder (no fine-tuning, no cross-encoder) and publish
-    it; ``seed_data`` stores the tiny catalogue and judgments first. Returns (stack, training summary)."""
+    it; ``seed_data`` stores the tiny catalogue and judgments first; ``threshold``: the result set's dense
+    threshold (None: calibrated on the validation queries, as training does). Returns (stack, training summary)."""
     from dataclasses import replace
 
     from shoprank.bundles import publish
@@ -87,7 +89,8 @@ def train_tiny_search(shop: Any, encoder: Any = None, encoder_name: str = "keywo
         data = load_search_data(store, test_share=0.2)
         version = store.catalog_version()
     config = profile_config("quick")
-    config = replace(config, stack=replace(config.stack, encoder=encoder_name, lexical_k=20, dense_k=20),
+    config = replace(config, stack=replace(config.stack, encoder=encoder_name, lexical_k=20, dense_k=20,
+                                           dense_threshold=threshold),
                      biencoder=None, cross=None, fusion_share=0.4, valid_share=0.2)
     config.fusion.min_data_in_leaf = 2
     stack, summary = train_search(data, config, progress=False, report=lambda s: None,

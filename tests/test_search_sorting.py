@@ -4,6 +4,7 @@ shop with known answers."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +12,7 @@ import httpx
 import pytest
 
 from shoprank.cascade.sorting import sort_items
-from shoprank.keys import KeyStore
-from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.serving import client, served_tiny
 
 KNIVES = {"kitchen-0-0", "kitchen-0-1", "kitchen-1-0", "kitchen-1-1", "kitchen-2-0", "kitchen-2-1", "kitchen-3-0"}
 """Every product with "knife" in its title but kitchen-3-1, out of stock: the shop's default rule hides it."""
@@ -25,18 +24,9 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> Any:
-    tiny_shop(tmp_path, "tiny")
-    key, _ = KeyStore(tmp_path).create("admin")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    app.state.registry.load_all()
-    yield app, key
-    app.state.registry.close()
-
-
-def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"})
+def served(tmp_path: Path) -> Iterator[tuple[Any, str]]:
+    with served_tiny(tmp_path) as app_and_key:
+        yield app_and_key
 
 
 async def pages(c: httpx.AsyncClient, n: int, **params: Any) -> tuple[list[dict[str, Any]], set[int]]:

@@ -17,7 +17,8 @@ import pytest
 from shoprank.keys import KeyStore
 from shoprank.sentiment.examples import review_history
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support import serving
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 PRODUCTS = ["tools-0-0", "tools-0-1", "garden-0-0"]
 
@@ -43,8 +44,7 @@ def served(tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
 
 
 def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"}, timeout=60)
+    return serving.client(app, key, timeout=60)
 
 
 class Hook:

@@ -14,7 +14,7 @@ import pytest
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, FakeSearchEngine, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, FakeSearchEngine, tiny_shop
 
 
 @pytest.fixture

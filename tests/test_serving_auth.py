@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -13,7 +14,7 @@ import pytest
 from shoprank.cli.main import main
 from shoprank.keys import KeyRequestError, KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 pytestmark = pytest.mark.anyio
 
@@ -36,16 +37,28 @@ def test_keys_are_stored_hashed_and_verified(tmp_path: Path) -> None:
     assert key not in repr(record) and record.hash not in repr(record)
 
 
-def test_revoked_and_expired_keys_stop_working(tmp_path: Path) -> None:
+def keys_clock(monkeypatch: pytest.MonkeyPatch, now: float) -> list[float]:
+    """The keys module's wall clock, set by the test: ``clock[0] = t`` (no sleeping, no race with the machine)."""
+    import shoprank.keys
+
+    clock = [now]
+    monkeypatch.setattr(shoprank.keys, "time", SimpleNamespace(time=lambda: clock[0], monotonic=time.monotonic))
+    return clock
+
+
+def test_revoked_and_expired_keys_stop_working(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     keys = KeyStore(tmp_path)
     key, record = keys.create("admin")
     other = KeyStore(tmp_path)  # a running server's view of the same file
     assert other.verify(key) is not None
     keys.revoke(record.id)
     assert other.verify(key) is None
-    soon, _ = keys.create("admin", expires_in=0.05)
-    time.sleep(0.1)
-    assert keys.verify(soon) is None
+    clock = keys_clock(monkeypatch, 1_000_000.0)
+    soon, _ = keys.create("admin", expires_in=60)
+    clock[0] += 59.9
+    assert keys.verify(soon) is not None and other.verify(soon) is not None
+    clock[0] += 0.1  # the moment it expires
+    assert keys.verify(soon) is None and other.verify(soon) is None
 
 
 @pytest.mark.parametrize(
@@ -112,13 +125,14 @@ def matrix_home(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[st
         "search": store.create("search", "tiny")[0],
         "storefront": store.create("storefront", "tiny")[0],
         "other-shop": store.create("storefront", "other")[0],
-        "expired": store.create("admin", expires_in=0.01)[0],
     }
+    with pytest.MonkeyPatch.context() as patch:  # created an hour ago with a minute to live: expired now
+        keys_clock(patch, time.time() - 3600)
+        keys["expired"] = store.create("admin", expires_in=60)[0]
     revoked, record = store.create("admin")
     store.revoke(record.id)
     keys["revoked"] = revoked
     keys["wrong"] = keys["admin"][:-4] + "AAAA"
-    time.sleep(0.02)
     return home, keys
 
 

@@ -13,7 +13,7 @@ from bench.serve import held_rate, parse_timing, percentile
 from bench.serve import main as bench_main
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 
 def test_percentiles_and_held_rate() -> None:
@@ -30,7 +30,7 @@ def test_open_model_load_against_a_server(tmp_path: Path) -> None:
 
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("search", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0))
+    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 text = st.text(st.characters(codec="utf-8"), max_size=300)
@@ -36,7 +36,7 @@ def app_and_key(tmp_path_factory: pytest.TempPathFactory) -> Any:
     home: Path = tmp_path_factory.mktemp("fuzz")
     tiny_shop(home, "tiny")
     key, _ = KeyStore(home).create("admin")
-    app = create_app(home, config=ServingConfig(watch_seconds=0))
+    app = create_app(home, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
     app.state.registry.load_all()
     with httpx.Client(transport=_SyncASGI(app), base_url="http://test",
                       headers={"Authorization": f"Bearer {key}"}) as client:

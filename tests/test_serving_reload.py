@@ -14,8 +14,9 @@ import pytest
 from shoprank.bundles import latest_version
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, FakeSearchEngine, publish_fake_bundle, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import FAKE_LOADERS, FakeSearchEngine, publish_fake_bundle, tiny_shop
+from tests.support.serving import client
 
 pytestmark = pytest.mark.anyio
 
@@ -33,11 +34,6 @@ def setup(tmp_path: Path) -> tuple[Any, Shop, str]:
     app.state.registry.load_all()
     yield app, shop, key
     app.state.registry.close()
-
-
-def client(app: Any, key: str) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
-                             headers={"Authorization": f"Bearer {key}"})
 
 
 def corrupt(shop: Shop, kind: str) -> str:

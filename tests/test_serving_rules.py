@@ -12,8 +12,8 @@ from shoprank.keys import KeyStore
 from shoprank.rerank import DEFAULT_DIVERSITY, Rule, RuleSet, save_rules
 from shoprank.serving import create_app
 from shoprank.serving.config import ServingConfig
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
 from shoprank.shops import Shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 pytestmark = pytest.mark.anyio
 

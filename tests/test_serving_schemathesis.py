@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error
 
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
-from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 EXAMPLES = int(os.environ.get("SHOPRANK_FUZZ_EXAMPLES", "15"))
 """Examples per operation and test; raise it for a longer hunt."""

@@ -6,7 +6,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,8 @@ import httpx
 import pytest
 
 from shoprank.keys import KeyStore
-from shoprank.serving.fakes import tiny_shop
+from tests.support import serve
+from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
 
 def free_port() -> int:
@@ -27,9 +27,9 @@ def free_port() -> int:
 def start_server(home: Path, *extra: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
     log = home / f"server-{port}.log"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env = serve.environment({**os.environ, "PYTHONUNBUFFERED": "1"})
     process = subprocess.Popen(
-        [sys.executable, "-m", "shoprank", "serve", "--home", str(home), "--port", str(port), "--access-log", *extra],
+        serve.command("--home", str(home), "--port", str(port), "--access-log", *extra),
         stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env,
     )
     url = f"http://127.0.0.1:{port}"
@@ -111,7 +111,7 @@ def test_demo_key_and_banner(tmp_path: Path) -> None:
     key, record = demo_key(tmp_path)
     keys = KeyStore(tmp_path)
     assert keys.verify(first) is None and keys.verify(key) is not None  # one live demo key at a time
-    app = create_app(tmp_path)
+    app = create_app(tmp_path, loaders=FAKE_LOADERS)
     app.state.registry.load_all()
     text = banner("http://127.0.0.1:8000", key, record, app.state.registry, tmp_path)
     app.state.registry.close()

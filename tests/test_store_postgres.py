@@ -8,9 +8,10 @@ import pytest
 from shoprank.store import StoreUnavailableError, StoreVersionError, open_store
 from shoprank.store import postgres as pg
 from tests.store_behaviour import StoreBehaviour, ev, product
+from tests.store_outcomes_behaviour import OutcomeBehaviour
 
 
-class TestPostgresStore(StoreBehaviour):
+class TestPostgresStore(StoreBehaviour, OutcomeBehaviour):
     @pytest.fixture
     def open_store(self, pg_url):
         return lambda: open_store(pg_url, "s")
@@ -114,7 +115,7 @@ def test_the_api_answers_503_retry_when_the_connection_is_lost_mid_batch(pg_url,
 
     from shoprank.keys import KeyStore
     from shoprank.serving import ServingConfig, create_app
-    from shoprank.serving.fakes import FAKE_LOADERS, tiny_shop
+    from tests.support.fakes import FAKE_LOADERS, tiny_shop
 
     monkeypatch.setenv("SHOPRANK_STORE", pg_url)
     tiny_shop(tmp_path, "tiny")

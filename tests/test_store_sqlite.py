@@ -4,9 +4,10 @@ import pytest
 
 from shoprank.store import SQLiteStore
 from tests.store_behaviour import StoreBehaviour, ev
+from tests.store_outcomes_behaviour import OutcomeBehaviour
 
 
-class TestSQLiteStore(StoreBehaviour):
+class TestSQLiteStore(StoreBehaviour, OutcomeBehaviour):
     @pytest.fixture
     def open_store(self, tmp_path):
         return lambda: SQLiteStore(tmp_path / "s.sqlite")

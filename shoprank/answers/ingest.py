@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry, parse_conversation, parse_faq_entry
-from shoprank.data.ingest import IngestError
+from shoprank.data.ingest import IngestError, parse_rows
 from shoprank.data.readers import detect_format, header_of, read_rows
 from shoprank.data.records import RecordError
 from shoprank.store.base import Store, WriteResult
@@ -24,28 +24,21 @@ CSV_COLUMNS = ("id", "question", "answer")
 def parse_faq_rows(rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]], *, grouped: bool
                    ) -> tuple[list[FaqEntry], list[RecordError], int]:
     """(entries, errors, rows read). ``grouped``: one row per question (CSV), else one row per entry."""
-    errors: list[RecordError] = []
-    read = 0
     if not grouped:
+        lines: list[int] = []
+        parsed, errors, read = parse_rows(parse_faq_entry, rows, lines=lines)
         entries: list[FaqEntry] = []
         first: dict[str, int] = {}
-        for line, raw in rows:
-            read += 1
-            if isinstance(raw, RecordError):
-                errors.append(raw.at_line(line))
-                continue
-            try:
-                entry = parse_faq_entry(raw)
-            except RecordError as exc:
-                errors.append(exc.at_line(line))
-                continue
+        for entry, line in zip(parsed, lines, strict=True):
             if entry.id in first:
                 errors.append(RecordError("id", f"duplicate id {entry.id[:100]!r} (first on line {first[entry.id]})",
                                           line))
                 continue
             first[entry.id] = line
             entries.append(entry)
-        return entries, errors, read
+        return entries, sorted(errors, key=lambda e: e.line or 0), read
+    errors = []
+    read = 0
     groups: dict[str, dict[str, Any]] = {}
     for line, raw in rows:
         read += 1
@@ -116,26 +109,17 @@ def read_conversations(path: str | Path, known: Sequence[str], fmt: str | None =
         raise IngestError([RecordError("question", f"column is missing (columns found: {', '.join(header)}); a "
                                        "conversations CSV has the columns question,faq_id", line=1)])
     ids = set(known)
+    lines: list[int] = []
+    parsed, errors, read = parse_rows(parse_conversation, read_rows(path, fmt), lines=lines)
     out: list[Conversation] = []
-    errors: list[RecordError] = []
-    read = 0
-    for line, raw in read_rows(path, fmt):
-        read += 1
-        if isinstance(raw, RecordError):
-            errors.append(raw.at_line(line))
-            continue
-        try:
-            conversation = parse_conversation(raw)
-        except RecordError as exc:
-            errors.append(exc.at_line(line))
-            continue
+    for conversation, line in zip(parsed, lines, strict=True):
         if conversation.faq_id is not None and conversation.faq_id not in ids:
             errors.append(RecordError("faq_id", f"unknown FAQ entry {conversation.faq_id[:100]!r}; ingest the FAQ "
                                       "first (or leave faq_id empty for a question no entry answered)", line))
             continue
         out.append(conversation)
     if errors:
-        raise IngestError(errors, read)
+        raise IngestError(sorted(errors, key=lambda e: e.line or 0), read)
     return out
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
+
 ENCODERS = ("minilm", "e5")
 FORMAT = 1
 
@@ -106,7 +108,7 @@ class AnswerModel:
         probs = self.probabilities(texts)
         out = []
         for row in probs:
-            top = np.argsort(-row, kind="stable")[:k]
+            top = top_k(row, k)
             confidences = [float(row[i]) for i in top]
             out.append(Match([self.entry_ids[i] for i in top], confidences,
                              handoff=confidences[0] < self.params.threshold))

@@ -9,12 +9,14 @@ from shoprank.cascade.base import (
     Request,
     clean_query,
     top_k,
+    top_k_rows,
 )
-from shoprank.cascade.cascade import DEPTH, OVER_FETCH, Cascade, MissingModel, pairs
+from shoprank.cascade.cascade import DEPTH, MATCH_LIMIT, OVER_FETCH, Cascade, MissingModel, pairs
 
 __all__ = [
     "OVER_FETCH",
     "DEPTH",
+    "MATCH_LIMIT",
     "SURFACES",
     "CandidateSource",
     "Candidates",
@@ -26,4 +28,5 @@ __all__ = [
     "clean_query",
     "pairs",
     "top_k",
+    "top_k_rows",
 ]

@@ -104,6 +104,9 @@ class Page:
     query_truncated: bool = False
     facet_ids: list[str] = field(default_factory=list)
     corrected_query: str | None = None  # the spelling index's correction of the query, when it made one
+    did_you_mean: str | None = None  # nothing matched: a corrected query that matches products
+    closest: list[ScoredItem] = field(default_factory=list)  # nothing matched and the shop asks: nearest products,
+    # marked as not matching, never counted in ``total`` nor listed in ``items``
     request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
 
     @property
@@ -175,3 +178,22 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
         kth = np.partition(scores[finite], len(finite) - k)[len(finite) - k]  # the k-th largest score
         finite = finite[scores[finite] >= kth]
     return finite[np.lexsort((finite, -scores[finite]))][:k]
+
+
+def top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """:func:`top_k` of each row of a 2-d array, as one ``[b, min(k, n)]`` array: the same order (best first,
+    equal scores in index order); a row with fewer than ``k`` finite scores ends with its non-finite columns, in
+    index order (callers that need "no item" there test the scores)."""
+    b, n = scores.shape
+    k = max(0, min(k, n))
+    if k == 0:
+        return np.zeros((b, 0), dtype=np.int64)
+    key = np.where(np.isfinite(scores), scores, -np.inf)
+    part = np.argpartition(-key, k - 1, axis=1)[:, :k] if k < n else np.broadcast_to(np.arange(n), (b, n)).copy()
+    values = np.take_along_axis(key, part, axis=1)
+    best = np.take_along_axis(part, np.lexsort((part, -values), axis=-1), axis=1)
+    # argpartition keeps any k of the scores equal to the k-th: where more of them exist, take the first by index
+    kth = values.min(axis=1)
+    for r in np.flatnonzero((key == kth[:, None]).sum(axis=1) > (values == kth[:, None]).sum(axis=1)):
+        best[r] = np.lexsort((np.arange(n), -key[r]))[:k]
+    return best.astype(np.int64, copy=False)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shoprank.cascade.base import Page, Request, clean_query
-from shoprank.cascade.sorting import SORT_DEPTH, sort_items
+from shoprank.cascade.sorting import sort_items
 from shoprank.data.records import Product
 
 OVER_FETCH = 3
@@ -24,7 +24,10 @@ DEPTH = 300
 """Results ranked and re-ranked for every request, whatever its page (more only when a request reaches past
 ``DEPTH / OVER_FETCH``): the same request gives the same list on every door, so a batch run's ``--top 100``
 and the HTTP API's first page are cut from one list."""
-
+MATCH_LIMIT = 10_000
+"""Products of a query's matching set the search engine lists per request (the ranked head, then the rest of
+the set): ``total``, facets, pins, sorts and pages are over it, so they never depend on the page or on
+``facets``. A set past it still counts whole in ``total``."""
 
 @dataclass
 class Cascade:
@@ -37,6 +40,7 @@ class Cascade:
     reranking: Any = None
     store: Any = None
     depth: int = DEPTH
+    match_limit: int = MATCH_LIMIT
 
     def run(self, requests: Sequence[Request]) -> list[Page]:
         """One page per request, in order. Raises KeyError for an item the models do not know, LookupError
@@ -58,27 +62,54 @@ class Cascade:
                                           explore=request.explore)
 
     def _search(self, request: Request) -> Page:
+        """The query's matching set (the engine's list: ranked head, then the rest of the set), re-ranked within
+        itself (rules, diversity, exploration: nothing is added, so no product outside the set is promoted),
+        optionally sorted, then the page cut from it. Nothing matches: no items, total 0, and the spelling
+        index's correction as ``corrected_query`` ("did you mean")."""
         engine = _engine(self.search, "search")
         text, cut = clean_query(request.query)
         reranker = self._reranker(request)
         wanted = request.end
         sorting = request.sort != "relevance"
-        depth = max(self.depth, wanted * OVER_FETCH, SORT_DEPTH if sorting else 0)
-        items, total = engine.search(text, k=depth, offset=0, filters=request.filters, user_id=request.user_id,
-                                     explain=None if reranker is not None or sorting else wanted)
+        fetch = max(self.match_limit, wanted)
+        explain = None if reranker is not None or sorting else wanted  # the ranked head at most (engine's rule)
+        items, total = engine.search(text, k=fetch, offset=0, filters=request.filters, user_id=request.user_id,
+                                     explain=explain)
         products: dict[str, Product] = {}
-        if reranker is not None:
+        if reranker is not None and items:
             fetched = len(items)
             products, vectors = self._context(engine, [item.id for item in items])
             items = reranker.rerank(items, products, vectors, text, filters=request.filters,
                                     rng=request.seed if request.seed is not None else 0)
             total = max(0, total - (fetched - len(items)))  # hidden by a rule
-        if sorting:  # the matching set (rules applied) in the shopper's order, stable, before the page is cut
+        if sorting and items:  # the matching set (rules applied) in the shopper's order, stable, then the page
             products = products or self._context(engine, [item.id for item in items])[0]
             items = sort_items(items, request.sort, lambda it: _fact(products, it.id, "price"),
                                lambda it: _fact(products, it.id, "created_at"))
-        return Page(request, items[request.offset : wanted], int(total), getattr(engine, "version", None), text, cut,
+        page = Page(request, items[request.offset : wanted], int(total), getattr(engine, "version", None), text, cut,
                     [item.id for item in items] if request.facets else [], corrected_query=engine.correction(text))
+        if page.total == 0 and text:
+            self._no_match(engine, request, page, reranker)
+        return page
+
+    def _no_match(self, engine: Any, request: Request, page: Page, reranker: Any) -> None:
+        """An empty answer: "did you mean" (a corrected query with results), and the closest products when the
+        shop's search settings ask for them (the rules still apply: a hidden product is not shown)."""
+        from shoprank.search.settings import load_search_settings
+
+        suggest = getattr(engine, "suggestion", None)
+        page.did_you_mean = suggest(page.query) if suggest is not None else None
+        wanted = load_search_settings(self.store).closest_on_empty
+        closest = getattr(engine, "closest", None)
+        if wanted <= 0 or closest is None:
+            return
+        near = closest(page.query, wanted, request.filters)
+        if reranker is not None and near:
+            products, _ = self._context(engine, [item.id for item in near])
+            near = reranker.rules.filter(near, products, query=page.query,
+                                         category=request.filters.category if request.filters else None,
+                                         filters=request.filters)
+        page.closest = near
 
     def _recommend(self, request: Request) -> Page:
         engine = _engine(self.recommend, "recommend")

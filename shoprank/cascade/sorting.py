@@ -1,9 +1,9 @@
 """Explicit orders of a result set: ``sort=relevance|price_asc|price_desc|newest``.
 
-A sort orders the whole matching set (up to :data:`SORT_DEPTH` products, taken in relevance order), then
-the page is cut from it, so pages are monotone in the key and disjoint. The sort is stable: products with
-the same key keep their relevance order. Products without the key (no price, no ``created_at``) come last
-in every order.
+A sort orders the whole matching set (as the cascade lists it: up to its ``MATCH_LIMIT`` products, taken in
+relevance order), then the page is cut from it, so pages are monotone in the key and disjoint. The sort is
+stable: products with the same key keep their relevance order. Products without the key (no price, no
+``created_at``) come last in every order.
 """
 
 from __future__ import annotations
@@ -13,8 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 SORTS = ("relevance", "price_asc", "price_desc", "newest")
-SORT_DEPTH = 1000
-"""Matching products an explicit sort orders; past it, the sort covers the most relevant ``SORT_DEPTH``."""
 
 T = TypeVar("T")
 

@@ -22,6 +22,8 @@ COMMAND_MODULES = (
     "shoprank.cli.learn_cmds",
     "shoprank.cli.answers_cmds",
     "shoprank.cli.sentiment_cmds",
+    "shoprank.cli.analytics_cmds",
+    "shoprank.cli.experiment_cmds",
 )
 
 GROUPS = {

@@ -60,6 +60,8 @@ class Answer:
     items: list[dict[str, Any]] = field(default_factory=list)
     total: int = 0
     via: str = "local"
+    did_you_mean: str | None = None
+    closest: list[dict[str, Any]] = field(default_factory=list)  # nothing matched: nearest products (shop setting)
 
 
 def _shop(args: argparse.Namespace) -> Any:
@@ -170,14 +172,15 @@ def search_answer(args: argparse.Namespace, shop: Any) -> Answer:
         body = _get(server, f"/shops/{quote(shop.name)}/search",
                     {"q": args.query, "page": page, "per_page": k, "category": args.category, "brand": args.brand,
                      "in_stock": "true" if args.in_stock else None, "sort": args.sort, "facets": "false"})
-        return Answer(body["hits"], int(body["total"]), server[0])
+        return Answer(body["hits"], int(body["total"]), server[0], body.get("did_you_mean"), body.get("closest") or [])
     from shoprank.cascade import Request
     from shoprank.results import SearchFilters
 
     filters = SearchFilters(category=args.category, brand=args.brand, in_stock=True if args.in_stock else None)
     answer = _cascade(shop, ("search",)).run_one(Request("search", args.query, filters=filters, page=page,
                                                          per_page=k, sort=args.sort))
-    return Answer(_hydrate(shop, answer.items), answer.total)
+    return Answer(_hydrate(shop, answer.items), answer.total, did_you_mean=answer.did_you_mean,
+                  closest=_hydrate(shop, answer.closest))
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -188,6 +191,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     order = "" if args.sort == "relevance" else f", by {args.sort.replace('_', ' ')}"
     print(f"'{args.query}' in shop '{shop.name}': {answer.total:,} results, page {args.page}{order}")
     _print_items(answer.items)
+    if answer.did_you_mean:
+        print(f"  did you mean '{answer.did_you_mean}'?")
+    if answer.closest:
+        print("  closest products (they do not match the query):")
+        _print_items(answer.closest)
     return 0
 
 

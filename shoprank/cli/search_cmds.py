@@ -111,59 +111,30 @@ def _setup(args: argparse.Namespace) -> Any:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from shoprank.bundles import publish
-    from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
-    from shoprank.search.train import profile_config, train_search
+    from shoprank.search.publish import SearchDataError, SearchTraining, train_and_publish
 
     shop = _setup(args)
-    start = time.perf_counter()
-    from shoprank.learning import BehaviourConfig
-
-    with shop.store(create=False) as store:
-        try:
-            data = load_search_data(store, test_share=args.holdout, labels=args.labels,
-                                    behaviour=BehaviourConfig(correction=args.correction))
-        except ValueError as exc:
-            raise CommandError(str(exc)) from None
-        catalog_version = store.catalog_version()
-    language = detect_language(data.products)
-    config = profile_config(args.profile, language)
-    config.fusion.threads = args.threads
-    _override_fusion(config, args)
-    if args.no_cross_encoder:
-        config.cross = None
-    elif config.cross is not None:
-        _override_cross(config, args)
-    print(f"training search for shop '{shop.name}' with the {args.profile!r} profile "
-          f"({len(data.products):,} products, language {language}, {args.holdout:.0%} of queries held out"
-          f"{', no cross-encoder' if config.cross is None else ''})")
-    print(f"  labels from {_label_words(data)}")
+    try:
+        training = SearchTraining(
+            profile=args.profile, holdout=args.holdout, tune=args.tune, cross_encoder=not args.no_cross_encoder,
+            fusion_queries=args.fusion_queries, labels=args.labels, correction=args.correction,
+            cross_pairs=args.cross_pairs, cross_epochs=args.cross_epochs, cross_lr=args.cross_lr,
+            cross_freeze=args.cross_freeze, cross_eval_every=args.cross_eval_every, threads=args.threads)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     from shoprank.cluster import RayJobError
 
     ray = ray_config(args)
     if ray is not None:
         print(f"  on Ray: {ray.workers} workers on {ray.where}")
     try:
-        stack, summary = train_search(data, config, progress=not args.quiet, tune=args.tune,
-                                      cache_dir=shop.path / "cache",
-                                      log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}",
-                                      held_out=args.holdout > 0, ray=ray)
-    except RayJobError as exc:
+        published = train_and_publish(shop, training, progress=not args.quiet, announce=print, ray=ray)
+    except (SearchDataError, RayJobError) as exc:
         raise CommandError(str(exc)) from None
-    params = {"profile": args.profile, "holdout": args.holdout, "split_seed": SPLIT_SEED, "labels": data.labels,
-              "catalog_version": catalog_version, "language": language, "summary": summary}
-    with publish(shop.models_path, "search", params) as folder:
-        stack.save(folder)
-        try:  # the query tower the server runs: int8 ONNX, published with the bundle
-            query_tower = stack.export_query_tower(folder)
-        except ImportError as exc:
-            query_tower = f"none ({exc}); the server embeds queries with PyTorch"
-    took = time.perf_counter() - start
-    from shoprank.bundles import latest_version
-
-    print(f"\nsearch models for '{shop.name}' published as version {latest_version(shop.models_path, 'search')}")
+    summary = published.summary
+    print(f"\nsearch models for '{shop.name}' published as version {published.version}")
     print(f"  profile {args.profile}; queries {summary['queries']}")
-    print(f"  query tower for serving: {query_tower}")
+    print(f"  query tower for serving: {published.query_tower}")
     if summary.get("ray"):
         print(f"  ran on Ray with {summary['ray']['workers']} workers ({summary['ray']['cluster']} cluster)")
     for key in ("query_encoder", "cross_encoder"):
@@ -180,48 +151,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  held-out full-catalogue NDCG@10 (online ranking, {held['ndcg_queries']} judged queries): "
               f"{held['ndcg@10']:.4f}")
     print(f"  TensorBoard: tensorboard --logdir {shop.path / 'logs'}")
-    print(f"  time taken: {took / 60:.1f} min ({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
+    print(f"  time taken: {published.seconds / 60:.1f} min "
+          f"({', '.join(f'{k} {v:.0f}s' for k, v in summary['timings'].items())})")
     return 0
-
-
-def _label_words(data: Any) -> str:
-    """What the training labels came from, in words."""
-    judged = len({j.query for j in data.train}) if data.labels == "judgments" else None
-    if data.labels == "judgments":
-        return f"judgments ({judged:,} training queries)"
-    info = data.behaviour
-    log, theta = info["log"], info["propensities"]
-    fallback = theta.get("info", {}).get("fallback")
-    bias = f"not corrected ({fallback})" if fallback else (
-        "not corrected (--correction none)" if theta["method"] == "none" else f"corrected ({theta['method']})")
-    words = (f"the behaviour log ({log['lists']:,} served lists, {log['clicks']:,} clicks; "
-             f"{info['labels']['queries']:,} training queries labelled from it; position bias {bias})")
-    return words if data.labels == "behaviour" else f"judgments and {words}"
-
-
-def _override_fusion(config: Any, args: argparse.Namespace) -> None:
-    """Apply ``--fusion-queries`` (0: every fusion query) to the profile."""
-    if args.fusion_queries is not None:
-        if args.fusion_queries < 0:
-            raise CommandError("--fusion-queries must be 0 (all) or more")
-        config.max_fusion_queries = args.fusion_queries or None
-
-
-def _override_cross(config: Any, args: argparse.Namespace) -> None:
-    """Apply the ``--cross-*`` options to the profile's cross-encoder settings."""
-    from dataclasses import replace
-
-    if args.cross_pairs is not None:
-        if args.cross_pairs < 0:
-            raise CommandError("--cross-pairs must be 0 (all) or more")
-        config.max_cross_pairs = args.cross_pairs or None
-    changes = {name: value for name, value in (("epochs", args.cross_epochs), ("learning_rate", args.cross_lr),
-                                               ("freeze", args.cross_freeze)) if value is not None}
-    if changes.get("epochs", 1) < 1 or changes.get("learning_rate", 1.0) <= 0:
-        raise CommandError("--cross-epochs must be at least 1 and --cross-lr positive")
-    config.cross = replace(config.cross, **changes)
-    if args.cross_eval_every is not None:
-        config.cross_eval_every = args.cross_eval_every
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

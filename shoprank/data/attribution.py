@@ -56,6 +56,8 @@ def why_not(event: Event, impression: Impression | None) -> str | None:
         return "unknown_request"
     if event.type not in ATTRIBUTED_TYPES:
         return "type_not_attributed"
+    if not impression.items:  # an answer that found nothing (kept for analytics)
+        return "item_not_shown"
     if event.position is not None and event.position > max(impression.positions):
         return "position_beyond_list"
     shown = impression.position_of(event.item_id)

@@ -42,11 +42,21 @@ class Impression:
     item_id: str | None = None
     model_version: str | None = None
     page: int = 1
+    total: int | None = None
+    """How many products matched (search), so zero- and low-result queries can be told apart."""
+    latency_ms: float | None = None
+    experiment: str | None = None
+    """The experiment this answer was part of, and the ``variant`` it showed."""
+    variant: str | None = None
+    teams: tuple[str, ...] | None = None
+    """Interleaving: the variant that contributed each shown item (``teams[i]`` for ``items[i]``)."""
 
     def __post_init__(self) -> None:
         if len(self.items) != len(self.positions):
             raise ValueError(f"impression {self.request_id}: {len(self.items)} items but "
                              f"{len(self.positions)} positions")
+        if self.teams is not None and len(self.teams) != len(self.items):
+            raise ValueError(f"impression {self.request_id}: {len(self.items)} items but {len(self.teams)} teams")
 
     def position_of(self, product_id: str) -> int | None:
         """Where ``product_id`` was shown (its first place), or None if it was not."""
@@ -56,10 +66,23 @@ class Impression:
         return None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"request_id": self.request_id, "timestamp": self.timestamp, "surface": self.surface,
-                "items": list(self.items), "positions": list(self.positions), "user_id": self.user_id,
-                "query": self.query, "item_id": self.item_id, "model_version": self.model_version,
-                "page": self.page}
+        out = {"request_id": self.request_id, "timestamp": self.timestamp, "surface": self.surface,
+               "items": list(self.items), "positions": list(self.positions), "user_id": self.user_id,
+               "query": self.query, "item_id": self.item_id, "model_version": self.model_version,
+               "page": self.page}
+        for name, value in self.meta().items():  # only when recorded: older logs have none
+            if value is not None:
+                out[name] = list(value) if name == "teams" else value
+        return out
+
+    def meta(self) -> dict[str, Any]:
+        """The answer's facts beyond what was shown (stored beside the impression)."""
+        return {"total": self.total, "latency_ms": self.latency_ms, "experiment": self.experiment,
+                "variant": self.variant, "teams": self.teams}
+
+    @property
+    def has_meta(self) -> bool:
+        return any(v is not None for v in self.meta().values())
 
 
 def _id_list(raw: Mapping[str, Any], name: str) -> list[Any]:

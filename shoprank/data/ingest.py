@@ -85,7 +85,22 @@ def parse_records(
     ``updates``: products come as :class:`ProductUpdate` (with the fields each row sets, for merging).
     ``lines``: filled with each record's line."""
     parser: Callable[[Mapping[str, Any]], Any] = PARSERS[check_kind(kind)]
-    with_fields = updates and kind == "products"
+    if updates and kind == "products":
+        product = parser
+
+        def parser(raw: Mapping[str, Any]) -> ProductUpdate:
+            return ProductUpdate(product(raw), product_fields(raw))
+
+    return parse_rows(parser, rows, lines=lines)
+
+
+def parse_rows(
+    parser: Callable[[Mapping[str, Any]], Any], rows: Iterable[tuple[int, Mapping[str, Any] | RecordError]], *,
+    lines: list[int] | None = None,
+) -> tuple[list[Any], list[RecordError], int]:
+    """The row loop of every reader (records, FAQ entries, conversations): ``parser`` on each numbered raw row;
+    returns (records, errors with line numbers, rows read). A row the reader could not decode arrives as a
+    :class:`RecordError`. ``lines``: filled with each record's line."""
     records: list[Any] = []
     errors: list[RecordError] = []
     read = 0
@@ -95,11 +110,10 @@ def parse_records(
             errors.append(raw.at_line(line))
             continue
         try:
-            record = parser(raw)
+            records.append(parser(raw))
         except RecordError as exc:
             errors.append(exc.at_line(line))
             continue
-        records.append(ProductUpdate(record, product_fields(raw)) if with_fields else record)
         if lines is not None:
             lines.append(line)
     return records, errors, read

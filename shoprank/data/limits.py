@@ -19,7 +19,12 @@ EVENT_WEIGHTS: dict[str, float] = {
     "purchase": 2.0,
     "rating": 1.0,
 }
-"""How much each event type counts as evidence of interest (popularity, co-visitation)."""
+"""How much each event type counts as evidence of interest (popularity, co-visitation, trend, category
+affinity). The one table of event weights: every count of events by type reads it."""
+
+EVENT_GRADES: dict[str, float] = {"purchase": 1.0, "add_to_cart": 0.8, "click": 0.6}
+"""The relevance a shopper's action gives a served product, as a share of the top gain (search's labels from
+behaviour). Views grade nothing."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,7 @@ class Limits:
     max_attributes: int = 200
     max_attribute_chars: int = 2_000
     max_price: float = 1e9
-    min_timestamp: float = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
+    min_timestamp: float = datetime(1990, 1, 1, tzinfo=UTC).timestamp()  # logs from the 1990s exist (MovieLens)
     future_slack_seconds: float = 86_400.0
     max_grade: float = 100.0
     max_position: int = 100_000

@@ -258,7 +258,8 @@ def parse_timestamp(value: Any, name: str = "timestamp") -> float:
         raise RecordError(name, "must be finite")
     latest = time.time() + LIMITS.future_slack_seconds
     if seconds < LIMITS.min_timestamp or seconds > latest:
-        raise RecordError(name, "must lie between 2000-01-01 and one day from now")
+        earliest = datetime.fromtimestamp(LIMITS.min_timestamp, UTC).date().isoformat()
+        raise RecordError(name, f"must lie between {earliest} and one day from now")
     return seconds
 
 

@@ -31,8 +31,25 @@ def _read_atomic(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
         return header, [(reader.line_num, row) for row in reader if row]
 
 
+TITLE_FIELDS = ("title", "text", "name")
+CATEGORY_FIELDS = ("categories", "category", "class", "genre", "genres")
+
+
+def _pop_first(rec: dict[str, str], names: tuple[str, ...]) -> str:
+    """The first non-empty of ``names`` (all of them removed from ``rec``)."""
+    found = ""
+    for name in names:
+        value = rec.pop(name, "")
+        found = found or value
+    return found
+
+
 def load_items(path: Path, index_path: Path | None = None) -> list[tuple[int, dict[str, Any]]]:
-    """Products from a ``.item`` (``item_id``, ``title``...) or ``.text`` (``item_id``, ``text``) file."""
+    """Products from a ``.item`` (``item_id``, ``title``...) or ``.text`` (``item_id``, ``text``) file.
+
+    RecBole's own sets name the title differently (``movie_title`` in ml-100k): the first of ``title``,
+    ``text``, ``name`` or any ``*_title`` / ``*_name`` field is the title; ``class`` or ``genre`` the category.
+    """
     header, rows = _read_atomic(path)
     index: dict[str, str] = {}
     if index_path is not None:
@@ -42,8 +59,9 @@ def load_items(path: Path, index_path: Path | None = None) -> list[tuple[int, di
     for line, row in rows:
         rec = dict(zip(header, row, strict=False))
         item = rec.pop("item_id")
-        title = rec.pop("title", None) or rec.pop("text", None) or ""
-        category = rec.pop("categories", "") or rec.pop("category", "")
+        title = _pop_first(rec, TITLE_FIELDS) or next(
+            (rec.pop(k) for k in list(rec) if k.endswith(("_title", "_name")) and rec[k]), "")
+        category = _pop_first(rec, CATEGORY_FIELDS)
         brand = rec.pop("brand", "")
         product = {"id": index.get(item, item), "title": title, "category": category, "brand": brand}
         product.update({k: v for k, v in rec.items() if v})

@@ -200,7 +200,8 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     """1 - mean pairwise cosine similarity over pairs i < j of the list's item vectors, shape (n, d).
 
     0.0 for lists shorter than 2. A zero vector has cosine 0 with everything.
-    The result lies in [0, 2] (identical vectors give 0, orthogonal ones 1).
+    The result lies in [0, 2] up to rounding (identical vectors give 0, orthogonal ones 1, opposite ones 2);
+    it is not clipped, so a wrong similarity shows.
     """
     x = np.asarray(vectors, dtype=np.float64)
     if x.ndim != 2:
@@ -212,7 +213,7 @@ def intra_list_diversity(vectors: np.ndarray) -> float:
     unit = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)  # (n, d)
     sims = unit @ unit.T  # (n, n)
     mean_sim = (sims.sum() - np.trace(sims)) / (n * (n - 1))
-    return float(np.clip(1.0 - mean_sim, 0.0, 2.0))
+    return float(1.0 - mean_sim)
 
 
 def category_coverage(categories_of_list: Sequence[Hashable], n_categories: int | None = None) -> float:

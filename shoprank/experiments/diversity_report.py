@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from shoprank.evaluation.tables import markdown_table
 from shoprank.experiments.diversity_sweep import MAX_NDCG_LOSS, MIN_ILD_GAIN, Choice, K, SweepResult, SweepRow
 
 HEADERS = ("λ", f"NDCG@{K}", f"HR@{K}", f"ILD@{K}", f"category cov.@{K}", f"catalogue cov.@{K}", "novelty",
@@ -31,10 +32,7 @@ def format_table(rows: Sequence[SweepRow]) -> str:
         cells.append([f"{r.lam:g}", f"{r.ndcg:.4f}", f"{r.hr:.4f}", f"{r.ild:.4f}", f"{r.category_coverage:.4f}",
                       f"{r.catalogue_coverage:.4f}", f"{r.novelty:.3f}", "" if same else _change(r.ndcg, base.ndcg),
                       "" if same else _change(r.ild, base.ild)])
-    widths = [max(len(row[i]) for row in cells) for i in range(len(HEADERS))]
-    lines = ["| " + " | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    return markdown_table(cells[0], cells[1:])
 
 
 def describe(result: SweepResult) -> str:

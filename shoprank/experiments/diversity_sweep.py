@@ -183,6 +183,7 @@ def _score_top(rec: Any, split: Any, rows: np.ndarray, depth: int,
     import numpy as np
     from tqdm.auto import tqdm
 
+    from shoprank.cascade.base import top_k_rows
     from shoprank.evaluation.metrics import rank_of_target
     from shoprank.recommend.evaluate import mask_seen
 
@@ -190,7 +191,7 @@ def _score_top(rec: Any, split: Any, rows: np.ndarray, depth: int,
     ranks = np.empty(len(rows))
     top = np.empty((len(rows), depth), np.int64)
     top_scores = np.empty((len(rows), depth))
-    depth_ = min(depth, split.n_items)  # argpartition needs depth < n_items + 1
+    depth_ = min(depth, split.n_items + 1)
     with tqdm(total=len(rows), desc="scoring users", unit=" users", disable=not progress, leave=False) as bar:
         for start in range(0, len(rows), 512):
             batch = rows[start:start + 512]
@@ -198,9 +199,7 @@ def _score_top(rec: Any, split: Any, rows: np.ndarray, depth: int,
             s = mask_seen(np.array(rec.score_batch(h, [types[r] for r in batch])[:, :split.n_items + 1],
                                    dtype=np.float32), h)
             ranks[start:start + len(batch)] = rank_of_target(s, split.test_targets[batch], ties="average")
-            part = np.argpartition(-s, depth_, axis=1)[:, :depth_]
-            order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1, kind="stable")
-            best = np.take_along_axis(part, order, axis=1)
+            best = top_k_rows(s, depth_)
             top[start:start + len(batch)] = 0
             top_scores[start:start + len(batch)] = -np.inf
             top[start:start + len(batch), :depth_] = best

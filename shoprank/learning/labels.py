@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.data.limits import EVENT_GRADES
 from shoprank.data.records import Judgment
 from shoprank.learning.clicklog import ClickLog
 from shoprank.learning.propensity import METHODS, Propensities, estimate
 
-GRADES = {"purchase": 1.0, "add_to_cart": 0.8, "click": 0.6}
+GRADES = EVENT_GRADES
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from shoprank.data.limits import EVENT_WEIGHTS
 from shoprank.data.records import Event, Product
 from shoprank.retrieval.bm25 import FIELDS, BM25Index
 from shoprank.text import words
@@ -32,12 +33,11 @@ _INDEX = {name: i for i, name in enumerate(FEATURES)}
 
 @dataclass
 class ItemStats:
-    """Per-product popularity (log of weighted event count) and click-through from events."""
+    """Per-product popularity (log of the event count weighted by :data:`~shoprank.data.limits.EVENT_WEIGHTS`)
+    and click-through from events."""
 
     popularity: dict[str, float] = field(default_factory=dict)
     ctr: dict[str, float] = field(default_factory=dict)
-
-    WEIGHTS = {"view": 1.0, "click": 2.0, "add_to_cart": 3.0, "purchase": 5.0, "rating": 2.0}
 
     @classmethod
     def from_events(cls, events: Iterable[Event], skip_queries: set[str] | None = None) -> ItemStats:
@@ -48,7 +48,7 @@ class ItemStats:
         for event in events:
             if skip_queries and event.query and " ".join(event.query.lower().split()) in skip_queries:
                 continue
-            weight[event.item_id] += cls.WEIGHTS.get(event.type, 1.0)
+            weight[event.item_id] += EVENT_WEIGHTS[event.type]
             if event.type == "view":
                 views[event.item_id] += 1
             elif event.type in ("click", "purchase", "add_to_cart"):

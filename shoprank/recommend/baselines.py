@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 import scipy.sparse as sp
 
+from shoprank.cascade.base import top_k
 from shoprank.recommend.interactions import Sequences
 
 
@@ -89,7 +90,7 @@ def _top_k_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
         lo, hi = m.indptr[r], m.indptr[r + 1]
         vals, cols = m.data[lo:hi], m.indices[lo:hi]
         if len(vals) > k:
-            keep = np.argpartition(-vals, k)[:k]
+            keep = top_k(vals, k)
             vals, cols = vals[keep], cols[keep]
         indices.append(cols)
         data.append(vals)

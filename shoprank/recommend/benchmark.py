@@ -18,7 +18,7 @@ from shoprank.recommend.baselines import (
     SequenceScorer,
     TextMeanScorer,
 )
-from shoprank.recommend.evaluate import K, LooSplit, ModelResult, run_scorer, summarise, validation_ndcg
+from shoprank.recommend.evaluate import K, LooViews, ModelResult, run_scorer, summarise, validation_ndcg
 from shoprank.recommend.interactions import Sequences
 from shoprank.shops import Shop
 
@@ -31,7 +31,7 @@ def _say(progress: bool, text: str) -> None:
         print(text, flush=True)
 
 
-def tune_als(split: LooSplit, grid: dict[str, Sequence[float]] | None = None, progress: bool = False,
+def tune_als(split: LooViews, grid: dict[str, Sequence[float]] | None = None, progress: bool = False,
              ) -> tuple[dict[str, float], list[dict[str, float]]]:
     """Grid search of ALS on validation NDCG@10 (fit on the training view)."""
     grid = grid or ALS_GRID
@@ -49,14 +49,14 @@ def tune_als(split: LooSplit, grid: dict[str, Sequence[float]] | None = None, pr
     return {k: v for k, v in best.items() if k != "valid_ndcg@10"}, trials
 
 
-def _fit_view_with_valid(split: LooSplit) -> Sequences:
+def _fit_view_with_valid(split: LooViews) -> Sequences:
     """Test histories (tested users first, in test order) plus the untested users: for models that cannot fold in."""
     n = len(split.test_histories)
     t = split.test_histories
     return Sequences(t.users + split.train.users[n:], t.items + split.train.items[n:], t.types + split.train.types[n:])
 
 
-def peer_result(name: str, split: LooSplit, vectors: np.ndarray, als_params: dict[str, float] | None = None,
+def peer_result(name: str, split: LooViews, vectors: np.ndarray, als_params: dict[str, float] | None = None,
                 ) -> ModelResult:
     scorer: SequenceScorer
     fit_on, note = split.train, ""
@@ -109,7 +109,7 @@ def served_ranks(rec: Any, histories: Sequences, targets: np.ndarray) -> tuple[n
     return run_scorer(score, histories, targets, batch_size=512, last_slot=rec.cold_slot_items)
 
 
-def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint: dict[str, Any],
+def sasrec_result(shop: Shop, split: LooViews, item_ids: list[str], fingerprint: dict[str, Any],
                   rec: Any = None) -> ModelResult:
     """The published bundle, scored exactly as served (:func:`served_ranks`)."""
     rec = rec or load_served(shop, item_ids, fingerprint)
@@ -120,11 +120,11 @@ def sasrec_result(shop: Shop, split: LooSplit, item_ids: list[str], fingerprint:
                        f"bundle {rec.version}")
 
 
-def sample_test_users(split: LooSplit, n: int, seed: int = 0) -> LooSplit:
+def sample_test_users(split: LooViews, n: int, seed: int = 0) -> LooViews:
     """``split`` with ``n`` of its test users (seed ``seed``); training and validation views unchanged."""
     rows = np.sort(np.random.default_rng(seed).permutation(len(split.test_targets))[:n])
     t = split.test_histories
-    return LooSplit(split.n_items, split.train, split.valid_histories, split.valid_targets,
+    return LooViews(split.n_items, split.train, split.valid_histories, split.valid_targets,
                     Sequences([t.users[i] for i in rows], [t.items[i] for i in rows], [t.types[i] for i in rows]),
                     split.test_targets[rows])
 
@@ -140,7 +140,7 @@ def _cut(histories: Sequences, rows: np.ndarray, keep: int) -> Sequences:
                       for i in rows])
 
 
-def history_breakdown(rec: Any, split: LooSplit, ranks: np.ndarray, *, sample: int = 10_000,
+def history_breakdown(rec: Any, split: LooViews, ranks: np.ndarray, *, sample: int = 10_000,
                       seed: int = 0) -> list[dict[str, Any]]:
     """Test figures by history length, every serving path measured.
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from shoprank.cascade.base import top_k_rows
 from shoprank.evaluation.metrics import catalog_coverage, intra_list_diversity, loo_metrics, rank_of_target
 from shoprank.recommend.interactions import Sequences
 
@@ -22,8 +23,9 @@ K = 10
 
 
 @dataclass
-class LooSplit:
-    """Leave-one-out views of a log. Users with fewer than 3 events are trained on, never tested."""
+class LooViews:
+    """The leave-one-out split (:class:`shoprank.data.splits.LooSplit`, the one protocol) as index sequences and
+    target arrays, event types aligned. Users with fewer than 3 events are trained on, never tested."""
 
     n_items: int
     train: Sequences  # what models learn from: evaluated users without their last two events, others whole
@@ -38,7 +40,7 @@ class LooSplit:
         self.train_counts = np.bincount(flat, minlength=self.n_items + 1)
 
 
-def leave_one_out(seqs: Sequences, n_items: int) -> LooSplit:
+def leave_one_out(seqs: Sequences, n_items: int) -> LooViews:
     """The shared protocol (``shoprank.data.splits.leave_one_out``) applied to index sequences, types kept aligned."""
     from shoprank.data.splits import leave_one_out as shared_loo
 
@@ -51,7 +53,7 @@ def leave_one_out(seqs: Sequences, n_items: int) -> LooSplit:
                          [seqs.types[r][list(positions[r])] for r in rows])
 
     untested = [r for r in loo.train if r not in loo.test]
-    return LooSplit(
+    return LooViews(
         n_items=n_items,
         train=view(tested + untested, {r: list(loo.train[r]) for r in loo.train}),
         valid_histories=view(tested, {r: list(loo.valid_history[r]) for r in tested}),
@@ -109,9 +111,7 @@ def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], 
         hist = histories.items[start:rows[-1] + 1]
         s = mask_seen(np.array(score(hist, rows), dtype=np.float32), hist)
         ranks[rows] = rank_of_target(s, targets[rows], ties="average")
-        part = np.argpartition(-s, K, axis=1)[:, :K]
-        order = np.argsort(-np.take_along_axis(s, part, axis=1), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
+        best = top_k_rows(s, K)
         top[rows] = np.where(np.isfinite(np.take_along_axis(s, best, axis=1)), best, 0)  # 0: fewer than K left
         if last_slot is not None:
             items = np.asarray(last_slot(hist), dtype=np.int64)
@@ -121,7 +121,7 @@ def run_scorer(score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray], 
     return ranks, top
 
 
-def summarise(result: ModelResult, split: LooSplit, item_vectors: np.ndarray | None,
+def summarise(result: ModelResult, split: LooViews, item_vectors: np.ndarray | None,
               cold_max: int = 2) -> dict[str, float | str | int]:
     """The table row of one model: overall, cold-item, coverage and diversity figures."""
     overall = loo_metrics(result.ranks, K)
@@ -152,18 +152,13 @@ COLUMNS = ("model", f"ndcg@{K}", f"hr@{K}", "mrr", f"cold_ndcg@{K}", f"cold_hr@{
 def format_table(rows: Sequence[dict[str, object]], columns: Sequence[str] = COLUMNS) -> str:
     """A markdown table of the result rows, the ``columns`` they have."""
     cols = [c for c in columns if any(c in r for r in rows)]
-    cells = [list(cols)] + [
-        [f"{r[c]:.4f}" if isinstance(r.get(c), float) and c != "seconds" else str(r.get(c, "")) for c in cols]
-        for r in rows
-    ]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(cols))]
-    lines = ["| " + " | ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) + " |" for row in cells]
-    lines.insert(1, "|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    return "\n".join(lines)
+    from shoprank.evaluation.tables import markdown_table
+
+    return markdown_table(cols, [[str(r.get(c, "")) if c == "seconds" else r.get(c, "") for c in cols] for r in rows])
 
 
 def timed(name: str, fit: Callable[[], None], score: Callable[[Sequence[np.ndarray], np.ndarray], np.ndarray],
-          split: LooSplit, note: str = "") -> ModelResult:
+          split: LooViews, note: str = "") -> ModelResult:
     started = time.perf_counter()
     fit()
     ranks, top = run_scorer(score, split.test_histories, split.test_targets)

@@ -23,6 +23,7 @@ from itertools import combinations
 import numpy as np
 import scipy.sparse as sp
 
+from shoprank.cascade.base import top_k
 from shoprank.data.records import Event
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Sequences
 
@@ -87,7 +88,7 @@ def _top(m: sp.csr_matrix, keep: int) -> NeighbourTable:
         if lo == hi:
             continue
         vals, cols = m.data[lo:hi], m.indices[lo:hi]
-        order = np.argsort(-vals, kind="stable")[:keep]
+        order = top_k(vals, keep)
         idx[r, :len(order)] = cols[order]
         score[r, :len(order)] = vals[order]
     return NeighbourTable(idx, score)

@@ -20,14 +20,16 @@ from shoprank.data.records import Event
 from shoprank.recommend import artifacts
 from shoprank.recommend.defences import DEFAULT as DEFAULT_DEFENCES
 from shoprank.recommend.defences import Defences, apply_defences
-from shoprank.recommend.evaluate import LooSplit, leave_one_out
+from shoprank.recommend.evaluate import LooViews, leave_one_out
 from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, events_to_sequences
 from shoprank.recommend.item2item import basket_pairs, covisitation
+from shoprank.recommend.sources import trending_signal
 from shoprank.recommend.text import DEFAULT_MAX_LENGTH, cached_item_vectors
 from shoprank.recommend.training import PROFILES, RecTrainConfig, profile_config, train_sasrec
 from shoprank.shops import Shop
 
-TREND_DAYS = 7.0
+TREND_DAYS = 7.0  # the baseline bundle's window (it has no validation targets to choose one on)
+TREND_WINDOWS: tuple[float | None, ...] = (1.0, 7.0, 30.0, 90.0, None)  # None: the whole training log
 
 
 @dataclass
@@ -37,7 +39,7 @@ class ShopLog:
     events: list[Event]
     fingerprint: dict[str, Any]
 
-    def split(self) -> LooSplit:
+    def split(self) -> LooViews:
         return leave_one_out(self.seqs, len(self.catalogue))
 
 
@@ -74,7 +76,7 @@ def item_vectors(shop: Shop, log: ShopLog, encoder: str = "default", progress: b
     return np.vstack([np.zeros((1, vectors.shape[1]), np.float32), vectors])
 
 
-def training_events(log: ShopLog, split: LooSplit) -> list[Event]:
+def training_events(log: ShopLog, split: LooViews) -> list[Event]:
     """The events of the training view, in time order: each user's events without the ones the split holds out
     (so nothing a test or validation target saw feeds popularity, trending or bought-together)."""
     kept = {user: len(items) for user, items in zip(split.train.users, split.train.items, strict=True)}
@@ -88,16 +90,16 @@ def training_events(log: ShopLog, split: LooSplit) -> list[Event]:
     return out
 
 
-def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event] | None = None
-               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Weighted event counts of the training view, the same over the last ``TREND_DAYS`` of the training events
-    (the log's own time, not the wall clock), and the time that window ends."""
+def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event] | None = None,
+               days: float | None = TREND_DAYS) -> tuple[np.ndarray, np.ndarray, float]:
+    """Weighted event counts of the training view, the same over the last ``days`` of the training events
+    (the log's own time, not the wall clock; None: all of them), and the time that window ends."""
     flat = np.concatenate(train.items) if len(train) else np.zeros(0, np.int64)
     weights = np.concatenate([TYPE_WEIGHTS[t] for t in train.types]) if len(train) else None
     pop = np.bincount(flat, weights=weights, minlength=n_items + 1).astype(np.float32)
     events = log.events if events is None else events
     until = max((e.timestamp for e in events), default=0.0)
-    since = until - TREND_DAYS * 86400
+    since = until - days * 86400 if days is not None else -np.inf
     trend = np.zeros(n_items + 1, np.float32)
     for e in events:
         if e.timestamp >= since and e.item_id in log.catalogue.index:
@@ -105,8 +107,34 @@ def popularity(log: ShopLog, n_items: int, train: Sequences, events: list[Event]
     return pop, trend, until
 
 
+def choose_trend_window(log: ShopLog, split: LooViews, events: list[Event],
+                        windows: tuple[float | None, ...] = TREND_WINDOWS) -> tuple[float | None, list[dict[str, Any]]]:
+    """The trending window whose list best predicts the validation targets with every history hidden (the
+    new-user protocol, on validation): the window and each one's validation NDCG@10. A shop whose log spans
+    months and a shop whose log spans days want different windows; the log decides, not a constant."""
+    n_items = len(log.catalogue)
+    targets = np.asarray(split.valid_targets, np.int64)
+    table = []
+    for days in windows:
+        pop, trend, _ = popularity(log, n_items, split.train, events, days=days)
+        scores = trending_signal(trend, pop)
+        scores[0] = -np.inf  # padding
+        r = _ranks(scores)[targets]
+        ndcg = float(np.where(r <= 10, 1.0 / np.log2(r + 1.0), 0.0).mean()) if len(r) else 0.0
+        table.append({"days": days, "valid_ndcg@10": round(ndcg, 5)})
+    best = max(table, key=lambda row: row["valid_ndcg@10"])  # first of equals: the shortest window
+    return best["days"], table
+
+
+def _ranks(scores: np.ndarray) -> np.ndarray:
+    """1-based rank of every item under ``scores``, ties pessimistic (an item loses every tie), as
+    :func:`shoprank.evaluation.metrics.rank_of_target` counts them."""
+    ordered = np.sort(scores)
+    return (len(scores) - np.searchsorted(ordered, scores, side="left")).astype(np.float64)
+
+
 COVISIT_WINDOW, COVISIT_KEEP = 50, 200  # co-visitation over whole (<= 50-event) histories: best on validation
-def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
+def tune(split: LooViews, vectors: np.ndarray, base: RecTrainConfig, trials: int, *, progress: bool = True,
          seed: int = 0) -> dict[str, Any]:
     """Optuna search over learning rate, dropout, weight decay, width and ID dropout; best valid NDCG@10."""
     from dataclasses import replace
@@ -141,7 +169,7 @@ def tune(split: LooSplit, vectors: np.ndarray, base: RecTrainConfig, trials: int
     return {"best_params": study.best_params, "best_value": study.best_value, "trials": len(study.trials)}
 
 
-def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
+def fit(log: ShopLog, split: LooViews, vectors: np.ndarray, config: RecTrainConfig, *, progress: bool = True,
         params: dict[str, Any] | None = None, facts: tuple[np.ndarray, np.ndarray, list[str]] | None = None,
         ray: Any = None) -> tuple[artifacts.RecArtifacts, dict[str, Any]]:
     """Train the model on ``split``, build the item-to-item tables and fit the ranking stage on validation, in
@@ -163,7 +191,8 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
         model, summary = train_sasrec(split.train, split.valid_histories, split.valid_targets, vectors, config,
                                       progress=progress)
     train_events = training_events(log, split)
-    pop, trend, trend_until = popularity(log, n_items, split.train, train_events)
+    trend_days, trend_table = choose_trend_window(log, split, train_events)
+    pop, trend, trend_until = popularity(log, n_items, split.train, train_events, days=trend_days)
     bought, basket_counts = basket_pairs(train_events, log.catalogue.index, n_items)
     art = artifacts.RecArtifacts(
         model=model,
@@ -176,7 +205,8 @@ def fit(log: ShopLog, split: LooSplit, vectors: np.ndarray, config: RecTrainConf
         bought=bought,
         params={
             **(params or {}),
-            "trend_until": trend_until, "trend_days": TREND_DAYS, "bought_together": basket_counts,
+            "trend_until": trend_until, "trend_days": trend_days, "trend_windows": trend_table,
+            "bought_together": basket_counts,
             "log": log.fingerprint,
             "training": {k: v for k, v in summary.items() if k != "history"},
             "train": config.train.to_dict(),
@@ -280,8 +310,10 @@ def reblend(shop: Shop, *, progress: bool = True) -> dict[str, Any]:
     art.covisit = covisitation(split.train, len(log.catalogue), window=COVISIT_WINDOW, keep=COVISIT_KEEP)
     train_events = training_events(log, split)
     art.bought, art.params["bought_together"] = basket_pairs(train_events, log.catalogue.index, len(log.catalogue))
+    days, art.params["trend_windows"] = choose_trend_window(log, split, train_events)  # training events only
     art.popularity, art.trending, art.params["trend_until"] = popularity(log, len(log.catalogue), split.train,
-                                                                         train_events)  # training events only
+                                                                         train_events, days=days)
+    art.params["trend_days"] = days
     art.categories, art.prices, art.params["categories"] = _facts(shop, log)
     fit_ranking(art, split.valid_histories, split.valid_targets, split.train_counts, progress=progress,
                 config=stage_config(str(art.params.get("profile", "quick"))))

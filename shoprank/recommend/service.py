@@ -293,7 +293,9 @@ class Recommender:
         """A baseline's scores of every item: trending for an empty history, else item-to-item neighbours and text
         similarity of the latest events."""
         if not len(items):
-            return (self.art.trending + 1e-3 * self.art.popularity).astype(np.float32)
+            from shoprank.recommend.sources import trending_signal
+
+            return trending_signal(self.art.trending, self.art.popularity)
         return self._item2item(items[-BASELINE_HISTORY:])
 
     def _baseline_recommend(self, items: np.ndarray, types: np.ndarray, banned: np.ndarray, k: int
@@ -406,8 +408,9 @@ class Recommender:
             return "popular lately"
         from datetime import UTC, datetime
 
-        days = float(self.art.params.get("trend_days", 7))
-        return f"popular in the {days:g} days to {datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
+        day = f"{datetime.fromtimestamp(float(until), UTC):%Y-%m-%d}"
+        days = self.art.params.get("trend_days", 7)
+        return f"popular up to {day}" if days is None else f"popular in the {float(days):g} days to {day}"
 
     def _why(self, item: int, items: np.ndarray, types: np.ndarray) -> list[str]:
         """'similar to X you bought': the history item whose vector is closest to the recommended one, named with

@@ -235,6 +235,11 @@ def latest(histories: Sequence[np.ndarray], window: int) -> np.ndarray:
     return out
 
 
+def trending_signal(trending: np.ndarray, popularity: np.ndarray) -> np.ndarray:
+    """The new-user list's scores: trending, all-time popularity breaking ties."""
+    return np.asarray(trending, np.float32) + 1e-3 * np.asarray(popularity, np.float32)
+
+
 class TrendingSource(Source):
     """The log's trending items, popularity breaking ties: the same list for everyone, history excluded."""
 
@@ -242,7 +247,7 @@ class TrendingSource(Source):
 
     def __init__(self, trending: np.ndarray, popularity: np.ndarray, resolve: Resolver | None = None) -> None:
         super().__init__(resolve)
-        self.signal = (np.asarray(trending, np.float32) + 1e-3 * np.asarray(popularity, np.float32))
+        self.signal = trending_signal(trending, popularity)
 
     def raw(self, histories: Histories) -> np.ndarray:
         return np.broadcast_to(self.signal, (len(histories), len(self.signal)))

@@ -118,6 +118,27 @@ def train_recommend_candidate(shop: Shop, cutoff: float, config: RetrainConfig) 
     return art
 
 
+def _since_serving(shop: Shop, kind: str, store: Any, config: RetrainConfig) -> Verdict:
+    """The verdict as far as the events since the serving bundle go: with a reason when too few arrived."""
+    serving_version, params = _serving_params(shop, kind)
+    now_events = store.event_count()
+    new = now_events - _trained_at_events(params)
+    verdict = Verdict(kind, "skipped", "", serving_version=serving_version, new_events=new,
+                      events_at_training=now_events)
+    if new < config.min_new_events:
+        verdict.reason = f"{new} new events since the serving model; waiting for {config.min_new_events}"
+    return verdict
+
+
+def _enough_held_out(verdict: Verdict, cutoff: float, held_out: int, unit: str, config: RetrainConfig) -> bool:
+    """Record the held-out traffic in ``verdict``; False (with the reason) when it is too thin to trust."""
+    verdict.cutoff, verdict.held_out = cutoff, held_out
+    if held_out < config.min_holdout:
+        verdict.reason = f"only {held_out} {unit} (need {config.min_holdout}); nothing published"
+        return False
+    return True
+
+
 RecTrainer = Callable[[Shop, float, RetrainConfig], Any]
 SearchTrainer = Callable[[Shop, float, RetrainConfig], tuple[Any, dict[str, Any]]]
 
@@ -128,28 +149,21 @@ def retrain_recommend(shop: Shop, config: RetrainConfig, trainer: RecTrainer | N
     from shoprank.retrain.holdout import recent_cutoff, recommend_holdout, score_recommender
 
     started = time.perf_counter()
-    serving_version, params = _serving_params(shop, "recommend")
     with shop.store(create=False) as store:
-        now_events = store.event_count()
-        new = now_events - _trained_at_events(params)
-        verdict = Verdict("recommend", "skipped", "", serving_version=serving_version, new_events=new,
-                          events_at_training=now_events)
-        if new < config.min_new_events:
-            verdict.reason = f"{new} new events since the serving model; waiting for {config.min_new_events}"
+        verdict = _since_serving(shop, "recommend", store, config)
+        if verdict.reason:
             return verdict
         events = list(store.iter_events())
         known = {p.id for p in store.iter_products()}
     cutoff = recent_cutoff([e.timestamp for e in events], config.holdout_share)
     holdout = recommend_holdout(events, cutoff, known)
-    verdict.cutoff, verdict.held_out = cutoff, len(holdout)
-    if len(holdout) < config.min_holdout:
-        verdict.reason = f"only {len(holdout)} held-out users (need {config.min_holdout}); nothing published"
+    if not _enough_held_out(verdict, cutoff, len(holdout), "held-out users", config):
         return verdict
     art = (trainer or train_recommend_candidate)(shop, cutoff, config)
     with shop.store(create=False) as store:
         verdict.candidate = score_recommender(Recommender(art, store), holdout)
-        if serving_version is not None:
-            verdict.serving = score_recommender(Recommender.load(shop, serving_version), holdout)
+        if verdict.serving_version is not None:
+            verdict.serving = score_recommender(Recommender.load(shop, verdict.serving_version), holdout)
     if not _decide(verdict, config):
         return _finish(verdict, started)
     art.params["retrain"] = verdict.to_dict()
@@ -163,42 +177,27 @@ def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> 
 
     It learns from the shop's judgments (which carry no time) and from the behaviour log before ``cutoff``
     only, so the held-out traffic it is compared on is not in its training data."""
-    from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
-    from shoprank.search.train import profile_config, train_search
+    from shoprank.search.publish import SearchTraining, train_stack
 
-    with shop.store(create=False) as store:
-        data = load_search_data(store, until=cutoff)
-        catalog_version = store.catalog_version()
-    language = detect_language(data.products)
-    train_config = profile_config(config.profile, language)
-    train_config.fusion.threads = config.threads
-    stack, summary = train_search(data, train_config, progress=False, cache_dir=shop.path / "cache")
-    return stack, {"profile": config.profile, "split_seed": SPLIT_SEED, "catalog_version": catalog_version,
-                   "language": language, "labels": data.labels, "summary": summary}
+    trained = train_stack(shop, SearchTraining(profile=config.profile, threads=config.threads), until=cutoff,
+                          progress=False)
+    return trained.stack, trained.params
 
 
 def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | None = None) -> Verdict:
-    from shoprank.bundles import latest_version, publish
     from shoprank.retrain.holdout import recent_cutoff, score_search, search_holdout
     from shoprank.search.engine import SearchEngine
+    from shoprank.search.publish import publish_stack
 
     started = time.perf_counter()
-    serving_version, params = _serving_params(shop, "search")
     with shop.store(create=False) as store:
-        now_events = store.event_count()
-        new = now_events - _trained_at_events(params)
-        verdict = Verdict("search", "skipped", "", serving_version=serving_version, new_events=new,
-                          events_at_training=now_events)
-        if new < config.min_new_events:
-            verdict.reason = f"{new} new events since the serving model; waiting for {config.min_new_events}"
+        verdict = _since_serving(shop, "search", store, config)
+        if verdict.reason:
             return verdict
         cutoff = recent_cutoff([i.timestamp for i in store.iter_impressions(surfaces=["search"])],
                                config.holdout_share)
         holdout = search_holdout(store, cutoff)
-    verdict.cutoff, verdict.held_out = cutoff, len(holdout)
-    if len(holdout) < config.min_holdout:
-        verdict.reason = (f"only {len(holdout)} held-out queries with clicks (need {config.min_holdout}); "
-                          "nothing published")
+    if not _enough_held_out(verdict, cutoff, len(holdout), "held-out queries with clicks", config):
         return verdict
     try:
         stack, bundle_params = (trainer or train_search_candidate)(shop, cutoff, config)
@@ -206,17 +205,11 @@ def retrain_search(shop: Shop, config: RetrainConfig, trainer: SearchTrainer | N
         verdict.reason = f"no candidate: {exc}"
         return verdict
     verdict.candidate = score_search(SearchEngine(stack, "candidate", shop=shop), holdout)
-    if serving_version is not None:
-        verdict.serving = score_search(SearchEngine.load(shop, serving_version, warm=False), holdout)
+    if verdict.serving_version is not None:
+        verdict.serving = score_search(SearchEngine.load(shop, verdict.serving_version, warm=False), holdout)
     if not _decide(verdict, config):
         return _finish(verdict, started)
-    with publish(shop.models_path, "search", {**bundle_params, "retrain": verdict.to_dict()}) as folder:
-        stack.save(folder)
-        try:
-            stack.export_query_tower(folder)
-        except (ImportError, ValueError) as exc:
-            log.warning("no ONNX query tower in the bundle (%s)", exc)
-    verdict.version = latest_version(shop.models_path, "search")
+    verdict.version, _ = publish_stack(shop, stack, {**bundle_params, "retrain": verdict.to_dict()})
     return _finish(verdict, started)
 
 

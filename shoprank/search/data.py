@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from shoprank.data.limits import EVENT_GRADES
 from shoprank.data.records import Event, Judgment, Product
 from shoprank.data.splits import normalise_query, split_by_query
 
 TEST_SHARE = 0.2  # the held-out queries of `evaluate search` and the bench
 SPLIT_SEED = 0
-EVENT_GRADES = {"purchase": 1.0, "add_to_cart": 0.8, "click": 0.6}  # as a share of the top gain
 
 
 @dataclass

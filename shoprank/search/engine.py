@@ -168,16 +168,21 @@ class SearchEngine:
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
                user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
-        """A page of results (``k`` from ``offset``) and the number of matching candidates.
+        """A page of the query's results (``k`` from ``offset``) and how many products match it.
 
-        The candidates are the stack's BM25 top ``lexical_k`` united with its dense top ``dense_k``, whatever
-        ``k``: asking for more results never changes the order of the first ones.
+        The matching set is :func:`shoprank.search.matching.result_set`: lexical matches and products at or
+        above the dense threshold, within ``filters``. Its BM25 top ``lexical_k`` and dense top ``dense_k``
+        are ordered by the ranker; the rest of the set follows them (BM25 order, then cosine), scored below
+        every ranked one. Whatever ``k``, the list is the same: asking for more never reorders the first ones.
+        A query nothing matches answers ``([], 0)``.
 
         ``user_id`` personalises: products in the categories of the user's recent events gain up to
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
         score alone (a caller that wants a long list only for its ids, e.g. facet counts, skips their cost).
         """
+        from shoprank.search.matching import result_set
+
         if k < 0 or offset < 0:
             raise ValueError("k and offset must not be negative")
         query = query.strip()
@@ -187,14 +192,16 @@ class SearchEngine:
         qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
         with self._lock.read():
             tokens = stack.tokens(query)
-            # the pool does not depend on k: a page of 10 and a run of 100 are cut from one ranked list
-            cand = stack.candidates(tokens, qvec)
+            keep = None
             if filters is not None and not filters.is_empty():
-                keep = np.asarray([stack.catalog.products[r] is not None and filters.matches(stack.catalog.products[r])
-                                   for r in cand.rows], bool)
-                cand.rows, cand.bm25, cand.dense = cand.rows[keep], cand.bm25[keep], cand.dense[keep]
-            total = len(cand.rows)
-            if total == 0:
+                products = stack.catalog.products
+
+                def keep(rows: np.ndarray) -> np.ndarray:
+                    return np.asarray([products[r] is not None and filters.matches(products[r]) for r in rows], bool)
+
+            matches = result_set(stack, tokens, qvec, keep)
+            cand = matches.pool  # the pool does not depend on k: a page of 10 and a run of 100 are cut from one list
+            if matches.total == 0:
                 return [], 0
             order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
             liked = self.affinity(user_id) if user_id else {}
@@ -235,12 +242,50 @@ class SearchEngine:
                     parts["personal"] = float(personal[offset + position])
                     reasons.append(f"you like {leaf_category(product)}")
                 items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts, reasons))
-        return items, total
+            start, stop = max(0, offset - len(order)), max(0, offset + k - len(order))
+            if stop > start and len(matches.tail):  # past the ranked pool: the rest of the matching set
+                floor = float(scores.min()) - 1.0 if len(scores) else 0.0
+                ids = stack.catalog.ids
+                items += [ScoredItem(ids[int(row)], floor - 1e-3 * (start + n), {}, ["matches the query"])
+                          for n, row in enumerate(matches.tail[start:stop])]
+        return items, matches.total
 
     def correction(self, query: str) -> str | None:
         """The query as the spelling index corrects it ("did you mean"), or None when it changes nothing."""
         with self._lock.read():
             return self.stack.correction(query.strip())
+
+    def suggestion(self, query: str) -> str | None:
+        """For a query nothing matches: a corrected query that matches products ("did you mean"), else None.
+        Tries the spelling index's correction, then its looser one (:meth:`SpellCorrector.suggest`)."""
+        spell = self.stack.spell
+        if spell is None:
+            return None
+        from shoprank.text import words
+
+        typed = words(query.strip())
+        for fixed in (spell.correct(typed), spell.suggest(typed)):
+            if fixed != typed and self.search(" ".join(fixed), k=1)[1] > 0:
+                return " ".join(fixed)
+        return None
+
+    def closest(self, query: str, n: int, filters: SearchFilters | None = None) -> list[ScoredItem]:
+        """The ``n`` products nearest to ``query`` by meaning, whether or not they match it (for an empty
+        answer, when the shop asks for them: never part of the results). Lexical-only stacks have none."""
+        stack = self.stack
+        if n <= 0 or stack.lexical_only or not query.strip():
+            return []
+        qvec = self.embed_query(query.strip())
+        with self._lock.read():
+            rows, cos = stack.dense.search(qvec[None, :], n * 4 if filters else n, stack.catalog.alive)
+            out = []
+            for row, score in zip(rows[0].tolist(), cos[0].tolist(), strict=True):
+                product = stack.catalog.products[row] if row >= 0 else None
+                if product is None or (filters is not None and not filters.matches(product)):
+                    continue
+                out.append(ScoredItem(product.id, float(score), {"dense": float(score)},
+                                      ["closest in meaning: does not match the query"]))
+        return out[:n]
 
     def rerank(self, query: str, ids: Sequence[str]) -> list[tuple[str, float]]:
         """Order the given products for ``query`` (the cross-encoder scores all of them when loaded).

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
 from shoprank.evaluation.metrics import hit_rate_at_k, ndcg_at_k, recall_at_k
 from shoprank.search.data import QuerySet
 from shoprank.search.stack import SearchStack, rrf
@@ -143,9 +144,7 @@ def full_catalogue(stack: SearchStack, qset: QuerySet, queries: Sequence[str], u
     ids = stack.catalog.ids
 
     def topk(scores: np.ndarray, k: int) -> np.ndarray:
-        scores = np.where(alive[: len(scores)], scores, -np.inf)
-        part = np.argpartition(-scores, k - 1)[:k]
-        return part[_order(scores[part])]
+        return top_k(np.where(alive[: len(scores)], scores, -np.inf), k)
 
     for i, q in enumerate(tqdm(queries, desc="full catalogue", disable=not progress)):
         gains = qset.gains[q]
@@ -188,9 +187,10 @@ def full_catalogue(stack: SearchStack, qset: QuerySet, queries: Sequence[str], u
 def format_table(results: Sequence[tuple[str, ProtocolResult]], metrics: Sequence[str] = ("ndcg@10", "recall@100",
                  "first_is_best")) -> str:
     """One table: a row per (set, protocol, metric), a column per method."""
+    from shoprank.evaluation.tables import markdown_table
+
     methods = [m for m in METHODS if any(m in r.values for _, r in results)]
-    header = f"{'set / protocol / metric':52}" + "".join(f"{LABELS[m][:14]:>15}" for m in methods)
-    lines = [header, "-" * len(header)]
+    rows = []
     for name, result in results:
         means = result.means()
         counts = result.counts()
@@ -198,11 +198,9 @@ def format_table(results: Sequence[tuple[str, ProtocolResult]], metrics: Sequenc
         for metric in metrics:
             if not any(metric in means.get(m, {}) for m in methods):
                 continue
-            label = f"{name}, {result.protocol}, {metric} (n={n})"
-            cells = "".join(f"{means[m][metric]:>15.4f}" if metric in means.get(m, {}) else f"{'—':>15}"
-                            for m in methods)
-            lines.append(f"{label[:52]:52}{cells}")
-    return "\n".join(lines)
+            rows.append([f"{name}, {result.protocol}, {metric} (n={n})",
+                         *(float(means[m][metric]) if metric in means.get(m, {}) else "—" for m in methods)])
+    return markdown_table(["set / protocol / metric", *(LABELS[m] for m in methods)], rows)
 
 
 def summarise(results: Sequence[tuple[str, ProtocolResult]]) -> list[dict[str, Any]]:

@@ -53,3 +53,8 @@ class ReadWriteLock:
     def readers(self) -> int:
         """Readers inside now (for tests and metrics)."""
         return self._readers
+
+    @property
+    def waiting_writers(self) -> int:
+        """Writers waiting to get in now (for tests and metrics)."""
+        return self._waiting_writers

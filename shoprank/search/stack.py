@@ -49,6 +49,12 @@ class StackConfig:
     doc_max_length: int = 32  # tokens of product text for the encoders (titles rarely need more)
     index_kind: str = "auto"  # FAISS: auto (exact up to 200k products, HNSW above), flat or hnsw
     cross_max_length: int = 48  # tokens of (query, product text) for the cross-encoder
+    dense_threshold: float | None = None  # cosine at which a product matches a query by meaning alone, calibrated
+    # on validation queries (shoprank.search.matching); None: the encoder's default (matching.BASE_THRESHOLDS)
+
+    def __post_init__(self) -> None:
+        if self.dense_threshold is not None and not -1.0 <= self.dense_threshold <= 1.0:
+            raise ValueError(f"dense_threshold is a cosine: between -1 and 1 (or None), got {self.dense_threshold}")
 
 
 def product_text(product: Product) -> str:

@@ -3,7 +3,8 @@
 The shop's judged queries (minus the held-out test share) are split by query once more:
 
 * ``model`` queries train the bi-encoder and the cross-encoder,
-* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping,
+* ``valid`` queries drive early stopping (NDCG@10) and the fusion rankers' early stopping, and calibrate
+  the result set's dense threshold (:mod:`shoprank.search.calibration`),
 * ``fusion`` queries train LambdaMART, so no feature value it learns from came from a model
   fitted on the same query.
 """
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.cascade.base import top_k
 from shoprank.data.splits import split_by_query
 from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
 from shoprank.evaluation.metrics import ndcg_at_k
@@ -202,7 +204,7 @@ def fusion_rows(stack: SearchStack, qset: QuerySet, queries: Sequence[str], prog
         if stack.cross is None:
             continue
         if "full" in models and "fast" in stack.fusion and len(cand.rows):
-            top = np.argsort(-stack.score("fast", feats), kind="stable")[: stack.config.rerank_top]
+            top = top_k(stack.score("fast", feats), stack.config.rerank_top)
             ce = np.full(len(cand.rows), np.nan, np.float32)
             ce[top] = stack.cross_scores(q, cand.rows[top])
             out["full"].add(stack.features(q, tokens, cand.rows, cand.dense, ce), gains)
@@ -438,6 +440,10 @@ def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, r
     if data.stats is not None:
         stack.stats = data.stats  # serving counts every training query's behaviour
     lap("fusion rankers")
+    from shoprank.search.calibration import calibrate_training
+
+    summary["matching"] = calibrate_training(stack, valid_q, 0.75 * top_gain)  # the result set's dense threshold
+    lap("dense threshold")
     if held_out:
         from shoprank.search.held_out import held_out_report
 

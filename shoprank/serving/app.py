@@ -15,7 +15,16 @@ from starlette.staticfiles import StaticFiles
 
 from shoprank import __version__
 from shoprank.keys import KeyStore
-from shoprank.serving import admin_routes, answer_routes, read_routes, rules_routes, sentiment_routes, write_routes
+from shoprank.serving import (
+    admin_routes,
+    analytics_routes,
+    answer_routes,
+    experiment_routes,
+    read_routes,
+    rules_routes,
+    sentiment_routes,
+    write_routes,
+)
 from shoprank.serving.config import ServingConfig
 from shoprank.serving.errors import install_error_handlers
 from shoprank.serving.impressions import ImpressionLog
@@ -97,6 +106,8 @@ def create_app(
     app.include_router(rules_routes.router)
     app.include_router(answer_routes.router)
     app.include_router(sentiment_routes.router)
+    app.include_router(analytics_routes.router)
+    app.include_router(experiment_routes.router)
 
     @app.get("/", include_in_schema=False)
     def storefront() -> Response:

@@ -26,8 +26,9 @@ class ServingConfig:
     as long as it takes."""
     engine_threads: int = 1
     """Threads one engine call may use (PyTorch, FAISS), set once the engines are loaded; 0 leaves them alone."""
-    facet_candidates: int = 200
-    """Facet counts are taken over this many top search candidates."""
+    facet_candidates: int = 10_000
+    """Facet counts are taken over the query's matching set, its first this many products when it is larger
+    (the cascade lists at most ``shoprank.cascade.MATCH_LIMIT``)."""
     watch_seconds: float = 5.0
     """How often the server looks for newly published bundles; 0 turns watching (and following the store) off."""
     sync_seconds: float = 1.0

@@ -203,14 +203,18 @@ def new_request_id() -> str:
 
 def record_answer(request: Any, shop: str, surface: str, ids: list[str], *, offset: int = 0, page: int = 1,
                   query: str | None = None, user_id: str | None = None, item_id: str | None = None,
-                  model_version: str | None = None, request_id: str | None = None) -> str:
-    """Queue the impression of an answer (an empty answer is not recorded); returns its request id (a new one
-    unless given)."""
+                  model_version: str | None = None, request_id: str | None = None, total: int | None = None,
+                  latency_ms: float | None = None, experiment: str | None = None, variant: str | None = None,
+                  teams: list[str] | None = None) -> str:
+    """Queue the impression of an answer; returns its request id (a new one unless given). An empty answer is
+    recorded only for search (so zero-result queries show in analytics)."""
     request_id = request_id or new_request_id()
     impressions: ImpressionLog | None = getattr(request.app.state, "impressions", None)
-    if impressions is not None and ids:
+    if impressions is not None and (ids or surface == "search"):
         impressions.record(shop, Impression(
             request_id=request_id, timestamp=time.time(), surface=surface, items=tuple(ids),
             positions=tuple(range(offset, offset + len(ids))), user_id=user_id, query=query or None,
-            item_id=item_id, model_version=model_version, page=page))
+            item_id=item_id, model_version=model_version, page=page, total=total,
+            latency_ms=None if latency_ms is None else round(latency_ms, 3), experiment=experiment,
+            variant=variant, teams=tuple(teams) if teams is not None else None))
     return request_id

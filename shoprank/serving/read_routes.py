@@ -15,6 +15,7 @@ from shoprank.results import SearchFilters
 from shoprank.serving.auth import Principal, require
 from shoprank.serving.common import check_id, clean_query, engine_of, json_response, registry_of, shop_state
 from shoprank.serving.errors import ApiError
+from shoprank.serving.experiment_serving import arm_for, record_fields, run_arm
 from shoprank.serving.impressions import record_answer
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
 
@@ -62,18 +63,22 @@ def search(
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
     user_id: Annotated[str | None, Query(description="personalise for this user")] = None,
+    session_id: Annotated[str | None, Query(description="the shopper's session (experiment assignment when "
+                                                        "there is no user_id)")] = None,
     category: Annotated[str | None, Query(max_length=1000, description="any level of the category path")] = None,
     brand: Annotated[str | None, Query(max_length=256)] = None,
     price_min: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     price_max: Annotated[float | None, Query(ge=0, allow_inf_nan=False)] = None,
     in_stock: Annotated[bool | None, Query()] = None,
-    facets: Annotated[bool, Query(description="count facets over the top candidates")] = True,
+    facets: Annotated[bool, Query(description="count facets over the matching products")] = True,
     diversity: Diversity = None,
     sort: Annotated[Literal["relevance", "price_asc", "price_desc", "newest"],
                     Query(description="the order of the matching products (stable; relevance breaks ties)")
                     ] = "relevance",
 ) -> Response:
-    """Products for a query, with filters, facets, pagination, sorting and, given ``user_id``, personalisation."""
+    """The products a query matches (``total``; facets and pages are over them), best first, with filters,
+    pagination, sorting and, given ``user_id``, personalisation. Nothing matches: ``total`` 0, no hits, a
+    ``did_you_mean`` when a corrected query has results, and ``closest`` when the shop's search settings ask."""
     started = time.perf_counter()
     check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
@@ -90,9 +95,14 @@ def search(
                   facets=facets, explore=True, seed=request_seed(text, user), sort=sort)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    answer = _engine_call(request, _cascade(state, search=engine).run_one, ask)
+    arm = arm_for(state, "search", user or (check_id(session_id, "session_id") if session_id else None))
+    if arm is None:
+        answer, arm_fields = _engine_call(request, _cascade(state, search=engine).run_one, ask), {}
+    else:
+        answer, arm_fields = run_arm(arm, state, "search", ask, engine, lambda f, a: _engine_call(request, f, a))
     t1 = time.perf_counter()
     hits = state.catalog.hydrate(answer.items)
+    recorded = record_fields(arm_fields, [h["id"] for h in hits])
     counts = state.catalog.facets(answer.facet_ids[:cap]) if facets else {}
     t2 = time.perf_counter()
     queue = _queued(request)
@@ -100,23 +110,34 @@ def search(
     payload = {
         "hits": hits, "facets": counts, "total": answer.total, "page": page, "per_page": per_page,
         "query": text, "query_truncated": cut,
-        "corrected_query": answer.corrected_query, "sort": sort, "model_version": answer.model_version,
+        "corrected_query": answer.corrected_query, "did_you_mean": answer.did_you_mean,
+        "closest": state.catalog.hydrate(answer.closest) if answer.closest else [],
+        "sort": sort, "model_version": answer.model_version,
         "request_id": record_answer(request, state.name, "search", [h["id"] for h in hits],
                                     offset=(page - 1) * per_page, page=page, query=text, user_id=user,
-                                    model_version=answer.model_version, request_id=answer.request_id),
+                                    model_version=answer.model_version, total=int(answer.total),
+                                    latency_ms=(time.perf_counter() - started) * 1000,
+                                    **{"request_id": answer.request_id, **recorded}),
     }
+    if recorded:  # an answer inside an experiment says which
+        payload.update(experiment=recorded["experiment"], variant=recorded["variant"])
     return json_response(payload, timings=timings)
 
 
 def _items_answer(request: Request, state: Any, engine: Any, answer: Any, started: float, t0: float,
-                  surface: str, user_id: str | None = None, item_id: str | None = None) -> Response:
+                  surface: str, user_id: str | None = None, item_id: str | None = None,
+                  arm_fields: dict[str, Any] | None = None) -> Response:
     t1 = time.perf_counter()
-    version = getattr(engine, "version", None)
+    version = answer.model_version if arm_fields else getattr(engine, "version", None)
     hydrated = state.catalog.hydrate(answer.items)
+    recorded = record_fields(arm_fields or {}, [i["id"] for i in hydrated])
     payload = {"items": hydrated, "model_version": version,
                "request_id": record_answer(request, state.name, surface, [i["id"] for i in hydrated],
                                            user_id=user_id, item_id=item_id, model_version=version,
-                                           request_id=answer.request_id)}
+                                           latency_ms=(time.perf_counter() - started) * 1000,
+                                           **{"request_id": answer.request_id, **recorded})}
+    if recorded:
+        payload.update(experiment=recorded["experiment"], variant=recorded["variant"])
     queue = _queued(request)
     return json_response(payload, timings={"queue": queue, "engine": t1 - t0 - queue,
                                            "hydrate": time.perf_counter() - t1, "total": time.perf_counter() - started})
@@ -141,8 +162,13 @@ def recommendations(
     ask = Ask("recommend", user_id=user, per_page=k, exclude=frozenset(exclude or ()), diversity=diversity,
                   explore=True, seed=request_seed(user))
     t0 = time.perf_counter()
-    answer = _engine_call(request, _cascade(state, recommend=engine).run_one, ask)
-    return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user)
+    arm = arm_for(state, "recommend", user)
+    if arm is None:
+        answer, arm_fields = _engine_call(request, _cascade(state, recommend=engine).run_one, ask), {}
+    else:
+        answer, arm_fields = run_arm(arm, state, "recommend", ask, engine, lambda f, a: _engine_call(request, f, a))
+    return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user,
+                         arm_fields=arm_fields)
 
 
 def _product_items(request: Request, shop: str, product_id: str, k: int, method: str) -> Response:

@@ -34,16 +34,17 @@ class EngineUnavailable(RuntimeError):
     """The engine code itself cannot be imported (not installed)."""
 
 
-def _is_fake(shop: Shop, kind: str) -> bool:
-    """Bundles published by :mod:`shoprank.serving.fakes` (tests, load-generator checks) name their engine."""
-    return open_bundle(shop.models_path, kind, verify=False).params.get("engine") == "fake"
+def check_engine(shop: Shop, kind: str) -> None:
+    """Refuse a bundle that names an engine other than shoprank's own (a bundle written by something else)."""
+    engine = open_bundle(shop.models_path, kind, verify=False).params.get("engine")
+    if engine is not None:
+        raise ValueError(f"the {kind} bundle of shop '{shop.name}' names engine {engine!r}, which this server does "
+                         f"not have (shoprank's bundles name none); publish one with 'shoprank train {kind} "
+                         f"--shop {shop.name}'")
 
 
 def load_search(shop: Shop) -> Any:
-    if _is_fake(shop, "search"):
-        from shoprank.serving.fakes import FakeSearchEngine
-
-        return FakeSearchEngine.load(shop)
+    check_engine(shop, "search")
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
@@ -52,10 +53,7 @@ def load_search(shop: Shop) -> Any:
 
 
 def load_recommender(shop: Shop) -> Any:
-    if _is_fake(shop, "recommend"):
-        from shoprank.serving.fakes import FakeRecommender
-
-        return FakeRecommender.load(shop)
+    check_engine(shop, "recommend")
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:

@@ -51,23 +51,32 @@ class FacetValue(BaseModel):
 
 class SearchAnswer(BaseModel):
     hits: list[Item]
-    facets: dict[str, list[FacetValue]] = Field(description="category (top level), brand, price, in_stock")
-    total: int
+    facets: dict[str, list[FacetValue]] = Field(description="category (top level), brand, price, in_stock, "
+                                                "counted over the matching products")
     page: int
     per_page: int
     query: str
     query_truncated: bool
     corrected_query: str | None = Field(None, description="the query as the spelling index corrected it, when it "
                                         "changed a word (results include the corrected words): 'did you mean'")
+    did_you_mean: str | None = Field(None, description="nothing matched: a corrected query that has results")
+    closest: list[Item] = Field(default_factory=list, description="nothing matched and the shop's search "
+                                "settings ask for them (closest_on_empty): the products nearest in meaning, "
+                                "which do NOT match the query; never counted in total")
+    total: int = Field(description="how many products match the query (after filters and rules)")
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
+    experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")
+    variant: str | None = Field(None, description="the experiment's variant it shows ('interleaved': both)")
 
 
 class ItemsAnswer(BaseModel):
     items: list[Item]
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
+    experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")
+    variant: str | None = Field(None, description="the experiment's variant it shows ('interleaved': both)")
 
 
 class UsersAnswer(BaseModel):

@@ -5,10 +5,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
+from shoprank.data.outcomes import Outcome
 from shoprank.data.records import Event, Judgment, Product, Review
 
 
@@ -88,6 +90,13 @@ class Store(ABC):
 
     def delete_impressions_before(self, timestamp: float) -> int:
         """Remove impressions older than ``timestamp`` (retention); returns how many. Events are kept."""
+        raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
+
+    def impression_outcomes(self, since: float | None = None, until: float | None = None,
+                            surfaces: Iterable[str] | None = None,
+                            experiment: str | None = None) -> Iterator[Outcome]:
+        """Impressions as :meth:`iter_impressions` gives them (only those of ``experiment`` when given), each
+        with the clicks, carts and purchases attributed to it: what analytics and experiment reports read."""
         raise NotImplementedError(f"{type(self).__name__} does not store impressions yet")
 
     @abstractmethod
@@ -204,6 +213,12 @@ class Store(ABC):
     def conversations(self) -> list[Conversation]:
         """Every stored conversation in arrival order (``faq_id`` None: no entry answered it)."""
         raise NotImplementedError(f"{type(self).__name__} does not store conversations yet")
+
+    def backup(self, path: str | Path) -> None:
+        """Write a consistent copy of this store as the embedded store file ``path`` (benches that serve a copy
+        of a shop, never writing into the original)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be copied to a file; copy the database with its "
+                                  "own tools (pg_dump)")
 
     @abstractmethod
     def check_integrity(self) -> list[str]:

@@ -294,6 +294,8 @@ class PostgresStore(ShopRecords, Store):
         with self._write("deleting a user's data") as cur:
             cur.execute("DELETE FROM events WHERE shop = %s AND user_id = %s", (self.shop, user_id))
             events = cur.rowcount
+            cur.execute("DELETE FROM impression_meta m USING impressions i WHERE m.shop = %s AND i.shop = m.shop "
+                        "AND i.request_id = m.request_id AND i.user_id = %s", (self.shop, user_id))
             cur.execute("DELETE FROM impressions WHERE shop = %s AND user_id = %s", (self.shop, user_id))
             impressions = cur.rowcount
         return {"events": events, "impressions": impressions}

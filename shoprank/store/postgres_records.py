@@ -12,11 +12,16 @@ from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
+from shoprank.data.outcomes import Outcome, join_outcomes
 from shoprank.data.records import Review
 from shoprank.store.base import ReviewSentiment, WriteResult
 
 _IMPRESSION_COLUMNS = 'request_id, "timestamp", surface, user_id, query, item_id, model_version, page, shown'
 _IMPRESSION_TYPES = ("text", "float8", "text", "text", "text", "text", "text", "int4", "text")
+_META_COLUMNS = "total, latency_ms, experiment, variant, teams"
+_IMPRESSION_SELECT = (", ".join(f"i.{c}" for c in _IMPRESSION_COLUMNS.split(", ")) + ", "
+                      + ", ".join(f"m.{c}" for c in _META_COLUMNS.split(", ")))
+_IMPRESSION_FROM = ("impressions i LEFT JOIN impression_meta m ON m.shop = i.shop AND m.request_id = i.request_id")
 _REVIEW_COLUMNS = 'review_id, product_id, text, "timestamp", user_id, rating, title, language'
 _REVIEW_TYPES = ("text", "text", "text", "float8", "text", "float8", "text", "text")
 
@@ -43,36 +48,76 @@ class ShopRecords:
             source, params = self._stage(cur, "impressions", columns, rows)
             cur.execute(
                 f"INSERT INTO impressions (shop, {_IMPRESSION_COLUMNS}) SELECT %s, {_IMPRESSION_COLUMNS} "
-                f"FROM {source} AS s ORDER BY n ON CONFLICT (shop, request_id) DO NOTHING",
+                f"FROM {source} AS s ORDER BY n ON CONFLICT (shop, request_id) DO NOTHING RETURNING request_id",
                 [self.shop, *params],
             )
-            stored = cur.rowcount
+            inserted = {row[0] for row in cur.fetchall()}
+            stored = len(inserted)
+            first: dict[str, Impression] = {}
+            for i in impressions:  # the first copy of a request id is the one kept, its facts too
+                first.setdefault(i.request_id, i)
+            meta = [i for rid, i in first.items() if rid in inserted and i.has_meta]
+            if meta:
+                cur.execute(
+                    f"INSERT INTO impression_meta (shop, request_id, {_META_COLUMNS}) SELECT %s, * FROM "
+                    "unnest(%s::text[], %s::int4[], %s::float8[], %s::text[], %s::text[], %s::text[]) "
+                    "ON CONFLICT (shop, request_id) DO NOTHING",
+                    [self.shop, [i.request_id for i in meta], [i.total for i in meta], [i.latency_ms for i in meta],
+                     [i.experiment for i in meta], [i.variant for i in meta],
+                     [json.dumps(list(i.teams), ensure_ascii=False) if i.teams is not None else None for i in meta]])
         return WriteResult(stored=stored, duplicates=len(impressions) - stored)
 
     def get_impressions(self, request_ids: Sequence[str]) -> dict[str, Impression]:
         with self._read("reading impressions") as conn:
-            rows = conn.execute(f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE shop = %s "
-                                "AND request_id = ANY(%s)", (self.shop, list(dict.fromkeys(request_ids)))).fetchall()
+            rows = conn.execute(f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM} WHERE i.shop = %s "
+                                "AND i.request_id = ANY(%s)",
+                                (self.shop, list(dict.fromkeys(request_ids)))).fetchall()
         return {row[0]: _impression(row) for row in rows}
+
+    def _impression_where(self, since: float | None, until: float | None, surfaces: Iterable[str] | None,
+                          experiment: str | None = None) -> tuple[str, list[Any]]:
+        sql = " WHERE i.shop = %s"
+        params: list[Any] = [self.shop]
+        if since is not None:
+            sql += ' AND i."timestamp" >= %s'
+            params.append(since)
+        if until is not None:
+            sql += ' AND i."timestamp" < %s'
+            params.append(until)
+        if surfaces is not None:
+            sql += " AND i.surface = ANY(%s)"
+            params.append(list(surfaces))
+        if experiment is not None:
+            sql += " AND m.experiment = %s"
+            params.append(experiment)
+        return sql, params
 
     def iter_impressions(self, since: float | None = None, until: float | None = None,
                          surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
-        sql = f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE shop = %s"
-        params: list[Any] = [self.shop]
-        if since is not None:
-            sql += ' AND "timestamp" >= %s'
-            params.append(since)
-        if until is not None:
-            sql += ' AND "timestamp" < %s'
-            params.append(until)
-        if surfaces is not None:
-            sql += " AND surface = ANY(%s)"
-            params.append(list(surfaces))
-        for row in self._stream(sql + ' ORDER BY "timestamp", seq', params):
+        where, params = self._impression_where(since, until, surfaces)
+        for row in self._stream(f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM}{where} "
+                                'ORDER BY i."timestamp", i.seq', params):
             yield _impression(row)
+
+    def impression_outcomes(self, since: float | None = None, until: float | None = None,
+                            surfaces: Iterable[str] | None = None,
+                            experiment: str | None = None) -> Iterator[Outcome]:
+        where, params = self._impression_where(since, until, surfaces, experiment)
+        with self._read("reading attributed events") as conn:
+            events = conn.execute(
+                'SELECT r.request_id, e.type, e.item_id, e."position", e."timestamp" FROM event_requests r '
+                "JOIN events e ON e.shop = r.shop AND e.event_id = r.event_id "
+                "JOIN impressions i ON i.shop = r.shop AND i.request_id = r.request_id "
+                f"LEFT JOIN impression_meta m ON m.shop = i.shop AND m.request_id = i.request_id{where}",
+                params).fetchall()
+        rows = self._stream(f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM}{where} "
+                            'ORDER BY i."timestamp", i.seq', params)
+        yield from join_outcomes((_impression(row) for row in rows), events)
 
     def delete_impressions_before(self, timestamp: float) -> int:
         with self._write("deleting old impressions") as cur:
+            cur.execute("DELETE FROM impression_meta m USING impressions i WHERE m.shop = %s AND i.shop = m.shop "
+                        'AND i.request_id = m.request_id AND i."timestamp" < %s', (self.shop, timestamp))
             cur.execute('DELETE FROM impressions WHERE shop = %s AND "timestamp" < %s', (self.shop, timestamp))
             return cur.rowcount
 
@@ -222,9 +267,12 @@ class ShopRecords:
 
 def _impression(row: Sequence[Any]) -> Impression:
     shown = json.loads(row[8])
+    total, latency, experiment, variant, teams = row[9:14]
     return Impression(request_id=row[0], timestamp=row[1], surface=row[2], user_id=row[3], query=row[4],
                       item_id=row[5], model_version=row[6], page=row[7],
-                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown))
+                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown),
+                      total=total, latency_ms=latency, experiment=experiment, variant=variant,
+                      teams=tuple(json.loads(teams)) if teams else None)
 
 
 def _faq_entry(text: str) -> FaqEntry:

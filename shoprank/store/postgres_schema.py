@@ -154,11 +154,24 @@ MIGRATIONS: tuple[tuple[int, str, str], ...] = (
             PRIMARY KEY (shop, scope, at)
         );
     """),
+    (5, "impression facts: match count, latency, experiment arm", """
+        CREATE TABLE impression_meta (
+            shop TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            total INTEGER,
+            latency_ms DOUBLE PRECISION,
+            experiment TEXT,
+            variant TEXT,
+            teams TEXT,
+            PRIMARY KEY (shop, request_id)
+        );
+        CREATE INDEX impression_meta_experiment ON impression_meta (shop, experiment);
+    """),
 )
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 
 SHOP_TABLES = ("products", "deleted_products", "events", "judgments", "settings", "impressions", "event_requests",
-               "faq", "conversations", "reviews", "review_sentiment", "alerts")
+               "faq", "conversations", "reviews", "review_sentiment", "alerts", "impression_meta")
 """Every table with a ``shop`` column: what dropping a shop empties."""
 
 _LOCK_KEY = 0x5F0B_7A4C  # pg_advisory_xact_lock: one process migrates at a time

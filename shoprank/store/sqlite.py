@@ -11,6 +11,7 @@ from typing import Any
 
 from shoprank.answers.records import Conversation, FaqEntry
 from shoprank.data.impressions import Impression
+from shoprank.data.outcomes import Outcome, join_outcomes
 from shoprank.data.records import Event, Judgment, Product, Review
 from shoprank.store.base import ReviewSentiment, Store, StoreFullError, StoreUnavailableError, WriteResult
 
@@ -64,6 +65,15 @@ CREATE TABLE IF NOT EXISTS event_requests (
     request_id TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS event_requests_request ON event_requests(request_id);
+CREATE TABLE IF NOT EXISTS impression_meta (
+    request_id TEXT PRIMARY KEY,
+    total INTEGER,
+    latency_ms REAL,
+    experiment TEXT,
+    variant TEXT,
+    teams TEXT
+);
+CREATE INDEX IF NOT EXISTS impression_meta_experiment ON impression_meta(experiment);
 CREATE TABLE IF NOT EXISTS faq (id TEXT PRIMARY KEY, data TEXT NOT NULL, position INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS conversations (
     question TEXT NOT NULL,
@@ -101,11 +111,16 @@ CREATE TABLE IF NOT EXISTS alerts (
 );
 """
 # impressions.shown: JSON [[position, product_id], ...] in shown order. event_requests: the impression each
-# attributed event came from (tables added without a schema bump: CREATE ... IF NOT EXISTS on open).
+# attributed event came from. impression_meta: an answer's match count, latency and experiment arm (teams: JSON
+# list). Tables added without a schema bump: CREATE ... IF NOT EXISTS on open.
 
 _REVIEW_COLUMNS = "review_id, product_id, text, timestamp, user_id, rating, title, language"
 _EVENT_COLUMNS = "event_id, user_id, item_id, type, timestamp, query, position, session_id, value"
 _IMPRESSION_COLUMNS = "request_id, timestamp, surface, user_id, query, item_id, model_version, page, shown"
+_META_COLUMNS = "total, latency_ms, experiment, variant, teams"
+_IMPRESSION_SELECT = (", ".join(f"i.{c}" for c in _IMPRESSION_COLUMNS.split(", ")) + ", "
+                      + ", ".join(f"m.{c}" for c in _META_COLUMNS.split(", ")))
+_IMPRESSION_FROM = "impressions i LEFT JOIN impression_meta m ON m.request_id = i.request_id"
 
 
 def _product_from_json(text: str) -> Product:
@@ -124,9 +139,17 @@ def _event_from_row(row: Sequence[Any], requests: dict[str, str] | None = None) 
 
 def _impression_from_row(row: Sequence[Any]) -> Impression:
     shown = json.loads(row[8])
+    total, latency, experiment, variant, teams = row[9:14]
     return Impression(request_id=row[0], timestamp=row[1], surface=row[2], user_id=row[3], query=row[4],
                       item_id=row[5], model_version=row[6], page=row[7],
-                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown))
+                      items=tuple(str(p[1]) for p in shown), positions=tuple(int(p[0]) for p in shown),
+                      total=total, latency_ms=latency, experiment=experiment, variant=variant,
+                      teams=tuple(json.loads(teams)) if teams else None)
+
+
+def _meta_row(i: Impression) -> tuple[Any, ...]:
+    return (i.request_id, i.total, i.latency_ms, i.experiment, i.variant,
+            json.dumps(list(i.teams), ensure_ascii=False) if i.teams is not None else None)
 
 
 class SQLiteStore(Store):
@@ -227,6 +250,8 @@ class SQLiteStore(Store):
         with self._transaction():
             self._conn.execute("DELETE FROM event_requests WHERE event_id IN "
                                "(SELECT event_id FROM events WHERE user_id = ?)", (user_id,))
+            self._conn.execute("DELETE FROM impression_meta WHERE request_id IN "
+                               "(SELECT request_id FROM impressions WHERE user_id = ?)", (user_id,))
             events = self._conn.execute("DELETE FROM events WHERE user_id = ?", (user_id,)).rowcount
             impressions = self._conn.execute("DELETE FROM impressions WHERE user_id = ?", (user_id,)).rowcount
         return {"events": events, "impressions": impressions}
@@ -235,6 +260,21 @@ class SQLiteStore(Store):
         if not impressions:
             return WriteResult(stored=0)
         with self._transaction():
+            with_meta = {}
+            for i in impressions:  # the first copy of a request id is the one kept, its facts too
+                with_meta.setdefault(i.request_id, i)
+            with_meta = {rid: i for rid, i in with_meta.items() if i.has_meta}
+            if with_meta:
+                ids = list(with_meta)
+                for start in range(0, len(ids), 900):
+                    chunk = ids[start : start + 900]
+                    for (rid,) in self._conn.execute(
+                            f"SELECT request_id FROM impressions WHERE request_id IN ({','.join('?' * len(chunk))})",
+                            chunk):
+                        with_meta.pop(rid, None)
+                self._conn.executemany(
+                    f"INSERT OR IGNORE INTO impression_meta(request_id, {_META_COLUMNS}) VALUES (?,?,?,?,?,?)",
+                    [_meta_row(i) for i in with_meta.values()])
             before = self._conn.total_changes
             self._conn.executemany(
                 f"INSERT OR IGNORE INTO impressions({_IMPRESSION_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",
@@ -254,34 +294,60 @@ class SQLiteStore(Store):
                 chunk = ids[start : start + 900]
                 marks = ",".join("?" * len(chunk))
                 for row in self._conn.execute(
-                    f"SELECT {_IMPRESSION_COLUMNS} FROM impressions WHERE request_id IN ({marks})", chunk
+                    f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM} WHERE i.request_id IN ({marks})", chunk
                 ):
                     found[row[0]] = _impression_from_row(row)
         return found
 
-    def iter_impressions(self, since: float | None = None, until: float | None = None,
-                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
-        clauses, params = [], []
+    @staticmethod
+    def _impression_where(since: float | None, until: float | None, surfaces: Iterable[str] | None,
+                          experiment: str | None = None) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
         if since is not None:
-            clauses.append("timestamp >= ?")
+            clauses.append("i.timestamp >= ?")
             params.append(since)
         if until is not None:
-            clauses.append("timestamp < ?")
+            clauses.append("i.timestamp < ?")
             params.append(until)
         if surfaces is not None:
             names = list(surfaces)
-            clauses.append(f"surface IN ({','.join('?' * len(names))})")
+            clauses.append(f"i.surface IN ({','.join('?' * len(names))})")
             params += names
-        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        if experiment is not None:
+            clauses.append("m.experiment = ?")
+            params.append(experiment)
+        return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), params
+
+    def iter_impressions(self, since: float | None = None, until: float | None = None,
+                         surfaces: Iterable[str] | None = None) -> Iterator[Impression]:
+        where, params = self._impression_where(since, until, surfaces)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_IMPRESSION_COLUMNS} FROM impressions{where} ORDER BY timestamp, seq", params
+                f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM}{where} ORDER BY i.timestamp, i.seq", params
             ).fetchall()
         for row in rows:
             yield _impression_from_row(row)
 
+    def impression_outcomes(self, since: float | None = None, until: float | None = None,
+                            surfaces: Iterable[str] | None = None,
+                            experiment: str | None = None) -> Iterator[Outcome]:
+        where, params = self._impression_where(since, until, surfaces, experiment)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_IMPRESSION_SELECT} FROM {_IMPRESSION_FROM}{where} ORDER BY i.timestamp, i.seq", params
+            ).fetchall()
+            events = self._conn.execute(
+                "SELECT r.request_id, e.type, e.item_id, e.position, e.timestamp FROM event_requests r "
+                "JOIN events e ON e.event_id = r.event_id "
+                "JOIN impressions i ON i.request_id = r.request_id "
+                f"LEFT JOIN impression_meta m ON m.request_id = i.request_id{where}", params).fetchall()
+        yield from join_outcomes((_impression_from_row(row) for row in rows), events)
+
     def delete_impressions_before(self, timestamp: float) -> int:
         with self._transaction():
+            self._conn.execute("DELETE FROM impression_meta WHERE request_id IN "
+                               "(SELECT request_id FROM impressions WHERE timestamp < ?)", (timestamp,))
             return self._conn.execute("DELETE FROM impressions WHERE timestamp < ?", (timestamp,)).rowcount
 
     def upsert_judgments(self, judgments: Sequence[Judgment]) -> WriteResult:
@@ -541,6 +607,15 @@ class SQLiteStore(Store):
         with self._lock:
             rows = self._conn.execute("SELECT question, faq_id FROM conversations ORDER BY rowid").fetchall()
         return [Conversation(q, f or None) for q, f in rows]
+
+    def backup(self, path: str | Path) -> None:
+        """SQLite's online backup: a consistent copy while writers go on."""
+        target = sqlite3.connect(Path(path))
+        try:
+            with self._lock:
+                self._conn.backup(target)
+        finally:
+            target.close()
 
     def check_integrity(self) -> list[str]:
         with self._lock:

@@ -65,6 +65,20 @@ class SpellCorrector:
     def correct(self, words: list[str]) -> list[str]:
         return [self.correct_word(w) for w in words]
 
+    def suggest(self, words: list[str]) -> list[str]:
+        """A looser correction, for a query nothing matched ("did you mean"): every unknown word of 4 letters
+        or more may change by up to 2 edits (the closest, most frequent catalogue word)."""
+        from symspellpy import Verbosity
+
+        out = []
+        for word in words:
+            if len(word) < 4 or not word.isalpha() or word in self.counts:
+                out.append(word)
+                continue
+            hits = self._index().lookup(word, Verbosity.CLOSEST, max_edit_distance=2)
+            out.append(hits[0].term if hits else word)
+        return out
+
     def save(self, folder: Path) -> None:
         payload = {"format": self.FORMAT, "min_count": self.min_count, "min_length": self.min_length,
                    "counts": self.counts}

@@ -133,11 +133,38 @@ async function search(page) {
     const shown = body.hits.length;
     $("results-summary").textContent = shown
       ? body.total + " results; showing " + ((page - 1) * state.perPage + 1) + "–" + ((page - 1) * state.perPage + shown)
-      : "No results.";
+      : body.total === 0 ? "No products match “" + state.query + "”." : "No more results.";
+    renderNoMatch(body);
     $("prev").disabled = page <= 1;
     $("next").disabled = page * state.perPage >= body.total;
     say("");
   } catch (error) { failed(error, $("results-summary")); }
+}
+
+function renderNoMatch(body) {
+  // nothing matched: "did you mean" (a corrected query that has results) and, when the shop asks for them,
+  // the closest products, marked as not matching
+  const box = $("no-match");
+  box.replaceChildren();
+  box.hidden = body.total !== 0;
+  if (body.total !== 0) return;
+  box.append(el("p", "Check the spelling, use fewer or more general words, or remove a filter."));
+  if (body.did_you_mean) {
+    const p = el("p", "Did you mean ", "did-you-mean");
+    const link = el("button", body.did_you_mean, "link-button");
+    link.type = "button";
+    link.id = "suggestion";
+    link.addEventListener("click", () => { $("q").value = body.did_you_mean; search(1); });
+    p.append(link, document.createTextNode("?"));
+    box.append(p);
+  }
+  if (body.closest && body.closest.length) {
+    box.append(el("h3", "Closest products (they do not match your search)"));
+    const list = el("ol", null, "items closest");
+    list.id = "closest";
+    renderItems(list, body.closest, 0, state.query, body.request_id);
+    box.append(list);
+  }
 }
 
 function failed(error, where) {

@@ -1,4 +1,9 @@
-"""Small engines that honour the search and recommender contracts, for tests and the load-generator check.
+"""Small engines that honour the search and recommender contracts, for tests and the benches that need a server
+in seconds (the load generator's check, the reliability and scale harnesses).
+
+They are not part of the package: the production loader refuses a bundle naming ``"engine": "fake"``. Tests
+serve them by passing ``loaders=FAKE_LOADERS`` to ``create_app``, and real server processes run through
+``python -m tests.support.serve`` (``shoprank serve`` with :func:`fake_or_real_loaders` installed).
 
 They read a (tiny) published bundle, so bundle publishing, corruption and reload behave as with the real
 engines, and they read the store like the real ones (the recommender reads a user's events at call time).
@@ -10,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from shoprank.bundles import open_bundle, publish
@@ -28,7 +33,7 @@ def _words(text: str) -> set[str]:
 
 def publish_fake_bundle(shop: Shop, kind: str, **params: Any) -> str:
     """Publish a tiny bundle of ``kind`` ("search" / "recommend") for ``shop``; returns its version."""
-    with publish(shop.models_path, kind, params={"engine": "fake", **params}) as folder:
+    with publish(shop.models_path, kind, params={"engine": FAKE_ENGINE, **params}) as folder:
         (folder / "weights.json").write_text(json.dumps({"personal": params.get("personal", 0.5)}))
     from shoprank.bundles import latest_version
 
@@ -48,8 +53,8 @@ class FakeSearchEngine:
         self.upsert_products(list(self.store.iter_products()))
 
     @classmethod
-    def load(cls, shop: Shop) -> FakeSearchEngine:
-        bundle = open_bundle(shop.models_path, "search")
+    def load(cls, shop: Shop, version: str | None = None) -> FakeSearchEngine:
+        bundle = open_bundle(shop.models_path, "search", version)
         weights = json.loads((bundle.path / "weights.json").read_text())
         return cls(shop, bundle.version, float(weights["personal"]))
 
@@ -132,8 +137,8 @@ class FakeRecommender:
                         self.together[a][b] += 1
 
     @classmethod
-    def load(cls, shop: Shop) -> FakeRecommender:
-        bundle = open_bundle(shop.models_path, "recommend")
+    def load(cls, shop: Shop, version: str | None = None) -> FakeRecommender:
+        bundle = open_bundle(shop.models_path, "recommend", version)
         return cls(shop, bundle.version)
 
     def add_products(self, products: Sequence[Product]) -> None:
@@ -175,6 +180,30 @@ class FakeRecommender:
 
 FAKE_LOADERS = {"search": FakeSearchEngine.load, "recommend": FakeRecommender.load}
 """``create_app(home, loaders=FAKE_LOADERS)`` serves the fake engines."""
+
+FAKE_ENGINE = "fake"
+"""What a fake bundle's ``params["engine"]`` says."""
+
+
+def is_fake(shop: Shop, kind: str) -> bool:
+    return open_bundle(shop.models_path, kind, verify=False).params.get("engine") == FAKE_ENGINE
+
+
+def _fake_or_real(kind: str) -> Callable[[Shop], Any]:
+    from shoprank.serving.registry import DEFAULT_LOADERS
+
+    real = DEFAULT_LOADERS[kind]
+
+    def load(shop: Shop) -> Any:
+        return FAKE_LOADERS[kind](shop) if is_fake(shop, kind) else real(shop)
+
+    return load
+
+
+def fake_or_real_loaders() -> dict[str, Callable[[Shop], Any]]:
+    """A fake bundle loads its fake engine, any other bundle the production one (a real trainer's bundle replacing
+    a fake one is served as it would be in production)."""
+    return {kind: _fake_or_real(kind) for kind in FAKE_LOADERS}
 
 
 _TINY_CATALOGUE = {

@@ -1,0 +1,287 @@
+"""A query defines a result set, then the ranker orders it: known answers on a tiny kitchen-and-garden shop.
+
+The shop holds 5 frying pans among woks, saucepans, garden tools, tents and soundbars; a bag-of-words encoder
+makes cosine = shared words, so the dense side matches exactly the products that share words with the query.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from shoprank.data.records import Judgment, Product
+from shoprank.shops import Shop
+
+pytestmark = pytest.mark.anyio
+DIM = 65536
+THRESHOLD = 0.5
+
+
+class WordsEncoder:
+    """One hashed dimension per word (65,536) plus a small bias: cosine = shared words, near exactly."""
+
+    name = "words"
+
+    def _encode(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), DIM + 1), np.float32)
+        for i, text in enumerate(texts):
+            for word in text.lower().split():
+                out[i, zlib.crc32(word.encode()) % DIM] = 1.0
+            out[i, -1] = 0.05
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(texts)
+
+    def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
+        return self._encode(texts)
+
+
+KINDS = [  # (title, brand, category, how many)
+    ("cast iron frying pan", "ironclad", "Kitchen > Cookware", 5),
+    ("carbon steel wok", "ironclad", "Kitchen > Cookware", 4),
+    ("stainless saucepan", "ironclad", "Kitchen > Cookware", 4),
+    ("garden pruning shears", "greenthumb", "Garden > Tools", 12),
+    ("garden hose reel", "greenthumb", "Garden > Tools", 12),
+    ("camping tent", "trailhead", "Outdoor > Camping", 8),
+    ("wireless soundbar", "loudly", "Electronics > Audio", 5),
+]
+
+
+def catalogue() -> list[Product]:
+    out = []
+    for title, brand, category, count in KINDS:
+        stem = title.split()[-1]
+        for n in range(count):
+            out.append(Product(id=f"{stem}-{n}", title=f"{title} {n}", brand=brand, category=category,
+                               price=20.0 + n, language="en"))
+    return out
+
+
+def judgments() -> list[Judgment]:
+    out = []
+    for title, _, _, count in KINDS:
+        stem = title.split()[-1]
+        for extra in ("best", "cheap", "new", "buy", "good", "big", "small", "top"):
+            for n in range(count):
+                out.append(Judgment(f"{extra} {stem}", f"{stem}-{n}", 3.0 if n % 2 else 2.0))
+            out.append(Judgment(f"{extra} {stem}", "soundbar-0" if stem != "soundbar" else "tent-0", 1.0))
+    return out
+
+
+@pytest.fixture(scope="module")
+def kitchen(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    pytest.importorskip("lightgbm")
+    from shoprank.search.stack import ENCODERS
+    from tests.test_search_helpers import train_tiny_search
+
+    ENCODERS["words"] = lambda folder, config: WordsEncoder()
+    home = tmp_path_factory.mktemp("kitchen")
+    shop = Shop("kitchen", home)
+    with shop.store() as store:
+        store.upsert_products(catalogue())
+        store.upsert_judgments(judgments())
+    train_tiny_search(shop, WordsEncoder(), "words", seed_data=False, threshold=THRESHOLD)
+    return shop
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def _app(shop: Shop) -> tuple[Any, str]:
+    from shoprank.keys import KeyStore
+    from shoprank.serving import ServingConfig, create_app
+
+    key, _ = KeyStore(shop.home).create("admin")
+    app = create_app(shop.home, config=ServingConfig(watch_seconds=0, baseline=False))
+    app.state.registry.load_all()
+    return app, key
+
+
+def _client(app: Any, key: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                             headers={"Authorization": f"Bearer {key}"})
+
+
+def _engine(shop: Shop) -> Any:
+    from shoprank.search import SearchEngine
+
+    return SearchEngine.load(shop)
+
+
+def test_the_threshold_is_the_bundles(kitchen: Shop) -> None:
+    from shoprank.search.matching import dense_threshold
+
+    assert dense_threshold(_engine(kitchen).stack.config) == THRESHOLD
+
+
+def test_nonsense_matches_nothing_and_frying_pan_matches_the_pans(kitchen: Shop) -> None:
+    from shoprank.cascade import Cascade, Request
+
+    engine = _engine(kitchen)
+    assert engine.search("xyzzy qwerty", k=50) == ([], 0)
+    page = Cascade(search=engine).run_one(Request("search", "frying pan", per_page=10, facets=True))
+    assert page.total == 5 and sorted(page.ids) == [f"pan-{n}" for n in range(5)]
+    assert sorted(page.facet_ids) == sorted(page.ids)
+
+
+async def test_http_counts_total_and_facets_over_the_matching_set(kitchen: Shop) -> None:
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            body = (await c.get("/shops/kitchen/search", params={"q": "frying pan", "diversity": 0.9})).json()
+            assert body["total"] == 5 and {h["id"] for h in body["hits"]} == {f"pan-{n}" for n in range(5)}
+            assert [(f["value"], f["count"]) for f in body["facets"]["brand"]] == [("ironclad", 5)]
+            assert [(f["value"], f["count"]) for f in body["facets"]["category"]] == [("Kitchen", 5)]
+            empty = (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()
+            assert empty["total"] == 0 and empty["hits"] == [] and empty["closest"] == []
+            assert all(f == [] for f in empty["facets"].values())
+    finally:
+        app.state.registry.close()
+
+
+async def test_diversity_never_promotes_a_non_matching_product(kitchen: Shop) -> None:
+    from shoprank.rerank import RerankConfig, save_config
+
+    with kitchen.store(create=False) as store:
+        save_config(store, RerankConfig(diversity=1.0))
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            for query in ("frying pan", "steel wok", "garden shears"):
+                body = (await c.get("/shops/kitchen/search", params={"q": query, "per_page": 20})).json()
+                words = set(query.split())
+                assert body["hits"] and len(body["hits"]) == min(20, body["total"])
+                assert all(words & set(h["title"].split()) for h in body["hits"]), (query, body["hits"])
+    finally:
+        app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_config(store, RerankConfig())
+
+
+async def test_pages_are_disjoint_and_stable_with_and_without_facets(kitchen: Shop) -> None:
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            lists = {}
+            for facets in ("true", "false"):
+                pages, totals = [], set()
+                for page in range(1, 7):  # 24 matches: five pages of 5 (the last holds 4), then none
+                    body = (await c.get("/shops/kitchen/search", params={
+                        "q": "garden", "page": page, "per_page": 5, "facets": facets})).json()
+                    pages.append([h["id"] for h in body["hits"]])
+                    totals.add(body["total"])
+                flat = [pid for p in pages for pid in p]
+                assert totals == {24} and len(flat) == len(set(flat)) == 24 and pages[-1] == []
+                lists[facets] = flat
+            assert lists["true"] == lists["false"]
+    finally:
+        app.state.registry.close()
+
+
+async def test_a_pin_applies_with_and_without_facets_and_never_adds_a_non_match(kitchen: Shop) -> None:
+    from shoprank.rerank import Rule, load_rules, save_rules
+
+    with kitchen.store(create=False) as store:
+        rules = load_rules(store)
+        rules = rules.with_rule(Rule(id=rules.next_id(), action="pin", query="frying pan", products=("pan-4",),
+                                     position=1))
+        rules = rules.with_rule(Rule(id=rules.next_id(), action="pin", query="frying pan", products=("tent-0",),
+                                     position=2))
+        save_rules(store, rules)
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            for facets in ("true", "false"):
+                body = (await c.get("/shops/kitchen/search", params={"q": "frying pan", "facets": facets})).json()
+                ids = [h["id"] for h in body["hits"]]
+                assert ids[0] == "pan-4" and "tent-0" not in ids and body["total"] == 5, facets
+    finally:
+        app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_rules(store, type(rules)())
+
+
+def test_batch_run_and_cli_answer_nothing_for_nonsense(kitchen: Shop, tmp_path: Path, capsys: Any) -> None:
+    from shoprank.cli.main import main
+    from shoprank.evaluation.trec import read_run
+
+    queries = tmp_path / "q.csv"
+    queries.write_text("qid,query\nq0,xyzzy qwerty\nq1,frying pan\n")
+    out = tmp_path / "run.txt"
+    assert main(["run", "search", "--shop", "kitchen", "--home", str(kitchen.home), "--queries", str(queries),
+                 "--out", str(out), "--top", "20", "--quiet"]) == 0
+    run = read_run(out)
+    assert "q0" not in run and sorted(pid for pid, _ in run["q1"]) == [f"pan-{n}" for n in range(5)]
+    capsys.readouterr()
+    assert main(["search", "xyzzy qwerty", "--shop", "kitchen", "--home", str(kitchen.home)]) == 0
+    printed = capsys.readouterr().out
+    assert "0 results" in printed and "(none)" in printed
+
+
+def test_did_you_mean_when_nothing_matches(kitchen: Shop) -> None:
+    from shoprank.cascade import Cascade, Request
+
+    page = Cascade(search=_engine(kitchen)).run_one(Request("search", "frxyng"))
+    assert page.total == 0 and page.items == [] and page.did_you_mean == "frying"
+    assert Cascade(search=_engine(kitchen)).run_one(Request("search", "xyzzy qwerty")).did_you_mean is None
+
+
+async def test_closest_products_only_when_the_shop_asks(kitchen: Shop) -> None:
+    from shoprank.search.settings import SearchSettings, save_search_settings
+
+    with kitchen.store(create=False) as store:
+        save_search_settings(store, SearchSettings(closest_on_empty=3))
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            body = (await c.get("/shops/kitchen/search", params={"q": "pruning scissors"})).json()
+            assert body["total"] > 0 and body["closest"] == []  # it matches: no closest list
+            body = (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()
+            assert body["total"] == 0 and body["hits"] == [] and len(body["closest"]) == 3
+            assert all("does not match" in " ".join(h["reasons"]) for h in body["closest"])
+    finally:
+        app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_search_settings(store, SearchSettings())
+
+
+def test_search_settings_are_checked() -> None:
+    from shoprank.search.settings import SearchSettings
+
+    with pytest.raises(ValueError, match="closest_on_empty"):
+        SearchSettings(closest_on_empty=-1)
+    with pytest.raises(ValueError, match="unknown search setting"):
+        SearchSettings.from_dict({"closest": 3})
+    assert SearchSettings.from_dict(SearchSettings(closest_on_empty=4).to_dict()).closest_on_empty == 4
+
+
+def test_calibration_keeps_the_share_of_dense_only_relevant_products_asked_for() -> None:
+    from shoprank.search.calibration import calibrate
+    from shoprank.search.data import QuerySet
+    from shoprank.search.stack import SearchStack, StackConfig
+
+    class Synonyms(WordsEncoder):  # "sofa" and "couch" share a dimension: only meaning finds a couch for "sofa"
+        def _encode(self, texts: Sequence[str]) -> np.ndarray:
+            return super()._encode([t.lower().replace("sofa", "couch") for t in texts])
+
+    products = [Product(id=f"c{n}", title="couch " + " ".join(f"w{n}x{j}" for j in range(n % 5)), language="en")
+                for n in range(40)]
+    products += [Product(id=f"t{n}", title=f"camping tent {n}", language="en") for n in range(10)]
+    stack = SearchStack.build(products, Synonyms(), StackConfig(encoder="words", lexical_k=20, dense_k=60,
+                                                                spelling=False))
+    qset = QuerySet({"sofa": {f"c{n}": 2.0 for n in range(40)}, "tent": {f"t{n}": 2.0 for n in range(10)}})
+    chosen = calibrate(stack, qset, ["sofa", "tent"], 1.5, keep_recall=0.8)
+    cosines = stack.dense.vectors[:40] @ Synonyms().encode_queries(["sofa"])[0]
+    kept = (cosines >= chosen.threshold).sum() + 10  # every tent is a lexical match
+    assert kept / 50 >= 0.8 and chosen.kept_recall >= 0.8 * chosen.pool_recall
+    assert chosen.threshold > float(np.min(cosines))  # it does cut: the least similar couches are lost
+    assert chosen.nonsense_no_dense_match >= 0.95
