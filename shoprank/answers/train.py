@@ -29,7 +29,7 @@ import numpy as np
 
 from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
 from shoprank.answers.records import Conversation, FaqEntry
-from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer, set_dropout
 
 OUT_OF_SCOPE = -1
 """The label of a validation question no entry answers."""
@@ -148,6 +148,7 @@ def fine_tune_classifier(
     torch.manual_seed(tc.seed)
     st_model.max_seq_length = config.max_length
     freeze_transformer(st_model[0].auto_model, tc.freeze)
+    set_dropout(st_model, tc.dropout)
     weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(prototypes, dtype=np.float32)))
     labels = torch.tensor(train.labels)
     steps_per_epoch = max(1, math.ceil(len(train) / tc.batch_size))
