@@ -55,7 +55,7 @@ def batch(home: Path, tmp: Path, args: list[str]) -> dict[str, list[str]]:
     from shoprank.evaluation.trec import read_run
 
     out = tmp / "run.txt"
-    if main([*args, "--home", str(home), "--out", str(out), "--quiet"]) != 0:
+    if main([*args, "--home", str(home), "--out", str(out)]) != 0:
         raise SystemExit(f"shoprank {' '.join(args)} failed")
     return {qid: [pid for pid, _ in pairs] for qid, pairs in read_run(out).items()}
 
@@ -72,7 +72,8 @@ def search_door(server: Server, key: str, home: Path, shop: str, queries: list[s
         writer = csv.writer(handle)
         writer.writerow(["qid", "query"])
         writer.writerows([f"q{n}", q] for n, q in enumerate(queries))
-    ran = batch(home, tmp, ["run", "search", "--shop", shop, "--queries", str(file), "--top", str(2 * PER_PAGE)])
+    ran = batch(home, tmp, ["run", "search", "--shop", shop, "--queries", str(file), "--top", str(2 * PER_PAGE),
+                            "--quiet"])
     rows = []
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as client:
         for facets in ("true", "false"):

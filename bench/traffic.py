@@ -2,11 +2,16 @@
 
     python -m bench.traffic --part first-answer   # 50,000 Home Depot products: ingest, then the first search answer
     python -m bench.traffic --part overhead       # search p50 in-process: no logging / logging / a stalled store
+    python -m bench.traffic --part first-build    # in-process: open the new shop, build + publish its baseline
 
 first-answer: a server (``shoprank serve``, a real process, defaults) runs on an empty data folder; the first
 50,000 products of ``homedepot/products.csv`` are ingested into a new shop with ``shoprank ingest products``;
 from the moment that command exits, the shop is searched until it answers 200. With ``--wait-hybrid`` the
 bench also waits for the background embedding (``/admin/status``) and reports when hybrid search answered.
+
+first-build: the server's side of the first answer without HTTP or another process: an in-process app on an
+empty folder, the products ingested, then the time to open the new shop and to build and publish its lexical
+baseline (the registry's own calls, the background worker held off).
 
 overhead: one in-process app (httpx ASGITransport) over the Home Depot catalogue served by the lexical baseline;
 the same queries go round-robin through three modes of the impression log, so all three share the machine's
@@ -138,6 +143,36 @@ def first_answer(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def first_build(args: argparse.Namespace) -> dict[str, Any]:
+    from shoprank.data.ingest import ingest_file
+    from shoprank.serving import ServingConfig, create_app
+    from shoprank.shops import Shop
+
+    with tempfile.TemporaryDirectory(prefix="first-build-") as tmp:
+        home = Path(tmp) / "home"
+        home.mkdir()
+        products = homedepot_products(args.products, Path(tmp) / "products.csv")
+        app = create_app(home, open_access=True, config=ServingConfig(watch_seconds=0, baseline_embeddings=False))
+        registry = app.state.registry
+        registry.load_all()
+        registry.baseline.schedule = lambda *a, **k: None  # the request's own build, nothing in the background
+        with Shop("fresh", home).store() as store:
+            ingest_file(store, "products", products, mapping={"id": "product_uid", "title": "product_title"})
+        began = time.perf_counter()
+        state = registry.get("fresh")
+        opened = time.perf_counter()
+        slot = registry.fill_missing(state, "search")
+        built = time.perf_counter()
+        registry.close()
+    out = {"products": args.products, "open_seconds": round(opened - began, 2),
+           "build_publish_seconds": round(built - opened, 2), "total_seconds": round(built - began, 2),
+           "state": slot.state, "version": slot.version, "load_average": os.getloadavg()[0]}
+    print(table(["step", "seconds"], [["open the shop (serving catalogue)", out["open_seconds"]],
+                                      ["build + publish the lexical baseline", out["build_publish_seconds"]],
+                                      ["total", out["total_seconds"]]]))
+    return out
+
+
 class StalledStore:
     """Impression writes that never return (until the bench ends): a hung disk or a locked database."""
 
@@ -238,7 +273,7 @@ async def _overhead(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--part", choices=["first-answer", "overhead", "all"], default="all")
+    parser.add_argument("--part", choices=["first-answer", "first-build", "overhead", "all"], default="all")
     parser.add_argument("--products", type=int, default=50_000)
     parser.add_argument("--queries", type=int, default=300, help="overhead: distinct Home Depot queries")
     parser.add_argument("--rounds", type=int, default=2, help="overhead: passes over the queries")
@@ -252,6 +287,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     if args.part in ("first-answer", "all"):
         out["first_answer"] = first_answer(args)
+    if args.part == "first-build":
+        out["first_build"] = first_build(args)
     if args.part in ("overhead", "all"):
         out["overhead"] = asyncio.run(_overhead(args))
     path = write_json(f"traffic-{args.part}", out)

@@ -29,7 +29,7 @@ log = logging.getLogger("shoprank.baseline")
 PREFIX = "baseline-"
 HASH_ENCODER = "hash:256"  # the recommender's text vectors until the base encoder's are ready
 TEXT_LENGTH = 32  # tokens of product text for the base encoder (the search stack's doc_max_length)
-CHUNK = 512  # products embedded between two progress reports
+CHUNK = 2048  # products embedded between two progress reports (one length-bucketed ONNX call each)
 
 Progress = Callable[[int, int], None]
 """(done, total) products embedded."""

@@ -35,11 +35,18 @@ class BiEncoder:
 
     name = "biencoder"
 
-    def __init__(self, model: Any, max_length: int = 64, batch_size: int = 128) -> None:
+    def __init__(self, model: Any, max_length: int = 64, batch_size: int = 128, source: Path | None = None) -> None:
         self.model = model
         self.max_length = max_length
         self.batch_size = batch_size
         self.model.max_seq_length = max_length
+        self.fast_docs: Any = None
+        """The fused int8 ONNX document tower (:class:`~shoprank.encoders.onnx_docs.FastDocs`) when the model came
+        from a folder (``source``); ``encode_docs`` falls back to PyTorch wherever it cannot serve."""
+        if source is not None:
+            from shoprank.encoders.onnx_docs import FastDocs
+
+            self.fast_docs = FastDocs(Path(source), model)
 
     @classmethod
     def load(cls, path: str | Path | None = None, max_length: int = 64) -> BiEncoder:
@@ -48,7 +55,8 @@ class BiEncoder:
         offline()
         from sentence_transformers import SentenceTransformer
 
-        return cls(SentenceTransformer(str(resolve_model_path(path)), device="cpu"), max_length)
+        folder = resolve_model_path(path)
+        return cls(SentenceTransformer(str(folder), device="cpu"), max_length, source=folder)
 
     def _encode(self, texts: Sequence[str], progress: bool) -> np.ndarray:
         vectors = self.model.encode(
@@ -61,7 +69,9 @@ class BiEncoder:
         return self._encode(texts, False)
 
     def encode_docs(self, texts: Sequence[str], progress: bool = False) -> np.ndarray:
-        return self._encode(texts, progress)
+        """Product vectors: the ONNX document tower where it serves (cosine >= 0.99 to PyTorch), else PyTorch."""
+        vectors = self.fast_docs.encode(texts, progress) if self.fast_docs is not None else None
+        return vectors if vectors is not None else self._encode(texts, progress)
 
     def save(self, folder: Path) -> None:
         self.model.save(str(folder), safe_serialization=True)

@@ -23,7 +23,8 @@ from shoprank.store import Store
 log = logging.getLogger("shoprank.serving")
 
 KINDS = ("search", "recommend")
-Loader = Callable[[Shop], Any]
+Loader = Callable[..., Any]
+"""``loader(shop)`` loads the latest bundle's engine, ``loader(shop, version)`` that version's (experiments)."""
 
 
 class ShopNotFound(LookupError):
@@ -34,31 +35,33 @@ class EngineUnavailable(RuntimeError):
     """The engine code itself cannot be imported (not installed)."""
 
 
-def check_engine(shop: Shop, kind: str) -> None:
+def check_engine(shop: Shop, kind: str, version: str | None = None) -> None:
     """Refuse a bundle that names an engine other than shoprank's own (a bundle written by something else)."""
-    engine = open_bundle(shop.models_path, kind, verify=False).params.get("engine")
+    engine = open_bundle(shop.models_path, kind, version, verify=False).params.get("engine")
     if engine is not None:
         raise ValueError(f"the {kind} bundle of shop '{shop.name}' names engine {engine!r}, which this server does "
                          f"not have (shoprank's bundles name none); publish one with 'shoprank train {kind} "
                          f"--shop {shop.name}'")
 
 
-def load_search(shop: Shop) -> Any:
-    check_engine(shop, "search")
+def load_search(shop: Shop, version: str | None = None) -> Any:
+    """The shop's search engine: its LATEST bundle, or ``version`` (an experiment's variant)."""
+    check_engine(shop, "search", version)
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
         raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
-    return SearchEngine.load(shop, onnx_queries=True)
+    return SearchEngine.load(shop, version, onnx_queries=True)
 
 
-def load_recommender(shop: Shop) -> Any:
-    check_engine(shop, "recommend")
+def load_recommender(shop: Shop, version: str | None = None) -> Any:
+    """The shop's recommender: its LATEST bundle, or ``version`` (an experiment's variant)."""
+    check_engine(shop, "recommend", version)
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:
         raise EngineUnavailable(f"the recommender cannot be imported ({exc})") from None
-    return Recommender.load(shop)
+    return Recommender.load(shop, version)
 
 
 DEFAULT_LOADERS: dict[str, Loader] = {"search": load_search, "recommend": load_recommender}
@@ -179,6 +182,9 @@ class EngineRegistry:
             except Exception:
                 log.exception("shop %s could not be opened", name)
         self.ready.set()
+        if self.baseline is not None:  # a new shop's first search builds a baseline: its code is loaded already
+            import shoprank.baseline.build
+            import shoprank.search.engine  # noqa: F401
 
     def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True) -> Slot:
         """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving). With no bundle,

@@ -46,6 +46,7 @@ _FRACTION = re.compile(r"(?<![\w./])(\d+)/(\d+)(?![\d/])")
 _THOUSANDS = re.compile(r"(?<=\d),(?=\d{3}(?!\d))")
 _LEADING_POINT = re.compile(r"(?<![\w.])\.(\d)")
 _DIMENSION = re.compile(r"(?<=\d)\s*[x×*]\s*(?=[\d.])")
+_DIGIT = re.compile(r"\d")
 _QUOTES = str.maketrans({"”": '"', "“": '"', "″": '"', "’": "'", "‘": "'", "′": "'"})
 
 
@@ -77,10 +78,18 @@ def _unit(match: re.Match[str]) -> str:
 def normalize_units(text: str) -> str:
     """Rewrite numbers and units of a lower-cased string into canonical tokens."""
     text = text.translate(_QUOTES)
-    text = _THOUSANDS.sub("", text)
-    text = _LEADING_POINT.sub(r"0.\1", text)
-    text = _DIMENSION.sub(" x ", text)
-    text = _MIXED.sub(_mixed, text)
-    text = _FRACTION.sub(_fraction, text)
-    text = _DIMENSION.sub(" x ", text)
+    if not _DIGIT.search(text):  # every rule below needs a digit (and each its own character: a scan is cheaper)
+        return text
+    if "," in text:
+        text = _THOUSANDS.sub("", text)
+    if "." in text:
+        text = _LEADING_POINT.sub(r"0.\1", text)
+    dimension = "x" in text or "×" in text or "*" in text
+    if dimension:
+        text = _DIMENSION.sub(" x ", text)
+    if "/" in text:
+        text = _MIXED.sub(_mixed, text)
+        text = _FRACTION.sub(_fraction, text)
+        if dimension:
+            text = _DIMENSION.sub(" x ", text)
     return _UNIT.sub(_unit, text)
