@@ -13,6 +13,8 @@
    a product upserted through one, the time until the other's search returns it (polled every 10 ms); and a
    rule (hide) set through one until the other applies it. The engines are the fake ones of the serving tests:
    the delay is the store's and the follow loop's, not a model's index update.
+4. Catalogue embedding with 1 and 2 Ray workers against in-process, and the projection to 10 million products
+   (``bench/scale_ray.py`` says how and under which assumptions; ``--part ray`` runs it alone).
 """
 
 from __future__ import annotations
@@ -147,7 +149,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--read-seconds", type=float, default=5.0)
     parser.add_argument("--trials", type=int, default=20, help="replication-delay measurements per kind")
+    parser.add_argument("--part", choices=["all", "stores", "ray"], default="all",
+                        help="stores: ingest, reads and replication; ray: the embedding on Ray (default all)")
+    parser.add_argument("--ray-products", type=int, default=2000, help="products embedded per Ray configuration")
     args = parser.parse_args()
+    if args.part in ("all", "ray"):
+        from bench import scale_ray
+
+        ray_results = scale_ray.run(args.ray_products, 32)
+        scale_ray.report(ray_results)
+        print(f"written to {write_json('scale_ray', ray_results)}")
+        if args.part == "ray":
+            return
 
     from bench import pgserver
     from shoprank.store import open_store

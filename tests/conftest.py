@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +9,9 @@ from hypothesis import settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Model exports (the ONNX towers of the base model) go to a folder of this run, not the user's ~/.cache: every
+# run starts as a fresh machine does, whatever earlier runs or benches left behind.
+os.environ["SHOPRANK_CACHE"] = tempfile.mkdtemp(prefix="shoprank-test-cache-")
 
 # Property tests check what holds, not how fast: a shared or loaded machine must not turn a slow example into
 # a failure.

@@ -97,13 +97,15 @@ class StoreBehaviour:
         assert store.user_events("nobody") == []
 
     def test_deleting_a_user_removes_their_events_only(self, store):
-        store.append_events([ev("e1", user="gone"), ev("e2", user="kept"), ev("e3", user="gone", t=1)])
         store.append_impressions([shown("r1", ["p1"], user="gone"), shown("r2", ["p1"], user="kept")])
+        store.append_events([ev("e1", user="gone", request_id="r1"), ev("e2", user="kept"), ev("e3", user="gone", t=1)])
         assert store.delete_user("gone") == {"events": 2, "impressions": 1}
         assert store.user_events("gone") == [] and [e.event_id for e in store.iter_events()] == ["e2"]
         assert list(store.get_impressions(["r1", "r2"])) == ["r2"]
         assert store.recent_users() == ["kept"] and store.delete_user("nobody") == {"events": 0, "impressions": 0}
         assert store.append_events([ev("e1", user="gone")]).stored == 1  # a new event of theirs is new data
+        # nothing of the old event survives: not its link to the answer it came from either
+        assert [e.request_id for e in store.iter_events() if e.event_id == "e1"] == [None]
 
     def test_impressions_round_trip_duplicates_range_and_retention(self, store):
         first = [shown("r1", ["a", "b"]), shown("r2", ["c"], page=3, t=10, surface="recommendations"),

@@ -227,3 +227,37 @@ def test_analytics_page_plots_searches_clicks_and_queries_that_found_nothing(
         assert page.locator("#top-queries tr").first.inner_text().split("\t")[:2] == ["drill", "2"]
         assert page.inner_text("#zero-queries").split("\t")[0] == "xylophone"
         page.locator("#trend-summary").wait_for()  # the sentiment part of the page still loads beside it
+
+
+def test_search_box_suggests_logged_queries_and_products_with_the_keyboard(server: tuple[str, str, Path]) -> None:
+    import httpx
+
+    url, key, _ = server
+    with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as c:
+        for _ in range(2):  # a query searched twice that found something becomes a suggestion
+            assert c.get("/shops/tiny/search", params={"q": "drill"}).json()["hits"]
+        deadline = time.monotonic() + 10
+        while c.get("/shops/tiny/analytics").json()["searches"] < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    with _browser() as browser:
+        page = browser.new_page()
+        page.goto(f"{url}/#key={key}")
+        page.wait_for_function("document.querySelector('#shop').value === 'tiny'")
+        page.locator("#q").press_sequentially("dri")
+        options = page.locator("#suggestions li")
+        options.first.wait_for()
+        assert options.first.get_attribute("data-kind") == "query" and options.first.inner_text().startswith("drill")
+        assert any("Drill" in t for t in options.all_inner_texts()[1:])  # product titles after the query
+        page.press("#q", "ArrowDown")
+        assert options.first.get_attribute("aria-selected") == "true"
+        page.press("#q", "ArrowDown")
+        second = options.nth(1).inner_text().split("\n")[0].replace("product", "").strip()
+        page.press("#q", "Enter")  # takes the highlighted suggestion and searches it
+        page.locator("#results li").first.wait_for()
+        assert page.input_value("#q") == second and page.locator("#suggestions").is_hidden()
+        page.fill("#q", "")
+        page.locator("#q").press_sequentially("hsoe")  # a typo still finds the hoses
+        options.first.wait_for()
+        assert "Hose" in page.inner_text("#suggestions")
+        page.press("#q", "Escape")
+        assert page.locator("#suggestions").is_hidden()

@@ -11,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ray = pytest.importorskip("ray", reason="Ray is not installed: pip install -r requirements.lock")
+try:
+    import ray
+except ImportError:  # only where it is truly absent: CI installs the lock file, so there this fails
+    if os.environ.get("CI"):
+        raise
+    pytest.skip("Ray is not installed: pip install -r requirements.lock", allow_module_level=True)
 
 from shoprank.cluster import RayConfig, RayJobError  # noqa: E402
 from shoprank.cluster.faults import KillWorker  # noqa: E402
@@ -128,8 +133,9 @@ def _tiny_shop(tmp_path: Path):  # noqa: ANN202
     return Shop("tiny", tmp_path)
 
 
-def test_a_killed_worker_fails_clearly_and_publishes_nothing(tmp_path: Path) -> None:
+def test_a_killed_worker_fails_clearly_publishes_nothing_and_a_retry_publishes(tmp_path: Path) -> None:
     from shoprank.bundles import latest_version
+    from shoprank.recommend import artifacts
     from shoprank.recommend.pipeline import train_recommender
 
     shop = _tiny_shop(tmp_path)
@@ -138,17 +144,26 @@ def test_a_killed_worker_fails_clearly_and_publishes_nothing(tmp_path: Path) -> 
         train_recommender(shop, "quick", encoder="hash:64", epochs=2, progress=False,
                           ray=RayConfig(workers=2, on_step=KillWorker(rank=1, step=1)))
     assert latest_version(shop.models_path, "recommend") is None
-    assert not any(shop.models_path.rglob("*.safetensors")) if shop.models_path.exists() else True
+    assert not list(shop.models_path.rglob("*.safetensors"))  # no half-written bundle either
 
-
-def test_a_killed_worker_is_retried_and_the_bundle_says_ray(tmp_path: Path) -> None:
-    from shoprank.bundles import latest_version
-    from shoprank.recommend.pipeline import train_recommender
-
-    shop = _tiny_shop(tmp_path)
     marker = tmp_path / "killed-once"
     summary = train_recommender(shop, "quick", encoder="hash:64", epochs=2, progress=False,
                                 ray=RayConfig(workers=2, retries=1,
-                                               on_step=KillWorker(rank=1, step=1, once=str(marker))))
-    assert marker.exists()  # a worker did die, and the retry finished the job
+                                              on_step=KillWorker(rank=1, step=1, once=str(marker))))
+    assert marker.exists()  # a worker did die again, and Ray Train's restart finished the job
     assert summary["ray"]["workers"] == 2 and latest_version(shop.models_path, "recommend") == summary["version"]
+    recorded = artifacts.load(shop.models_path).params["training"]["ray"]  # the bundle says where it trained
+    assert recorded["workers"] == 2 and recorded["cluster"] == "local" and recorded["retries"] == 1
+
+
+def test_cli_refuses_a_bad_cluster_address(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from shoprank.cli.main import main
+
+    _tiny_shop(tmp_path)
+    monkeypatch.setenv("SHOPRANK_RAY", "http://head:8265")
+    assert main(["train", "recommend", "--shop", "tiny", "--home", str(tmp_path), "--encoder", "hash:64",
+                 "--workers", "2", "--quiet"]) != 0
+    err = capsys.readouterr().err
+    assert "SHOPRANK_RAY must be 'auto' or a Ray Client address" in err
+    assert not (tmp_path / "tiny" / "models" / "recommend" / "LATEST").exists()

@@ -17,11 +17,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shoprank"
 
 
 def test_the_package_defines_no_fake_engine() -> None:
-    assert importlib.util.find_spec("tests.support.fakes") is None
+    assert importlib.util.find_spec("shoprank.serving.fakes") is None
     fakes = []
     for path in sorted(PACKAGE.rglob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "tests":
+                fakes.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} imports {node.module}")
             if isinstance(node, ast.ClassDef | ast.FunctionDef) and "fake" in node.name.casefold():
                 fakes.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno} {node.name}")
             if isinstance(node, ast.Constant) and node.value == FAKE_ENGINE:

@@ -29,7 +29,7 @@ import numpy as np
 
 from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
 from shoprank.answers.records import Conversation, FaqEntry
-from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer
+from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer, set_dropout
 
 OUT_OF_SCOPE = -1
 """The label of a validation question no entry answers."""
@@ -148,6 +148,7 @@ def fine_tune_classifier(
     torch.manual_seed(tc.seed)
     st_model.max_seq_length = config.max_length
     freeze_transformer(st_model[0].auto_model, tc.freeze)
+    set_dropout(st_model, tc.dropout)
     weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(prototypes, dtype=np.float32)))
     labels = torch.tensor(train.labels)
     steps_per_epoch = max(1, math.ceil(len(train) / tc.batch_size))
@@ -192,7 +193,8 @@ def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -
 
 def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.ndarray, config: AnswerTrainConfig,
                      val: tuple[np.ndarray, np.ndarray] | None = None, steps: int = 300) -> np.ndarray:
-    """The prototypes alone over fixed question vectors (frozen encoder): full-batch Adam on cross-entropy."""
+    """The prototypes alone over fixed question vectors (frozen encoder): full-batch Adam on cross-entropy, through
+    the shared loop (one epoch of ``steps`` full batches, validated every 25 steps, the best prototypes kept)."""
     import torch
     import torch.nn.functional as F
 
@@ -200,19 +202,21 @@ def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.nda
     x = torch.from_numpy(vectors)
     y = torch.from_numpy(labels.astype(np.int64))
     weight = torch.nn.Parameter(torch.from_numpy(prototypes.copy()))
+    model = torch.nn.Module()
+    model.weight = weight
     optimizer = torch.optim.Adam([weight], lr=1e-2)
-    best, best_score = prototypes.copy(), -1.0
-    for step in range(steps):
-        loss = F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y)
-        loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-        if val is not None and (step + 1) % 25 == 0:
-            w = normalize(weight.detach().numpy())
-            score = _accuracy(val[0] @ w.T, val[1])
-            if score > best_score:
-                best, best_score = w.copy(), score
-    return best if val is not None else normalize(weight.detach().numpy())
+    constant = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    controls = dataclasses.replace(config.train, epochs=1, patience=steps, max_grad_norm=math.inf, log_dir=None)
+
+    def evaluate() -> float:
+        assert val is not None
+        return _accuracy(val[0] @ normalize(weight.detach().numpy()).T, val[1])
+
+    fit(model, lambda epoch: iter(range(steps)),
+        lambda _: F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y), controls,
+        steps_per_epoch=steps, evaluate=evaluate if val is not None else None, metric="val/accuracy",
+        eval_every=25, optimizer=(optimizer, constant), desc="prototypes", progress=False)
+    return normalize(weight.detach().numpy())
 
 
 MIN_CALIBRATION_QUESTIONS = 20

@@ -69,12 +69,21 @@ def _stack_config(language: str, hybrid: bool) -> Any:
     return StackConfig(language=language, encoder=encoder, doc_max_length=TEXT_LENGTH, spelling=hybrid)
 
 
-def embed_catalogue(products: Sequence[Product], language: str, progress: Progress | None = None) -> np.ndarray:
-    """The base encoder's vectors of the products' texts, (n, dim), in chunks so progress can be shown."""
+def embed_catalogue(products: Sequence[Product], language: str, progress: Progress | None = None,
+                    ray: Any = None) -> np.ndarray:
+    """The base encoder's vectors of the products' texts, (n, dim), in chunks so progress can be shown; with
+    ``ray`` (a :class:`~shoprank.cluster.RayConfig`, English shops) each chunk is embedded across its workers."""
     from shoprank.search.stack import load_encoder, product_text
 
-    encoder = load_encoder(_stack_config(language, hybrid=True))
+    config = _stack_config(language, hybrid=True)
     texts = [product_text(p) for p in products]
+    if ray is not None and config.encoder == "biencoder":
+        from shoprank.cluster import cluster
+        from shoprank.cluster.embedding import EncoderSpec, embed_on_ray
+
+        with cluster(ray):
+            return embed_on_ray(texts, EncoderSpec("docs", None, config.doc_max_length), ray, on_progress=progress)
+    encoder = load_encoder(config)
     parts = []
     for start in range(0, len(texts), CHUNK):
         parts.append(encoder.encode_docs(texts[start : start + CHUNK]))

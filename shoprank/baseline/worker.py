@@ -83,9 +83,10 @@ def builder_lock(shop: Shop) -> Iterator[bool]:
         os.close(fd)
 
 
-def embed_and_publish(shop: Shop, on_progress: Any = None) -> dict[str, Any]:
+def embed_and_publish(shop: Shop, on_progress: Any = None, ray: Any = None) -> dict[str, Any]:
     """Embed the catalogue with the base encoder, then publish hybrid search and recommend baselines (each only
-    while no trained bundle serves). Reports progress to ``on_progress(info)`` and the progress file."""
+    while no trained bundle serves). Reports progress to ``on_progress(info)`` and the progress file; ``ray``: a
+    :class:`~shoprank.cluster.RayConfig` to embed on."""
     products, version = _snapshot(shop)
     began = time.time()
     info: dict[str, Any] = {"stage": "embedding", "done": 0, "total": len(products), "started": began,
@@ -100,7 +101,7 @@ def embed_and_publish(shop: Shop, on_progress: Any = None) -> dict[str, Any]:
             on_progress(dict(info))
 
     report(0, len(products))
-    vectors = embed_catalogue(products, shop_language(products), report)
+    vectors = embed_catalogue(products, shop_language(products), report, ray=ray)
     info["stage"] = "publishing"
     write_progress(shop, info)
     search_version, _ = publish_search(shop, vectors, (products, version))
@@ -134,9 +135,10 @@ class BaselineWorker:
         self._stop = threading.Event()
 
     # the first bundle, synchronously --------------------------------------------------------------
-    def ensure(self, shop: Shop, kind: str) -> tuple[str | None, Any]:
+    def ensure(self, shop: Shop, kind: str, snapshot: tuple[list[Any], int] | None = None) -> tuple[str | None, Any]:
         """Publish the first baseline bundle of ``kind`` for a shop that has products: (its version, the engine
-        built in memory on the way, or None when the bundle is to be loaded as usual)."""
+        built in memory on the way, or None when the bundle is to be loaded as usual). ``snapshot``: (products,
+        catalogue version) the caller read already (search only)."""
         with shop.store(create=False) as store:
             products = store.product_count() > 0
             events = store.event_count() if products else 0
@@ -145,7 +147,7 @@ class BaselineWorker:
         if kind == "search":
             from shoprank.search.engine import SearchEngine
 
-            snapshot = _snapshot(shop)
+            snapshot = snapshot or _snapshot(shop)
             version, stack = publish_search(shop, snapshot=snapshot)
             if version is None:
                 return None, None

@@ -9,6 +9,7 @@ import sys
 import threading
 from pathlib import Path
 
+from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli.main import CommandError, add_shop
 
 
@@ -18,6 +19,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                          "catalogue's embeddings (with progress) for hybrid search and text similarity")
     add_shop(baseline)
     baseline.add_argument("--lexical-only", action="store_true", help="stop after the BM25 bundle")
+    add_workers(baseline, "embed the catalogue")
     baseline.set_defaults(handler=cmd_baseline)
 
     watch = groups["train"].add_parser(
@@ -69,9 +71,17 @@ def cmd_baseline(args: argparse.Namespace) -> int:
             bar.n = info["done"]
             bar.refresh()
 
-        info = embed_and_publish(shop, show)
-        bar.close()
-    print(f"hybrid baseline published in {info['seconds']:.0f} s: search {info['search'] or '-'}, "
+        from shoprank.cluster import RayJobError
+
+        ray = ray_config(args)
+        try:
+            info = embed_and_publish(shop, show, ray=ray)
+        except RayJobError as exc:
+            raise CommandError(str(exc)) from None
+        finally:
+            bar.close()
+    where = f" (embedded on Ray with {ray.workers} workers)" if ray is not None else ""
+    print(f"hybrid baseline published in {info['seconds']:.0f} s{where}: search {info['search'] or '-'}, "
           f"recommendations {info['recommend'] or '-'}; a running server swaps them in")
     return 0
 

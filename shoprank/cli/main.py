@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "shoprank.cli.sentiment_cmds",
     "shoprank.cli.analytics_cmds",
     "shoprank.cli.experiment_cmds",
+    "shoprank.cli.synonym_cmds",
 )
 
 GROUPS = {

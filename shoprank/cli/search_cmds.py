@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
@@ -46,6 +47,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     cross.add_argument("--cross-eval-every", type=int, default=None, metavar="STEPS",
                        help="validate (NDCG@10) every so many steps for early stopping (0: once an epoch)")
     _add_common(train)
+    add_workers(train, "embed the catalogue and fine-tune both encoders")
     train.set_defaults(handler=cmd_train)
 
     evaluate = groups["evaluate"].add_parser("search", help="all methods on the held-out queries, one table")
@@ -120,14 +122,21 @@ def cmd_train(args: argparse.Namespace) -> int:
             cross_freeze=args.cross_freeze, cross_eval_every=args.cross_eval_every, threads=args.threads)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
+    from shoprank.cluster import RayJobError
+
+    ray = ray_config(args)
+    if ray is not None:
+        print(f"  on Ray: {ray.workers} workers on {ray.where}")
     try:
-        published = train_and_publish(shop, training, progress=not args.quiet, announce=print)
-    except SearchDataError as exc:
+        published = train_and_publish(shop, training, progress=not args.quiet, announce=print, ray=ray)
+    except (SearchDataError, RayJobError) as exc:
         raise CommandError(str(exc)) from None
     summary = published.summary
     print(f"\nsearch models for '{shop.name}' published as version {published.version}")
     print(f"  profile {args.profile}; queries {summary['queries']}")
     print(f"  query tower for serving: {published.query_tower}")
+    if summary.get("ray"):
+        print(f"  ran on Ray with {summary['ray']['workers']} workers ({summary['ray']['cluster']} cluster)")
     for key in ("query_encoder", "cross_encoder"):
         if key in summary:
             print(f"  {key}: {summary[key]}")

@@ -60,8 +60,9 @@ class _Embedder:
 
 
 def embed_on_ray(texts: Sequence[str], spec: EncoderSpec, config: RayConfig, *, batch_size: int = 256,
-                 progress: bool = False) -> np.ndarray:
-    """(len(texts), dim) float32 vectors of ``texts``, embedded by ``config.workers`` actors."""
+                 progress: bool = False, on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """(len(texts), dim) float32 vectors of ``texts``, embedded by ``config.workers`` actors; ``on_progress(done,
+    total)`` after each batch that comes back."""
     from tqdm.auto import tqdm
 
     if not len(texts):
@@ -83,6 +84,8 @@ def embed_on_ray(texts: Sequence[str], spec: EncoderSpec, config: RayConfig, *, 
                     out = np.zeros((len(texts), vectors.shape[1]), np.float32)
                 out[batch["row"]] = vectors
                 bar.update(len(vectors))
+                if on_progress is not None:
+                    on_progress(bar.n, len(texts))
         except Exception as exc:
             raise RayJobError(f"embedding on {config.where} failed: {str(exc).strip().splitlines()[0][:300]}; "
                               "nothing was stored") from exc

@@ -38,7 +38,7 @@ MAX_NDCG_LOSS = 0.01  # the default may lose at most 1 % relative NDCG@10 ...
 MIN_ILD_GAIN = 0.15  # ... and must raise intra-list diversity@10 by at least 15 %
 from shoprank.experiments.sweep_defaults import DEFAULT_LAMBDAS, DEFAULT_SAMPLE  # noqa: E402
 
-UNITS = {"recommend": ("users", "test_users", "test users"), "search": ("queries", "test_queries", "held-out queries")}
+UNITS = {"recommend": ("users", "test_users", "users"), "search": ("queries", "test_queries", "queries")}
 
 Report = Callable[[str], None]
 
@@ -89,7 +89,10 @@ class SweepResult:
 
     @property
     def unit(self) -> str:
-        return UNITS[self.task][2]
+        """What was sampled, with the part its targets came from: "users (validation targets)"."""
+        part = self.extra.get("part")
+        words = {"valid": "validation", "test": "held-out test"}.get(part, part) if part else None
+        return UNITS[self.task][2] + (f" ({words} targets)" if words else "")
 
     def to_dict(self) -> dict[str, Any]:
         size, total, _ = UNITS[self.task]

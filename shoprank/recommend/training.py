@@ -71,7 +71,7 @@ def profile_config(name: str, n_items: int, text_dim: int, **overrides: float | 
         raise ValueError(f"unknown settings {sorted(unknown)}")
     return RecTrainConfig(
         model=SASRecConfig(n_items=n_items, text_dim=text_dim, **model),  # type: ignore[arg-type]
-        train=TrainConfig(**train),  # type: ignore[arg-type]
+        train=TrainConfig(**{**train, "dropout": model["dropout"]}),  # type: ignore[arg-type]  # SASRec's own
         profile=name,
         **run,  # type: ignore[arg-type]
     )

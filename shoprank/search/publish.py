@@ -136,9 +136,10 @@ class PublishedSearch:
 
 def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = None, progress: bool = True,
                 held_out: bool = False, log_dir: Path | None = None, announce: Report | None = None,
-                report: Report = print) -> TrainedSearch:
+                report: Report = print, ray: Any = None) -> TrainedSearch:
     """Train ``shop``'s search stack from its store (not published).
 
+    ``ray``: a :class:`~shoprank.cluster.RayConfig`: embed the catalogue and train the encoders on its workers.
     ``until``: learn from behaviour before this time only (the retraining loop's candidates); ``held_out``: score
     the held-out queries into the summary; ``announce``: told what is about to be trained, once the data is read.
     Raises :class:`SearchDataError` when the shop has nothing to learn from."""
@@ -163,7 +164,7 @@ def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = N
                  f"out{', no cross-encoder' if config.cross is None else ''})")
         announce(f"  labels from {labels}")
     stack, summary = train_search(data, config, progress=progress, report=report, tune=training.tune,
-                                  cache_dir=shop.path / "cache", log_dir=log_dir, held_out=held_out)
+                                  cache_dir=shop.path / "cache", log_dir=log_dir, held_out=held_out, ray=ray)
     params = {"profile": training.profile, "holdout": training.holdout, "split_seed": SPLIT_SEED,
               "labels": data.labels, "catalog_version": catalog_version, "language": language, "summary": summary}
     return TrainedSearch(stack, params, labels, time.perf_counter() - started)
@@ -187,14 +188,15 @@ def publish_stack(shop: Shop, stack: Any, params: dict[str, Any]) -> tuple[str, 
 
 
 def train_and_publish(shop: Shop, training: SearchTraining, *, progress: bool = True,
-                      announce: Report | None = None) -> PublishedSearch:
+                      announce: Report | None = None, ray: Any = None) -> PublishedSearch:
     """``shoprank train search``: train on the shop's store, publish, and say what was published.
 
     TensorBoard event files go to ``SHOP/logs/search-TIME``; the held-out queries (``training.holdout``) are
     scored into the summary."""
     started = time.perf_counter()
     trained = train_stack(shop, training, progress=progress, held_out=training.holdout > 0,
-                          log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}", announce=announce)
+                          log_dir=shop.path / "logs" / f"search-{time.strftime('%Y%m%d-%H%M%S')}", announce=announce,
+                          ray=ray)
     version, query_tower = publish_stack(shop, trained.stack, trained.params)
     return PublishedSearch(version, trained.params["summary"], query_tower, trained.labels,
                            time.perf_counter() - started)

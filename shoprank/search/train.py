@@ -146,8 +146,7 @@ class DenseValidation:
         values = []
         for gains, v in zip(self.gains, qv, strict=True):
             scores = self.vectors @ v
-            top = np.argpartition(-scores, self.k)[: self.k] if len(scores) > self.k else np.arange(len(scores))
-            ranked = [self.ids[r] for r in top[np.argsort(-scores[top])]]
+            ranked = [self.ids[r] for r in top_k(scores, self.k)]
             values.append(ndcg_at_k(ranked, gains, self.k))
         return float(np.mean(values))
 

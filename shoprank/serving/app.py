@@ -23,6 +23,8 @@ from shoprank.serving import (
     read_routes,
     rules_routes,
     sentiment_routes,
+    suggest_routes,
+    synonym_routes,
     write_routes,
 )
 from shoprank.serving.config import ServingConfig
@@ -108,6 +110,8 @@ def create_app(
     app.include_router(sentiment_routes.router)
     app.include_router(analytics_routes.router)
     app.include_router(experiment_routes.router)
+    app.include_router(suggest_routes.router)
+    app.include_router(synonym_routes.router)
 
     @app.get("/", include_in_schema=False)
     def storefront() -> Response:

@@ -39,11 +39,16 @@ def entry_of(product: Product) -> Entry:
 class Catalog:
     """id -> :class:`Entry` for every product of one shop."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, snapshot: tuple[Sequence[Product], int] | None = None) -> None:
+        """``snapshot``: (every product, the catalogue version they are of), already read from ``store``."""
         self.store = store
         self._lock = threading.Lock()
-        self.version = store.catalog_version()
-        self.entries: dict[str, Entry] = {p.id: entry_of(p) for p in store.iter_products()}
+        if snapshot is not None:
+            self.version = snapshot[1]
+            self.entries: dict[str, Entry] = {p.id: entry_of(p) for p in snapshot[0]}
+        else:
+            self.version = store.catalog_version()
+            self.entries = {p.id: entry_of(p) for p in store.iter_products()}
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -9,10 +9,11 @@ engine's alone until that version is served.
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -88,27 +89,20 @@ class _WithoutRules:
                         reranker.exposure)
 
 
-def _load_version(state: ShopState, kind: str, version: str) -> Any:
-    bundle = open_bundle(state.shop.models_path, kind, version)
-    fake = bundle.params.get("engine") == "fake"
-    if kind == "search":
-        if fake:
-            from tests.support.fakes import FakeSearchEngine
-
-            return FakeSearchEngine.load(state.shop, version)
-        from shoprank.search import SearchEngine
-
-        return SearchEngine.load(state.shop, version, onnx_queries=True)
-    if fake:
-        from tests.support.fakes import FakeRecommender
-
-        return FakeRecommender.load(state.shop, version)
-    from shoprank.recommend import Recommender
-
-    return Recommender.load(state.shop, version)
+def _load_version(loaders: Mapping[str, Any], state: ShopState, kind: str, version: str) -> Any:
+    """``version`` of ``kind`` through the server's own loader (``loader(shop, version)``)."""
+    open_bundle(state.shop.models_path, kind, version)  # a missing or broken bundle fails here, clearly
+    loader = loaders[kind]
+    try:
+        takes_version = len(inspect.signature(loader).parameters) >= 2
+    except (TypeError, ValueError):
+        takes_version = False
+    if not takes_version:
+        raise ValueError(f"this server's {kind} loader loads the latest bundle only")
+    return loader(state.shop, version)
 
 
-def variant_engine(state: ShopState, kind: str, choice: str, served: Any) -> Any:
+def variant_engine(state: ShopState, kind: str, choice: str, served: Any, loaders: Mapping[str, Any]) -> Any:
     """The engine a variant asks for: the served one for ``latest`` (or its own version), else that version."""
     if choice == "latest":
         return served
@@ -120,20 +114,27 @@ def variant_engine(state: ShopState, kind: str, choice: str, served: Any) -> Any
         version = baselines[-1]
     if version == getattr(served, "version", None):
         return served
-    key = (state.name, kind, version)
+    key = (str(state.shop.models_path), kind, version)
     with _engine_lock:
         engine = _engines.get(key)
         if engine is None:
             try:
-                engine = _engines[key] = _load_version(state, kind, version)
+                engine = _engines[key] = _load_version(loaders, state, kind, version)
             except Exception as exc:  # deleted or broken since the experiment started
                 raise ApiError(503, "model_unavailable", f"the experiment's {kind} model {version} cannot be "
                                f"loaded: {exc}"[:300], headers={"Retry-After": "30"}) from None
     return engine
 
 
-def _variant_cascade(state: ShopState, kind: str, variant: Variant, served: Any) -> Cascade:
-    engine = variant_engine(state, kind, variant.model(kind), served)
+def _variant_cascade(state: ShopState, kind: str, variant: Variant, served: Any,
+                     loaders: Mapping[str, Any]) -> Cascade:
+    from shoprank.synonyms.engine import WithSynonyms
+
+    wrapped = isinstance(served, WithSynonyms)
+    inner = served.engine if wrapped else served
+    engine = variant_engine(state, kind, variant.model(kind), inner, loaders)
+    if wrapped:  # the shop's synonyms hold for every variant
+        engine = served if engine is inner else served.rewrap(engine)
     rerank = state.rerank if variant.rules else _WithoutRules(state.rerank)
     if kind == "search":
         return Cascade(search=engine, reranking=rerank, store=state.store)
@@ -144,22 +145,23 @@ def _variant_ask(ask: Ask, variant: Variant) -> Ask:
     return ask if variant.diversity is None else replace(ask, diversity=variant.diversity)
 
 
-def run_arm(arm: Arm, state: ShopState, kind: str, ask: Ask, served: Any,
-            call: Callable[..., Any]) -> tuple[Page, dict[str, Any]]:
+def run_arm(arm: Arm, state: ShopState, kind: str, ask: Ask, served: Any, call: Callable[..., Any],
+            loaders: Mapping[str, Any]) -> tuple[Page, dict[str, Any]]:
     """The answer of ``ask`` in ``arm`` and what to record with it: experiment, variant, teams, request id.
-    ``call(fn, ask)`` runs an engine call (the route's gate)."""
+    ``call(fn, ask)`` runs an engine call (the route's gate); ``loaders``: the server's (for other versions)."""
     experiment = arm.experiment
     fields: dict[str, Any] = {"experiment": experiment.name, "variant": arm.variant}
     if arm.unit_is_request:
         fields["request_id"] = arm.unit
     if arm.variant is not None:
         variant = experiment.variant(arm.variant)
-        page = call(_variant_cascade(state, kind, variant, served).run_one, _variant_ask(ask, variant))
+        page = call(_variant_cascade(state, kind, variant, served, loaders).run_one, _variant_ask(ask, variant))
         return page, fields
     a, b = experiment.variants
     full = replace(ask, page=1, limit=ask.end)
-    first = call(_variant_cascade(state, kind, a, served).run_one, _variant_ask(full, a))
-    second = call(_variant_cascade(state, kind, b, served).run_one, replace(_variant_ask(full, b), facets=False))
+    first = call(_variant_cascade(state, kind, a, served, loaders).run_one, _variant_ask(full, a))
+    second = call(_variant_cascade(state, kind, b, served, loaders).run_one,
+                  replace(_variant_ask(full, b), facets=False))
     seed = zlib.crc32(f"{experiment.salt}\x1f{arm.unit}\x1f{ask.query}".encode())
     ids, teams = team_draft(first.ids, second.ids, ask.end, seed, (a.name, b.name))
     scored = {item.id: item for item in second.items} | {item.id: item for item in first.items}

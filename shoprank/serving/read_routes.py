@@ -18,6 +18,8 @@ from shoprank.serving.errors import ApiError
 from shoprank.serving.experiment_serving import arm_for, record_fields, run_arm
 from shoprank.serving.impressions import record_answer
 from shoprank.serving.schemas import ERRORS, ItemsAnswer, SearchAnswer, ShopsAnswer, UsersAnswer, check_range
+from shoprank.serving.synonym_routes import with_synonyms
+from shoprank.synonyms.engine import WithSynonyms
 
 router = APIRouter()
 Reader = Annotated[Principal, Depends(require("read"))]
@@ -82,7 +84,7 @@ def search(
     started = time.perf_counter()
     check_range(price_min, price_max, "price_min", "price_max")
     state = shop_state(request, shop)
-    engine = engine_of(state, "search")
+    engine = with_synonyms(state, engine_of(state, "search"))
     text, cut = clean_query(q)
     user = check_id(user_id, "user_id") if user_id else None
     filters = SearchFilters(
@@ -99,7 +101,8 @@ def search(
     if arm is None:
         answer, arm_fields = _engine_call(request, _cascade(state, search=engine).run_one, ask), {}
     else:
-        answer, arm_fields = run_arm(arm, state, "search", ask, engine, lambda f, a: _engine_call(request, f, a))
+        answer, arm_fields = run_arm(arm, state, "search", ask, engine, lambda f, a: _engine_call(request, f, a),
+                                     registry_of(request).loaders)
     t1 = time.perf_counter()
     hits = state.catalog.hydrate(answer.items)
     recorded = record_fields(arm_fields, [h["id"] for h in hits])
@@ -121,6 +124,9 @@ def search(
     }
     if recorded:  # an answer inside an experiment says which
         payload.update(experiment=recorded["experiment"], variant=recorded["variant"])
+    added = engine.synonyms.expand(text).added if isinstance(engine, WithSynonyms) else ()
+    if added:  # what the shop's synonyms added to the query
+        payload["synonyms"] = [{"term": term, "of": of} for term, of in added]
     return json_response(payload, timings=timings)
 
 
@@ -166,7 +172,8 @@ def recommendations(
     if arm is None:
         answer, arm_fields = _engine_call(request, _cascade(state, recommend=engine).run_one, ask), {}
     else:
-        answer, arm_fields = run_arm(arm, state, "recommend", ask, engine, lambda f, a: _engine_call(request, f, a))
+        answer, arm_fields = run_arm(arm, state, "recommend", ask, engine, lambda f, a: _engine_call(request, f, a),
+                                     registry_of(request).loaders)
     return _items_answer(request, state, engine, answer, started, t0, "recommendations", user_id=user,
                          arm_fields=arm_fields)
 

@@ -23,7 +23,8 @@ from shoprank.store import Store
 log = logging.getLogger("shoprank.serving")
 
 KINDS = ("search", "recommend")
-Loader = Callable[[Shop], Any]
+Loader = Callable[..., Any]
+"""``loader(shop)`` loads the latest bundle's engine, ``loader(shop, version)`` that version's (experiments)."""
 
 
 class ShopNotFound(LookupError):
@@ -34,31 +35,33 @@ class EngineUnavailable(RuntimeError):
     """The engine code itself cannot be imported (not installed)."""
 
 
-def check_engine(shop: Shop, kind: str) -> None:
+def check_engine(shop: Shop, kind: str, version: str | None = None) -> None:
     """Refuse a bundle that names an engine other than shoprank's own (a bundle written by something else)."""
-    engine = open_bundle(shop.models_path, kind, verify=False).params.get("engine")
+    engine = open_bundle(shop.models_path, kind, version, verify=False).params.get("engine")
     if engine is not None:
         raise ValueError(f"the {kind} bundle of shop '{shop.name}' names engine {engine!r}, which this server does "
                          f"not have (shoprank's bundles name none); publish one with 'shoprank train {kind} "
                          f"--shop {shop.name}'")
 
 
-def load_search(shop: Shop) -> Any:
-    check_engine(shop, "search")
+def load_search(shop: Shop, version: str | None = None) -> Any:
+    """The shop's search engine: its LATEST bundle, or ``version`` (an experiment's variant)."""
+    check_engine(shop, "search", version)
     try:
         from shoprank.search import SearchEngine
     except ImportError as exc:
         raise EngineUnavailable(f"the search engine cannot be imported ({exc})") from None
-    return SearchEngine.load(shop, onnx_queries=True)
+    return SearchEngine.load(shop, version, onnx_queries=True)
 
 
-def load_recommender(shop: Shop) -> Any:
-    check_engine(shop, "recommend")
+def load_recommender(shop: Shop, version: str | None = None) -> Any:
+    """The shop's recommender: its LATEST bundle, or ``version`` (an experiment's variant)."""
+    check_engine(shop, "recommend", version)
     try:
         from shoprank.recommend import Recommender
     except ImportError as exc:
         raise EngineUnavailable(f"the recommender cannot be imported ({exc})") from None
-    return Recommender.load(shop)
+    return Recommender.load(shop, version)
 
 
 DEFAULT_LOADERS: dict[str, Loader] = {"search": load_search, "recommend": load_recommender}
@@ -96,6 +99,9 @@ class ShopState:
     """Held while a missing kind's baseline is built (one build per kind; search never waits for recommend)."""
     on_missing: Callable[[str], Slot] | None = None
     """Called by a request that finds a kind missing: builds the shop's baseline bundle if it has products now."""
+    first_snapshot: tuple[list[Any], int] | None = None
+    """(products, catalogue version) read when the shop was opened without a search bundle: the baseline build
+    uses them while the catalogue is still at that version, instead of reading every product again."""
 
     @property
     def name(self) -> str:
@@ -157,7 +163,12 @@ class EngineRegistry:
             store = shop.store(create=False)
             from shoprank.rerank.shop import ShopReranking
 
-            state = ShopState(shop=shop, store=store, catalog=Catalog(store), rerank=ShopReranking(store))
+            snapshot = None
+            if self.baseline is not None and latest_version(shop.models_path, "search") is None:
+                products, _, version = store.products_changed_since(0)  # one read for the catalogue and the build
+                snapshot = (products, version) if products else None
+            state = ShopState(shop=shop, store=store, catalog=Catalog(store, snapshot), rerank=ShopReranking(store),
+                              first_snapshot=snapshot)
             state.on_missing = lambda kind, state=state: self.fill_missing(state, kind)
             for kind in KINDS:  # a missing kind's baseline is built in the background, or by its first request
                 state.slots[kind] = self._load(state, kind, None, build=False)
@@ -183,13 +194,15 @@ class EngineRegistry:
             import shoprank.baseline.build
             import shoprank.search.engine  # noqa: F401
 
-    def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True) -> Slot:
+    def _load(self, state: ShopState, kind: str, previous: Slot | None, *, build: bool = True,
+              snapshot: tuple[list[Any], int] | None = None) -> Slot:
         """Load the latest bundle of ``kind``; on failure keep ``previous`` (if it was serving). With no bundle,
-        ``build`` publishes the baseline one now (its engine straight from memory)."""
+        ``build`` publishes the baseline one now (its engine straight from memory; ``snapshot``: the products to
+        build it from, read already)."""
         latest = latest_version(state.shop.models_path, kind)
         if latest is None and self.baseline is not None and build:
             try:
-                latest, built = self.baseline.ensure(state.shop, kind)
+                latest, built = self.baseline.ensure(state.shop, kind, snapshot=snapshot)
                 if built is not None:
                     if self.engine_threads:
                         limit_threads(self.engine_threads)
@@ -225,7 +238,12 @@ class EngineRegistry:
             if state.store.product_count() == 0:
                 return slot
             before = state.store.catalog_version()
-            new = self._load(state, kind, None)
+            snapshot = state.first_snapshot if kind == "search" else None
+            if kind == "search":
+                state.first_snapshot = None  # used once, and only while nothing changed since it was read
+            if snapshot is not None and snapshot[1] != before:
+                snapshot = None
+            new = self._load(state, kind, None, snapshot=snapshot)
             if new.engine is not None:
                 with state.write_lock:
                     self._catch_up(state, kind, new.engine, before)

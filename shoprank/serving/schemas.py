@@ -65,6 +65,8 @@ class SearchAnswer(BaseModel):
                                 "which do NOT match the query; never counted in total")
     total: int = Field(description="how many products match the query (after filters and rules)")
     sort: str = Field("relevance", description="the order of the hits: relevance, price_asc, price_desc or newest")
+    synonyms: list[dict[str, str]] | None = Field(None, description="terms the shop's synonyms added to the query: "
+                                                  "[{term, of}]")
     model_version: str | None
     request_id: str = Field(description="this answer's id: send it with the events it leads to (attribution)")
     experiment: str | None = Field(None, description="the running experiment this answer is part of (absent: none)")

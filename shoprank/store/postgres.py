@@ -292,6 +292,8 @@ class PostgresStore(ShopRecords, Store):
 
     def delete_user(self, user_id: str) -> dict[str, int]:
         with self._write("deleting a user's data") as cur:
+            cur.execute("DELETE FROM event_requests r USING events e WHERE r.shop = %s AND e.shop = r.shop "
+                        "AND e.event_id = r.event_id AND e.user_id = %s", (self.shop, user_id))
             cur.execute("DELETE FROM events WHERE shop = %s AND user_id = %s", (self.shop, user_id))
             events = cur.rowcount
             cur.execute("DELETE FROM impression_meta m USING impressions i WHERE m.shop = %s AND i.shop = m.shop "

@@ -185,8 +185,8 @@ FAKE_ENGINE = "fake"
 """What a fake bundle's ``params["engine"]`` says."""
 
 
-def is_fake(shop: Shop, kind: str) -> bool:
-    return open_bundle(shop.models_path, kind, verify=False).params.get("engine") == FAKE_ENGINE
+def is_fake(shop: Shop, kind: str, version: str | None = None) -> bool:
+    return open_bundle(shop.models_path, kind, version, verify=False).params.get("engine") == FAKE_ENGINE
 
 
 def _fake_or_real(kind: str) -> Callable[[Shop], Any]:
@@ -194,8 +194,8 @@ def _fake_or_real(kind: str) -> Callable[[Shop], Any]:
 
     real = DEFAULT_LOADERS[kind]
 
-    def load(shop: Shop) -> Any:
-        return FAKE_LOADERS[kind](shop) if is_fake(shop, kind) else real(shop)
+    def load(shop: Shop, version: str | None = None) -> Any:
+        return FAKE_LOADERS[kind](shop, version) if is_fake(shop, kind, version) else real(shop, version)
 
     return load
 

@@ -1,0 +1,115 @@
+"""``shoprank synonyms list|add|remove|set|suggest``: a shop's synonym sets (``docs/analytics.md``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from shoprank.cli.main import CommandError, add_shop
+
+
+def register(groups: dict[str, argparse._SubParsersAction]) -> None:
+    parser = groups[""].add_parser("synonyms", help="a shop's synonyms ('couch, sofa' or 'tv => television')",
+                                   description="a shop's synonym sets, applied to search queries")
+    verbs = parser.add_subparsers(dest="synonyms_verb", metavar="WHAT", required=True)
+    listing = verbs.add_parser("list", help="the rules, numbered")
+    add_shop(listing)
+    listing.set_defaults(handler=cmd_list)
+    add = verbs.add_parser("add", help="add a rule: 'couch, sofa, settee' or 'tv => television'")
+    add_shop(add)
+    add.add_argument("rule")
+    add.set_defaults(handler=cmd_add)
+    remove = verbs.add_parser("remove", help="remove rule N (as numbered by list)")
+    add_shop(remove)
+    remove.add_argument("number", type=int)
+    remove.set_defaults(handler=cmd_remove)
+    replace = verbs.add_parser("set", help="replace every rule from a file: one rule a line, or JSON "
+                               "{\"synonyms\": [...]}")
+    add_shop(replace)
+    replace.add_argument("file", type=Path)
+    replace.set_defaults(handler=cmd_set)
+    suggest = verbs.add_parser("suggest", help="synonyms mined from the last 90 days of searches")
+    add_shop(suggest)
+    suggest.set_defaults(handler=cmd_suggest)
+
+
+def _shop(args: argparse.Namespace) -> Any:
+    from shoprank.shops import Shop
+
+    shop = Shop(args.shop, args.home)
+    if not shop.exists():
+        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
+    return shop
+
+
+def _save(args: argparse.Namespace, rules: list[Any]) -> Any:
+    from shoprank.synonyms import SynonymError, Synonyms, save_synonyms
+
+    try:
+        synonyms = Synonyms.from_dict({"synonyms": rules})
+    except SynonymError as exc:
+        raise CommandError(f"{exc.field}: {exc.message}") from None
+    with _shop(args).store(create=False) as store:
+        save_synonyms(store, synonyms)
+    return synonyms
+
+
+def _current(args: argparse.Namespace) -> list[str]:
+    from shoprank.synonyms import load_synonyms
+
+    with _shop(args).store(create=False) as store:
+        return load_synonyms(store).to_dict()["synonyms"]
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    rules = _current(args)
+    print("\n".join(f"{n:>4}  {r}" for n, r in enumerate(rules, 1)) if rules else "no synonyms")
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    synonyms = _save(args, [*_current(args), args.rule])
+    print(f"added: {synonyms.rules[-1].to_text()} ({len(synonyms.rules)} rules)")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    rules = _current(args)
+    if not 1 <= args.number <= len(rules):
+        raise CommandError(f"there is no rule {args.number}; the shop has {len(rules)}")
+    gone = rules.pop(args.number - 1)
+    _save(args, rules)
+    print(f"removed: {gone}")
+    return 0
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    text = args.file.read_text(encoding="utf-8")
+    if text.lstrip().startswith("{"):
+        try:
+            rules = json.loads(text).get("synonyms")
+        except (json.JSONDecodeError, AttributeError):
+            raise CommandError(f"{args.file}: not a JSON object with a 'synonyms' list") from None
+    else:
+        rules = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+    synonyms = _save(args, rules)
+    print(f"{len(synonyms.rules)} rules stored")
+    return 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    import time
+
+    from shoprank.synonyms import load_synonyms, mine_synonyms
+
+    with _shop(args).store(create=False) as store:
+        found = mine_synonyms(store.impression_outcomes(since=time.time() - 90 * 86_400, surfaces=["search"]),
+                              load_synonyms(store))
+    if not found:
+        print("nothing to suggest yet")
+    for s in found:
+        print(f"{s['rule']:<40} {s['kind']:<14} evidence {s['evidence']}")
+    print("accept one with: shoprank synonyms add 'RULE' --shop " + args.shop if found else "")
+    return 0

@@ -1,0 +1,35 @@
+"""A search engine with the shop's synonyms: its lexical (and dense) retrieval sees the expanded query, while
+the cascade, the re-ranking rules, spelling correction and the answer keep the query as typed.
+
+Wrapping the engine keeps the engines themselves unaware of synonyms: every added term counts as one more query
+term (the engine's BM25 gives it the weight of any other term; Elasticsearch's query-time synonyms do the same),
+and each result's reasons say which matched word stood for which typed one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from shoprank.synonyms.rules import Synonyms, explain
+
+
+class WithSynonyms:
+    """``engine`` answering ``search`` with ``synonyms`` applied; everything else is the engine's own."""
+
+    def __init__(self, engine: Any, synonyms: Synonyms) -> None:
+        self.engine = engine
+        self.synonyms = synonyms
+
+    def rewrap(self, engine: Any) -> WithSynonyms:
+        return WithSynonyms(engine, self.synonyms)
+
+    def search(self, query: str, *args: Any, **kwargs: Any) -> Any:
+        expansion = self.synonyms.expand(query)
+        items, total = self.engine.search(expansion.text, *args, **kwargs)
+        if expansion.added:
+            items = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in items]
+        return items, total
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.engine, name)
