@@ -17,6 +17,8 @@ from shoprank.evaluation.trec import read_run
 from shoprank.keys import KeyStore
 from shoprank.rerank import RerankConfig, Rule, load_rules, save_config, save_rules
 from shoprank.serving import ServingConfig, create_app
+from shoprank.synonyms import SynonymRule, Synonyms
+from shoprank.synonyms.rules import save_synonyms
 
 pytestmark = pytest.mark.anyio
 
@@ -45,6 +47,8 @@ def doors(tmp_path_factory: pytest.TempPathFactory) -> Any:
         first = "paint-5"  # a match for "paint" that the ranker puts far below place 2
         save_rules(store, rules.with_rule(Rule(id=rules.next_id(), action="pin", query="paint",
                                                products=(first,), position=2)))
+        # a synonym: the batch run must expand "saw blade" as the server does
+        save_synonyms(store, Synonyms([SynonymRule(terms=("saw", "blower"))]))
     key, _ = KeyStore(home).create("admin")
     app = create_app(home, config=ServingConfig(watch_seconds=0))
     app.state.registry.load_all()
@@ -79,6 +83,7 @@ async def test_search_pages_equal_the_batch_run(doors: Any, tmp_path: Path) -> N
                     pages.append([hit["id"] for hit in r.json()["hits"]])
                 assert pages[0] + pages[1] == batch[f"q{n}"], (query, facets)
     assert batch["q2"][1] == pinned  # the pin for "paint" holds place 2 on both doors
+    assert any(pid.startswith("blower-") for pid in batch["q4"])  # "saw blade" expanded with its synonym
 
 
 async def test_recommendations_equal_the_batch_run(doors: Any, tmp_path: Path) -> None:

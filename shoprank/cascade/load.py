@@ -1,7 +1,7 @@
 """Loading a shop's cascade the way the server does, so batch runs, CLI queries and evaluation answer as it does.
 
-The search engine embeds queries with the bundle's int8 ONNX query tower (what the server serves); the
-re-ranking stage reads the shop's stored rules and settings.
+The search engine embeds queries with the bundle's int8 ONNX query tower (what the server serves) and expands
+them with the shop's synonyms; the re-ranking stage reads the shop's stored rules and settings.
 """
 
 from __future__ import annotations
@@ -43,5 +43,13 @@ def load_cascade(shop: Any, surfaces: Iterable[str] = ("search", "recommend"), *
     wanted = set(surfaces)
     store = shop.store(create=False)
     search = load_search(shop, use_cross_encoder=use_cross_encoder) if "search" in wanted else None
+    if search is not None:  # the shop's synonyms, as the server applies them
+        from shoprank.synonyms import load_synonyms
+
+        synonyms = load_synonyms(store)
+        if synonyms:
+            from shoprank.synonyms.engine import WithSynonyms
+
+            search = WithSynonyms(search, synonyms)
     recommend = load_recommender(shop) if wanted & {"recommend", "similar", "bought_together"} else None
     return Cascade(search=search, recommend=recommend, reranking=ShopReranking(store), store=store)
