@@ -1,7 +1,7 @@
 """Ray for the heavy batch work, on a local cluster of 2 CPUs started once for this module: the catalogue
-embedded across 2 workers, SASRec, the query encoder and the cross-encoder trained data-parallel on 2 workers (metrics within a
-stated tolerance of the single-process run), the training log naming Ray and the worker count, and a worker
-killed mid-training failing clearly (or retried) without a half-published bundle."""
+embedded across 2 workers, SASRec, the query encoder and the cross-encoder trained data-parallel on 2 workers
+(metrics within a stated tolerance of the single-process run), the training log naming Ray and the worker count,
+and a worker killed mid-training failing clearly (or retried) without a half-published bundle."""
 
 from __future__ import annotations
 
