@@ -25,7 +25,6 @@ import shutil
 import sys
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,7 +53,6 @@ PROBE_TEXTS = (
     "front control, sensor dry, 9 drying cycles, ENERGY STAR certified, reversible door",
     "a", "USB-C charging cable 6 ft braided nylon", "Vigoro 2 cu. ft. Brown Mulch", "ge",
 )
-_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 @dataclass
@@ -83,10 +81,9 @@ def export_doc_tower(tower_dir: Path, out: Path, max_length: int, probe: Sequenc
                      min_cosine: float = MIN_COSINE) -> DocTowerInfo:
     """Export the sentence-transformers folder ``tower_dir`` to ``out`` (a new folder): fused, int8 where it
     holds up against PyTorch on ``probe``."""
-    from shoprank.encoders.onnx_tower import _require_onnx, weights_checksum
+    from shoprank.encoders.onnx_tower import _require_onnx, trace_pooled, weights_checksum
 
     _require_onnx()
-    import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers import optimizer
     from sentence_transformers import SentenceTransformer
@@ -99,30 +96,12 @@ def export_doc_tower(tower_dir: Path, out: Path, max_length: int, probe: Sequenc
     model.eval()
     tokenizer = model.tokenizer
     config = model[0].auto_model.config
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, st: Any) -> None:
-            super().__init__()
-            self.st = st
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-            return self.st(features)["sentence_embedding"]  # (b, d), normalised
-
     out.mkdir(parents=True, exist_ok=False)
-    example = tokenizer(["a product title", "x"], padding=True, return_tensors="pt")
-    if "token_type_ids" not in example:
-        example["token_type_ids"] = torch.zeros_like(example["input_ids"])
-    axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "raw.onnx"
         fused = Path(tmp) / "fused.onnx"
         int8 = Path(tmp) / "int8.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
-            torch.onnx.export(Pooled(model), tuple(example[n] for n in _INPUTS), str(raw), dynamo=False,
-                              input_names=list(_INPUTS), output_names=["embedding"],
-                              dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17)
+        trace_pooled(model, raw, "a product title")
         logging.getLogger("onnxruntime").setLevel(logging.ERROR)
         optimizer.optimize_model(str(raw), model_type="bert", num_heads=int(config.num_attention_heads),
                                  hidden_size=int(config.hidden_size), opt_level=1).save_model_to_file(str(fused))

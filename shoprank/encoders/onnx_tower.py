@@ -81,21 +81,10 @@ def _require_onnx() -> None:
             from None
 
 
-def export_query_tower(tower_dir: Path, out: Path, max_length: int, probe: Sequence[str] = PROBE_TEXTS,
-                       min_cosine: float = MIN_COSINE) -> TowerInfo:
-    """Export the sentence-transformers folder ``tower_dir`` to ``out`` (a new folder), int8 where it holds up."""
-    _require_onnx()
+def trace_pooled(model: Any, path: Path, example_text: str) -> None:
+    """Trace a sentence-transformers model's pooled, normalised embedding into the ONNX file ``path``, with
+    dynamic batch and length axes (the step both towers' exports share)."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-    from sentence_transformers import SentenceTransformer
-
-    from shoprank.encoders.text import offline
-
-    offline()
-    model = SentenceTransformer(str(tower_dir), device="cpu")
-    model.max_seq_length = max_length
-    model.eval()
-    tokenizer = model.tokenizer
 
     class Pooled(torch.nn.Module):
         def __init__(self, st: Any) -> None:
@@ -106,19 +95,36 @@ def export_query_tower(tower_dir: Path, out: Path, max_length: int, probe: Seque
             features = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
             return self.st(features)["sentence_embedding"]  # (b, d), normalised
 
-    out.mkdir(parents=True, exist_ok=False)
-    example = tokenizer(["a query", "x"], padding=True, return_tensors="pt")
+    example = model.tokenizer([example_text, "x"], padding=True, return_tensors="pt")
     if "token_type_ids" not in example:
         example["token_type_ids"] = torch.zeros_like(example["input_ids"])
     axes = {name: {0: "batch", 1: "tokens"} for name in _INPUTS}
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
+        torch.onnx.export(Pooled(model), tuple(example[n] for n in _INPUTS), str(path), dynamo=False,
+                          input_names=list(_INPUTS), output_names=["embedding"],
+                          dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17)
+
+
+def export_query_tower(tower_dir: Path, out: Path, max_length: int, probe: Sequence[str] = PROBE_TEXTS,
+                       min_cosine: float = MIN_COSINE) -> TowerInfo:
+    """Export the sentence-transformers folder ``tower_dir`` to ``out`` (a new folder), int8 where it holds up."""
+    _require_onnx()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import SentenceTransformer
+
+    from shoprank.encoders.text import offline
+
+    offline()
+    model = SentenceTransformer(str(tower_dir), device="cpu")
+    model.max_seq_length = max_length
+    model.eval()
+    tokenizer = model.tokenizer
+    out.mkdir(parents=True, exist_ok=False)
     with tempfile.TemporaryDirectory() as tmp:
         float_file = Path(tmp) / "float.onnx"
         int8_file = Path(tmp) / "int8.onnx"
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the tracer's notes on shape-dependent Python branches
-            torch.onnx.export(Pooled(model), tuple(example[n] for n in _INPUTS), str(float_file), dynamo=False,
-                              input_names=list(_INPUTS), output_names=["embedding"],
-                              dynamic_axes={**axes, "embedding": {0: "batch"}}, opset_version=17)
+        trace_pooled(model, float_file, "a query")
         quantize_dynamic(str(float_file), str(int8_file), weight_type=QuantType.QInt8, per_channel=True,
                          op_types_to_quantize=["MatMul"], nodes_to_exclude=_float_nodes(float_file))
         reference = model.encode(list(probe), convert_to_numpy=True, normalize_embeddings=True)
