@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,8 +11,8 @@ from typing import Any
 import pytest
 
 from shoprank.keys import KeyStore
-from shoprank.serving import ServingConfig, create_app
-from tests.support.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import tiny_shop
+from tests.support.serving import threaded_server
 
 CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
@@ -27,25 +25,10 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="needs the playwrig
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, str, Path]]:
-    import uvicorn
-
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("storefront", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and app.state.registry.ready.is_set()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with threaded_server(tmp_path) as (_, port):
         yield f"http://127.0.0.1:{port}", key, tmp_path
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
 
 
 @contextmanager

@@ -4,9 +4,6 @@ the same home is reused instead of loading the models again."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,30 +55,17 @@ def test_cli_similar_for_an_unknown_product_is_a_clear_error(searchable: Shop, c
 
 @pytest.fixture
 def running(tmp_path: Path) -> Iterator[tuple[Path, Any]]:
-    import uvicorn
-
     from shoprank.local import announce, withdraw
-    from shoprank.serving import ServingConfig, create_app
-    from tests.support.fakes import FAKE_LOADERS, tiny_shop
+    from tests.support.fakes import tiny_shop
+    from tests.support.serving import threaded_server
 
     tiny_shop(tmp_path, "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and app.state.registry.ready.is_set()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    app.state.local_token = announce(tmp_path, "127.0.0.1", port)
-    try:
-        yield tmp_path, app
-    finally:
-        withdraw(tmp_path, app.state.local_token)
-        server.should_exit = True
-        thread.join(timeout=10)
+    with threaded_server(tmp_path) as (app, port):
+        app.state.local_token = announce(tmp_path, "127.0.0.1", port)
+        try:
+            yield tmp_path, app
+        finally:
+            withdraw(tmp_path, app.state.local_token)
 
 
 def test_cli_queries_reuse_a_running_server(running: tuple[Path, Any], capsys: Any,

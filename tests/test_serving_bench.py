@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -12,8 +9,8 @@ import pytest
 from bench.serve import held_rate, parse_timing, percentile
 from bench.serve import main as bench_main
 from shoprank.keys import KeyStore
-from shoprank.serving import ServingConfig, create_app
-from tests.support.fakes import FAKE_LOADERS, tiny_shop
+from tests.support.fakes import tiny_shop
+from tests.support.serving import threaded_server
 
 
 def test_percentiles_and_held_rate() -> None:
@@ -26,27 +23,12 @@ def test_percentiles_and_held_rate() -> None:
 
 
 def test_open_model_load_against_a_server(tmp_path: Path) -> None:
-    import uvicorn
-
     tiny_shop(tmp_path, "tiny")
     key, _ = KeyStore(tmp_path).create("search", "tiny")
-    app = create_app(tmp_path, config=ServingConfig(watch_seconds=0), loaders=FAKE_LOADERS)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not (server.started and app.state.registry.ready.is_set()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
+    with threaded_server(tmp_path) as (_, port):
         result = bench_main(["--home", str(tmp_path), "--shop", "tiny", "--endpoint", "search", "--url",
                              f"http://127.0.0.1:{port}", "--key", key, "--rates", "20,40", "--duration", "1",
                              "--warmup", "0", "--drain", "3", "--no-write"])
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
     assert [s["rate"] for s in result["steps"]] == [20, 40]
     first = result["steps"][0]
     assert first["requests"] == 20 and first["error_rate"] == 0
