@@ -216,22 +216,52 @@ def start_server(home: Path, port: int, extra: Sequence[str], wait: float) -> su
     raise SystemExit(f"the server was not ready within {wait:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server started with ``--workers N`` answers from child processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
 def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    """CPU seconds used by the server: its process and every worker process under it."""
+    total, found = 0.0, False
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found = True
+        except (OSError, IndexError, ValueError):
+            continue
+    return total if found else None
 
 
 def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    """Memory of the server in MB: its resident set, or with worker processes the sum of their proportional
+    set sizes (PSS: a page shared by two processes counts half in each, so shared pages count once)."""
+    tree = process_tree(pid)
+    field, source = ("VmRSS:", "status") if len(tree) == 1 else ("Pss:", "smaps_rollup")
+    total, found = 0, False
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/{source}").read_text().splitlines():
+                if line.startswith(field):
+                    total += int(line.split()[1])
+                    found = True
+                    break
+        except OSError:
+            continue
+    return round(total / 1024, 1) if found else None
 
 
 # ------------------------------------------------------------------------------------ what to ask
