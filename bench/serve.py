@@ -19,7 +19,6 @@ import math
 import os
 import random
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -267,27 +266,24 @@ def rss_mb(pid: int) -> float | None:
 # ------------------------------------------------------------------------------------ what to ask
 def request_paths(home: Path, shop: str, endpoint: str, n: int, seed: int = 0) -> list[str]:
     """Paths to cycle through: queries from the shop's judgments/events, users and items from its events."""
+    from itertools import islice
+
+    from shoprank.shops import Shop
+
     rng = random.Random(seed)
-    db = home / shop / "store.sqlite"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with Shop(shop, home).store(create=False) as store:  # any store the shop uses (SQLite or PostgreSQL)
         if endpoint == "search":
-            rows = conn.execute("SELECT DISTINCT query FROM judgments LIMIT 20000").fetchall()
-            rows += conn.execute("SELECT DISTINCT query FROM events WHERE query IS NOT NULL LIMIT 20000").fetchall()
-            if not rows:
-                titles = conn.execute("SELECT json_extract(data, '$.title') FROM products LIMIT 20000").fetchall()
-                rows = [(" ".join(str(t[0]).split()[:2]),) for t in titles]
-            values = [r[0] for r in rows if r[0]]
+            values = [j.query for j in store.judgments()]
+            values += [e.query for e in store.iter_events() if e.query]
+            if not values:
+                values = [" ".join(p.title.split()[:2]) for p in islice(store.iter_products(), 20000)]
             fmt = "/shops/{shop}/search?q={v}&per_page=10"
-        elif endpoint == "recommend":
-            values = [r[0] for r in conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 50000")]
-            fmt = "/shops/{shop}/users/{v}/recommendations?k=10"
-        else:  # similar
-            values = [r[0] for r in conn.execute("SELECT item_id FROM events ORDER BY seq DESC LIMIT 50000")]
-            fmt = "/shops/{shop}/products/{v}/similar?k=10"
-    finally:
-        conn.close()
-    values = list(dict.fromkeys(values))
+        else:  # the most recent events' users (recommend) or items (similar)
+            recent = list(store.iter_events())[-50000:][::-1]
+            values = [e.user_id for e in recent] if endpoint == "recommend" else [e.item_id for e in recent]
+            fmt = "/shops/{shop}/users/{v}/recommendations?k=10" if endpoint == "recommend" else \
+                "/shops/{shop}/products/{v}/similar?k=10"
+    values = [v for v in dict.fromkeys(values) if v]
     if not values:
         raise SystemExit(f"shop {shop!r} has nothing to ask {endpoint} about")
     rng.shuffle(values)
