@@ -201,16 +201,18 @@ def start_server(home: Path, port: int, extra: Sequence[str], wait: float) -> su
     import urllib.request
 
     deadline = time.monotonic() + wait
+    ready = 0  # consecutive ready answers, each on a new connection: with --workers N, every worker ready
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with {process.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return process
+                ready = ready + 1 if answer.status == 200 else 0
         except OSError:
-            pass
-        time.sleep(0.25)
+            ready = 0
+        if ready >= 10:
+            return process
+        time.sleep(0.05 if ready else 0.25)
     process.kill()
     raise SystemExit(f"the server was not ready within {wait:.0f} s")
 
