@@ -299,15 +299,7 @@ class SearchEngine:
             krows = rows[known]
             out: list[tuple[str, float]] = []
             if len(krows):
-                tokens = stack.tokens(query)
-                qvec = self.embed_query(query)
-                dense = stack.dense.cosine(qvec, krows)
-                ce = stack.cross_scores(query, krows) if stack.cross is not None else None
-                model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"
-                if model in stack.fusion:
-                    scores = stack.score(model, stack.features(query, tokens, krows, dense, ce))
-                else:
-                    scores = dense if ce is None else ce
+                scores = stack.judged_scores(query, stack.tokens(query), krows, self.embed_query(query))[0]
                 kids = [i for i, k in zip(ids, known, strict=True) if k]
                 out = sorted(zip(kids, scores.astype(float).tolist(), strict=True), key=lambda p: -p[1])
             floor = (min(s for _, s in out) if out else 0.0) - 1.0

@@ -237,6 +237,21 @@ class SearchStack:
         texts = [product_text(self.catalog.products[r]) for r in rows]
         return self.cross.score([query] * len(rows), texts)
 
+    def judged_scores(self, query: str, tokens: list[str], rows: np.ndarray, qvec: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
+        """Scores of the given catalogue rows for ``query``: what re-ranking a given list serves
+        (``SearchEngine.rerank``, ``shoprank run rerank``) and what the judged re-ranking protocol scores.
+
+        Returns (scores, dense cosines, cross-encoder scores or None, the fusion model used or None): the
+        ``rerank`` ranker with the cross-encoder loaded, else ``fast``; without one, the cross-encoder's or the
+        dense scores."""
+        dense = self.dense.cosine(qvec, rows)
+        ce = self.cross_scores(query, rows) if self.cross is not None else None
+        model = "rerank" if ce is not None and "rerank" in self.fusion else "fast"
+        if model in self.fusion:
+            return self.score(model, self.features(query, tokens, rows, dense, ce)), dense, ce, model
+        return (dense if ce is None else ce), dense, ce, None
+
     def score(self, model: str, feats: np.ndarray) -> np.ndarray:
         ranker = self.fusion[model]
         columns = [FEATURES.index(f) for f in ranker.features]
