@@ -167,7 +167,8 @@ class SearchEngine:
 
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None, expansion: Sequence[tuple[str, float]] = ()
+               ) -> tuple[list[ScoredItem], int]:
         """A page of the query's results (``k`` from ``offset``) and how many products match it.
 
         The matching set is :func:`shoprank.search.matching.result_set`: lexical matches and products at or
@@ -180,6 +181,9 @@ class SearchEngine:
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
         score alone (a caller that wants a long list only for its ids, e.g. facet counts, skips their cost).
+        ``expansion``: ``(phrase, weight)`` terms added to the query (the shop's synonyms): the dense tower, the
+        ranker and the reasons see the query with them appended; in BM25 (matching, candidates, lexical
+        features) each added token counts ``weight`` times its score, the typed ones 1.
         """
         from shoprank.search.matching import result_set
 
@@ -189,9 +193,11 @@ class SearchEngine:
         if not query:
             return [], 0
         stack = self.stack
+        typed, query = query, " ".join([query, *(term for term, _ in expansion)])
         qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
         with self._lock.read():
-            tokens = stack.tokens(query)
+            tokens, weights = stack.bm25.expand(stack.tokens(typed), expansion) if expansion else \
+                (stack.tokens(typed), None)
             keep = None
             if filters is not None and not filters.is_empty():
                 products = stack.catalog.products
@@ -199,11 +205,11 @@ class SearchEngine:
                 def keep(rows: np.ndarray) -> np.ndarray:
                     return np.asarray([products[r] is not None and filters.matches(products[r]) for r in rows], bool)
 
-            matches = result_set(stack, tokens, qvec, keep)
+            matches = result_set(stack, tokens, qvec, keep, weights=weights)
             cand = matches.pool  # the pool does not depend on k: a page of 10 and a run of 100 are cut from one list
             if matches.total == 0:
                 return [], 0
-            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
+            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder, weights=weights)
             liked = self.affinity(user_id) if user_id else {}
             personal = np.zeros(len(order))
             if liked:

@@ -15,6 +15,7 @@ Depot's validation queries with the untuned encoder (``python -m bench.result_se
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,13 +73,15 @@ class ResultSet:
 
 
 def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None,
-               limit: int = MATCH_LIMIT) -> ResultSet:
+               limit: int = MATCH_LIMIT, weights: Sequence[float] | None = None) -> ResultSet:
     """The products ``tokens`` / ``qvec`` match (see the module); ``keep(rows) -> bool mask`` restricts them
-    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill."""
+    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill.
+    ``weights``: one per token (:meth:`BM25Index.score`): they order the lexical matches, never decide them
+    (a product matching only a synonym weighted 0.5 still matches)."""
     from shoprank.search.stack import Candidates
 
     config = stack.config
-    scores = stack.bm25.score(tokens)
+    scores = stack.bm25.score(tokens, weights)
     scores[~stack.catalog.alive[: len(scores)]] = 0.0
     lexical = np.flatnonzero(scores > 0)
     dense_rows, _ = dense_matches(stack, qvec, dense_threshold(config))
