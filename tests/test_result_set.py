@@ -6,6 +6,7 @@ makes cosine = shared words, so the dense side matches exactly the products that
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from shoprank.data.records import Judgment, Product
+from shoprank.search.settings import SearchSettings, save_search_settings
 from shoprank.shops import Shop
 
 pytestmark = pytest.mark.anyio
@@ -250,6 +252,59 @@ async def test_closest_products_only_when_the_shop_asks(kitchen: Shop) -> None:
             assert all("does not match" in " ".join(h["reasons"]) for h in body["closest"])
     finally:
         app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_search_settings(store, SearchSettings())
+
+
+async def test_closest_on_empty_is_a_shop_setting_over_http(kitchen: Shop) -> None:
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            assert (await c.get("/shops/kitchen/settings/search")).json()["settings"] == {"closest_on_empty": 0}
+            saved = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 4})
+            assert saved.status_code == 200 and saved.json()["settings"] == {"closest_on_empty": 4}
+            for bad, field in ((-1, "closest_on_empty"), (51, "closest_on_empty"), ("4", "closest_on_empty"),
+                               (2.5, "closest_on_empty"), (True, "closest_on_empty")):
+                refused = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": bad})
+                error = refused.json()["error"]
+                assert refused.status_code == 422 and error["field"] == field and field in error["message"], bad
+            refused = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 1, "closest": 2})
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "closest"
+            assert (await c.put("/shops/kitchen/settings/search", json=[1])).status_code == 400
+            assert (await c.get("/shops/kitchen/settings/search")).json()["settings"] == {"closest_on_empty": 4}
+            body = (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()
+            assert body["total"] == 0 and body["hits"] == [] and len(body["closest"]) == 4
+            assert all("does not match" in " ".join(h["reasons"]) for h in body["closest"])
+            body = (await c.get("/shops/kitchen/search", params={"q": "frying pan"})).json()
+            assert body["total"] == 5 and body["closest"] == []
+            assert (await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 0})).status_code == 200
+            assert (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()["closest"] == []
+    finally:
+        app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_search_settings(store, SearchSettings())
+
+
+def test_closest_on_empty_is_a_shop_setting_on_the_cli(kitchen: Shop, capsys: Any) -> None:
+    from shoprank.cli.main import main
+
+    home = ["--shop", "kitchen", "--home", str(kitchen.home)]
+    try:
+        assert main(["settings", "search", *home, "--closest-on-empty", "2"]) == 0
+        assert "closest_on_empty=2" in capsys.readouterr().out
+        for bad in ("-1", "51"):
+            assert main(["settings", "search", *home, "--closest-on-empty", bad]) == 1
+            assert "closest_on_empty" in capsys.readouterr().err
+        assert main(["settings", "search", *home, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"closest_on_empty": 2}
+        assert main(["search", "xyzzy qwerty", *home, "--no-server"]) == 0
+        printed = capsys.readouterr().out
+        shown = printed.split("closest products (they do not match the query):", 1)[1]
+        assert "0 results" in printed
+        assert len([line for line in shown.splitlines() if "closest in meaning" in line]) == 2
+        assert main(["settings", "search", "--shop", "nowhere", "--home", str(kitchen.home)]) == 1
+        assert "does not exist" in capsys.readouterr().err
+    finally:
         with kitchen.store(create=False) as store:
             save_search_settings(store, SearchSettings())
 
