@@ -229,6 +229,54 @@ def test_batch_run_and_cli_answer_nothing_for_nonsense(kitchen: Shop, tmp_path: 
     assert "0 results" in printed and "(none)" in printed
 
 
+class WholeList:
+    """The engine without ``search_set``: the cascade then re-ranks the whole listed set as result objects."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "search_set":
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+
+@pytest.mark.parametrize("limit", [10_000, 23])
+def test_the_ranked_set_answers_what_re_ranking_the_whole_list_answers(kitchen: Shop, limit: int) -> None:
+    from shoprank.cascade import Cascade, Request
+    from shoprank.rerank import Rule, RuleSet, load_rules, save_rules
+    from shoprank.rerank.shop import ShopReranking
+    from shoprank.results import SearchFilters
+
+    engine = _engine(kitchen)
+    assert len(engine.search_set("garden hose pruning tent").tail_ids) > 3  # a set longer than the ranked pool
+    asks = [Request("search", q, page=page, per_page=per_page, facets=facets, filters=filters)
+            for q in ("garden", "garden hose pruning tent", "steel", "xyzzy qwerty")
+            for page, per_page in ((1, 10), (3, 7), (1, 100))
+            for facets in (True, False)
+            for filters in (None, SearchFilters(price_max=27.0), SearchFilters(category="Garden"))]
+    rulesets = [RuleSet(hide_out_of_stock=False),  # no re-ranking stage at all
+                RuleSet(),  # stock only
+                RuleSet(rules=(Rule(id=1, action="hide", products=("reel-3", "shears-11")),
+                               Rule(id=2, action="hide", query="garden", brand="trailhead")),
+                        filters=SearchFilters(price_max=29.0))]
+    with kitchen.store(create=False) as store:
+        before = load_rules(store)
+        try:
+            for ruleset in rulesets:
+                save_rules(store, ruleset)
+                reranking = ShopReranking(store)
+                fast = Cascade(search=engine, reranking=reranking, store=store, match_limit=limit)
+                whole = Cascade(search=WholeList(engine), reranking=reranking, store=store, match_limit=limit)
+                for ask in asks:
+                    a, b = fast.run_one(ask), whole.run_one(ask)
+                    assert (a.items, a.total, a.facet_ids) == (b.items, b.total, b.facet_ids), (ruleset, ask)
+                hidden = fast.run_one(Request("search", "garden", per_page=100))
+                assert not {"reel-3", "shears-11"} & set(hidden.ids) or ruleset.rules == ()
+        finally:
+            save_rules(store, before)
+
+
 def test_did_you_mean_when_nothing_matches(kitchen: Shop) -> None:
     from shoprank.cascade import Cascade, Request
 
