@@ -26,6 +26,7 @@ from shoprank.serving import (
     read_routes,
     rules_routes,
     sentiment_routes,
+    settings_routes,
     suggest_routes,
     synonym_routes,
     write_routes,
@@ -110,6 +111,7 @@ def create_app(
     app.include_router(read_routes.router)
     app.include_router(write_routes.router)
     app.include_router(rules_routes.router)
+    app.include_router(settings_routes.router)
     app.include_router(answer_routes.router)
     app.include_router(sentiment_routes.router)
     app.include_router(analytics_routes.router)

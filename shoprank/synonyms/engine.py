@@ -31,5 +31,22 @@ class WithSynonyms:
         items, total = self.engine.search(query, *args, expansion=expansion.weighted(), **kwargs)
         return [replace(item, reasons=explain(item.reasons, expansion.added)) for item in items], total
 
+    @property
+    def search_set(self) -> Any:
+        """The engine's ``search_set`` with the synonyms applied (AttributeError when the engine has none)."""
+        inner = self.engine.search_set
+
+        def search_set(query: str, *args: Any, **kwargs: Any) -> Any:
+            expansion = self.synonyms.expand(query)
+            if not expansion.added:
+                return inner(query, *args, **kwargs)
+            ranked = inner(query, *args, expansion=expansion.weighted(), **kwargs)
+            if expansion.added:
+                ranked.head = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in ranked.head]
+                ranked.tail_reasons = tuple(explain(list(ranked.tail_reasons), expansion.added))
+            return ranked
+
+        return search_set
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)
