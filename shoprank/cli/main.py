@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "shoprank.cli.analytics_cmds",
     "shoprank.cli.experiment_cmds",
     "shoprank.cli.synonym_cmds",
+    "shoprank.cli.settings_cmds",
 )
 
 GROUPS = {

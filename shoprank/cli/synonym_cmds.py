@@ -1,4 +1,5 @@
-"""``shoprank synonyms list|add|remove|set|suggest``: a shop's synonym sets (``docs/analytics.md``)."""
+"""``shoprank synonyms list|add|remove|set|weight|suggest``: a shop's synonym sets and the weight of the terms they
+add (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     add_shop(replace)
     replace.add_argument("file", type=Path)
     replace.set_defaults(handler=cmd_set)
+    weight = verbs.add_parser("weight", help="show, or set, the BM25 weight of the terms synonyms add (0 < W <= 1; "
+                              "typed terms weigh 1)")
+    add_shop(weight)
+    weight.add_argument("value", nargs="?", metavar="W")
+    weight.set_defaults(handler=cmd_weight)
     suggest = verbs.add_parser("suggest", help="synonyms mined from the last 90 days of searches")
     add_shop(suggest)
     suggest.set_defaults(handler=cmd_suggest)
@@ -44,11 +50,13 @@ def _shop(args: argparse.Namespace) -> Any:
     return shop
 
 
-def _save(args: argparse.Namespace, rules: list[Any]) -> Any:
+def _save(args: argparse.Namespace, rules: list[Any], weight: Any = None) -> Any:
+    """Store ``rules`` with ``weight`` (None: the shop's current weight)."""
     from shoprank.synonyms import SynonymError, Synonyms, save_synonyms
 
     try:
-        synonyms = Synonyms.from_dict({"synonyms": rules})
+        synonyms = Synonyms.from_dict({"synonyms": rules,
+                                       "weight": _weight(args) if weight is None else weight})
     except SynonymError as exc:
         raise CommandError(f"{exc.field}: {exc.message}") from None
     with _shop(args).store(create=False) as store:
@@ -56,16 +64,39 @@ def _save(args: argparse.Namespace, rules: list[Any]) -> Any:
     return synonyms
 
 
-def _current(args: argparse.Namespace) -> list[str]:
+def _stored(args: argparse.Namespace) -> dict[str, Any]:
     from shoprank.synonyms import load_synonyms
 
     with _shop(args).store(create=False) as store:
-        return load_synonyms(store).to_dict()["synonyms"]
+        return load_synonyms(store).to_dict()
+
+
+def _current(args: argparse.Namespace) -> list[str]:
+    return _stored(args)["synonyms"]
+
+
+def _weight(args: argparse.Namespace) -> float:
+    return _stored(args)["weight"]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rules = _current(args)
+    stored = _stored(args)
+    rules = stored["synonyms"]
+    print(f"added terms weigh {stored['weight']:g} (typed terms 1)")
     print("\n".join(f"{n:>4}  {r}" for n, r in enumerate(rules, 1)) if rules else "no synonyms")
+    return 0
+
+
+def cmd_weight(args: argparse.Namespace) -> int:
+    if args.value is None:
+        print(f"{_weight(args):g}")
+        return 0
+    try:
+        value = float(args.value)
+    except ValueError:
+        raise CommandError(f"weight: must be a number above 0 and at most 1, got {args.value!r}") from None
+    synonyms = _save(args, _current(args), value)
+    print(f"added terms now weigh {synonyms.weight:g} (typed terms 1)")
     return 0
 
 
@@ -87,14 +118,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     text = args.file.read_text(encoding="utf-8")
+    weight = None
     if text.lstrip().startswith("{"):
         try:
-            rules = json.loads(text).get("synonyms")
+            data = json.loads(text)
+            rules, weight = data.get("synonyms"), data.get("weight")
         except (json.JSONDecodeError, AttributeError):
             raise CommandError(f"{args.file}: not a JSON object with a 'synonyms' list") from None
     else:
         rules = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    synonyms = _save(args, rules)
+    synonyms = _save(args, rules, weight)
     print(f"{len(synonyms.rules)} rules stored")
     return 0
 
