@@ -102,6 +102,8 @@ class Indices:
                 index.add(self.vectors)
             else:
                 index = None
+            if s["kind"] == "hnsw":
+                index._ready()  # the graph is made on first use: build it now, timed
             self.built[key] = index
             self.build_s[key] = round(time.perf_counter() - began, 1)
         return self.built[key]
@@ -117,8 +119,7 @@ class Indices:
             np.flatnonzero((cos >= threshold) & live)
             return _nearest(cos, live, k)
         if s["kind"] == "hnsw":
-            index.ef_search = s["ef"]
-            index._index.hnsw.efSearch = s["ef"]
+            index.set_ef_search(s["ef"])
             return index.search(qvec[None, :], k, alive)[0][0]
         if s["kind"] == "ivf":
             index.nprobe = s["nprobe"]
@@ -171,8 +172,7 @@ def served(shop: Any, indices: Indices, settings: list[dict[str, Any]], queries:
     for s in settings:
         engine.stack.dense = flat if s["kind"] == "exact" else indices.get(s)
         if s["kind"] == "hnsw":
-            engine.stack.dense.ef_search = s["ef"]
-            engine.stack.dense._index.hnsw.efSearch = s["ef"]
+            engine.stack.dense.set_ef_search(s["ef"])
         elif s["kind"] != "exact":
             raise SystemExit(f"{s['name']}: the result set serves flat and HNSW indices only")
         run: dict[str, list[Any]] = {"ids": [], "total": [], "ms": []}

@@ -54,7 +54,7 @@ def test_a_wider_search_list_finds_at_least_as_much() -> None:
         return float(np.mean([len(set(r) & set(t)) / 50 for r, t in zip(rows, truth, strict=True)]))
 
     narrow = recall()
-    index._index.hnsw.efSearch = 400
+    index.set_ef_search(400)
     assert recall() >= narrow
 
 
@@ -88,3 +88,17 @@ def test_bad_settings_say_what_to_pass() -> None:
         DenseIndex(4, hnsw_m=1)
     with pytest.raises(ValueError, match="at least 1"):
         DenseIndex(0)
+
+
+def test_the_graph_is_made_on_first_use_and_ef_search_can_change() -> None:
+    vectors = unit(200, 8, 6)
+    index = DenseIndex(8, "hnsw", ef_search=16).build(vectors)
+    assert index.kind == "hnsw" and index._index is None  # a placeholder replaced before any search costs nothing
+    rows, _ = index.search(vectors[:3], 1)
+    assert rows[:, 0].tolist() == [0, 1, 2]
+    index.set_ef_search(64)
+    assert index._index.hnsw.efSearch == 64 and index.ef_search == 64
+    index.add(unit(5, 8, 7))
+    assert index._index.ntotal == len(index.vectors) == 205
+    with pytest.raises(ValueError, match="at least 1"):
+        index.set_ef_search(0)
