@@ -16,7 +16,7 @@ served query tower (int8 ONNX). Two tables:
 * **the served path**: the shop's cascade (as ``shoprank.search.run_eval.served_search``) with the bundle's
   vector index swapped for each setting: NDCG@10 and Recall@100 (products graded >= lowest + 0.75 * range) of
   the first 100 served, the share of exact's first 100 the setting serves, ``total`` against exact's, and the
-  engine's milliseconds per query.
+  cascade's milliseconds per query (settings side by side per query, the first one rotating; query cache off).
 
 ``--test SETTING`` reads the held-out test queries once, exact beside SETTING (the configuration that ships).
 ``--max-queries N`` samples N validation queries (seed 0). Timings on a loaded machine are noisy: only the
@@ -163,28 +163,37 @@ def served(shop: Any, indices: Indices, settings: list[dict[str, Any]], queries:
     from shoprank.cascade import Request
     from shoprank.cascade.load import load_cascade
     from shoprank.evaluation.metrics import ndcg_at_k, recall_at_k
+    from shoprank.search.query_cache import QueryCache
 
     cascade = load_cascade(shop, ("search",))
     engine = getattr(cascade.search, "engine", cascade.search)
     page_size = cascade.reranking.reranker.config.page_size
+    engine.query_cache = QueryCache(0, engine.query_cache.fold_case)  # every call embeds its query: settings
+    # side by side must not share a cache
     flat = engine.stack.dense
-    runs: dict[str, dict[str, list[Any]]] = {}
     for s in settings:
+        if s["kind"] not in ("exact", "hnsw"):
+            raise SystemExit(f"{s['name']}: the result set serves flat and HNSW indices only")
+
+    def use(s: dict[str, Any]) -> None:
         engine.stack.dense = flat if s["kind"] == "exact" else indices.get(s)
         if s["kind"] == "hnsw":
             engine.stack.dense.set_ef_search(s["ef"])
-        elif s["kind"] != "exact":
-            raise SystemExit(f"{s['name']}: the result set serves flat and HNSW indices only")
-        run: dict[str, list[Any]] = {"ids": [], "total": [], "ms": []}
+
+    runs: dict[str, dict[str, list[Any]]] = {s["name"]: {"ids": [], "total": [], "ms": []} for s in settings}
+    for s in settings:
+        use(s)
         for q in queries[:5]:
             cascade.run_one(Request("search", q, per_page=page_size, limit=TOP))  # warm-up
-        for q in tqdm(queries, desc=f"served, {s['name']}", disable=not progress):
+    for i, q in enumerate(tqdm(queries, desc="served", disable=not progress)):
+        for s in settings[i % len(settings):] + settings[: i % len(settings)]:  # side by side, who goes first rotates
+            use(s)
             began = time.perf_counter()
             page = cascade.run_one(Request("search", q, per_page=page_size, limit=TOP))
+            run = runs[s["name"]]
             run["ms"].append(time.perf_counter() - began)
             run["ids"].append(page.ids)
             run["total"].append(page.total)
-        runs[s["name"]] = run
     engine.stack.dense = flat
     exact = runs["exact"]
     out = []
@@ -206,10 +215,11 @@ def served(shop: Any, indices: Indices, settings: list[dict[str, Any]], queries:
                     "recall@100": round(float(np.mean(recall)), 4),
                     "top-100 shared with exact": round(float(np.mean(overlap)), 4),
                     "same total": f"{same_total}/{len(queries)}",
-                    "total / exact (median)": round(float(np.median(ratio)), 3) if ratio else "—",
+                    "total / exact (mean)": round(float(np.mean(ratio)), 4) if ratio else "—",
                     "total / exact (min)": round(float(np.min(ratio)), 3) if ratio else "—",
                     "median total": int(np.median(run["total"])),
-                    "cascade ms (median)": round(1000 * float(np.median(run["ms"])), 2)})
+                    "cascade ms (median)": round(1000 * float(np.median(run["ms"])), 2),
+                    "cascade ms (p99)": round(1000 * float(np.percentile(run["ms"], 99)), 2)})
     return out
 
 
