@@ -168,7 +168,8 @@ class SearchEngine:
 
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None, expansion: Sequence[tuple[str, float]] = ()
+               ) -> tuple[list[ScoredItem], int]:
         """A page of the query's results (``k`` from ``offset``) and how many products match it.
 
         The matching set is :func:`shoprank.search.matching.result_set`: lexical matches and products at or
@@ -181,29 +182,35 @@ class SearchEngine:
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
         score alone (a caller that wants a long list only for its ids, e.g. facet counts, skips their cost).
+        ``expansion``: ``(phrase, weight)`` terms added to the query (the shop's synonyms): the dense tower, the
+        ranker and the reasons see the query with them appended; in BM25 (matching, candidates, lexical
+        features) each added token counts ``weight`` times its score, the typed ones 1.
         """
         if k < 0 or offset < 0:
             raise ValueError("k and offset must not be negative")
         explained = k if explain is None else max(0, min(explain, k))
-        ranked = self.search_set(query, filters, user_id, explain=(offset, offset + explained))
+        ranked = self.search_set(query, filters, user_id, explain=(offset, offset + explained), expansion=expansion)
         return ranked.items(offset, offset + k), ranked.total
 
     def search_set(self, query: str, filters: SearchFilters | None = None, user_id: str | None = None,
-                   explain: tuple[int, int] | None = None, limit: int | None = None) -> RankedSet:
+                   explain: tuple[int, int] | None = None, limit: int | None = None,
+                   expansion: Sequence[tuple[str, float]] = ()) -> RankedSet:
         """The query's whole matching set, ranked (what :meth:`search` pages through): the ranked head as
         results, the rest of the set as ids and products (:class:`~shoprank.search.ranked.RankedSet`).
         ``explain``: the places of the head (start, stop) that carry score parts and reasons (None: all);
         ``limit``: products listed (default :data:`~shoprank.search.matching.MATCH_LIMIT`; ``total`` counts
-        every match)."""
+        every match); ``expansion``: as :meth:`search`."""
         from shoprank.search.matching import MATCH_LIMIT, result_set
 
         query = query.strip()
         if not query:
             return RankedSet.empty()
         stack = self.stack
+        typed, query = query, " ".join([query, *(term for term, _ in expansion)])
         qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
         with self._lock.read():
-            tokens = stack.tokens(query)
+            tokens, weights = stack.bm25.expand(stack.tokens(typed), expansion) if expansion else \
+                (stack.tokens(typed), None)
             keep = None
             if filters is not None and not filters.is_empty():
                 products = stack.catalog.products
@@ -211,11 +218,12 @@ class SearchEngine:
                 def keep(rows: np.ndarray) -> np.ndarray:
                     return np.asarray([products[r] is not None and filters.matches(products[r]) for r in rows], bool)
 
-            matches = result_set(stack, tokens, qvec, keep, MATCH_LIMIT if limit is None else limit)
+            matches = result_set(stack, tokens, qvec, keep, MATCH_LIMIT if limit is None else limit,
+                                 weights=weights)
             cand = matches.pool  # the pool does not depend on the page: a page of 10 and a run of 100 share it
             if matches.total == 0:
                 return RankedSet.empty()
-            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
+            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder, weights=weights)
             shown = matches.member[order]  # the ranker orders its whole pool; the ranked head is its matches
             order, scores = order[shown], scores[shown]
             liked = self.affinity(user_id) if user_id else {}
@@ -318,15 +326,7 @@ class SearchEngine:
             krows = rows[known]
             out: list[tuple[str, float]] = []
             if len(krows):
-                tokens = stack.tokens(query)
-                qvec = self.embed_query(query)
-                dense = stack.dense.cosine(qvec, krows)
-                ce = stack.cross_scores(query, krows) if stack.cross is not None else None
-                model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"
-                if model in stack.fusion:
-                    scores = stack.score(model, stack.features(query, tokens, krows, dense, ce))
-                else:
-                    scores = dense if ce is None else ce
+                scores = stack.judged_scores(query, stack.tokens(query), krows, self.embed_query(query))[0]
                 kids = [i for i, k in zip(ids, known, strict=True) if k]
                 out = sorted(zip(kids, scores.astype(float).tolist(), strict=True), key=lambda p: -p[1])
             floor = (min(s for _, s in out) if out else 0.0) - 1.0

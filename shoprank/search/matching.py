@@ -21,6 +21,7 @@ ranking that had no result set: a relevant product leaves the first 100 only whe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,13 +82,15 @@ def _nearest(cos: np.ndarray, live: np.ndarray, k: int, keep: Any = None) -> np.
 
 
 def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None,
-               limit: int = MATCH_LIMIT) -> ResultSet:
+               limit: int = MATCH_LIMIT, weights: Sequence[float] | None = None) -> ResultSet:
     """The products ``tokens`` / ``qvec`` match (see the module); ``keep(rows) -> bool mask`` restricts them
-    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill."""
+    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill.
+    ``weights``: one per token (:meth:`BM25Index.score`): they order the lexical matches, never decide them
+    (a product matching only a synonym weighted 0.5 still matches)."""
     from shoprank.search.stack import Candidates
 
     config = stack.config
-    scores = stack.bm25.score(tokens)
+    scores = stack.bm25.score(tokens, weights)
     alive = stack.catalog.alive
     scores[~alive[: len(scores)]] = 0.0
     lexical = np.flatnonzero(scores > 0)
