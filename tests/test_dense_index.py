@@ -102,3 +102,23 @@ def test_the_graph_is_made_on_first_use_and_ef_search_can_change() -> None:
     assert index._index.ntotal == len(index.vectors) == 205
     with pytest.raises(ValueError, match="at least 1"):
         index.set_ef_search(0)
+
+
+def test_a_filtered_graph_search_widens_until_enough_rows_pass_the_filter() -> None:
+    from shoprank.search.matching import _graph_nearest
+
+    vectors, query = unit(3000, 32, 0), unit(1, 32, 1)[0]
+    index = DenseIndex(32, "hnsw").build(vectors)
+    alive = np.ones(len(vectors), bool)
+
+    def keep(rows: np.ndarray) -> np.ndarray:  # one product in ten passes the shopper's filter
+        return rows % 10 == 0
+
+    rows, cos = _graph_nearest(index, query, alive, 50, keep)
+    exact = np.flatnonzero(keep(np.arange(len(vectors))))
+    exact = exact[np.argsort(-(vectors[exact] @ query), kind="stable")][:50]
+    assert len(rows) == 50 and keep(rows).all()  # not the ~5 of the unfiltered top 50 that pass
+    assert len(set(rows.tolist()) & set(exact.tolist())) >= 45
+    assert np.all(np.diff(cos) <= 1e-6)  # most similar first
+    few, _ = _graph_nearest(index, query, alive, 50, lambda r: r < 3)
+    assert sorted(few.tolist()) == [0, 1, 2]  # fewer pass than asked for: every one of them, then stop
