@@ -9,7 +9,7 @@ import time
 from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_shop, existing_shop
 from shoprank.training.profiles import PROFILE_NAMES
 
 
@@ -61,13 +61,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def _shop(args: argparse.Namespace):  # noqa: ANN202
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
 def _ranker_line(r: dict) -> str:

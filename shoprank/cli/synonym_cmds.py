@@ -8,46 +8,24 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_verb, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups[""].add_parser("synonyms", help="a shop's synonyms ('couch, sofa' or 'tv => television')",
                                    description="a shop's synonym sets, applied to search queries")
     verbs = parser.add_subparsers(dest="synonyms_verb", metavar="WHAT", required=True)
-    listing = verbs.add_parser("list", help="the rules, numbered")
-    add_shop(listing)
-    listing.set_defaults(handler=cmd_list)
-    add = verbs.add_parser("add", help="add a rule: 'couch, sofa, settee' or 'tv => television'")
-    add_shop(add)
-    add.add_argument("rule")
-    add.set_defaults(handler=cmd_add)
-    remove = verbs.add_parser("remove", help="remove rule N (as numbered by list)")
-    add_shop(remove)
-    remove.add_argument("number", type=int)
-    remove.set_defaults(handler=cmd_remove)
-    replace = verbs.add_parser("set", help="replace every rule from a file: one rule a line, or JSON "
-                               "{\"synonyms\": [...]}")
-    add_shop(replace)
-    replace.add_argument("file", type=Path)
-    replace.set_defaults(handler=cmd_set)
-    weight = verbs.add_parser("weight", help="show, or set, the BM25 weight of the terms synonyms add (0 < W <= 1; "
-                              "typed terms weigh 1)")
-    add_shop(weight)
-    weight.add_argument("value", nargs="?", metavar="W")
-    weight.set_defaults(handler=cmd_weight)
-    suggest = verbs.add_parser("suggest", help="synonyms mined from the last 90 days of searches")
-    add_shop(suggest)
-    suggest.set_defaults(handler=cmd_suggest)
+    add_verb(verbs, "list", "the rules, numbered", cmd_list)
+    add_verb(verbs, "add", "add a rule: 'couch, sofa, settee' or 'tv => television'", cmd_add).add_argument("rule")
+    add_verb(verbs, "remove", "remove rule N (as numbered by list)", cmd_remove).add_argument("number", type=int)
+    add_verb(verbs, "set", "replace every rule from a file: one rule a line, or JSON {\"synonyms\": [...]}",
+             cmd_set).add_argument("file", type=Path)
+    add_verb(verbs, "weight", "show, or set, the BM25 weight of the terms synonyms add (0 < W <= 1; typed terms "
+             "weigh 1)", cmd_weight).add_argument("value", nargs="?", metavar="W")
+    add_verb(verbs, "suggest", "synonyms mined from the last 90 days of searches", cmd_suggest)
 
 
-def _shop(args: argparse.Namespace) -> Any:
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
 def _save(args: argparse.Namespace, rules: list[Any], weight: Any = None) -> Any:
