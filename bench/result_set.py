@@ -47,7 +47,7 @@ def latency(shop: Any, repeats: int = 3) -> float:
     return round((time.perf_counter() - started) / (repeats * len(BROAD)) * 1000, 1)
 
 
-class _WholeList:
+class WholeList:
     """The search engine without ``search_set``: the cascade re-ranks the whole listed set as result objects
     (how every request was answered before the ranked set)."""
 
@@ -73,7 +73,7 @@ def latency_side_by_side(shop: Any, repeats: int = 7) -> dict[str, Any]:
     from shoprank.serving.catalog import Catalog
 
     cascade = load_cascade(shop, ("search",))
-    whole = replace(cascade, search=_WholeList(cascade.search))
+    whole = replace(cascade, search=WholeList(cascade.search))
     catalog = Catalog(cascade.store)
     rows = []
     for q in BROAD:

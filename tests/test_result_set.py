@@ -16,6 +16,7 @@ import httpx
 import numpy as np
 import pytest
 
+from bench.result_set import WholeList
 from shoprank.data.records import Judgment, Product
 from shoprank.search.settings import SearchSettings, save_search_settings
 from shoprank.shops import Shop
@@ -227,18 +228,6 @@ def test_batch_run_and_cli_answer_nothing_for_nonsense(kitchen: Shop, tmp_path: 
     assert main(["search", "xyzzy qwerty", "--shop", "kitchen", "--home", str(kitchen.home)]) == 0
     printed = capsys.readouterr().out
     assert "0 results" in printed and "(none)" in printed
-
-
-class WholeList:
-    """The engine without ``search_set``: the cascade then re-ranks the whole listed set as result objects."""
-
-    def __init__(self, engine: Any) -> None:
-        self.engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "search_set":
-            raise AttributeError(name)
-        return getattr(self.engine, name)
 
 
 @pytest.mark.parametrize("limit", [10_000, 23])
