@@ -52,7 +52,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import scale_corpus as corpus_mod  # noqa: E402
 from bench.common import table, write_json  # noqa: E402
-from bench.index_memory import components, rss_bytes, walk  # noqa: E402
+from bench.index_memory import components, dense_index_rows, rss_bytes, walk  # noqa: E402
 
 SHOP = "scale"
 TARGETS = {"search_p99_ms": 50.0, "bytes_per_product": 3 * 1024, "ingest_s": 180.0}
@@ -92,23 +92,6 @@ def timed_calls(targets: Sequence[tuple[Any, str, str]], into: dict[str, float])
     finally:
         for owner, attr, original in saved:
             setattr(owner, attr, original)
-
-
-def faiss_bytes(index: Any) -> dict[str, int]:
-    """What a FAISS index holds in its own memory: its vector storage and, for HNSW, its graph."""
-    import faiss
-
-    index = faiss.downcast_index(index)
-    out: dict[str, int] = {}
-    if isinstance(index, faiss.IndexHNSW):
-        hnsw = index.hnsw
-        out["graph"] = int(hnsw.neighbors.size() * 4 + hnsw.levels.size() * 4 + hnsw.offsets.size() * 8 +
-                           hnsw.assign_probas.size() * 8 + hnsw.cum_nneighbor_per_level.size() * 4)
-        storage = faiss.downcast_index(index.storage)
-    else:
-        storage = index
-    out["vectors"] = int(storage.ntotal) * int(getattr(storage, "code_size", storage.d * 4))
-    return out
 
 
 def real_queries(n: int, seed: int = 0) -> list[str]:
@@ -208,14 +191,12 @@ def step_memory(engine: Any, products: int) -> dict[str, Any]:
         size = walk(value, seen)
         if size:
             rows.append({"component": name, "bytes": size})
-    dense = engine.stack.dense
     try:
-        held = faiss_bytes(dense._index)
+        held = dense_index_rows(engine)
     except Exception as exc:  # noqa: BLE001 - a FAISS version without these fields: say so, count none
-        held = {}
+        held = []
         print(f"FAISS memory not read: {exc}", flush=True)
-    for part, size in held.items():
-        rows.append({"component": f"stack.dense FAISS {dense.kind} index: {part}", "bytes": size})
+    rows += [{"component": name, "bytes": size} for name, size in held]
     rows.sort(key=lambda row: -row["bytes"])
     for row in rows:
         row["bytes_per_product"] = row["bytes"] / products
