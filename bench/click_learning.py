@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from bench.common import table, write_json
+from shoprank.training.profiles import PROFILE_NAMES
 
 VARIANTS: dict[str, dict[str, float]] = {
     "default": {"bias": 1.0, "noise": 0.1, "active": 0.6},
@@ -226,7 +227,7 @@ def fresh_home(home: Path, variants: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", default="/tmp/clicks/home")
-    parser.add_argument("--profile", choices=["demo", "quick", "full"], default="demo")
+    parser.add_argument("--profile", choices=PROFILE_NAMES, default="demo")
     parser.add_argument("--queries", type=int, default=0, help="training queries shoppers search (0: all)")
     parser.add_argument("--test-queries", type=int, default=0, help="held-out judged queries scored (0: all)")
     parser.add_argument("--sessions", type=int, default=2, help="shoppers per training query and round")

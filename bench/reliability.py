@@ -27,7 +27,6 @@ import argparse
 import json
 import random
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -80,15 +79,18 @@ class Outcome:
 # ------------------------------------------------------------------------------------------ store checks
 def read_store(db: Path) -> tuple[set[str], set[str], int]:
     """Event ids, product ids, and duplicated events (same user, item, time and type stored twice)."""
-    conn = sqlite3.connect(db, timeout=30)
+    from collections import Counter
+
+    from shoprank.store import open_store
+
+    store = open_store(db)  # through the Store interface, as the server reads it
     try:
-        events = {r[0] for r in conn.execute("SELECT event_id FROM events")}
-        products = {r[0] for r in conn.execute("SELECT id FROM products")}
-        dups = conn.execute("SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM events "
-                            "GROUP BY user_id, item_id, timestamp, type HAVING n > 1)").fetchone()[0]
+        stored = list(store.iter_events())
+        products = {p.id for p in store.iter_products()}
     finally:
-        conn.close()
-    return events, products, int(dups)
+        store.close()
+    same = Counter((e.user_id, e.item_id, e.timestamp, e.type) for e in stored)
+    return {e.event_id for e in stored}, products, sum(n - 1 for n in same.values())
 
 
 def open_and_check(db: Path) -> float:

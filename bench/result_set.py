@@ -47,6 +47,53 @@ def latency(shop: Any, repeats: int = 3) -> float:
     return round((time.perf_counter() - started) / (repeats * len(BROAD)) * 1000, 1)
 
 
+class _WholeList:
+    """The search engine without ``search_set``: the cascade re-ranks the whole listed set as result objects
+    (how every request was answered before the ranked set)."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "search_set":
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+
+def latency_side_by_side(shop: Any, repeats: int = 7) -> dict[str, Any]:
+    """Each :data:`BROAD` query through one loaded cascade both ways, alternating, facets on (the engine and
+    re-ranking; plus the facet counts the server makes over the listed ids): the whole listed set re-ranked as
+    result objects vs the ranked set (result objects for the ranked head and the page only). Median of
+    ``repeats`` runs each; the two answers must be identical."""
+    import statistics
+    from dataclasses import replace
+
+    from shoprank.cascade import Request
+    from shoprank.cascade.load import load_cascade
+    from shoprank.serving.catalog import Catalog
+
+    cascade = load_cascade(shop, ("search",))
+    whole = replace(cascade, search=_WholeList(cascade.search))
+    catalog = Catalog(cascade.store)
+    rows = []
+    for q in BROAD:
+        ask = Request("search", q, facets=True)
+        a, b = cascade.run_one(ask), whole.run_one(ask)
+        same = (a.items, a.total, a.facet_ids, catalog.facets(a.facet_ids)) == \
+            (b.items, b.total, b.facet_ids, catalog.facets(b.facet_ids))
+        times: dict[str, list[float]] = {"whole": [], "ranked": []}
+        for _ in range(repeats):
+            for name, c in (("whole", whole), ("ranked", cascade)):
+                started = time.perf_counter()
+                page = c.run_one(ask)
+                catalog.facets(page.facet_ids)
+                times[name].append((time.perf_counter() - started) * 1000)
+        rows.append({"query": q, "total": a.total, "listed": len(a.facet_ids), "identical": same,
+                     "whole_ms": round(statistics.median(times["whole"]), 1),
+                     "ranked_ms": round(statistics.median(times["ranked"]), 1)})
+    return {"repeats": repeats, "queries": rows}
+
+
 def _calibration_module() -> Any:
     """This checkout's calibration module, also when ``shoprank`` is imported from an older tree (``before``)."""
     try:
@@ -77,7 +124,7 @@ def base_calibration(shop: Any) -> dict[str, Any]:
     return _calibration_module().calibrate(stack, valid, valid.queries(), relevant_gain(data)).to_dict()
 
 
-def served(shop: Any, progress: bool) -> dict[str, Any]:
+def served(shop: Any, progress: bool, split: str = "test") -> dict[str, Any]:
     from tqdm.auto import tqdm
 
     from shoprank.bundles import open_bundle
@@ -90,7 +137,13 @@ def served(shop: Any, progress: bool) -> dict[str, Any]:
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=bundle.params["holdout"],
                                 seed=bundle.params.get("split_seed", SPLIT_SEED))
-    test = data.query_set(data.test)
+    if split == "valid":  # the bundle's own validation queries (split_training of its profile): for choosing
+        from shoprank.search.train import profile_config, split_training
+
+        config = profile_config(bundle.params.get("profile", "full"))
+        test = data.query_set(split_training(data, config).valid)
+    else:
+        test = data.query_set(data.test)
     gain = 0.75 * data.top_gain
     cascade = load_cascade(shop, ("search",))
     page_size = cascade.reranking.reranker.config.page_size
@@ -116,7 +169,7 @@ def served(shop: Any, progress: bool) -> dict[str, Any]:
     seconds = time.perf_counter() - started
     empty = sum(cascade.run_one(Request("search", q, per_page=page_size, limit=TOP)).total == 0 for q in nonsense)
     return {
-        "bundle": bundle.version, "queries": len(queries), "recall_queries": len(recall),
+        "bundle": bundle.version, "split": split, "queries": len(queries), "recall_queries": len(recall),
         "ndcg@10": round(sum(ndcg) / len(ndcg), 4), "recall@100": round(sum(recall) / len(recall), 4),
         "shorter_than_100": sum(n < TOP for n in lengths), "empty": sum(n == 0 for n in lengths),
         "median_total": sorted(totals)[len(totals) // 2], "nonsense_queries": len(nonsense),
@@ -134,6 +187,11 @@ def main() -> int:
     parser.add_argument("--calibrate", action="store_true", help="calibrate the latest bundle's dense threshold first")
     parser.add_argument("--base", action="store_true", help="also print the untuned encoder's calibration")
     parser.add_argument("--latency", action="store_true", help="only time broad queries through the cascade")
+    parser.add_argument("--latency-side-by-side", action="store_true",
+                        help="only time broad queries both ways in one process: the whole listed set re-ranked "
+                             "as result objects vs the ranked set (answers checked identical)")
+    parser.add_argument("--split", choices=("test", "valid"), default="test",
+                        help="test: the held-out queries (read once); valid: the bundle's validation queries")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
@@ -148,6 +206,16 @@ def main() -> int:
     if args.latency:
         print(f"{args.label}: {latency(shop)} ms per broad query (facets on)")
         return 0
+    if args.latency_side_by_side:
+        result = latency_side_by_side(shop)
+        write_json(f"result_set_latency_{args.label}", {"label": args.label, **result})
+        rows = result["queries"]
+        print(table(["query", "total", "listed", "identical", "whole list ms", "ranked set ms"],
+                    [[r["query"], r["total"], r["listed"], r["identical"], r["whole_ms"], r["ranked_ms"]]
+                     for r in rows]))
+        print(f"median over queries: whole list {sorted(r['whole_ms'] for r in rows)[len(rows) // 2]} ms, "
+              f"ranked set {sorted(r['ranked_ms'] for r in rows)[len(rows) // 2]} ms")
+        return 0
     if args.calibrate:
         version, chosen = _calibration_module().calibrate_bundle(shop)
         extra["calibration"] = {"version": version, **chosen}
@@ -155,13 +223,13 @@ def main() -> int:
     if args.base:
         extra["base_calibration"] = base_calibration(shop)
         print(f"untuned encoder: {json.dumps(extra['base_calibration'])}")
-    result = served(shop, not args.quiet)
+    result = served(shop, not args.quiet, args.split)
     command = "python -m bench.result_set " + " ".join(
         f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in vars(args).items()
         if v not in (False, None))
     write_json(f"result_set_{args.label}", {"label": args.label, "command": command, **result, **extra})
-    runs = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("result_set_*.json"))]
-    keys = ["bundle", "dense_threshold", "queries", "ndcg@10", "recall@100", "shorter_than_100", "empty",
+    runs = [r for p in sorted(RESULTS.glob("result_set_*.json")) if "ndcg@10" in (r := json.loads(p.read_text()))]
+    keys = ["bundle", "split", "dense_threshold", "queries", "ndcg@10", "recall@100", "shorter_than_100", "empty",
             "median_total", "nonsense_empty", "seconds"]
     print(table(["run", *keys], [[r["label"], *[r.get(k, "—") for k in keys]] for r in runs]))
     return 0

@@ -19,7 +19,6 @@ import math
 import os
 import random
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -202,62 +201,91 @@ def start_server(home: Path, port: int, extra: Sequence[str], wait: float) -> su
     import urllib.request
 
     deadline = time.monotonic() + wait
+    ready = 0  # consecutive ready answers, each on a new connection: with --workers N, every worker ready
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with {process.returncode}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as answer:
-                if answer.status == 200:
-                    return process
+                ready = ready + 1 if answer.status == 200 else 0
         except OSError:
-            pass
-        time.sleep(0.25)
+            ready = 0
+        if ready >= 10:
+            return process
+        time.sleep(0.05 if ready else 0.25)
     process.kill()
     raise SystemExit(f"the server was not ready within {wait:.0f} s")
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (a server started with ``--workers N`` answers from child processes)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    tree, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        tree.append(p)
+        todo += children.get(p, [])
+    return tree
+
+
 def cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return None
+    """CPU seconds used by the server: its process and every worker process under it."""
+    total, found = 0.0, False
+    for p in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            found = True
+        except (OSError, IndexError, ValueError):
+            continue
+    return total if found else None
 
 
 def rss_mb(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        return None
-    return None
+    """Memory of the server in MB: its resident set, or with worker processes the sum of their proportional
+    set sizes (PSS: a page shared by two processes counts half in each, so shared pages count once)."""
+    tree = process_tree(pid)
+    field, source = ("VmRSS:", "status") if len(tree) == 1 else ("Pss:", "smaps_rollup")
+    total, found = 0, False
+    for p in tree:
+        try:
+            for line in Path(f"/proc/{p}/{source}").read_text().splitlines():
+                if line.startswith(field):
+                    total += int(line.split()[1])
+                    found = True
+                    break
+        except OSError:
+            continue
+    return round(total / 1024, 1) if found else None
 
 
 # ------------------------------------------------------------------------------------ what to ask
 def request_paths(home: Path, shop: str, endpoint: str, n: int, seed: int = 0) -> list[str]:
     """Paths to cycle through: queries from the shop's judgments/events, users and items from its events."""
+    from itertools import islice
+
+    from shoprank.shops import Shop
+
     rng = random.Random(seed)
-    db = home / shop / "store.sqlite"
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
+    with Shop(shop, home).store(create=False) as store:  # any store the shop uses (SQLite or PostgreSQL)
         if endpoint == "search":
-            rows = conn.execute("SELECT DISTINCT query FROM judgments LIMIT 20000").fetchall()
-            rows += conn.execute("SELECT DISTINCT query FROM events WHERE query IS NOT NULL LIMIT 20000").fetchall()
-            if not rows:
-                titles = conn.execute("SELECT json_extract(data, '$.title') FROM products LIMIT 20000").fetchall()
-                rows = [(" ".join(str(t[0]).split()[:2]),) for t in titles]
-            values = [r[0] for r in rows if r[0]]
+            values = [j.query for j in store.judgments()]
+            values += [e.query for e in store.iter_events() if e.query]
+            if not values:
+                values = [" ".join(p.title.split()[:2]) for p in islice(store.iter_products(), 20000)]
             fmt = "/shops/{shop}/search?q={v}&per_page=10"
-        elif endpoint == "recommend":
-            values = [r[0] for r in conn.execute("SELECT user_id FROM events ORDER BY seq DESC LIMIT 50000")]
-            fmt = "/shops/{shop}/users/{v}/recommendations?k=10"
-        else:  # similar
-            values = [r[0] for r in conn.execute("SELECT item_id FROM events ORDER BY seq DESC LIMIT 50000")]
-            fmt = "/shops/{shop}/products/{v}/similar?k=10"
-    finally:
-        conn.close()
-    values = list(dict.fromkeys(values))
+        else:  # the most recent events' users (recommend) or items (similar)
+            recent = list(store.iter_events())[-50000:][::-1]
+            values = [e.user_id for e in recent] if endpoint == "recommend" else [e.item_id for e in recent]
+            fmt = "/shops/{shop}/users/{v}/recommendations?k=10" if endpoint == "recommend" else \
+                "/shops/{shop}/products/{v}/similar?k=10"
+    values = [v for v in dict.fromkeys(values) if v]
     if not values:
         raise SystemExit(f"shop {shop!r} has nothing to ask {endpoint} about")
     rng.shuffle(values)

@@ -256,7 +256,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from shoprank.recommend.pipeline import item_vectors, log_of
-    from shoprank.recommend.training import PROFILES
+    from shoprank.recommend.training import profile_settings
 
     started = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -265,7 +265,7 @@ def main() -> None:
         catalogue = Catalogue.from_products(store.iter_products())
         events = list(store.iter_events())
     vectors = item_vectors(shop, log_of(catalogue, events), "default", False,
-                           int(PROFILES[args.profile]["text"]["max_length"]))
+                           int(profile_settings(args.profile)["text"]["max_length"]))
     setup = prepare(catalogue, events, vectors, users_sample=args.users_sample, seed=args.seed,
                     popular_pool=args.popular_pool)
     fractions = tuple(float(f) for f in args.fractions.split(","))

@@ -239,6 +239,17 @@ class StoreBehaviour:
         assert store.get_setting("missing", 7) == 7
         assert store.check_integrity() == []
 
+    def test_search_settings_round_trip(self, open_store):
+        from shoprank.search.settings import SearchSettings, load_search_settings, save_search_settings
+
+        with open_store() as s:
+            assert load_search_settings(s) == SearchSettings()
+            save_search_settings(s, SearchSettings(closest_on_empty=5))
+        with open_store() as s:  # another connection (another process or replica) reads what was stored
+            assert load_search_settings(s).closest_on_empty == 5
+            save_search_settings(s, load_search_settings(s).updated({"closest_on_empty": 0}))
+            assert s.get_setting("search") == {"version": 1, "closest_on_empty": 0}
+
     def test_counts(self, store):
         store.upsert_products([product("a"), product("b")])
         store.append_events([ev("e1", user="u1"), ev("e2", user="u2"), ev("e3", user="u1")])

@@ -15,7 +15,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "shoprank"
 OWN_SCALES = {
     "shoprank/data/limits.py": "the tables themselves",
     "shoprank/recommend/service.py": "STRENGTH: an order (which event a reason names), not a weight",
-    "shoprank/retrain/holdout.py": "GRADES: the held-out traffic's NDCG gains of the publish verdict",
 }
 
 

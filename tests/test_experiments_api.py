@@ -177,3 +177,32 @@ def test_the_cli_starts_shows_and_stops(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["experiments", "stop", "cli-test", *home]) == 0
     assert main(["experiments", "list", *home]) == 0
     assert "stopped" in capsys.readouterr().out.splitlines()[-1]
+
+
+async def test_a_variant_serving_another_version_sees_products_written_after_it_loaded(tmp_path: Path) -> None:
+    old, new = two_versions(tmp_path)
+    key, _ = KeyStore(tmp_path).create("admin")
+    app = fake_app(tmp_path)
+    body = {**AB, "variants": {"A": {"search_model": old}, "B": {"search_model": "latest"}}}
+    async with client(app, key) as c:
+        assert (await c.put("/shops/tiny/experiments/fresh", json=body)).status_code == 201
+
+        async def ask(q: str) -> dict[str, dict[str, Any]]:
+            by_variant: dict[str, dict[str, Any]] = {}
+            for n in range(20):
+                answer = (await c.get("/shops/tiny/search", params={"q": q, "user_id": f"shopper{n}"})).json()
+                by_variant.setdefault(answer["variant"], answer)
+            return by_variant
+
+        await ask("drill")  # variant A's engine (the old version) is loaded now
+        put = await c.put("/shops/tiny/products", json={"products": [
+            {"id": "zz-1", "title": "zyzzyva drill press", "category": "Tools", "brand": "acme", "price": 9}]})
+        found = await ask("zyzzyva")
+        gone = await c.delete("/shops/tiny/products/zz-1")
+        after = await ask("zyzzyva")
+    app.state.impressions.close()
+    app.state.registry.close()
+    assert put.status_code == 200 and gone.status_code in (200, 204)
+    assert {v: a["model_version"] for v, a in found.items()} == {"A": old, "B": new}
+    assert all([h["id"] for h in a["hits"]] == ["zz-1"] for a in found.values()), found
+    assert all(not a["hits"] for a in after.values()), after

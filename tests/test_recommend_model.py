@@ -71,12 +71,12 @@ def test_config_errors_say_how_to_fix() -> None:
 
 
 def test_demo_profile_is_the_quick_one_shortened() -> None:
-    from shoprank.recommend.training import PROFILES
+    from shoprank.recommend.training import profile_settings
     from shoprank.search.train import profile_config as search_profile
 
     demo, quick = profile_config("demo", 5, 0), profile_config("quick", 5, 0)
     assert demo.train.epochs < quick.train.epochs and demo.model == quick.model
-    assert PROFILES["demo"]["text"]["max_length"] < PROFILES["quick"]["text"]["max_length"]
+    assert profile_settings("demo")["text"]["max_length"] < profile_settings("quick")["text"]["max_length"]
     s_demo, s_quick = search_profile("demo"), search_profile("quick")
     assert s_demo.profile == "demo" and s_demo.stack.doc_max_length == 16 < s_quick.stack.doc_max_length
     assert s_demo.max_biencoder_examples == s_quick.max_biencoder_examples

@@ -6,6 +6,7 @@ makes cosine = shared words, so the dense side matches exactly the products that
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +17,7 @@ import numpy as np
 import pytest
 
 from shoprank.data.records import Judgment, Product
+from shoprank.search.settings import SearchSettings, save_search_settings
 from shoprank.shops import Shop
 
 pytestmark = pytest.mark.anyio
@@ -227,6 +229,54 @@ def test_batch_run_and_cli_answer_nothing_for_nonsense(kitchen: Shop, tmp_path: 
     assert "0 results" in printed and "(none)" in printed
 
 
+class WholeList:
+    """The engine without ``search_set``: the cascade then re-ranks the whole listed set as result objects."""
+
+    def __init__(self, engine: Any) -> None:
+        self.engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "search_set":
+            raise AttributeError(name)
+        return getattr(self.engine, name)
+
+
+@pytest.mark.parametrize("limit", [10_000, 23])
+def test_the_ranked_set_answers_what_re_ranking_the_whole_list_answers(kitchen: Shop, limit: int) -> None:
+    from shoprank.cascade import Cascade, Request
+    from shoprank.rerank import Rule, RuleSet, load_rules, save_rules
+    from shoprank.rerank.shop import ShopReranking
+    from shoprank.results import SearchFilters
+
+    engine = _engine(kitchen)
+    assert len(engine.search_set("garden hose pruning tent").tail_ids) > 3  # a set longer than the ranked pool
+    asks = [Request("search", q, page=page, per_page=per_page, facets=facets, filters=filters)
+            for q in ("garden", "garden hose pruning tent", "steel", "xyzzy qwerty")
+            for page, per_page in ((1, 10), (3, 7), (1, 100))
+            for facets in (True, False)
+            for filters in (None, SearchFilters(price_max=27.0), SearchFilters(category="Garden"))]
+    rulesets = [RuleSet(hide_out_of_stock=False),  # no re-ranking stage at all
+                RuleSet(),  # stock only
+                RuleSet(rules=(Rule(id=1, action="hide", products=("reel-3", "shears-11")),
+                               Rule(id=2, action="hide", query="garden", brand="trailhead")),
+                        filters=SearchFilters(price_max=29.0))]
+    with kitchen.store(create=False) as store:
+        before = load_rules(store)
+        try:
+            for ruleset in rulesets:
+                save_rules(store, ruleset)
+                reranking = ShopReranking(store)
+                fast = Cascade(search=engine, reranking=reranking, store=store, match_limit=limit)
+                whole = Cascade(search=WholeList(engine), reranking=reranking, store=store, match_limit=limit)
+                for ask in asks:
+                    a, b = fast.run_one(ask), whole.run_one(ask)
+                    assert (a.items, a.total, a.facet_ids) == (b.items, b.total, b.facet_ids), (ruleset, ask)
+                hidden = fast.run_one(Request("search", "garden", per_page=100))
+                assert not {"reel-3", "shears-11"} & set(hidden.ids) or ruleset.rules == ()
+        finally:
+            save_rules(store, before)
+
+
 def test_did_you_mean_when_nothing_matches(kitchen: Shop) -> None:
     from shoprank.cascade import Cascade, Request
 
@@ -250,6 +300,59 @@ async def test_closest_products_only_when_the_shop_asks(kitchen: Shop) -> None:
             assert all("does not match" in " ".join(h["reasons"]) for h in body["closest"])
     finally:
         app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_search_settings(store, SearchSettings())
+
+
+async def test_closest_on_empty_is_a_shop_setting_over_http(kitchen: Shop) -> None:
+    app, key = _app(kitchen)
+    try:
+        async with _client(app, key) as c:
+            assert (await c.get("/shops/kitchen/settings/search")).json()["settings"] == {"closest_on_empty": 0}
+            saved = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 4})
+            assert saved.status_code == 200 and saved.json()["settings"] == {"closest_on_empty": 4}
+            for bad, field in ((-1, "closest_on_empty"), (51, "closest_on_empty"), ("4", "closest_on_empty"),
+                               (2.5, "closest_on_empty"), (True, "closest_on_empty")):
+                refused = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": bad})
+                error = refused.json()["error"]
+                assert refused.status_code == 422 and error["field"] == field and field in error["message"], bad
+            refused = await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 1, "closest": 2})
+            assert refused.status_code == 422 and refused.json()["error"]["field"] == "closest"
+            assert (await c.put("/shops/kitchen/settings/search", json=[1])).status_code == 400
+            assert (await c.get("/shops/kitchen/settings/search")).json()["settings"] == {"closest_on_empty": 4}
+            body = (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()
+            assert body["total"] == 0 and body["hits"] == [] and len(body["closest"]) == 4
+            assert all("does not match" in " ".join(h["reasons"]) for h in body["closest"])
+            body = (await c.get("/shops/kitchen/search", params={"q": "frying pan"})).json()
+            assert body["total"] == 5 and body["closest"] == []
+            assert (await c.put("/shops/kitchen/settings/search", json={"closest_on_empty": 0})).status_code == 200
+            assert (await c.get("/shops/kitchen/search", params={"q": "xyzzy qwerty"})).json()["closest"] == []
+    finally:
+        app.state.registry.close()
+        with kitchen.store(create=False) as store:
+            save_search_settings(store, SearchSettings())
+
+
+def test_closest_on_empty_is_a_shop_setting_on_the_cli(kitchen: Shop, capsys: Any) -> None:
+    from shoprank.cli.main import main
+
+    home = ["--shop", "kitchen", "--home", str(kitchen.home)]
+    try:
+        assert main(["settings", "search", *home, "--closest-on-empty", "2"]) == 0
+        assert "closest_on_empty=2" in capsys.readouterr().out
+        for bad in ("-1", "51"):
+            assert main(["settings", "search", *home, "--closest-on-empty", bad]) == 1
+            assert "closest_on_empty" in capsys.readouterr().err
+        assert main(["settings", "search", *home, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out) == {"closest_on_empty": 2}
+        assert main(["search", "xyzzy qwerty", *home, "--no-server"]) == 0
+        printed = capsys.readouterr().out
+        shown = printed.split("closest products (they do not match the query):", 1)[1]
+        assert "0 results" in printed
+        assert len([line for line in shown.splitlines() if "closest in meaning" in line]) == 2
+        assert main(["settings", "search", "--shop", "nowhere", "--home", str(kitchen.home)]) == 1
+        assert "does not exist" in capsys.readouterr().err
+    finally:
         with kitchen.store(create=False) as store:
             save_search_settings(store, SearchSettings())
 

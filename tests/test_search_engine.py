@@ -146,3 +146,27 @@ def test_explain_limits_parts_and_reasons_not_the_order(trained_shop) -> None:
     assert [(i.id, i.score) for i in brief] == [(i.id, i.score) for i in full] and brief_total == total
     assert brief[:3] == full[:3] and all(i.reasons == [] and i.parts == {} for i in brief[3:])
     assert all(i.reasons for i in full)
+
+
+def test_synonym_weights_through_the_trained_ranker(trained_shop) -> None:
+    """Weight 1 reproduces the query with the synonym appended; 0.5 keeps the matching set, halves the added
+    term's BM25 share and puts the typed word first."""
+    from shoprank.synonyms import Synonyms
+    from shoprank.synonyms.engine import WithSynonyms
+
+    shop, _, _ = trained_shop
+    engine = SearchEngine.load(shop)
+    old, old_total = engine.search("cordless drill saw", k=100)
+    full, full_total = WithSynonyms(engine, Synonyms.from_dict({"synonyms": ["drill => saw"], "weight": 1.0})
+                                    ).search("cordless drill", k=100)
+    assert [(h.id, h.score) for h in full] == [(h.id, h.score) for h in old] and full_total == old_total
+    half, half_total = WithSynonyms(engine, Synonyms.from_dict({"synonyms": ["drill => saw"], "weight": 0.5})
+                                    ).search("cordless drill", k=100)
+    assert half_total == old_total and {h.id for h in half} == {h.id for h in old}
+    assert half[0].id.startswith("drill-") and any(h.id.startswith("saw-") and h.parts for h in half)
+    bm25_full = {h.id: h.parts["bm25"] for h in full if h.parts}
+    for hit in half:
+        if hit.parts and hit.id.startswith("saw-"):
+            assert hit.parts["bm25"] < bm25_full[hit.id]
+        elif hit.parts and hit.id.startswith("drill-"):
+            assert hit.parts["bm25"] == pytest.approx(bm25_full[hit.id])

@@ -102,6 +102,8 @@ ENDPOINTS: list[tuple[str, str, Any, str]] = [
     ("DELETE", "/shops/{shop}/rules/90", None, "write"),
     ("POST", "/shops/{shop}/rules", {"action": "hide", "products": ["tools-0-1"]}, "write"),
     ("PUT", "/shops/{shop}/settings/rerank", {"diversity": 0.3}, "write"),
+    ("GET", "/shops/{shop}/settings/search", None, "write"),
+    ("PUT", "/shops/{shop}/settings/search", {"closest_on_empty": 3}, "write"),
     ("POST", "/admin/reload", None, "admin"),
     ("GET", "/admin/status", None, "admin"),
     ("GET", "/metrics", None, "admin"),

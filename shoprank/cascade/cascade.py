@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from shoprank.cascade.base import Page, Request, clean_query
 from shoprank.cascade.sorting import sort_items
 from shoprank.data.records import Product
@@ -73,6 +75,10 @@ class Cascade:
         sorting = request.sort != "relevance"
         fetch = max(self.match_limit, wanted)
         explain = None if reranker is not None or sorting else wanted  # the ranked head at most (engine's rule)
+        category = request.filters.category if request.filters else None
+        only_filters = reranker is None or reranker.only_filters(text, category)
+        if not sorting and only_filters and hasattr(engine, "search_set"):
+            return self._search_set(engine, request, text, cut, reranker, explain)
         items, total = engine.search(text, k=fetch, offset=0, filters=request.filters, user_id=request.user_id,
                                      explain=explain)
         products: dict[str, Product] = {}
@@ -88,6 +94,35 @@ class Cascade:
                                lambda it: _fact(products, it.id, "created_at"))
         page = Page(request, items[request.offset : wanted], int(total), getattr(engine, "version", None), text, cut,
                     [item.id for item in items] if request.facets else [], corrected_query=engine.correction(text))
+        if page.total == 0 and text:
+            self._no_match(engine, request, page, reranker)
+        return page
+
+    def _search_set(self, engine: Any, request: Request, text: str, cut: bool, reranker: Any,
+                    explain: int | None) -> Page:
+        """:meth:`_search` when re-ranking can only drop items (or there is none): the same answer, with result
+        objects made only for the ranked head and the page. The head is re-ranked as a list; the rest of the
+        set is filtered product by product (``RuleSet.shown``), which is what re-ranking the whole list
+        would do to it."""
+        wanted = request.end
+        ranked = engine.search_set(text, filters=request.filters, user_id=request.user_id,
+                                   explain=None if explain is None else (0, explain),
+                                   limit=max(self.match_limit, wanted))
+        total = ranked.total
+        if reranker is not None and len(ranked):
+            listed = len(ranked)
+            head = ranked.head
+            products, vectors = self._context(engine, [item.id for item in head])
+            ranked.head = reranker.rerank(head, products, vectors, text, filters=request.filters,
+                                          rng=request.seed if request.seed is not None else 0)
+            category = request.filters.category if request.filters else None
+            shown = reranker.rules.shown(query=text, category=category, filters=request.filters)
+            ranked.tail_keep = np.asarray([n for n, (pid, product) in
+                                           enumerate(zip(ranked.tail_ids, ranked.tail_products, strict=True))
+                                           if shown(pid, product)], np.int64)
+            total = max(0, total - (listed - len(ranked)))  # hidden by a rule
+        page = Page(request, ranked.items(request.offset, wanted), int(total), getattr(engine, "version", None),
+                    text, cut, ranked.ids() if request.facets else [], corrected_query=engine.correction(text))
         if page.total == 0 and text:
             self._no_match(engine, request, page, reranker)
         return page

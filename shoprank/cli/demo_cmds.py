@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from shoprank.cli.main import CommandError, add_home
+from shoprank.training.profiles import PROFILE_NAMES
 
 DEMO_SHOPS = (
     # (shop, data set, what to train)
@@ -34,7 +35,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     add_home(demo)
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
-    demo.add_argument("--profile", default="demo", choices=["demo", "quick", "full"],
+    demo.add_argument("--profile", default="demo", choices=PROFILE_NAMES,
                       help="training profile (default: demo, the quick profile with 16-token product texts for "
                            "search and 6 epochs for recommendations; the quality figures in docs/ use quick or "
                            "full)")

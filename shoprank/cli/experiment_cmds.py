@@ -7,41 +7,27 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_verb, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups[""].add_parser("experiments", help="a shop's A/B and interleaving experiments",
                                    description="start, read and stop a shop's online experiments")
     verbs = parser.add_subparsers(dest="experiments_verb", metavar="WHAT", required=True)
-    listing = verbs.add_parser("list", help="every experiment with its state and winner")
-    add_shop(listing)
-    listing.set_defaults(handler=cmd_list)
-    show = verbs.add_parser("show", help="an experiment's report")
-    add_shop(show)
+    add_verb(verbs, "list", "every experiment with its state and winner", cmd_list)
+    show = add_verb(verbs, "show", "an experiment's report", cmd_show)
     show.add_argument("name")
     show.add_argument("--json", action="store_true", help="the report as JSON (as the API answers it)")
-    show.set_defaults(handler=cmd_show)
-    start = verbs.add_parser("start", help="start an experiment from a JSON definition (docs/experiments.md)")
-    add_shop(start)
+    start = add_verb(verbs, "start", "start an experiment from a JSON definition (docs/experiments.md)", cmd_start)
     start.add_argument("name")
     given = start.add_mutually_exclusive_group(required=True)
     given.add_argument("--file", type=Path, help="a JSON file holding the definition")
     given.add_argument("--definition", help="the definition as a JSON string")
-    start.set_defaults(handler=cmd_start)
-    stop = verbs.add_parser("stop", help="stop an experiment (its report stays readable)")
-    add_shop(stop)
+    stop = add_verb(verbs, "stop", "stop an experiment (its report stays readable)", cmd_stop)
     stop.add_argument("name")
-    stop.set_defaults(handler=cmd_stop)
 
 
-def _shop(args: argparse.Namespace) -> Any:
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
 def render(report: dict[str, Any]) -> str:

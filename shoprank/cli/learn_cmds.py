@@ -11,6 +11,7 @@ from pathlib import Path
 
 from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli.main import CommandError, add_shop
+from shoprank.training.profiles import PROFILE_NAMES
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -35,7 +36,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     watch.add_argument("--tolerance", type=float, default=0.0,
                        help="publish when candidate >= serving - this, in NDCG@10 (default 0: not worse)")
     watch.add_argument("--kinds", default="recommend,search", help="what to retrain (default recommend,search)")
-    watch.add_argument("--profile", default="quick", choices=["demo", "quick", "full"])
+    watch.add_argument("--profile", default="quick", choices=PROFILE_NAMES)
     watch.add_argument("--threads", type=int, default=2)
     watch.set_defaults(handler=cmd_train_watch)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 COMMAND_MODULES = (
     "shoprank.cli.data_cmds",
@@ -25,6 +26,7 @@ COMMAND_MODULES = (
     "shoprank.cli.analytics_cmds",
     "shoprank.cli.experiment_cmds",
     "shoprank.cli.synonym_cmds",
+    "shoprank.cli.settings_cmds",
 )
 
 GROUPS = {
@@ -32,6 +34,9 @@ GROUPS = {
     "evaluate": "offline evaluation against baselines on held-out data",
     "run": "batch runs over a file of queries, pairs or users; writes TREC run files",
 }
+
+
+Handler = Callable[[argparse.Namespace], int]
 
 
 class CommandError(Exception):
@@ -52,6 +57,25 @@ def add_home(parser: argparse.ArgumentParser) -> None:
 def add_shop(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument("--shop", required=required, help="shop name")
     add_home(parser)
+
+
+def add_verb(verbs: argparse._SubParsersAction, name: str, help: str, handler: Handler) -> argparse.ArgumentParser:
+    """One verb of a command group (``shoprank synonyms add ...``): a sub-parser taking ``--shop`` that runs
+    ``handler``; the caller adds the verb's own arguments to the parser it returns."""
+    parser = verbs.add_parser(name, help=help)
+    add_shop(parser)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
+def existing_shop(args: argparse.Namespace, hint: str = "") -> Any:
+    """The shop ``--shop`` names in ``--home``; a CommandError when it does not exist (``hint``: what to do)."""
+    from shoprank.shops import Shop
+
+    shop = Shop(args.shop, args.home)
+    if not shop.exists():
+        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}" + (f"; {hint}" if hint else ""))
+    return shop
 
 
 def build_parser() -> argparse.ArgumentParser:

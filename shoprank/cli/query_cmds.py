@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_shop, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -64,13 +64,7 @@ class Answer:
     closest: list[dict[str, Any]] = field(default_factory=list)  # nothing matched: nearest products (shop setting)
 
 
-def _shop(args: argparse.Namespace) -> Any:
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop '{args.shop}' does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
 def _server(args: argparse.Namespace, shop: Any) -> tuple[str, str] | None:

@@ -9,13 +9,14 @@ import time
 from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_shop, existing_shop
+from shoprank.training.profiles import PROFILE_NAMES
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("recommend", help="train the sequence recommender and item-to-item tables")
     add_shop(train)
-    train.add_argument("--profile", default="quick", choices=["demo", "quick", "full"],
+    train.add_argument("--profile", default="quick", choices=PROFILE_NAMES,
                        help="demo: 6 epochs, item texts cut at 32 tokens (shoprank demo); quick: up to 30 epochs "
                        "(early stopping), 512 sampled negatives; full: up to 15 epochs, 1024 negatives (default quick)")
     train.add_argument("--tune", type=int, default=0, metavar="N", help="an Optuna search of N trials first")
@@ -60,13 +61,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     run.set_defaults(handler=cmd_run)
 
 
-def _shop(args: argparse.Namespace):  # noqa: ANN202
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
 def _ranker_line(r: dict) -> str:
@@ -77,7 +72,7 @@ def _ranker_line(r: dict) -> str:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from shoprank.recommend.pipeline import train_recommender
-    from shoprank.recommend.training import PROFILES
+    from shoprank.recommend.training import profile_settings
 
     shop = _shop(args)
     if args.blend_only:
@@ -88,7 +83,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(_ranker_line(r["ranker"]))
         return 0
     overrides = {"epochs": args.epochs} if args.epochs else {}
-    epochs = args.epochs or PROFILES[args.profile]["train"]["epochs"]
+    epochs = args.epochs or profile_settings(args.profile)["train"]["epochs"]
     print(f"training recommendations for shop '{shop.name}' with the '{args.profile}' profile "
           f"(up to {epochs} epochs, early stopping on validation NDCG@10)"
           + (f", after an Optuna search of {args.tune} trials" if args.tune else ""))

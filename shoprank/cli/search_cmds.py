@@ -14,12 +14,13 @@ from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
+from shoprank.training.profiles import PROFILE_NAMES
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train = groups["train"].add_parser("search", help="fine-tune the encoders, build the indices, fit the fusion")
     add_shop(train)
-    train.add_argument("--profile", choices=["demo", "quick", "full"], default="full",
+    train.add_argument("--profile", choices=PROFILE_NAMES, default="full",
                        help="demo: quick with 16-token product texts (shoprank demo); quick: a sample of queries "
                             "and one epoch (minutes); full: everything (default)")
     train.add_argument("--holdout", type=float, default=0.2,

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_shop, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -52,13 +52,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
 
 
 def _shop(args: argparse.Namespace) -> Any:
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist; ingest its reviews first "
-                           f"(shoprank ingest reviews FILE --shop {args.shop})")
-    return shop
+    return existing_shop(args, f"ingest its reviews first (shoprank ingest reviews FILE --shop {args.shop})")
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -22,6 +22,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     serve.add_argument("--sync", type=float, default=1.0, metavar="SECONDS",
                        help="follow the store's changes (products, rules, settings written by other processes or "
                             "replicas) this often (default 1)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes on the one port (about the number of cores; default 1): each loads "
+                            "the engines and follows the store like a replica")
     serve.add_argument("--max-in-flight", type=int, default=32,
                        help="requests admitted at once; more get 503 + Retry-After (default 32)")
     serve.add_argument("--engine-concurrency", type=int, default=2,
@@ -75,7 +78,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.open_access:
         print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
     try:
-        config = ServingConfig(watch_seconds=args.watch, sync_seconds=args.sync, max_in_flight=args.max_in_flight,
+        config = ServingConfig(workers=args.workers, watch_seconds=args.watch, sync_seconds=args.sync,
+                               max_in_flight=args.max_in_flight,
                                engine_concurrency=args.engine_concurrency, engine_queue_ms=args.engine_queue_ms,
                                max_body_bytes=int(args.max_body_mb * 1024 * 1024),
                                impression_retention_days=args.impression_retention_days,
@@ -96,8 +100,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"retraining every {args.retrain_every} when enough new traffic arrived (log: SHOP/runs/retrain.jsonl)")
     from shoprank.store import backend_for
 
-    print(f"serving {home} ({backend_for(home).describe()}) at http://{args.host}:{args.port}/  (API docs: /docs)",
-          flush=True)
+    processes = f", {args.workers} worker processes" if args.workers > 1 else ""
+    print(f"serving {home} ({backend_for(home).describe()}{processes}) at http://{args.host}:{args.port}/  "
+          "(API docs: /docs)", flush=True)
     run(home, args.host, args.port, args.open_access, config=config, access_log=args.access_log)
     return 0
 

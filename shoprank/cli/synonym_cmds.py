@@ -1,4 +1,5 @@
-"""``shoprank synonyms list|add|remove|set|suggest``: a shop's synonym sets (``docs/analytics.md``)."""
+"""``shoprank synonyms list|add|remove|set|weight|suggest``: a shop's synonym sets and the weight of the terms they
+add (``docs/analytics.md``)."""
 
 from __future__ import annotations
 
@@ -7,48 +8,33 @@ import json
 from pathlib import Path
 from typing import Any
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import CommandError, add_verb, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     parser = groups[""].add_parser("synonyms", help="a shop's synonyms ('couch, sofa' or 'tv => television')",
                                    description="a shop's synonym sets, applied to search queries")
     verbs = parser.add_subparsers(dest="synonyms_verb", metavar="WHAT", required=True)
-    listing = verbs.add_parser("list", help="the rules, numbered")
-    add_shop(listing)
-    listing.set_defaults(handler=cmd_list)
-    add = verbs.add_parser("add", help="add a rule: 'couch, sofa, settee' or 'tv => television'")
-    add_shop(add)
-    add.add_argument("rule")
-    add.set_defaults(handler=cmd_add)
-    remove = verbs.add_parser("remove", help="remove rule N (as numbered by list)")
-    add_shop(remove)
-    remove.add_argument("number", type=int)
-    remove.set_defaults(handler=cmd_remove)
-    replace = verbs.add_parser("set", help="replace every rule from a file: one rule a line, or JSON "
-                               "{\"synonyms\": [...]}")
-    add_shop(replace)
-    replace.add_argument("file", type=Path)
-    replace.set_defaults(handler=cmd_set)
-    suggest = verbs.add_parser("suggest", help="synonyms mined from the last 90 days of searches")
-    add_shop(suggest)
-    suggest.set_defaults(handler=cmd_suggest)
+    add_verb(verbs, "list", "the rules, numbered", cmd_list)
+    add_verb(verbs, "add", "add a rule: 'couch, sofa, settee' or 'tv => television'", cmd_add).add_argument("rule")
+    add_verb(verbs, "remove", "remove rule N (as numbered by list)", cmd_remove).add_argument("number", type=int)
+    add_verb(verbs, "set", "replace every rule from a file: one rule a line, or JSON {\"synonyms\": [...]}",
+             cmd_set).add_argument("file", type=Path)
+    add_verb(verbs, "weight", "show, or set, the BM25 weight of the terms synonyms add (0 < W <= 1; typed terms "
+             "weigh 1)", cmd_weight).add_argument("value", nargs="?", metavar="W")
+    add_verb(verbs, "suggest", "synonyms mined from the last 90 days of searches", cmd_suggest)
 
 
-def _shop(args: argparse.Namespace) -> Any:
-    from shoprank.shops import Shop
-
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
-    return shop
+_shop = existing_shop
 
 
-def _save(args: argparse.Namespace, rules: list[Any]) -> Any:
+def _save(args: argparse.Namespace, rules: list[Any], weight: Any = None) -> Any:
+    """Store ``rules`` with ``weight`` (None: the shop's current weight)."""
     from shoprank.synonyms import SynonymError, Synonyms, save_synonyms
 
     try:
-        synonyms = Synonyms.from_dict({"synonyms": rules})
+        synonyms = Synonyms.from_dict({"synonyms": rules,
+                                       "weight": _weight(args) if weight is None else weight})
     except SynonymError as exc:
         raise CommandError(f"{exc.field}: {exc.message}") from None
     with _shop(args).store(create=False) as store:
@@ -56,16 +42,39 @@ def _save(args: argparse.Namespace, rules: list[Any]) -> Any:
     return synonyms
 
 
-def _current(args: argparse.Namespace) -> list[str]:
+def _stored(args: argparse.Namespace) -> dict[str, Any]:
     from shoprank.synonyms import load_synonyms
 
     with _shop(args).store(create=False) as store:
-        return load_synonyms(store).to_dict()["synonyms"]
+        return load_synonyms(store).to_dict()
+
+
+def _current(args: argparse.Namespace) -> list[str]:
+    return _stored(args)["synonyms"]
+
+
+def _weight(args: argparse.Namespace) -> float:
+    return _stored(args)["weight"]
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    rules = _current(args)
+    stored = _stored(args)
+    rules = stored["synonyms"]
+    print(f"added terms weigh {stored['weight']:g} (typed terms 1)")
     print("\n".join(f"{n:>4}  {r}" for n, r in enumerate(rules, 1)) if rules else "no synonyms")
+    return 0
+
+
+def cmd_weight(args: argparse.Namespace) -> int:
+    if args.value is None:
+        print(f"{_weight(args):g}")
+        return 0
+    try:
+        value = float(args.value)
+    except ValueError:
+        raise CommandError(f"weight: must be a number above 0 and at most 1, got {args.value!r}") from None
+    synonyms = _save(args, _current(args), value)
+    print(f"added terms now weigh {synonyms.weight:g} (typed terms 1)")
     return 0
 
 
@@ -87,14 +96,16 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 def cmd_set(args: argparse.Namespace) -> int:
     text = args.file.read_text(encoding="utf-8")
+    weight = None
     if text.lstrip().startswith("{"):
         try:
-            rules = json.loads(text).get("synonyms")
+            data = json.loads(text)
+            rules, weight = data.get("synonyms"), data.get("weight")
         except (json.JSONDecodeError, AttributeError):
             raise CommandError(f"{args.file}: not a JSON object with a 'synonyms' list") from None
     else:
         rules = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
-    synonyms = _save(args, rules)
+    synonyms = _save(args, rules, weight)
     print(f"{len(synonyms.rules)} rules stored")
     return 0
 

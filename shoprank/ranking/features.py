@@ -160,18 +160,34 @@ def compute_features(
     ce: np.ndarray | None = None,
     stats: ItemStats | None = None,
     titles: RowFacts | None = None,
+    weights: Sequence[float] | None = None,
 ) -> np.ndarray:
     """Features of the candidate ``rows`` for one query, shape (len(rows), len(FEATURES)).
 
-    ``titles`` caches the query-independent part per row (a fresh one is used when not given)."""
+    ``titles`` caches the query-independent part per row (a fresh one is used when not given). ``weights``
+    (one per token, default all 1, as :meth:`BM25Index.score` takes them): the BM25 features count each term
+    times its weight and the coverage features are weighted means over the terms."""
     n = len(rows)
     out = np.full((n, len(FEATURES)), np.nan, np.float32)
     if n == 0:
         return out
     terms, names, blocks, combined = bm25.term_blocks(tokens, rows)  # blocks: each (n, terms)
+    column_weights = bm25.term_weights(tokens, weights, terms)  # (terms,) or None: all 1
+
+    def term_sum(block: np.ndarray) -> np.ndarray:  # (n, terms) -> (n,)
+        return block.sum(axis=1) if column_weights is None else block @ column_weights
+
+    def term_mean(matched: np.ndarray, columns: np.ndarray | None = None) -> np.ndarray:  # (n, terms) bool -> (n,)
+        if columns is not None:
+            matched = matched[:, columns]
+        if column_weights is None:
+            return matched.mean(axis=1)
+        w = column_weights if columns is None else column_weights[columns]
+        return (matched.astype(np.float32) @ w) / max(float(w.sum()), 1e-12)
+
     per_field = np.zeros((n, len(FIELDS)), np.float32)
     for f, block in blocks.items():
-        per_field[:, FIELDS.index(f)] = block.sum(axis=1)
+        per_field[:, FIELDS.index(f)] = term_sum(block)
     out[:, : len(FIELDS)] = per_field
     weights = np.asarray([bm25.config.weights.get(f, 0.0) for f in FIELDS], np.float32)
     total = per_field @ weights
@@ -185,14 +201,14 @@ def compute_features(
             out[:, _INDEX["ce_rel"]] = ce - np.nanmax(ce)
     if len(terms):
         matched = combined != 0  # (n, terms)
-        out[:, _INDEX["coverage"]] = matched.mean(axis=1)
+        out[:, _INDEX["coverage"]] = term_mean(matched)
         numeric = np.asarray([name[0].isdigit() for name in names])
         if numeric.any():
-            out[:, _INDEX["number_coverage"]] = matched[:, numeric].mean(axis=1)
+            out[:, _INDEX["number_coverage"]] = term_mean(matched, numeric)
         if "title" in blocks:
-            out[:, _INDEX["title_coverage"]] = (blocks["title"] != 0).mean(axis=1)
+            out[:, _INDEX["title_coverage"]] = term_mean(blocks["title"] != 0)
         if "category" in blocks:
-            out[:, _INDEX["category_match"]] = (blocks["category"] != 0).mean(axis=1)
+            out[:, _INDEX["category_match"]] = term_mean(blocks["category"] != 0)
     else:
         out[:, _INDEX["coverage"]] = 0.0
     phrase = " " + " ".join(words(query)) + " "

@@ -25,8 +25,9 @@ from shoprank.recommend.interactions import TYPE_WEIGHTS, Catalogue, Sequences, 
 from shoprank.recommend.item2item import basket_pairs, covisitation
 from shoprank.recommend.sources import trending_signal
 from shoprank.recommend.text import DEFAULT_MAX_LENGTH, cached_item_vectors
-from shoprank.recommend.training import PROFILES, RecTrainConfig, profile_config, train_sasrec
+from shoprank.recommend.training import RecTrainConfig, profile_config, profile_settings, train_sasrec
 from shoprank.shops import Shop
+from shoprank.training.profiles import PROFILE_NAMES
 
 TREND_DAYS = 7.0  # the baseline bundle's window (it has no validation targets to choose one on)
 TREND_WINDOWS: tuple[float | None, ...] = (1.0, 7.0, 30.0, 90.0, None)  # None: the whole training log
@@ -248,7 +249,8 @@ def _train_recommender(shop: Shop, profile: str, tune_trials: int, encoder: str,
     if not log.seqs.users:
         raise ValueError(f"shop {shop.name!r} has no events: nothing to learn recommendations from")
     n_items = len(log.catalogue)
-    text_length = int(PROFILES[profile]["text"]["max_length"]) if profile in PROFILES else DEFAULT_MAX_LENGTH
+    text_length = int(profile_settings(profile)["text"]["max_length"]) if profile in PROFILE_NAMES \
+        else DEFAULT_MAX_LENGTH
     vectors = item_vectors(shop, log, encoder, progress, text_length, ray=ray)
     split = log.split()
     if log_dir is None:
@@ -273,10 +275,10 @@ def _train_recommender(shop: Shop, profile: str, tune_trials: int, encoder: str,
 
 
 def stage_config(profile: str) -> Any:
-    """The ranking stage's settings of a training profile (``PROFILES[profile]["stage"]``; defaults otherwise)."""
+    """The ranking stage's settings of a training profile (its ``stage`` section; defaults otherwise)."""
     from shoprank.recommend.ranker import StageConfig
 
-    return StageConfig(**PROFILES.get(profile, {}).get("stage", {}))  # type: ignore[arg-type]
+    return StageConfig(**(profile_settings(profile).get("stage", {}) if profile in PROFILE_NAMES else {}))
 
 
 def _facts(shop: Shop, log: ShopLog) -> tuple[np.ndarray, np.ndarray, list[str]]:

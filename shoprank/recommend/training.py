@@ -1,7 +1,7 @@
 """Training SASRec: full or sampled softmax, AdamW, early stopping on validation NDCG@10.
 
-Training profiles are named settings: ``quick`` for demos (a few minutes), ``full`` for
-the quality figures.
+Training profiles (:mod:`shoprank.training.profiles`): ``demo`` and ``quick`` for a new shop (early stopping
+decides the epochs), ``full`` for the quality figures.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from shoprank.recommend.interactions import Sequences, pad_left
 from shoprank.recommend.sasrec import SASRec, SASRecConfig
 from shoprank.training.loop import TrainConfig, fit, seed_everything
+from shoprank.training.profiles import resolve
 
 
 @dataclass
@@ -32,21 +34,19 @@ class RecTrainConfig:
     extra: dict[str, float] = field(default_factory=dict)
 
 
-PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
-    "demo": {  # quick, shorter: what ``shoprank demo`` trains (item texts cut at 32 tokens)
-        "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
-        "train": {"epochs": 6, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
-                  "warmup_ratio": 0.05},
-        "run": {"negatives": 512, "eval_users": 10_000},
-        "text": {"max_length": 32},
-        "stage": {"max_users": 8_000},  # the ranker learns from fewer validation users: a shorter set-up
-    },
+PROFILES: dict[str, dict[str, Any]] = {  # by profile: sections of settings (shoprank.training.profiles)
     "quick": {  # early stopping decides: on a new shop the epochs its validation needs, at most 30
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
         "train": {"epochs": 30, "batch_size": 256, "learning_rate": 2e-3, "weight_decay": 0.05, "patience": 2,
                   "warmup_ratio": 0.05},
         "run": {"negatives": 512, "eval_users": 10_000},
         "text": {"max_length": 64},
+    },
+    "demo": {  # quick, shorter: what ``shoprank demo`` trains (item texts cut at 32 tokens)
+        "base": "quick",
+        "train": {"epochs": 6},
+        "text": {"max_length": 32},
+        "stage": {"max_users": 8_000},  # the ranker learns from fewer validation users: a shorter set-up
     },
     "full": {
         "model": {"d_model": 64, "n_layers": 2, "n_heads": 2, "dropout": 0.3, "max_len": 50},
@@ -58,11 +58,14 @@ PROFILES: dict[str, dict[str, dict[str, float | int | str]]] = {
 }
 
 
+def profile_settings(name: str) -> dict[str, dict[str, Any]]:
+    """The sections (model, train, run, text, stage) of a training profile, its base's underneath."""
+    return resolve(PROFILES, name)
+
+
 def profile_config(name: str, n_items: int, text_dim: int, **overrides: float | int | str) -> RecTrainConfig:
     """A named profile's config for a catalogue, with ``overrides`` (model, train or run fields by name)."""
-    if name not in PROFILES:
-        raise ValueError(f"unknown training profile {name!r}; valid profiles: {', '.join(PROFILES)}")
-    p = PROFILES[name]
+    p = resolve(PROFILES, name)
     model = {**p["model"], **{k: v for k, v in overrides.items() if k in SASRecConfig.__dataclass_fields__}}
     train = {**p["train"], **{k: v for k, v in overrides.items() if k in TrainConfig.__dataclass_fields__}}
     run = {**p["run"], **{k: v for k, v in overrides.items() if k in RecTrainConfig.__dataclass_fields__}}

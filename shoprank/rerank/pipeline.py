@@ -192,6 +192,14 @@ class Reranker:
         order = free + [item for item in adjusted if item.id in pinned]
         return place_pins(order, pins)
 
+    def only_filters(self, query: str | None = None, category: str | None = None) -> bool:
+        """True when re-ranking a request's list can only drop items (filters, stock, hide rules): no boost,
+        bury or pin in force, no diversity, no exploration. Its answer is then ``rules.filter`` of the list,
+        item by item, so a long list can be filtered without being re-ranked whole."""
+        if self.config.diversity > 0 or self.config.explore_share > 0:
+            return False
+        return not any(rule.action in ("boost", "bury", "pin") for rule in self.rules.active(query, category))
+
     def _eligible(self, products: Mapping[str, Product], now: float | None) -> Callable[[str], bool]:
         """New (created within ``explore_new_days``) or rarely shown (under ``explore_max_impressions``)."""
         cfg = self.config

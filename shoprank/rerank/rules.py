@@ -13,7 +13,7 @@ import json
 import math
 import re
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
@@ -292,20 +292,24 @@ class RuleSet:
         """Drop out-of-stock items (when on, unless the request asks for them with ``in_stock=False``),
         items failing the shop's or the request's filters, and items a hide rule in force targets. With
         filters set, an item with no known product is dropped."""
+        shown = self.shown(query=query, category=category, filters=filters)
+        return [item for item in fresh(items) if shown(item.id, products.get(item.id))]
+
+    def shown(self, *, query: str | None = None, category: str | None = None,
+              filters: SearchFilters | None = None) -> Callable[[str, Product | None], bool]:
+        """What :meth:`filter` keeps, one product at a time: ``shown(product_id, product or None)``."""
         hiders = [rule for rule in self.active(query, category) if rule.action == "hide"]
         checks = [f for f in (self.filters, filters) if f is not None and not f.is_empty()]
         hide_out_of_stock = self.hide_out_of_stock and not (filters is not None and filters.in_stock is False)
-        out: list[ScoredItem] = []
-        for item in fresh(items):
-            product = products.get(item.id)
+
+        def shown(product_id: str, product: Product | None) -> bool:
             if hide_out_of_stock and product is not None and not product.in_stock:
-                continue
+                return False
             if checks and (product is None or not all(f.matches(product) for f in checks)):
-                continue
-            if any(rule.targets(item.id, product) for rule in hiders):
-                continue
-            out.append(item)
-        return out
+                return False
+            return not any(rule.targets(product_id, product) for rule in hiders)
+
+        return shown
 
     def adjust(
         self,

@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
+from shoprank.data.limits import EVENT_GRADES
 from shoprank.data.records import Event
 from shoprank.evaluation.metrics import ndcg_at_k
 
 K = 10
-GRADES = {"click": 1.0, "add_to_cart": 2.0, "purchase": 3.0}
+GRADES = EVENT_GRADES  # the publish verdict grades traffic as search learns from it
 
 
 def recent_cutoff(timestamps: Sequence[float], share: float) -> float:

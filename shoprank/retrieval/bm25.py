@@ -181,12 +181,48 @@ class BM25Index:
     def query_terms(self, tokens: list[str]) -> np.ndarray:
         return np.unique(np.asarray(self._term_ids(tokens, False), dtype=np.int64))
 
-    def score(self, tokens: list[str]) -> np.ndarray:
-        """Weighted BM25 of every row, shape (rows,)."""
+    def term_weights(self, tokens: list[str], weights: Sequence[float] | None, terms: np.ndarray
+                     ) -> np.ndarray | None:
+        """The weight of each of ``terms`` (unique term ids, as :meth:`query_terms` gives them) from the per-token
+        ``weights``: a term given twice keeps its highest. None when every weight is 1 (the unweighted sum)."""
+        if weights is None:
+            return None
+        if len(weights) != len(tokens):
+            raise ValueError(f"weights: {len(weights)} given for {len(tokens)} tokens; give one per token")
+        if not all(math.isfinite(w) and w >= 0 for w in weights):
+            raise ValueError("weights must be finite and not negative")
+        best: dict[int, float] = {}
+        for token, weight in zip(tokens, weights, strict=True):
+            tid = self.vocab.get(token)
+            if tid is not None:
+                best[tid] = max(best.get(tid, 0.0), float(weight))
+        out = np.asarray([best[int(t)] for t in terms], np.float32)
+        return None if bool(np.all(out == 1.0)) else out
+
+    def score(self, tokens: list[str], weights: Sequence[float] | None = None) -> np.ndarray:
+        """Weighted BM25 of every row, shape (rows,). ``weights`` (one per token, default all 1): each term's
+        BM25 counts times its weight (a synonym added to the query counts less than a typed word)."""
         terms = self.query_terms(tokens)
         if len(terms) == 0:
             return np.zeros(self.combined.shape[0], np.float32)
-        return np.asarray(self.combined[:, terms].sum(axis=1)).ravel().astype(np.float32)
+        column_weights = self.term_weights(tokens, weights, terms)
+        if column_weights is None:
+            return np.asarray(self.combined[:, terms].sum(axis=1)).ravel().astype(np.float32)
+        return np.asarray(self.combined[:, terms] @ column_weights).ravel().astype(np.float32)
+
+    def expand(self, tokens: list[str], added: Sequence[tuple[str, float]]) -> tuple[list[str], list[float] | None]:
+        """``tokens`` (the typed query's, weight 1) with the analysed tokens of each ``(phrase, weight)`` in
+        ``added`` that the query lacks, and one weight per token: None when nothing was added or every weight
+        is 1 (so scoring is exactly the unweighted sum)."""
+        out, weights = list(tokens), [1.0] * len(tokens)
+        seen = set(out)
+        for phrase, weight in added:
+            for token in self.analyzer(phrase):
+                if token not in seen:
+                    seen.add(token)
+                    out.append(token)
+                    weights.append(float(weight))
+        return out, (None if all(w == 1.0 for w in weights) else weights)
 
     def term_blocks(self, tokens: list[str], rows: np.ndarray
                     ) -> tuple[np.ndarray, list[str], dict[str, np.ndarray], np.ndarray]:

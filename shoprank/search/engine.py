@@ -20,6 +20,7 @@ from shoprank.data.records import Product
 from shoprank.results import ScoredItem, SearchFilters
 from shoprank.search.locking import ReadWriteLock
 from shoprank.search.query_cache import QueryCache
+from shoprank.search.ranked import RankedSet
 from shoprank.search.stack import SearchStack
 
 KIND = "search"
@@ -167,31 +168,49 @@ class SearchEngine:
 
     # search ----------------------------------------------------------------------------------------
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None, expansion: Sequence[tuple[str, float]] = ()
+               ) -> tuple[list[ScoredItem], int]:
         """A page of the query's results (``k`` from ``offset``) and how many products match it.
 
         The matching set is :func:`shoprank.search.matching.result_set`: lexical matches and products at or
-        above the dense threshold, within ``filters``. Its BM25 top ``lexical_k`` and dense top ``dense_k``
-        are ordered by the ranker; the rest of the set follows them (BM25 order, then cosine), scored below
-        every ranked one. Whatever ``k``, the list is the same: asking for more never reorders the first ones.
-        A query nothing matches answers ``([], 0)``.
+        above the dense threshold, within ``filters``. The ranker orders its pool (the BM25 top ``lexical_k``
+        and dense top ``dense_k`` it was trained on) and the set's members among them come first; the rest of
+        the set follows them (BM25 order, then cosine), scored below every ranked one. Whatever ``k``, the list
+        is the same: asking for more never reorders the first ones. A query nothing matches answers ``([], 0)``.
 
         ``user_id`` personalises: products in the categories of the user's recent events gain up to
         :data:`PERSONAL_WEIGHT` of the score spread (score part ``personal``, reason "you like ...").
         ``explain``: only the first ``explain`` items carry score parts and reasons; the rest have the id and
         score alone (a caller that wants a long list only for its ids, e.g. facet counts, skips their cost).
+        ``expansion``: ``(phrase, weight)`` terms added to the query (the shop's synonyms): the dense tower, the
+        ranker and the reasons see the query with them appended; in BM25 (matching, candidates, lexical
+        features) each added token counts ``weight`` times its score, the typed ones 1.
         """
-        from shoprank.search.matching import result_set
-
         if k < 0 or offset < 0:
             raise ValueError("k and offset must not be negative")
+        explained = k if explain is None else max(0, min(explain, k))
+        ranked = self.search_set(query, filters, user_id, explain=(offset, offset + explained), expansion=expansion)
+        return ranked.items(offset, offset + k), ranked.total
+
+    def search_set(self, query: str, filters: SearchFilters | None = None, user_id: str | None = None,
+                   explain: tuple[int, int] | None = None, limit: int | None = None,
+                   expansion: Sequence[tuple[str, float]] = ()) -> RankedSet:
+        """The query's whole matching set, ranked (what :meth:`search` pages through): the ranked head as
+        results, the rest of the set as ids and products (:class:`~shoprank.search.ranked.RankedSet`).
+        ``explain``: the places of the head (start, stop) that carry score parts and reasons (None: all);
+        ``limit``: products listed (default :data:`~shoprank.search.matching.MATCH_LIMIT`; ``total`` counts
+        every match); ``expansion``: as :meth:`search`."""
+        from shoprank.search.matching import MATCH_LIMIT, result_set
+
         query = query.strip()
         if not query:
-            return [], 0
+            return RankedSet.empty()
         stack = self.stack
+        typed, query = query, " ".join([query, *(term for term, _ in expansion)])
         qvec = self.embed_query(query)  # outside the lock: the query tower does not change with the catalogue
         with self._lock.read():
-            tokens = stack.tokens(query)
+            tokens, weights = stack.bm25.expand(stack.tokens(typed), expansion) if expansion else \
+                (stack.tokens(typed), None)
             keep = None
             if filters is not None and not filters.is_empty():
                 products = stack.catalog.products
@@ -199,11 +218,14 @@ class SearchEngine:
                 def keep(rows: np.ndarray) -> np.ndarray:
                     return np.asarray([products[r] is not None and filters.matches(products[r]) for r in rows], bool)
 
-            matches = result_set(stack, tokens, qvec, keep)
-            cand = matches.pool  # the pool does not depend on k: a page of 10 and a run of 100 are cut from one list
+            matches = result_set(stack, tokens, qvec, keep, MATCH_LIMIT if limit is None else limit,
+                                 weights=weights)
+            cand = matches.pool  # the pool does not depend on the page: a page of 10 and a run of 100 share it
             if matches.total == 0:
-                return [], 0
-            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder)
+                return RankedSet.empty()
+            order, scores, feats = stack.rank(query, tokens, cand, self.use_cross_encoder, weights=weights)
+            shown = matches.member[order]  # the ranker orders its whole pool; the ranked head is its matches
+            order, scores = order[shown], scores[shown]
             liked = self.affinity(user_id) if user_id else {}
             personal = np.zeros(len(order))
             if liked:
@@ -213,42 +235,47 @@ class SearchEngine:
                 personal = PERSONAL_WEIGHT * (spread or 1.0) * share
                 again = np.argsort(-(scores + personal), kind="stable")
                 order, scores, personal = order[again], (scores + personal)[again], personal[again]
-            page = order[offset : offset + k]
-            from shoprank.ranking.features import FEATURES
-            from shoprank.text import words
+            head = self._explain(query, cand, order, scores, personal, feats,
+                                 (0, len(order)) if explain is None else explain)
+            ids, products = stack.catalog.ids, stack.catalog.products
+            rows = matches.tail.tolist()
+            floor = float(scores.min()) - 1.0 if len(scores) else 0.0
+            return RankedSet(head, [ids[r] for r in rows], [products[r] for r in rows], floor, matches.total)
 
-            query_words = [w for w in words(query)]
-            surface = surface_forms(query)
-            explained = len(page) if explain is None else max(0, min(explain, len(page)))
-            page_rows = cand.rows[page[:explained]]
-            page_titles = stack.titles.gather(page_rows, [stack.catalog.products[r] for r in page_rows],
-                                              stack.stats).title
-            items = []
-            for position, idx in enumerate(page):
-                row = int(cand.rows[idx])
-                if position >= explained:
-                    items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), {}, []))
-                    continue
-                product = stack.catalog.products[row]
-                parts = {"bm25": float(cand.bm25[idx]), "dense": float(cand.dense[idx])}
-                ce = feats[idx, FEATURES.index("ce")]
-                if np.isfinite(ce):
-                    parts["ce"] = float(ce)
-                parts["fusion"] = float(scores[offset + position] - personal[offset + position])
-                title = page_titles[position]
-                title_words = set(title.split()) if title is not None else set()
-                reasons = reasons_for(query_words, title_words, parts, surface)
-                if personal[offset + position] > 0:
-                    parts["personal"] = float(personal[offset + position])
-                    reasons.append(f"you like {leaf_category(product)}")
-                items.append(ScoredItem(stack.catalog.ids[row], float(scores[offset + position]), parts, reasons))
-            start, stop = max(0, offset - len(order)), max(0, offset + k - len(order))
-            if stop > start and len(matches.tail):  # past the ranked pool: the rest of the matching set
-                floor = float(scores.min()) - 1.0 if len(scores) else 0.0
-                ids = stack.catalog.ids
-                items += [ScoredItem(ids[int(row)], floor - 1e-3 * (start + n), {}, ["matches the query"])
-                          for n, row in enumerate(matches.tail[start:stop])]
-        return items, matches.total
+    def _explain(self, query: str, cand: Any, order: np.ndarray, scores: np.ndarray, personal: np.ndarray,
+                 feats: np.ndarray, explain: tuple[int, int]) -> list[ScoredItem]:
+        """The ranked head as results; places ``explain`` (start, stop) carry score parts and reasons."""
+        from shoprank.ranking.features import FEATURES
+        from shoprank.text import words
+
+        stack = self.stack
+        ids = stack.catalog.ids
+        start, stop = max(0, explain[0]), max(0, min(explain[1], len(order)))
+        query_words = [w for w in words(query)]
+        surface = surface_forms(query)
+        page_rows = cand.rows[order[start:stop]]
+        page_titles = stack.titles.gather(page_rows, [stack.catalog.products[r] for r in page_rows],
+                                          stack.stats).title if stop > start else []
+        items = []
+        for position, idx in enumerate(order):
+            row = int(cand.rows[idx])
+            if not start <= position < stop:
+                items.append(ScoredItem(ids[row], float(scores[position]), {}, []))
+                continue
+            product = stack.catalog.products[row]
+            parts = {"bm25": float(cand.bm25[idx]), "dense": float(cand.dense[idx])}
+            ce = feats[idx, FEATURES.index("ce")]
+            if np.isfinite(ce):
+                parts["ce"] = float(ce)
+            parts["fusion"] = float(scores[position] - personal[position])
+            title = page_titles[position - start]
+            title_words = set(title.split()) if title is not None else set()
+            reasons = reasons_for(query_words, title_words, parts, surface)
+            if personal[position] > 0:
+                parts["personal"] = float(personal[position])
+                reasons.append(f"you like {leaf_category(product)}")
+            items.append(ScoredItem(ids[row], float(scores[position]), parts, reasons))
+        return items
 
     def correction(self, query: str) -> str | None:
         """The query as the spelling index corrects it ("did you mean"), or None when it changes nothing."""
@@ -299,15 +326,7 @@ class SearchEngine:
             krows = rows[known]
             out: list[tuple[str, float]] = []
             if len(krows):
-                tokens = stack.tokens(query)
-                qvec = self.embed_query(query)
-                dense = stack.dense.cosine(qvec, krows)
-                ce = stack.cross_scores(query, krows) if stack.cross is not None else None
-                model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"
-                if model in stack.fusion:
-                    scores = stack.score(model, stack.features(query, tokens, krows, dense, ce))
-                else:
-                    scores = dense if ce is None else ce
+                scores = stack.judged_scores(query, stack.tokens(query), krows, self.embed_query(query))[0]
                 kids = [i for i, k in zip(ids, known, strict=True) if k]
                 out = sorted(zip(kids, scores.astype(float).tolist(), strict=True), key=lambda p: -p[1])
             floor = (min(s for _, s in out) if out else 0.0) - 1.0

@@ -111,14 +111,11 @@ def judged_reranking(stack: SearchStack, qset: QuerySet, queries: Sequence[str],
         if uvecs is not None:
             scores["untuned"] = untuned.rows(rows) @ uvecs[i]
             scores["hybrid"] = _rrf_scores(rows, scores["bm25"], scores["untuned"])
-        dense = stack.dense.cosine(qvecs[i], rows)
-        scores["dense"] = dense
-        ce = None
-        if stack.cross is not None:
-            ce = scores["cross"] = stack.cross_scores(q, rows)
-        model = "rerank" if ce is not None and "rerank" in stack.fusion else "fast"
-        if model in stack.fusion:
-            scores["fused"] = stack.score(model, stack.features(q, tokens, rows, dense, ce))
+        served, scores["dense"], ce, model = stack.judged_scores(q, tokens, rows, qvecs[i])  # the rerank door's
+        if ce is not None:
+            scores["cross"] = ce
+        if model is not None:
+            scores["fused"] = served
         for method, s in scores.items():
             ranked = [ids[j] for j in _order(s)]
             result.add(method, "ndcg@10", ndcg_at_k(ranked, gains, 10))

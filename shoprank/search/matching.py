@@ -11,10 +11,17 @@ that keeps 99% of the relevant validation products the un-thresholded candidate 
 bundle (``StackConfig.dense_threshold``). A stack without one (the untrained ``baseline``
 bundle, bundles published before) uses :data:`BASE_THRESHOLDS` for its encoder, chosen the same way on Home
 Depot's validation queries with the untuned encoder (``python -m bench.result_set --base``).
+
+The set decides which products are shown, not how they are ordered: the ranker orders the pool it was trained
+on (BM25 top ``lexical_k`` united with the dense top ``dense_k``, no threshold), whose pool-relative features
+(price against the pool's median, cosine against the pool's best) would shift if the set's absent members
+were taken out first, and the set's members keep that order. So the set only removes products from the
+ranking that had no result set: a relevant product leaves the first 100 only when it does not match.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,61 +45,86 @@ def dense_threshold(config: Any) -> float | None:
     return BASE_THRESHOLDS.get(config.encoder)
 
 
-def dense_matches(stack: Any, qvec: np.ndarray, threshold: float | None) -> tuple[np.ndarray, np.ndarray]:
-    """Live rows whose cosine with ``qvec`` is at least ``threshold``, most similar first, and their cosines.
-
-    Exact over the catalogue for a flat index; an HNSW index (large catalogues) answers from its top
-    ``dense_k``. ``threshold`` None: the top ``dense_k`` all match (an uncalibrated encoder)."""
-    if stack.lexical_only:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    alive = stack.catalog.alive
-    if threshold is None or stack.dense.kind == "hnsw":
-        rows, cos = stack.dense.search(qvec[None, :], stack.config.dense_k, alive)
-        rows, cos = rows[0], cos[0]
-        keep = rows >= 0
-        if threshold is not None:
-            keep &= cos >= threshold
-        return rows[keep].astype(np.int64), cos[keep].astype(np.float32)
-    cos = stack.dense.vectors @ np.asarray(qvec, np.float32)
-    rows = np.flatnonzero((cos >= threshold) & alive[: len(cos)])
-    order = np.lexsort((rows, -cos[rows]))
-    return rows[order].astype(np.int64), cos[rows[order]].astype(np.float32)
-
-
 @dataclass
 class ResultSet:
-    """A query's matching set, split in two: ``pool`` (the stack's :class:`~shoprank.search.stack.Candidates`:
-    the BM25 top ``lexical_k`` and the dense top ``dense_k`` of the matching set, which the ranker orders) and
-    ``tail`` (the rest, up to :data:`MATCH_LIMIT` in all, lexical matches in BM25 order, then dense ones by
-    cosine). ``total``: every matching product."""
+    """A query's matching set and the pool the ranker orders it in.
+
+    ``pool``: the stack's :class:`~shoprank.search.stack.Candidates` the ranker was trained on, the BM25 top
+    ``lexical_k`` united with the dense top ``dense_k`` with no threshold (within the request's filters), so
+    its pool-relative features (price against the pool's median, cosine against the pool's best) are the ones
+    it learned on; ``member``: which of them match (a lexical match, or cosine at or above the threshold): the
+    ranked head shows only those. ``tail``: the rest of the set, up to :data:`MATCH_LIMIT` in all, lexical
+    matches in BM25 order, then dense ones by cosine. ``total``: every matching product."""
 
     pool: Any
+    member: np.ndarray
     tail: np.ndarray
     total: int
 
 
+def _nearest(cos: np.ndarray, live: np.ndarray, k: int, keep: Any = None) -> np.ndarray:
+    """The ``k`` live rows (within ``keep``) of highest cosine, most similar first, ties by row: the top
+    ``k``, widened until ``k`` of them pass ``keep`` (or every live row was looked at)."""
+    rows = np.flatnonzero(live)
+    want = k if keep is None else 4 * k
+    while True:
+        if len(rows) > want:
+            cut = np.partition(cos[rows], len(rows) - want)[len(rows) - want]
+            top = rows[cos[rows] >= cut]  # every row tied with the last one: ties are broken by row below
+        else:
+            top = rows
+        top = top[np.lexsort((top, -cos[top]))]
+        if keep is not None and len(top):
+            top = top[keep(top)]
+        if len(top) >= k or want >= len(rows):
+            return top[:k]
+        want *= 4
+
+
 def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None,
-               limit: int = MATCH_LIMIT) -> ResultSet:
+               limit: int = MATCH_LIMIT, weights: Sequence[float] | None = None) -> ResultSet:
     """The products ``tokens`` / ``qvec`` match (see the module); ``keep(rows) -> bool mask`` restricts them
-    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill."""
+    (the request's filters) before the pool is taken, so a filter never empties a pool the set could fill.
+    ``weights``: one per token (:meth:`BM25Index.score`): they order the lexical matches, never decide them
+    (a product matching only a synonym weighted 0.5 still matches)."""
     from shoprank.search.stack import Candidates
 
     config = stack.config
-    scores = stack.bm25.score(tokens)
-    scores[~stack.catalog.alive[: len(scores)]] = 0.0
+    scores = stack.bm25.score(tokens, weights)
+    alive = stack.catalog.alive
+    scores[~alive[: len(scores)]] = 0.0
     lexical = np.flatnonzero(scores > 0)
-    dense_rows, _ = dense_matches(stack, qvec, dense_threshold(config))
-    if keep is not None:
-        lexical = lexical[keep(lexical)] if len(lexical) else lexical
-        dense_rows = dense_rows[keep(dense_rows)] if len(dense_rows) else dense_rows
+    if keep is not None and len(lexical):
+        lexical = lexical[keep(lexical)]
     lexical = lexical[np.lexsort((lexical, -scores[lexical]))]  # best first, ties by row
+    threshold = dense_threshold(config)
+    if stack.lexical_only:
+        near = dense_rows = np.zeros(0, np.int64)
+    elif threshold is None or stack.dense.kind == "hnsw":
+        rows, cos = stack.dense.search(qvec[None, :], config.dense_k, alive)
+        rows, cos = rows[0], cos[0]
+        found = rows >= 0
+        rows, cos = rows[found].astype(np.int64), cos[found]
+        if keep is not None and len(rows):
+            kept = keep(rows)
+            rows, cos = rows[kept], cos[kept]
+        near = rows  # the dense top dense_k, most similar first
+        dense_rows = rows if threshold is None else rows[cos >= threshold]
+    else:  # a flat index: exact over the catalogue
+        cos_all = stack.dense.vectors @ np.asarray(qvec, np.float32)
+        live = alive[: len(cos_all)]
+        dense_rows = np.flatnonzero((cos_all >= threshold) & live)
+        dense_rows = dense_rows[np.lexsort((dense_rows, -cos_all[dense_rows]))]
+        if keep is not None and len(dense_rows):
+            dense_rows = dense_rows[keep(dense_rows)]
+        near = _nearest(cos_all, live, config.dense_k, keep)
     dense_only = dense_rows[~np.isin(dense_rows, lexical)]
     total = len(lexical) + len(dense_only)
-    pool = np.asarray(list(dict.fromkeys([*lexical[: config.lexical_k].tolist(),
-                                          *dense_rows[: config.dense_k].tolist()])), np.int64)
+    pool = np.asarray(list(dict.fromkeys([*lexical[: config.lexical_k].tolist(), *near.tolist()])), np.int64)
+    member = np.isin(pool, lexical) | np.isin(pool, dense_rows)
     rest = np.concatenate([lexical[config.lexical_k:], dense_only])
     rest = rest[~np.isin(rest, pool)]  # a lexical match past lexical_k may be in the pool by its dense rank
-    tail = rest[: max(0, limit - len(pool))].astype(np.int64)
+    tail = rest[: max(0, limit - int(member.sum()))].astype(np.int64)
     dense = stack.dense.cosine(qvec, pool) if len(pool) and not stack.lexical_only else \
         np.zeros(len(pool), np.float32)
-    return ResultSet(Candidates(pool, scores[pool], dense, total), tail, total)
+    return ResultSet(Candidates(pool, scores[pool], dense, total), member, tail, total)

@@ -18,10 +18,10 @@ from typing import Any
 
 from shoprank.search.data import TEST_SHARE
 from shoprank.shops import Shop
+from shoprank.training.profiles import PROFILE_NAMES
 
 log = logging.getLogger("shoprank.search")
 
-PROFILES = ("demo", "quick", "full")
 LABELS = ("auto", "judgments", "behaviour", "both")
 CORRECTIONS = ("harvest", "em", "none")
 FREEZE = ("none", "lower", "all")
@@ -71,7 +71,7 @@ class SearchTraining:
     """CPU threads for LightGBM (the caller sets PyTorch's)."""
 
     def __post_init__(self) -> None:
-        _choice("profile", self.profile, PROFILES)
+        _choice("profile", self.profile, PROFILE_NAMES)
         _choice("labels", self.labels, LABELS)
         _choice("correction", self.correction, CORRECTIONS)
         if self.cross_freeze is not None:

@@ -209,11 +209,12 @@ class SearchStack:
         return f"{'int8' if info.quantized else 'float'} ONNX, cosine with PyTorch >= {info.min_cosine:.4f}"
 
     def candidates(self, tokens: list[str], qvec: np.ndarray, lexical_k: int | None = None,
-                   dense_k: int | None = None) -> Candidates:
-        """BM25 top ``lexical_k`` united with ANN top ``dense_k`` (live rows only)."""
+                   dense_k: int | None = None, weights: Sequence[float] | None = None) -> Candidates:
+        """BM25 top ``lexical_k`` united with ANN top ``dense_k`` (live rows only); ``weights``: one per token
+        (:meth:`BM25Index.score`, default all 1)."""
         lexical_k = self.config.lexical_k if lexical_k is None else lexical_k
         dense_k = self.config.dense_k if dense_k is None else dense_k
-        scores = self.bm25.score(tokens)
+        scores = self.bm25.score(tokens, weights)
         scores[~self.catalog.alive[: len(scores)]] = 0.0
         positive = np.flatnonzero(scores > 0)
         if len(positive) > lexical_k:
@@ -229,28 +230,45 @@ class SearchStack:
                           self.dense.cosine(qvec, rows), matched)
 
     def features(self, query: str, tokens: list[str], rows: np.ndarray, dense: np.ndarray,
-                 ce: np.ndarray | None = None) -> np.ndarray:
+                 ce: np.ndarray | None = None, weights: Sequence[float] | None = None) -> np.ndarray:
         products = [self.catalog.products[r] for r in rows]
-        return compute_features(self.bm25, tokens, query, rows, products, dense, ce, self.stats, self.titles)
+        return compute_features(self.bm25, tokens, query, rows, products, dense, ce, self.stats, self.titles,
+                                weights)
 
     def cross_scores(self, query: str, rows: np.ndarray) -> np.ndarray:
         texts = [product_text(self.catalog.products[r]) for r in rows]
         return self.cross.score([query] * len(rows), texts)
+
+    def judged_scores(self, query: str, tokens: list[str], rows: np.ndarray, qvec: np.ndarray
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, str | None]:
+        """Scores of the given catalogue rows for ``query``: what re-ranking a given list serves
+        (``SearchEngine.rerank``, ``shoprank run rerank``) and what the judged re-ranking protocol scores.
+
+        Returns (scores, dense cosines, cross-encoder scores or None, the fusion model used or None): the
+        ``rerank`` ranker with the cross-encoder loaded, else ``fast``; without one, the cross-encoder's or the
+        dense scores."""
+        dense = self.dense.cosine(qvec, rows)
+        ce = self.cross_scores(query, rows) if self.cross is not None else None
+        model = "rerank" if ce is not None and "rerank" in self.fusion else "fast"
+        if model in self.fusion:
+            return self.score(model, self.features(query, tokens, rows, dense, ce)), dense, ce, model
+        return (dense if ce is None else ce), dense, ce, None
 
     def score(self, model: str, feats: np.ndarray) -> np.ndarray:
         ranker = self.fusion[model]
         columns = [FEATURES.index(f) for f in ranker.features]
         return ranker.predict(feats[:, columns])
 
-    def rank(self, query: str, tokens: list[str], cand: Candidates, use_cross: bool, qvec: np.ndarray | None = None
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def rank(self, query: str, tokens: list[str], cand: Candidates, use_cross: bool, qvec: np.ndarray | None = None,
+             weights: Sequence[float] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Order candidates: ``fast`` fusion, then (``use_cross``) the cross-encoder on its top and ``full``.
+        ``weights``: one per token, for the lexical features (:func:`compute_features`).
 
         Returns (order of candidate positions, scores in that order, features)."""
         if not self.fusion:  # no model reads the features: BM25 alone or reciprocal-rank fusion orders
             feats = np.full((len(cand.rows), len(FEATURES)), np.nan, np.float32)
         else:
-            feats = self.features(query, tokens, cand.rows, cand.dense)
+            feats = self.features(query, tokens, cand.rows, cand.dense, weights=weights)
         if "fast" in self.fusion:
             fast = self.score("fast", feats)
         elif self.lexical_only:
@@ -264,7 +282,7 @@ class SearchStack:
         top = np.argsort(-fast, kind="stable")[: self.config.rerank_top]
         ce = np.full(len(cand.rows), np.nan, np.float32)
         ce[top] = self.cross_scores(query, cand.rows[top])
-        feats = self.features(query, tokens, cand.rows, cand.dense, ce)
+        feats = self.features(query, tokens, cand.rows, cand.dense, ce, weights)
         full = self.score("full", feats)
         order = np.argsort(-full, kind="stable")
         return order, full[order], feats

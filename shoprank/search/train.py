@@ -29,6 +29,7 @@ from shoprank.ranking.fusion import FusionConfig, FusionRanker
 from shoprank.search.data import QuerySet, SearchData
 from shoprank.search.stack import FAST_FEATURES, SearchStack, StackConfig, product_text
 from shoprank.training.loop import TrainConfig
+from shoprank.training.profiles import resolve
 
 Report = Callable[[str], None]
 
@@ -62,40 +63,47 @@ def split_training(data: SearchData, config: SearchTrainConfig) -> Any:
                           seed=config.seed + 1)
 
 
-def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
-    """Training profiles sized for a 2-core CPU machine (each names what it samples).
+_ENCODER_TRAIN = {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "freeze": "lower"}
 
-    ``quick``: 2,000 query-encoder pairs, 1,000 cross-encoder pairs, one epoch, lower layers frozen,
-    150 fusion queries (a few minutes once the catalogue's base vectors are cached).
-    ``full``: 6,000 query-encoder pairs, 20,000 cross-encoder pairs (every layer fine-tuned), one epoch
-    with validation every 60-150 steps for early stopping, every fusion query (~21 minutes on Home Depot).
-    ``demo``: ``quick`` with product texts cut at 16 tokens for the vectors (title and brand, mostly):
-    embedding the catalogue is most of a CPU's training time, and this halves it (``shoprank demo``).
+PROFILES: dict[str, dict[str, dict[str, Any]]] = {
+    "quick": {  # 2,000 query-encoder pairs, 1,000 cross-encoder pairs, lower layers frozen, 150 fusion queries
+        "stack": {"rerank_top": 10},
+        "biencoder_train": _ENCODER_TRAIN,
+        "cross": {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "freeze": "lower", "patience": 0},
+        "run": {"cross_max_length": 40, "mined_negatives": 1, "max_model_queries": 1500, "max_fusion_queries": 150,
+                "max_valid_queries": 80, "max_fusion_valid_queries": 80, "max_biencoder_examples": 2000,
+                "max_cross_pairs": 1000},
+    },
+    "demo": {  # quick, with product texts cut at 16 tokens for the vectors
+        "base": "quick",
+        "stack": {"doc_max_length": 16},
+    },
+    "full": {  # 6,000 query-encoder pairs, 20,000 cross-encoder pairs (every layer), every fusion query
+        "stack": {"rerank_top": 10},
+        "biencoder_train": _ENCODER_TRAIN,
+        "biencoder": {"eval_every": 60},
+        "cross": {"epochs": 1, "batch_size": 32, "learning_rate": 5e-5, "freeze": "none", "patience": 1},
+        "run": {"cross_max_length": 40, "cross_eval_every": 150, "mined_negatives": 1, "max_fusion_queries": None,
+                "max_valid_queries": 100, "max_biencoder_examples": 6000, "max_cross_pairs": 20000},
+    },
+}
+
+
+def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
+    """A training profile of :data:`PROFILES` (:mod:`shoprank.training.profiles`), sized for a 2-core CPU machine.
+
+    ``quick``: a few minutes once the catalogue's base vectors are cached. ``full``: one epoch with validation
+    every 60-150 steps for early stopping, every fusion query (~21 minutes on Home Depot). ``demo``: ``quick``
+    with product texts cut at 16 tokens for the vectors (title and brand, mostly): embedding the catalogue is
+    most of a CPU's training time, and this halves it (``shoprank demo``).
     Chinese shops use the frozen multilingual e5 encoder and no cross-encoder (MiniLM is English)."""
-    stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder")
-    if name in ("quick", "demo"):
-        config = SearchTrainConfig(
-            profile="quick", stack=replace(stack, rerank_top=10),
-            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
-                                                             freeze="lower")),
-            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="lower", patience=0),
-            cross_max_length=40, mined_negatives=1, max_model_queries=1500, max_fusion_queries=150,
-            max_valid_queries=80, max_fusion_valid_queries=80, max_biencoder_examples=2000, max_cross_pairs=1000,
-        )
-        if name == "demo":
-            config.profile = "demo"
-            config.stack = replace(config.stack, doc_max_length=16)
-    elif name == "full":
-        config = SearchTrainConfig(
-            profile="full", stack=replace(stack, rerank_top=10),
-            biencoder=BiEncoderTrainConfig(train=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5,
-                                                             freeze="lower"), eval_every=60),
-            cross=TrainConfig(epochs=1, batch_size=32, learning_rate=5e-5, freeze="none", patience=1),
-            cross_max_length=40, cross_eval_every=150, mined_negatives=1, max_fusion_queries=None,
-            max_valid_queries=100, max_biencoder_examples=6000, max_cross_pairs=20000,
-        )
-    else:
-        raise ValueError(f"unknown training profile {name!r}; valid profiles: demo, quick, full")
+    p = resolve(PROFILES, name)
+    stack = StackConfig(language=language, encoder="e5" if language == "zh" else "biencoder", **p["stack"])
+    config = SearchTrainConfig(
+        profile=name, stack=stack,
+        biencoder=BiEncoderTrainConfig(train=TrainConfig(**p["biencoder_train"]), **p.get("biencoder", {})),
+        cross=TrainConfig(**p["cross"]), **p["run"],
+    )
     if language == "zh":
         config.biencoder = None
         config.cross = None

@@ -10,6 +10,7 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -195,23 +196,38 @@ def _refuse(problems: list[dict[str, Any]], name: str, total: int) -> ApiError:
                     f"{name} was stored", first["field"], details=problems[:MAX_REPORTED])
 
 
-def _put_faq(state: ShopState, rows: list[Any], replace: bool, values: Any) -> dict[str, Any]:
-    entries, problems, seen = [], [], {}
+def _parse_rows(rows: list[Any], name: str, parse: Callable[[dict[str, Any]], Any],
+                check: Callable[[Any, int], tuple[str, str] | None] | None = None) -> tuple[list[Any], list[Any]]:
+    """The rows of a body's ``name`` list through ``parse``: (records, problems), each problem naming
+    ``name[i].field``. ``check(record, i)``: the (field, message) refusing a parsed record, or None."""
+    records, problems = [], []
     for i, raw in enumerate(rows):
         if not isinstance(raw, dict):
-            problems.append({"index": i, "field": f"entries[{i}]", "message": "must be a JSON object"})
+            problems.append({"index": i, "field": f"{name}[{i}]", "message": "must be a JSON object"})
             continue
         try:
-            entry = parse_faq_entry(raw)
+            record = parse(raw)
         except RecordError as exc:
-            problems.append({"index": i, "field": f"entries[{i}].{exc.field}", "message": exc.message})
+            problems.append({"index": i, "field": f"{name}[{i}].{exc.field}", "message": exc.message})
             continue
+        refused = check(record, i) if check is not None else None
+        if refused is not None:
+            problems.append({"index": i, "field": f"{name}[{i}].{refused[0]}", "message": refused[1]})
+            continue
+        records.append(record)
+    return records, problems
+
+
+def _put_faq(state: ShopState, rows: list[Any], replace: bool, values: Any) -> dict[str, Any]:
+    seen: dict[str, int] = {}
+
+    def once(entry: Any, i: int) -> tuple[str, str] | None:
         if entry.id in seen:
-            problems.append({"index": i, "field": f"entries[{i}].id",
-                             "message": f"duplicate id {entry.id[:100]!r} (first at entries[{seen[entry.id]}])"})
-            continue
+            return "id", f"duplicate id {entry.id[:100]!r} (first at entries[{seen[entry.id]}])"
         seen[entry.id] = i
-        entries.append(entry)
+        return None
+
+    entries, problems = _parse_rows(rows, "entries", parse_faq_entry, once)
     if values is not None and (not isinstance(values, dict) or not all(
             isinstance(k, str) and isinstance(v, str | int | float) and not isinstance(v, bool) and len(str(v)) < 2000
             for k, v in values.items())):
@@ -256,21 +272,13 @@ def get_faq(request: Request, shop: str, _: Annotated[Principal, Depends(require
 
 def _store_conversations(state: ShopState, rows: list[Any]) -> dict[str, int]:
     known = {e.id for e in state.store.faq_entries()}
-    records, problems = [], []
-    for i, raw in enumerate(rows):
-        if not isinstance(raw, dict):
-            problems.append({"index": i, "field": f"conversations[{i}]", "message": "must be a JSON object"})
-            continue
-        try:
-            record = parse_conversation(raw)
-        except RecordError as exc:
-            problems.append({"index": i, "field": f"conversations[{i}].{exc.field}", "message": exc.message})
-            continue
+
+    def answered_by_a_known_entry(record: Any, _: int) -> tuple[str, str] | None:
         if record.faq_id is not None and record.faq_id not in known:
-            problems.append({"index": i, "field": f"conversations[{i}].faq_id",
-                             "message": f"unknown FAQ entry {record.faq_id[:100]!r}; put the FAQ first"})
-            continue
-        records.append(record)
+            return "faq_id", f"unknown FAQ entry {record.faq_id[:100]!r}; put the FAQ first"
+        return None
+
+    records, problems = _parse_rows(rows, "conversations", parse_conversation, answered_by_a_known_entry)
     if problems:
         raise _refuse(problems, "conversations", len(rows))
     try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from shoprank.serving import (
     read_routes,
     rules_routes,
     sentiment_routes,
+    settings_routes,
     suggest_routes,
     synonym_routes,
     write_routes,
@@ -88,7 +92,8 @@ def create_app(
             impressions.close()
             registry.close()
             token = getattr(app.state, "local_token", None)
-            if token:  # here, not after server.run(): uvicorn re-raises SIGTERM once the shutdown is done
+            if token and getattr(app.state, "local_owner", False):
+                # here, not after server.run(): uvicorn re-raises SIGTERM once the shutdown is done
                 from shoprank import local
 
                 local.withdraw(home, token)
@@ -106,6 +111,7 @@ def create_app(
     app.include_router(read_routes.router)
     app.include_router(write_routes.router)
     app.include_router(rules_routes.router)
+    app.include_router(settings_routes.router)
     app.include_router(answer_routes.router)
     app.include_router(sentiment_routes.router)
     app.include_router(analytics_routes.router)
@@ -177,6 +183,42 @@ def build_server(
     return server, app
 
 
+WORKER_SPEC = "SHOPRANK_SERVE_WORKER"
+"""The environment variable that tells a worker process of ``shoprank serve --workers N`` what to serve."""
+
+
+def worker_app() -> FastAPI:
+    """The app of one worker process (uvicorn calls this factory in each process it starts)."""
+    spec = json.loads(os.environ[WORKER_SPEC])
+    logging.basicConfig(level=spec["log_level"].upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    app = create_app(spec["home"], open_access=spec["open_access"], config=ServingConfig(**spec["config"]),
+                     threads=True)
+    app.state.local_token = spec["local_token"]  # the parent announced it and withdraws it
+    return app
+
+
+def _run_workers(home: str | Path, host: str, port: int, open_access: bool, config: ServingConfig,
+                 access_log: bool, log_level: str) -> None:
+    """``config.workers`` processes on one listening socket, supervised (and restarted) by uvicorn."""
+    import importlib.util
+
+    import uvicorn
+
+    from shoprank import local
+
+    token = local.announce(home, host, port)
+    os.environ[WORKER_SPEC] = json.dumps({"home": str(home), "open_access": open_access, "config": asdict(config),
+                                          "local_token": token, "log_level": log_level})
+    fast_http = importlib.util.find_spec("httptools") is not None
+    try:
+        uvicorn.run("shoprank.serving.app:worker_app", factory=True, workers=config.workers, host=host, port=port,
+                    log_level=log_level, access_log=access_log, timeout_graceful_shutdown=10,
+                    loop="uvloop" if importlib.util.find_spec("uvloop") is not None else "asyncio",
+                    http="shoprank.serving.protocol:" + ("JsonHttpToolsProtocol" if fast_http else "JsonH11Protocol"))
+    finally:
+        local.withdraw(home, token)
+
+
 def run(
     home: str | Path,
     host: str = "127.0.0.1",
@@ -190,9 +232,14 @@ def run(
     """Serve ``home`` with uvicorn until interrupted (``shoprank serve`` calls this)."""
     from shoprank import local
 
+    config = config or ServingConfig()
+    if config.workers > 1:
+        _run_workers(home, host, port, open_access, config, access_log, log_level)
+        return
     server, app = build_server(home, host, port, open_access, config=config, access_log=access_log,
                                log_level=log_level)
     app.state.local_token = local.announce(home, host, port)  # so CLI queries reuse this server's engines
+    app.state.local_owner = True
     try:
         server.run()
     finally:

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 class ServingConfig:
     """Limits and timings of one server process."""
 
+    workers: int = 1
+    """Server processes answering on one port (about the number of cores). Each loads the engines itself (the
+    index arrays it memory-maps are shared through the page cache) and follows the store like a replica;
+    ``/metrics`` and ``/admin/status`` describe the process that answered."""
     max_body_bytes: int = 10 * 1024 * 1024
     """Request bodies above this are refused with 413, from Content-Length before reading and while streaming."""
     max_batch: int = 10_000
@@ -53,7 +57,8 @@ class ServingConfig:
     """Impressions older than this are deleted (at start and hourly); 0 keeps them forever."""
 
     def __post_init__(self) -> None:
-        for name in ("max_body_bytes", "max_batch", "max_in_flight", "facet_candidates", "engine_concurrency"):
+        for name in ("workers", "max_body_bytes", "max_batch", "max_in_flight", "facet_candidates",
+                     "engine_concurrency"):
             if getattr(self, name) < 1:
                 raise ValueError(f"ServingConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.engine_threads < 0:

@@ -3,8 +3,8 @@
 The read routes ask :func:`arm_for` which experiment a request falls in; :func:`run_arm` then answers it with
 the variant's engine (a model version other than the one served is loaded once and kept), re-ranking
 (diversity λ, business rules on or off), or, for interleaving, the team-draft merge of both variants' lists.
-A variant engine is loaded from its bundle as it was published; products written since are the shop's served
-engine's alone until that version is served.
+A variant engine is loaded once from its bundle and kept on the shop's state, where catalogue writes reach it as
+they reach the served engine.
 """
 
 from __future__ import annotations
@@ -27,12 +27,11 @@ from shoprank.cascade import Request as Ask
 from shoprank.cascade.base import Page
 from shoprank.serving.errors import ApiError
 from shoprank.serving.impressions import new_request_id
-from shoprank.serving.registry import ShopState
+from shoprank.serving.registry import ShopState, catch_up
 
 CACHE_SECONDS = 2.0
 """How long a process trusts its copy of a shop's experiments (another replica's change shows after this)."""
 _cache: dict[int, tuple[float, Any, dict[str, Experiment]]] = {}
-_engines: dict[tuple[str, str, str], Any] = {}
 _engine_lock = threading.Lock()
 
 
@@ -114,15 +113,18 @@ def variant_engine(state: ShopState, kind: str, choice: str, served: Any, loader
         version = baselines[-1]
     if version == getattr(served, "version", None):
         return served
-    key = (str(state.shop.models_path), kind, version)
     with _engine_lock:
-        engine = _engines.get(key)
+        engine = state.variants.get((kind, version))
         if engine is None:
+            before = state.store.catalog_version()
             try:
-                engine = _engines[key] = _load_version(loaders, state, kind, version)
+                engine = _load_version(loaders, state, kind, version)
             except Exception as exc:  # deleted or broken since the experiment started
                 raise ApiError(503, "model_unavailable", f"the experiment's {kind} model {version} cannot be "
                                f"loaded: {exc}"[:300], headers={"Retry-After": "30"}) from None
+            with state.write_lock:  # writes acknowledged while it loaded, then every later one (apply_to_engines)
+                catch_up(state, kind, engine, before)
+                state.variants[(kind, version)] = engine
     return engine
 
 

@@ -43,3 +43,11 @@ def http_protocol(fast: bool) -> type[asyncio.Protocol]:
     from uvicorn.protocols.http.h11_impl import H11Protocol
 
     return with_json_errors(H11Protocol)
+
+
+def __getattr__(name: str) -> type[asyncio.Protocol]:
+    """The two protocol classes by name, for uvicorn's import strings in worker processes
+    (``shoprank.serving.protocol:JsonHttpToolsProtocol``): a class made by a function cannot be pickled."""
+    if name in ("JsonHttpToolsProtocol", "JsonH11Protocol"):
+        return http_protocol(name == "JsonHttpToolsProtocol")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -92,6 +92,9 @@ class ShopState:
     slots: dict[str, Slot] = field(default_factory=dict)
     rerank: Any = None
     """The shop's :class:`~shoprank.rerank.shop.ShopReranking` (rules and re-ranking settings)."""
+    variants: dict[tuple[str, str], Any] = field(default_factory=dict)
+    """(kind, version) -> the engine of another bundle version a running experiment's variant serves; catalogue
+    writes reach these as they reach the served engines (:func:`apply_to_engines`)."""
     write_lock: threading.Lock = field(default_factory=threading.Lock)
     """Held by writes (store + engine update) and by the final step of a swap, never by reads."""
     reload_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -281,14 +284,7 @@ class EngineRegistry:
 
     def _catch_up(self, state: ShopState, kind: str, engine: Any, since: int) -> None:
         """Apply catalogue writes acknowledged while ``engine`` was loading."""
-        changed, deleted, _ = state.store.products_changed_since(since)
-        if kind == "search":
-            if changed:
-                engine.upsert_products(changed)
-            if deleted:
-                engine.delete_products(deleted)
-        elif changed:
-            engine.add_products(changed)
+        catch_up(state, kind, engine, since)
 
     def check_for_updates(self, bundles: bool = True) -> None:
         """One watcher tick: follow the stores' change feeds of open shops; with ``bundles``, also pick up
@@ -390,14 +386,28 @@ def sync_shop(state: ShopState) -> None:
             apply_to_engines(state, changed, deleted)
 
 
-def apply_to_engines(state: ShopState, products: list[Any], deleted: list[str]) -> None:
-    """Make catalogue changes visible to the shop's engines (incremental index updates)."""
-    search = state.slots["search"].engine
-    recommend = state.slots["recommend"].engine
-    if search is not None:
+def catch_up(state: ShopState, kind: str, engine: Any, since: int) -> None:
+    """Apply to ``engine`` the catalogue writes acknowledged since the store's catalogue version ``since``
+    (while it was loading). Call with ``state.write_lock`` held."""
+    changed, deleted, _ = state.store.products_changed_since(since)
+    _apply(kind, engine, changed, deleted)
+
+
+def _apply(kind: str, engine: Any, products: list[Any], deleted: list[str]) -> None:
+    if kind == "search":
         if products:
-            search.upsert_products(products)
+            engine.upsert_products(products)
         if deleted:
-            search.delete_products(deleted)
-    if recommend is not None and products:
-        recommend.add_products(products)
+            engine.delete_products(deleted)
+    elif products:
+        engine.add_products(products)
+
+
+def apply_to_engines(state: ShopState, products: list[Any], deleted: list[str]) -> None:
+    """Make catalogue changes visible to the shop's engines, the served ones and the experiments' other
+    versions (incremental index updates). Call with ``state.write_lock`` held."""
+    engines = [(kind, state.slots[kind].engine) for kind in KINDS]
+    engines += [(kind, engine) for (kind, _), engine in list(state.variants.items())]
+    for kind, engine in engines:
+        if engine is not None:
+            _apply(kind, engine, products, deleted)

@@ -25,7 +25,10 @@ _cache: dict[int, tuple[float, Any, Any]] = {}
 SYNONYMS_SCHEMA = {"type": "object", "required": ["synonyms"],
                    "properties": {"synonyms": {"type": "array", "items": {},
                                                "description": "'couch, sofa, settee' (multi-way) or "
-                                                              "'tv => television' (one-way)"}}}
+                                                              "'tv => television' (one-way)"},
+                                  "weight": {"type": "number", "exclusiveMinimum": 0, "maximum": 1,
+                                             "description": "BM25 weight of the terms synonyms add (typed "
+                                                            "terms: 1); the default when absent"}}}
 
 
 def synonyms_of(state: ShopState) -> Any:
@@ -63,10 +66,11 @@ def get_synonyms(request: Request, shop: str, _: Reader) -> Response:
             openapi_extra={"requestBody": {"required": True,
                                            "content": {"application/json": {"schema": SYNONYMS_SCHEMA}}}})
 async def put_synonyms(request: Request, shop: str, _: Writer) -> Response:
-    """Replace the shop's synonyms whole (refused whole, naming the rule, when any is bad)."""
+    """Replace the shop's synonyms whole, and the weight their added terms count with (refused whole, naming the
+    rule or ``weight``, when any is bad)."""
     from shoprank.synonyms import SynonymError, Synonyms, save_synonyms
 
-    data = await read_json(request)
+    data = await read_json(request, records=True)  # NaN / Infinity reach the checks, which name the field
     try:
         synonyms = Synonyms.from_dict(data)
     except SynonymError as exc:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from shoprank.synonyms.mine import MiningConfig, mine_synonyms
 from shoprank.synonyms.rules import (
+    DEFAULT_WEIGHT,
     Expansion,
+    ExpansionConfig,
     SynonymError,
     SynonymRule,
     Synonyms,
@@ -13,5 +15,5 @@ from shoprank.synonyms.rules import (
     save_synonyms,
 )
 
-__all__ = ["Expansion", "MiningConfig", "SynonymError", "SynonymRule", "Synonyms", "explain", "load_synonyms",
-           "mine_synonyms", "save_synonyms"]
+__all__ = ["DEFAULT_WEIGHT", "Expansion", "ExpansionConfig", "MiningConfig", "SynonymError", "SynonymRule",
+           "Synonyms", "explain", "load_synonyms", "mine_synonyms", "save_synonyms"]

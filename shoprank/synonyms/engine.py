@@ -1,9 +1,9 @@
 """A search engine with the shop's synonyms: its lexical (and dense) retrieval sees the expanded query, while
 the cascade, the re-ranking rules, spelling correction and the answer keep the query as typed.
 
-Wrapping the engine keeps the engines themselves unaware of synonyms: every added term counts as one more query
-term (the engine's BM25 gives it the weight of any other term; Elasticsearch's query-time synonyms do the same),
-and each result's reasons say which matched word stood for which typed one.
+Wrapping the engine keeps the engines themselves unaware of synonyms: the engine gets the typed query and the
+added terms with the shop's weight (``expansion``), scores each added term's BM25 times that weight (a typed
+term: 1), and each result's reasons say which matched word stood for which typed one.
 """
 
 from __future__ import annotations
@@ -26,10 +26,27 @@ class WithSynonyms:
 
     def search(self, query: str, *args: Any, **kwargs: Any) -> Any:
         expansion = self.synonyms.expand(query)
-        items, total = self.engine.search(expansion.text, *args, **kwargs)
-        if expansion.added:
-            items = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in items]
-        return items, total
+        if not expansion.added:
+            return self.engine.search(query, *args, **kwargs)
+        items, total = self.engine.search(query, *args, expansion=expansion.weighted(), **kwargs)
+        return [replace(item, reasons=explain(item.reasons, expansion.added)) for item in items], total
+
+    @property
+    def search_set(self) -> Any:
+        """The engine's ``search_set`` with the synonyms applied (AttributeError when the engine has none)."""
+        inner = self.engine.search_set
+
+        def search_set(query: str, *args: Any, **kwargs: Any) -> Any:
+            expansion = self.synonyms.expand(query)
+            if not expansion.added:
+                return inner(query, *args, **kwargs)
+            ranked = inner(query, *args, expansion=expansion.weighted(), **kwargs)
+            if expansion.added:
+                ranked.head = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in ranked.head]
+                ranked.tail_reasons = tuple(explain(list(ranked.tail_reasons), expansion.added))
+            return ranked
+
+        return search_set
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.engine, name)

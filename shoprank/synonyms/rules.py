@@ -8,10 +8,15 @@ Two kinds, in the syntax most engines share (Solr, Elasticsearch):
 Terms are phrases of up to ``MAX_WORDS`` words, matched on whole words of the normalised (casefolded) query.
 Expansion goes one step (``a => b`` and ``b => c`` do not make ``a`` find ``c``), and one-way rules may not
 form a loop (``a => b``, ``b => a``: write ``a, b`` instead). A set is refused whole, naming the rule.
+
+An added term counts less than a typed one: in BM25 its score is multiplied by the shop's ``weight``
+(:class:`ExpansionConfig`, one for all the shop's sets, default :data:`DEFAULT_WEIGHT`), so a product with the
+word the shopper typed outranks one with only its synonym, other things equal.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -25,6 +30,9 @@ MAX_TERMS_PER_SET = 32
 MAX_TERMS = 10_000
 MAX_TERM_CHARS = 64
 MAX_WORDS = 4
+DEFAULT_WEIGHT = 0.5
+"""BM25 weight of an added synonym's terms (typed terms: 1). Chosen on Home Depot's validation queries by
+``python -m bench.synonyms`` (see ``docs/benchmarks.md``)."""
 
 
 class SynonymError(ValueError):
@@ -54,12 +62,32 @@ class SynonymRule:
 
 
 @dataclass(frozen=True)
+class ExpansionConfig:
+    """How an expanded query is scored: ``weight``, in (0, 1], multiplies the BM25 score of every term a
+    synonym adds (1: as much as a typed term)."""
+
+    weight: float = DEFAULT_WEIGHT
+
+    def __post_init__(self) -> None:
+        w = self.weight
+        if isinstance(w, bool) or not isinstance(w, int | float) or not math.isfinite(w) or not 0 < w <= 1:
+            raise SynonymError("weight", f"must be a number above 0 and at most 1 (the share of a typed term's "
+                               f"score an added synonym gets; default {DEFAULT_WEIGHT}), got {w!r}")
+        object.__setattr__(self, "weight", float(w))
+
+
+@dataclass(frozen=True)
 class Expansion:
-    """What a query became: ``text`` (the query, then the added terms) and each added term with the query
-    term it stands for."""
+    """What a query became: ``text`` (the query, then the added terms), each added term with the query
+    term it stands for, and the weight the added terms count with."""
 
     text: str
     added: tuple[tuple[str, str], ...] = ()
+    weight: float = 1.0
+
+    def weighted(self) -> tuple[tuple[str, float], ...]:
+        """``(added term, weight)`` pairs, as the search engine's ``expansion`` takes them."""
+        return tuple((term, self.weight) for term, _ in self.added)
 
 
 def _terms(raw: Any, where: str) -> tuple[str, ...]:
@@ -135,10 +163,11 @@ def _check_loops(rules: Sequence[SynonymRule]) -> None:
 
 
 class Synonyms:
-    """A checked list of rules and the expansion it makes."""
+    """A checked list of rules, how added terms are weighted, and the expansion they make."""
 
-    def __init__(self, rules: Sequence[SynonymRule] = ()) -> None:
+    def __init__(self, rules: Sequence[SynonymRule] = (), config: ExpansionConfig | None = None) -> None:
         self.rules = tuple(rules)
+        self.config = config or ExpansionConfig()
         self._expands: dict[str, list[str]] = {}
         for rule in self.rules:
             if rule.one_way:
@@ -153,10 +182,13 @@ class Synonyms:
 
     @classmethod
     def from_dict(cls, raw: Any) -> Synonyms:
-        """``{"synonyms": [rule, ...]}`` (or the list itself) -> checked rules; refused whole on any problem."""
+        """``{"synonyms": [rule, ...], "weight": w}`` (``weight`` optional; or the list itself) -> checked rules;
+        refused whole on any problem."""
         rules_raw = raw.get("synonyms") if isinstance(raw, Mapping) else raw
-        if isinstance(raw, Mapping) and sorted(set(raw) - {"synonyms"}):
-            raise SynonymError(sorted(set(raw) - {"synonyms"})[0], "is not a field (send {\"synonyms\": [...]})")
+        if isinstance(raw, Mapping) and sorted(set(raw) - {"synonyms", "weight"}):
+            raise SynonymError(sorted(set(raw) - {"synonyms", "weight"})[0],
+                               "is not a field (send {\"synonyms\": [...], \"weight\": w})")
+        config = ExpansionConfig(raw["weight"]) if isinstance(raw, Mapping) and "weight" in raw else ExpansionConfig()
         if not isinstance(rules_raw, list):
             raise SynonymError("synonyms", "must be a list of rules ('a, b, c' or 'a => b')")
         if len(rules_raw) > MAX_SETS:
@@ -166,10 +198,14 @@ class Synonyms:
         if total > MAX_TERMS:
             raise SynonymError("synonyms", f"holds {total} terms in all; the limit is {MAX_TERMS}")
         _check_loops(rules)
-        return cls(rules)
+        return cls(rules, config)
+
+    @property
+    def weight(self) -> float:
+        return self.config.weight
 
     def to_dict(self) -> dict[str, Any]:
-        return {"synonyms": [r.to_text() for r in self.rules]}
+        return {"synonyms": [r.to_text() for r in self.rules], "weight": self.weight}
 
     def __bool__(self) -> bool:
         return bool(self.rules)
@@ -190,7 +226,7 @@ class Synonyms:
                 budget -= len(term) + 1
         if not added:
             return Expansion(query)
-        return Expansion(" ".join([query, *(a for a, _ in added)]), tuple(added))
+        return Expansion(" ".join([query, *(a for a, _ in added)]), tuple(added), self.weight)
 
 
 def explain(reasons: Sequence[str], added: Sequence[tuple[str, str]]) -> list[str]:

@@ -15,6 +15,7 @@ STOP_WORDS = frozenset(
 
 _TOKEN = re.compile(r"\d+(?:\.\d+)?[a-z]*|[a-z]+[a-z0-9]*")
 _NUMBER = re.compile(r"^(\d+(?:\.\d+)?)([a-z]+)$")
+_MAX_SEEN = 500_000  # distinct words remembered per analyzer (a few tens of MB at most)
 
 
 def light_stem(word: str) -> str:
@@ -44,18 +45,27 @@ class EnglishAnalyzer:
     def __init__(self, stop_words: bool = True, stem: bool = True) -> None:
         self.stop_words = stop_words
         self.stem = stem
+        self._seen: dict[str, tuple[str, ...]] = {}  # word -> its tokens: a catalogue repeats its words
+
+    def word_tokens(self, word: str) -> tuple[str, ...]:
+        """The tokens of one word: none for a stop word, the word and its bare number for ``0.5in``."""
+        if self.stop_words and word in STOP_WORDS:
+            return ()
+        match = _NUMBER.match(word)
+        if match:
+            return (word, match.group(1))
+        return (light_stem(word) if self.stem else word,)
 
     def tokens_of(self, raw_words: list[str]) -> list[str]:
+        seen = self._seen
         out: list[str] = []
         for word in raw_words:
-            if self.stop_words and word in STOP_WORDS:
-                continue
-            match = _NUMBER.match(word)
-            if match:
-                out.append(word)
-                out.append(match.group(1))
-                continue
-            out.append(light_stem(word) if self.stem else word)
+            tokens = seen.get(word)
+            if tokens is None:
+                tokens = self.word_tokens(word)
+                if len(seen) < _MAX_SEEN:
+                    seen[word] = tokens
+            out += tokens
         return out
 
     def __call__(self, text: str) -> list[str]:

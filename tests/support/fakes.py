@@ -85,7 +85,8 @@ class FakeSearchEngine:
         return " ".join(fixed) if fixed != typed else None
 
     def search(self, query: str, k: int = 10, offset: int = 0, filters: SearchFilters | None = None,
-               user_id: str | None = None, explain: int | None = None) -> tuple[list[ScoredItem], int]:
+               user_id: str | None = None, explain: int | None = None, expansion: Sequence[tuple[str, float]] = ()
+               ) -> tuple[list[ScoredItem], int]:
         wanted = _words(query)
         corrected = self.correction(query)
         if corrected:
@@ -94,6 +95,11 @@ class FakeSearchEngine:
         vocabulary = self._vocabulary()
         if typed and len(typed[-1]) >= 3 and typed[-1] not in vocabulary:  # an unfinished last word: a prefix
             wanted |= {w for w in vocabulary if w.startswith(typed[-1])}
+        weight = {w: 1.0 for w in wanted}
+        for term, w in expansion:  # added terms (synonyms) count w each, typed ones 1
+            for word in _words(term) - wanted:
+                weight[word] = max(weight.get(word, 0.0), w)
+        wanted = set(weight)
         liked: Counter[str] = Counter()
         if user_id:
             for event in self.store.user_events(user_id, 50):
@@ -105,7 +111,7 @@ class FakeSearchEngine:
             product = self.products[pid]
             if filters is not None and not filters.matches(product):
                 continue
-            lexical = float(len(wanted & words)) if wanted else 0.0
+            lexical = float(sum(weight[w] for w in wanted & words)) if wanted else 0.0
             if wanted and not lexical:
                 continue
             personal = self.personal * min(liked[product.top_category], 4.0) / 4.0

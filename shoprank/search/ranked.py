@@ -1,0 +1,64 @@
+"""A query's matching set as the engine ranks it: the ranked head as results, the rest as ids.
+
+A broad query matches thousands of products; ``total``, facets, rules and deep pages need all of them, but only
+a page is ever shown. :class:`RankedSet` keeps the ranked head (the pool's matches, at most a few hundred) as
+:class:`~shoprank.results.ScoredItem` and the rest of the set as plain ids and products, scored below every
+ranked one (``floor - 0.001 * position``), and makes result objects only for the places asked for.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from shoprank.data.records import Product
+from shoprank.results import ScoredItem
+
+TAIL_REASON = "matches the query"
+TAIL_STEP = 1e-3
+"""Score drop per place in the rest of the set, below ``floor`` (one less than the lowest ranked score)."""
+
+
+@dataclass
+class RankedSet:
+    """``head``: the ranked matches, best first; ``tail_ids`` / ``tail_products``: the rest of the set in its
+    order (lexical matches by BM25, then dense ones by cosine); ``total``: every matching product (the listed
+    ones are capped). ``tail_keep``: positions of the rest still listed (None: all), after a rule hid some."""
+
+    head: list[ScoredItem]
+    tail_ids: Sequence[str]
+    tail_products: Sequence[Product | None]
+    floor: float
+    total: int
+    tail_reasons: tuple[str, ...] = (TAIL_REASON,)
+    tail_keep: np.ndarray | None = field(default=None)
+
+    @classmethod
+    def empty(cls) -> RankedSet:
+        return cls([], [], [], 0.0, 0)
+
+    def _positions(self) -> np.ndarray:
+        return np.arange(len(self.tail_ids)) if self.tail_keep is None else self.tail_keep
+
+    def __len__(self) -> int:
+        return len(self.head) + len(self._positions())
+
+    def tail_item(self, position: int) -> ScoredItem:
+        """The result object of the rest's ``position`` (its place in the engine's order, before any hiding)."""
+        return ScoredItem(self.tail_ids[position], self.floor - TAIL_STEP * position, {}, list(self.tail_reasons))
+
+    def items(self, start: int = 0, stop: int | None = None) -> list[ScoredItem]:
+        """Result objects of places ``start`` to ``stop`` (the whole list when None)."""
+        stop = len(self) if stop is None else min(stop, len(self))
+        out = self.head[start:stop]
+        first, last = max(0, start - len(self.head)), max(0, stop - len(self.head))
+        if last > first:
+            out = out + [self.tail_item(int(p)) for p in self._positions()[first:last]]
+        return out
+
+    def ids(self) -> list[str]:
+        """Every listed id in order (what facets count over)."""
+        tail = self.tail_ids if self.tail_keep is None else [self.tail_ids[int(p)] for p in self.tail_keep]
+        return [item.id for item in self.head] + list(tail)
