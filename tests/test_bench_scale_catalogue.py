@@ -87,3 +87,32 @@ def test_faiss_bytes_counts_the_index_copy_and_graph() -> None:
     held = faiss_bytes(hnsw._index)
     assert held["vectors"] == 500 * 16 * 4
     assert held["graph"] >= 500 * 2 * 8 * 4  # level 0 keeps 2 * M neighbour slots a vector
+
+
+def test_baseline_item_to_item_scores_every_event_in_one_pass() -> None:
+    """The baseline's scores over all items equal the per-event sum they replaced (one scan of the vectors)."""
+    from shoprank.recommend.service import Recommender
+
+    rng = np.random.default_rng(0)
+    n = 50
+    vectors = rng.standard_normal((n + 1, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    class Covisit:
+        def row(self, item: int) -> tuple[np.ndarray, np.ndarray]:
+            return np.array([(item + 1) % n + 1, (item + 2) % n + 1]), np.array([4.0, 2.0], np.float32)
+
+    class Art:
+        text_vectors = vectors
+        covisit = Covisit()
+
+    rec = Recommender.__new__(Recommender)
+    rec.art = Art()
+    rec.catalogue = type("C", (), {"__len__": lambda self: n})()
+    items = np.array([3, 7, 7, 20])
+    want = np.zeros(n + 1, np.float32)
+    for weight, item in zip(np.linspace(0.5, 1.0, len(items)), items, strict=True):
+        idx, s = Covisit().row(int(item))
+        want[idx] += weight * s / s[0]
+        want += weight * 0.5 * np.maximum(vectors @ vectors[item], 0)
+    assert np.allclose(rec._item2item(items), want, atol=1e-5)
