@@ -104,7 +104,10 @@ def faiss_bytes(index: Any) -> dict[str, int]:
 def dense_index_rows(engine: Any) -> list[tuple[str, int]]:
     """(component, bytes) of the FAISS index under a search engine's ``stack.dense``, if it has one."""
     dense = getattr(getattr(engine, "stack", None), "dense", None)
-    index = getattr(dense, "_index", None)
+    if dense is None:
+        return []
+    ready = getattr(dense, "_ready", None)  # an index made on first use: made now, as the first search would
+    index = ready() if ready is not None else getattr(dense, "_index", None)
     if index is None:
         return []
     return [(f"stack.dense FAISS {dense.kind} index: {part}", size) for part, size in faiss_bytes(index).items()]

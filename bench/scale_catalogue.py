@@ -12,7 +12,7 @@ recombined with real colour and size phrases). Everything is measured through th
    random products' texts, wall-clock and per CPU-second, projected to the whole catalogue. The catalogue's
    vectors are composed from real embeddings of their parts (the module docstring of ``bench.scale_corpus``);
 3. **index build**: ``shoprank.baseline.build.publish_search`` (the hybrid baseline bundle a shop gets once its
-   catalogue is embedded: BM25, spelling index, FAISS: exact up to 200,000 products, HNSW above), each builder
+   catalogue is embedded: BM25, spelling index, FAISS: exact or HNSW by ``shoprank.retrieval.dense``), each builder
    timed where it runs;
 4. **memory per product**: the engine loaded as the server loads it (``shoprank.serving.registry.load_search``),
    its arrays walked as ``bench.index_memory`` does, plus the FAISS index's own memory (its copy of the vectors
@@ -173,7 +173,9 @@ def step_build(shop: Any, vectors_by_index: np.ndarray) -> dict[str, Any]:
     timings: dict[str, float] = {}
     began, cpu0 = time.perf_counter(), time.process_time()
     with timed_calls([(BM25Index, "build", "lexical (BM25)"), (SpellCorrector, "from_texts", "spelling index"),
-                      (DenseIndex, "build", "dense (FAISS)"), (SearchStack, "save", "writing the bundle")], timings):
+                      (DenseIndex, "build", "dense (FAISS)"), (SearchStack, "save", "writing the bundle"),
+                      (DenseIndex, "_make_index", "dense: FAISS index made (within the others when made lazily)")],
+                     timings):
         published, stack = build.publish_search(shop, vectors, (products, version))
     total, cpu = time.perf_counter() - began, time.process_time() - cpu0
     kind = stack.dense.kind

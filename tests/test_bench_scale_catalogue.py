@@ -82,9 +82,9 @@ def test_faiss_bytes_counts_the_index_copy_and_graph() -> None:
 
     x = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
     flat = DenseIndex(16, "flat").build(x)
-    assert faiss_bytes(flat._index) == {"vectors": 500 * 16 * 4}
+    assert faiss_bytes(flat._ready()) == {"vectors": 500 * 16 * 4}
     hnsw = DenseIndex(16, "hnsw", hnsw_m=8).build(x)
-    held = faiss_bytes(hnsw._index)
+    held = faiss_bytes(hnsw._ready())
     assert held["vectors"] == 500 * 16 * 4
     assert held["graph"] >= 500 * 2 * 8 * 4  # level 0 keeps 2 * M neighbour slots a vector
 

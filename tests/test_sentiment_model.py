@@ -40,6 +40,36 @@ def test_tfidf_candidate_learns_the_cue_words_and_ships() -> None:
     assert result.model.info["valid_macro_f1"] == 1.0
 
 
+def test_validation_probabilities_are_the_shipped_candidates_own() -> None:
+    texts, labels = corpus(300, 3)
+    vt, vy = corpus(120, 4)
+    config = SentimentConfig(methods=("tfidf",), valid_limit=50)
+    result = train_sentiment(texts, labels, vt, vy, config, progress=False)
+    picked = stratified_sample(vy, 50, config.seed)
+    assert result.valid_labels.tolist() == [vy[i] for i in picked]
+    cand = result.candidates[0]
+    assert np.allclose(cand.valid_probs, cand.model.predict_proba([vt[i] for i in picked]))
+
+
+def test_chinese_reviews_get_character_ngrams_and_known_labels() -> None:
+    rng = np.random.default_rng(5)
+    cues = {0: ["质量太差", "很失望", "要退货"], 2: ["非常喜欢", "质量很好", "物流很快"]}
+    fill = ["这个", "衣服", "收到了", "东西", "酒店", "房间"]
+
+    def reviews(n: int) -> tuple[list[str], list[int]]:
+        ys = [int(y) for y in rng.choice([0, 2], n)]
+        return [f"{rng.choice(fill)}{rng.choice(cues[y])}，{rng.choice(fill)}" for y in ys], ys
+
+    texts, labels = reviews(200)
+    vt, vy = reviews(60)
+    result = train_sentiment(texts, labels, vt, vy, SentimentConfig(methods=("tfidf",)), progress=False)
+    assert result.model.language == "zh"
+    member = result.model.members[0]
+    assert isinstance(member, TfidfLogistic) and member.config.analyzer == "char_wb"
+    assert result.model.predict(["房间质量很好", "太差了，要退货"]).labels == ["positive", "negative"]
+    assert result.model.info["valid_macro_f1"] == 1.0
+
+
 def test_two_class_data_never_predicts_neutral() -> None:
     texts = ["great"] * 20 + ["awful"] * 20
     labels = [2] * 20 + [0] * 20

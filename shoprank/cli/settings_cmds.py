@@ -10,30 +10,24 @@ from __future__ import annotations
 import argparse
 import json
 
-from shoprank.cli.main import CommandError, add_shop
+from shoprank.cli.main import add_verb, existing_shop
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     settings = groups[""].add_parser("settings", help="a shop's search settings (e.g. closest products on no match)",
                                      description="a shop's settings; re-ranking ones are under 'shoprank rules'")
     verbs = settings.add_subparsers(dest="settings_verb", metavar="WHAT", required=True)
-    search = verbs.add_parser("search", help="show or change the shop's search settings",
-                              description="show the shop's search settings, or change those given")
-    add_shop(search)
+    search = add_verb(verbs, "search", "show the shop's search settings, or change those given", cmd_search)
     search.add_argument("--closest-on-empty", type=int, default=None, metavar="N",
                         help="a query nothing matches also answers the N products closest to it in meaning, "
                              "marked as not matching (0 = none, the default; at most 50)")
     search.add_argument("--json", action="store_true", help="print the settings as JSON")
-    search.set_defaults(handler=cmd_search)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     from shoprank.search.settings import load_search_settings, save_search_settings
-    from shoprank.shops import Shop
 
-    shop = Shop(args.shop, args.home)
-    if not shop.exists():
-        raise CommandError(f"shop {args.shop!r} does not exist in {shop.home}")
+    shop = existing_shop(args)
     changes = {"closest_on_empty": args.closest_on_empty} if args.closest_on_empty is not None else {}
     with shop.store(create=False) as store:
         settings = load_search_settings(store)

@@ -88,6 +88,26 @@ def _rows_mask(rows: np.ndarray, n: int) -> np.ndarray:
     return mask
 
 
+def _graph_nearest(dense: Any, qvec: np.ndarray, alive: np.ndarray, k: int, keep: Any = None
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and cosines of the ``k`` nearest live rows within ``keep`` from an approximate index, most similar
+    first: its top ``k``, widened (4x a step) until ``k`` of them pass ``keep`` or every live row was asked for,
+    as :func:`_nearest` does for the exact scan."""
+    live = int(alive[: len(dense.vectors)].sum())
+    want = k if keep is None else 4 * k
+    while True:
+        rows, cos = dense.search(qvec[None, :], min(want, max(live, 1)), alive)
+        rows, cos = rows[0], cos[0]
+        found = rows >= 0
+        rows, cos = rows[found].astype(np.int64), cos[found]
+        if keep is not None and len(rows):
+            kept = keep(rows)
+            rows, cos = rows[kept], cos[kept]
+        if len(rows) >= k or want >= live:
+            return rows[:k], cos[:k]
+        want *= 4
+
+
 def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None,
                limit: int = MATCH_LIMIT, weights: Sequence[float] | None = None) -> ResultSet:
     """The products ``tokens`` / ``qvec`` match (see the module); ``keep(rows) -> bool mask`` restricts them
@@ -108,14 +128,8 @@ def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None
     if stack.lexical_only:
         near = dense_rows = np.zeros(0, np.int64)
     elif threshold is None or stack.dense.kind == "hnsw":
-        rows, cos = stack.dense.search(qvec[None, :], config.dense_k, alive)
-        rows, cos = rows[0], cos[0]
-        found = rows >= 0
-        rows, cos = rows[found].astype(np.int64), cos[found]
-        if keep is not None and len(rows):
-            kept = keep(rows)
-            rows, cos = rows[kept], cos[kept]
-        near = rows  # the dense top dense_k, most similar first
+        rows, cos = _graph_nearest(stack.dense, qvec, alive, config.dense_k, keep)
+        near = rows  # the dense top dense_k within the filters, most similar first
         dense_rows = rows if threshold is None else rows[cos >= threshold]
     else:  # a flat index: exact over the catalogue
         cos_all = stack.dense.vectors @ np.asarray(qvec, np.float32)

@@ -47,7 +47,7 @@ class StackConfig:
     rerank_top: int = 30  # candidates the cross-encoder scores in a full search
     spelling: bool = True  # correct query words against the catalogue vocabulary
     doc_max_length: int = 32  # tokens of product text for the encoders (titles rarely need more)
-    index_kind: str = "auto"  # FAISS: auto (exact up to 200k products, HNSW above), flat or hnsw
+    index_kind: str = "auto"  # FAISS: auto (exact up to 50k products, HNSW above), flat or hnsw
     cross_max_length: int = 48  # tokens of (query, product text) for the cross-encoder
     dense_threshold: float | None = None  # cosine at which a product matches a query by meaning alone, calibrated
     # on validation queries (shoprank.search.matching); None: the encoder's default (matching.BASE_THRESHOLDS)

@@ -72,6 +72,7 @@ class TrainResult:
     model: SentimentModel
     candidates: list[Candidate]
     validation: list[dict[str, Any]] = field(default_factory=list)  # one row per candidate and blend
+    valid_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # the validation reviews scored
 
 
 def detect_language(texts: Sequence[str]) -> str:
@@ -100,50 +101,62 @@ def _val_score(probs: np.ndarray, y: np.ndarray) -> float:
 
 
 def _fit_tfidf(texts: list[str], y: list[int], vt: list[str], vy: np.ndarray, language: str,
-               config: SentimentConfig) -> Scorer:
+               config: SentimentConfig) -> tuple[Scorer, np.ndarray]:
     from shoprank.sentiment.linear import TfidfConfig, TfidfLogistic
 
     tfidf = TfidfConfig(analyzer="char_wb", ngram_min=1, ngram_max=3) if language == "zh" else TfidfConfig()
     base = TfidfLogistic.fit(texts, y, tfidf, c=config.c_grid[0], seed=config.seed)
     features, valid = base.vectorizer.transform(texts), base.vectorizer.transform(vt)
-    best, best_score = base, _val_score(base.head.predict_proba(valid), vy)
+    best_probs = base.head.predict_proba(valid)
+    best, best_score = base, _val_score(best_probs, vy)
     from shoprank.sentiment.linear import LogisticHead
 
     for c in config.c_grid[1:]:
         head = LogisticHead.fit(features, y, c=c, seed=config.seed)
-        score = _val_score(head.predict_proba(valid), vy)
+        probs = head.predict_proba(valid)
+        score = _val_score(probs, vy)
         if score > best_score:
-            best, best_score = TfidfLogistic(tfidf, base.vectorizer, head), score
-    return best
+            best, best_score, best_probs = TfidfLogistic(tfidf, base.vectorizer, head), score, probs
+    return best, best_probs
 
 
 def _fit_frozen(encoder: str, texts: list[str], y: list[int], vt: list[str], vy: np.ndarray,
-                config: SentimentConfig, progress: bool) -> Scorer:
+                config: SentimentConfig, progress: bool) -> tuple[Scorer, np.ndarray]:
     from shoprank.sentiment.linear import EmbeddingLogistic, embed
 
     features = embed(texts, encoder, progress=progress, max_length=config.max_length)
     valid = embed(vt, encoder, progress=progress, max_length=config.max_length)
-    best, best_score = None, -1.0
+    best, best_score, best_probs = None, -1.0, np.zeros((0, 3))
     for c in config.c_grid:
         model = EmbeddingLogistic.fit_features(encoder, features, y, c=c, seed=config.seed)
         model.max_length = config.max_length
-        score = _val_score(model.head.predict_proba(valid), vy)
+        probs = model.head.predict_proba(valid)
+        score = _val_score(probs, vy)
         if score > best_score:
-            best, best_score = model, score
+            best, best_score, best_probs = model, score, probs
     assert best is not None
-    return best
+    return best, best_probs  # the validation embeddings are computed once, not again for the blend search
 
 
 def _fit_fine_tuned(texts: list[str], y: list[int], vt: list[str], vy: np.ndarray, config: SentimentConfig,
-                    progress: bool, base_model: str | None) -> Scorer:
+                    progress: bool, base_model: str | None) -> tuple[Scorer, np.ndarray]:
     from shoprank.sentiment.classifier import FineTunedClassifier, fine_tune_classifier
 
     classifier = FineTunedClassifier.from_pretrained(base_model, max_length=config.max_length)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                         freeze=config.freeze, seed=config.seed, patience=1)
-    fine_tune_classifier(classifier, texts, y, train, validate=lambda c: _val_score(c.predict_proba(vt), vy),
-                         progress=progress, eval_every=config.eval_every)
-    return classifier
+    best: dict[str, Any] = {}
+
+    def validate(c: FineTunedClassifier) -> float:
+        probs = c.predict_proba(vt)
+        score = _val_score(probs, vy)
+        if "score" not in best or score > best["score"]:  # the loop keeps these weights (strictly better)
+            best.update(score=score, probs=probs)
+        return score
+
+    fine_tune_classifier(classifier, texts, y, train, validate=validate, progress=progress,
+                         eval_every=config.eval_every)
+    return classifier, best["probs"]
 
 
 def train_sentiment(
@@ -168,8 +181,7 @@ def train_sentiment(
 
     def add(name: str, fit: Any) -> None:
         start = time.perf_counter()
-        model = fit()
-        probs = model.predict_proba(vt)
+        model, probs = fit()  # each fit returns the validation probabilities it already computed
         candidates.append(Candidate(name, model, probs, time.perf_counter() - start))
         log.info("%s: validation macro-F1 %.4f (%.0f s)", name, _val_score(probs, vy), candidates[-1].seconds)
 
@@ -219,4 +231,4 @@ def _select(candidates: list[Candidate], vy: np.ndarray, language: str, config: 
     score, members, weights, offsets = best
     model = SentimentModel([candidates[m].model for m in members], weights, offsets, language,
                            {"valid_macro_f1": score, "valid_reviews": int(len(vy))})
-    return TrainResult(model, candidates, rows)
+    return TrainResult(model, candidates, rows, vy)

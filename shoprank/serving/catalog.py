@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import math
 import threading
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from shoprank.data.records import Product
 from shoprank.results import ScoredItem
@@ -49,6 +50,7 @@ class Catalog:
         else:
             self.version = store.catalog_version()
             self.entries = {p.id: entry_of(p) for p in store.iter_products()}
+        self._view: _FacetView | None = None
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -94,29 +96,63 @@ class Catalog:
         return out
 
     def facets(self, ids: Sequence[str], top: int = 20) -> dict[str, list[dict[str, Any]]]:
-        """Counts of top-level category, brand, price bucket and stock over ``ids``."""
-        entries = self.entries
-        categories: Counter[str] = Counter()
-        brands: Counter[str] = Counter()
-        prices: Counter[int] = Counter()
-        stock: Counter[bool] = Counter()
-        for product_id in ids:
-            entry = entries.get(product_id)
-            if entry is None:
-                continue
-            if entry.top_category:
-                categories[entry.top_category] += 1
-            if entry.brand:
-                brands[entry.brand] += 1
-            if entry.price is not None:
-                prices[_bucket(entry.price)] += 1
-            stock[entry.in_stock] += 1
+        """Counts of top-level category, brand, price bucket and stock over ``ids`` (ids not in the catalogue
+        are skipped; a value's ties are listed in the order of their first product in ``ids``). Counted over
+        per-product code arrays, so 10,000 ids cost one dictionary look-up each."""
+        view = self._facet_view()
+        rows = np.fromiter((view.row.get(pid, -1) for pid in ids), np.int64, count=len(ids))
+        rows = rows[rows >= 0]
+        buckets = view.bucket[rows]
+        buckets = np.bincount(buckets[buckets >= 0], minlength=len(PRICE_BUCKETS) + 1)
+        stock = view.in_stock[rows]
+        in_stock, out_of_stock = int(stock.sum()), int(len(stock) - stock.sum())
         return {
-            "category": [{"value": v, "count": n} for v, n in categories.most_common(top)],
-            "brand": [{"value": v, "count": n} for v, n in brands.most_common(top)],
-            "price": [_price_facet(i, prices[i]) for i in sorted(prices)],
-            "in_stock": [{"value": v, "count": stock[v]} for v in (True, False) if stock[v]],
+            "category": _most_common(view.category[rows], view.category_names, top),
+            "brand": _most_common(view.brand[rows], view.brand_names, top),
+            "price": [_price_facet(i, int(n)) for i, n in enumerate(buckets) if n],
+            "in_stock": [{"value": v, "count": n} for v, n in ((True, in_stock), (False, out_of_stock)) if n],
         }
+
+    def _facet_view(self) -> _FacetView:
+        """The facet code arrays of the current entries (rebuilt once after each change of the catalogue)."""
+        entries = self.entries
+        view = self._view
+        if view is not None and view.entries is entries:
+            return view
+        view = _FacetView(entries)
+        self._view = view
+        return view
+
+
+class _FacetView:
+    """Per-product facet codes of one version of the entries: row by id, category and brand codes (0 = none),
+    price bucket (-1 = no price), stock."""
+
+    def __init__(self, entries: dict[str, Entry]) -> None:
+        self.entries = entries
+        self.row = {pid: n for n, pid in enumerate(entries)}
+        codes: dict[str, dict[str, int]] = {"category": {"": 0}, "brand": {"": 0}}
+        values = list(entries.values())
+        self.category = np.fromiter((codes["category"].setdefault(e.top_category, len(codes["category"]))
+                                     for e in values), np.int64, count=len(values))
+        self.brand = np.fromiter((codes["brand"].setdefault(e.brand, len(codes["brand"])) for e in values),
+                                 np.int64, count=len(values))
+        self.category_names = list(codes["category"])
+        self.brand_names = list(codes["brand"])
+        self.bucket = np.fromiter((-1 if e.price is None else _bucket(e.price) for e in values), np.int64,
+                                  count=len(values))
+        self.in_stock = np.fromiter((bool(e.in_stock) for e in values), bool, count=len(values))
+
+
+def _most_common(codes: np.ndarray, names: list[str], top: int) -> list[dict[str, Any]]:
+    """The ``top`` most frequent non-empty codes as facet values; ties in order of first appearance (what
+    ``Counter.most_common`` gives over the same sequence)."""
+    codes = codes[codes > 0]
+    if not len(codes):
+        return []
+    values, first, counts = np.unique(codes, return_index=True, return_counts=True)
+    order = np.lexsort((first, -counts))[:top]
+    return [{"value": names[values[i]], "count": int(counts[i])} for i in order]
 
 
 def _finite(value: float) -> float:
