@@ -5,7 +5,8 @@
 Loads the shop's latest bundle as the server does (``shoprank.serving.registry`` loaders), then walks the
 engine's objects (attributes, lists, dicts; each array counted once) and sums the bytes of every numpy array and
 scipy sparse matrix under each top-level component (memory-mapped arrays count in full: mapped, resident once
-touched) (``stack.dense``, ``stack.bm25``, ...). Python objects that
+touched) (``stack.dense``, ``stack.bm25``, ...), plus the FAISS index's own memory (its copy of the vectors
+and, for HNSW, its graph), which the walk cannot see. Python objects that
 are not arrays (id lists, dicts of titles) are not counted by the walk; the resident-set growth of the process
 while loading is printed beside it as the upper bound. Writes bench/results/index_memory.json.
 """
@@ -82,6 +83,36 @@ def walk(value: Any, seen: set[int], depth: int = 0) -> int:
     return sum(walk(v, seen, depth + 1) for v in fields.values())
 
 
+def faiss_bytes(index: Any) -> dict[str, int]:
+    """What a FAISS index holds in its own memory, which the array walk cannot see: its vector storage (a copy of
+    the vectors the dense index also keeps as numpy) and, for HNSW, its graph."""
+    import faiss
+
+    index = faiss.downcast_index(index)
+    out: dict[str, int] = {}
+    if isinstance(index, faiss.IndexHNSW):
+        hnsw = index.hnsw
+        out["graph"] = int(hnsw.neighbors.size() * 4 + hnsw.levels.size() * 4 + hnsw.offsets.size() * 8 +
+                           hnsw.assign_probas.size() * 8 + hnsw.cum_nneighbor_per_level.size() * 4)
+        storage = faiss.downcast_index(index.storage)
+    else:
+        storage = index
+    out["vectors"] = int(storage.ntotal) * int(getattr(storage, "code_size", storage.d * 4))
+    return out
+
+
+def dense_index_rows(engine: Any) -> list[tuple[str, int]]:
+    """(component, bytes) of the FAISS index under a search engine's ``stack.dense``, if it has one."""
+    dense = getattr(getattr(engine, "stack", None), "dense", None)
+    if dense is None:
+        return []
+    ready = getattr(dense, "_ready", None)  # an index made on first use: made now, as the first search would
+    index = ready() if ready is not None else getattr(dense, "_index", None)
+    if index is None:
+        return []
+    return [(f"stack.dense FAISS {dense.kind} index: {part}", size) for part, size in faiss_bytes(index).items()]
+
+
 def components(engine: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:
     """Top-level parts worth a row: attributes of the engine, one level into a 'stack' if it has one."""
     out: dict[str, Any] = {}
@@ -111,6 +142,8 @@ def measure(home: Path, shop_name: str, kind: str) -> dict[str, Any]:
         size = walk(value, seen)
         if size:
             rows.append({"component": name, "bytes": size, "bytes_per_product": size / max(products, 1)})
+    for name, size in dense_index_rows(engine):
+        rows.append({"component": name, "bytes": size, "bytes_per_product": size / max(products, 1)})
     rows.sort(key=lambda r: -r["bytes"])
     total = sum(r["bytes"] for r in rows)
     return {"shop": shop_name, "kind": kind, "products": products, "rows": rows, "array_bytes": total,

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoprank.data.records import RecordError, derive_event_id, parse_event, parse_judgment, parse_product
+from shoprank.data.records import Product, RecordError, derive_event_id, parse_event, parse_judgment, parse_product
 
 NOW = time.time()
 
@@ -106,3 +106,16 @@ def test_parse_product_either_accepts_or_names_a_field(title):
         assert exc.field == "title"
     else:
         assert p.title == unicodedata.normalize("NFC", title).strip()
+
+
+def test_product_to_dict_is_asdict_with_attributes_copied():
+    from dataclasses import asdict
+
+    product = Product(id="p1", title="Drill", brand="Acme", price=9.5, created_at=1.7e9, language="en",
+                      attributes={"size": "1/2 in.", "tags": ["a", {"b": [1, 2.5, None, True]}], "pair": (1, "x")})
+    data = product.to_dict()
+    assert data == asdict(product) and list(data) == list(asdict(product))
+    data["attributes"]["tags"][1]["b"].append(3)
+    data["attributes"]["size"] = "changed"
+    assert product.attributes == {"size": "1/2 in.", "tags": ["a", {"b": [1, 2.5, None, True]}], "pair": (1, "x")}
+    assert Product(id="p2", title="t").to_dict() == asdict(Product(id="p2", title="t"))

@@ -311,12 +311,16 @@ class Recommender:
 
     def _item2item(self, items: np.ndarray) -> np.ndarray:
         scores = np.zeros(self.n_items + 1, dtype=np.float32)
-        for weight, item in zip(np.linspace(0.5, 1.0, len(items)), items, strict=True):  # recent counts more
+        weights = np.linspace(0.5, 1.0, len(items))  # recent counts more
+        for weight, item in zip(weights, items, strict=True):
             idx, s = self.art.covisit.row(int(item))
             if len(s):
                 scores[idx] += weight * s / s[0]
-            text = self.art.text_vectors @ self.art.text_vectors[item]
-            scores += weight * 0.5 * np.maximum(text, 0)
+        # text similarity to each of the latest events in one pass over the item vectors (one pass per event
+        # read all of them up to ten times: 276 ms a recommendation over 100,000 items)
+        vectors = self.art.text_vectors
+        text = vectors @ vectors[np.asarray(items, np.int64)].T  # (n + 1, h)
+        scores += np.maximum(text, 0) @ (0.5 * weights).astype(np.float32)
         return scores
 
     def _with_cold_slot(self, results: list[ScoredItem], items: np.ndarray, types: np.ndarray, banned: np.ndarray,

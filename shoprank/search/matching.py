@@ -81,6 +81,13 @@ def _nearest(cos: np.ndarray, live: np.ndarray, k: int, keep: Any = None) -> np.
         want *= 4
 
 
+def _rows_mask(rows: np.ndarray, n: int) -> np.ndarray:
+    """A boolean array over ``n`` catalogue rows, True at ``rows``."""
+    mask = np.zeros(n, bool)
+    mask[rows] = True
+    return mask
+
+
 def _graph_nearest(dense: Any, qvec: np.ndarray, alive: np.ndarray, k: int, keep: Any = None
                    ) -> tuple[np.ndarray, np.ndarray]:
     """Rows and cosines of the ``k`` nearest live rows within ``keep`` from an approximate index, most similar
@@ -132,12 +139,15 @@ def result_set(stack: Any, tokens: list[str], qvec: np.ndarray, keep: Any = None
         if keep is not None and len(dense_rows):
             dense_rows = dense_rows[keep(dense_rows)]
         near = _nearest(cos_all, live, config.dense_k, keep)
-    dense_only = dense_rows[~np.isin(dense_rows, lexical)]
+    n = len(alive)  # membership as masks over the catalogue: np.isin hashed every match (64% of a broad query's
+    # CPU at 1,000,000 products, where such a query matches 150,000)
+    is_lexical = _rows_mask(lexical, n)
+    dense_only = dense_rows[~is_lexical[dense_rows]]
     total = len(lexical) + len(dense_only)
     pool = np.asarray(list(dict.fromkeys([*lexical[: config.lexical_k].tolist(), *near.tolist()])), np.int64)
-    member = np.isin(pool, lexical) | np.isin(pool, dense_rows)
+    member = is_lexical[pool] | _rows_mask(dense_rows, n)[pool]
     rest = np.concatenate([lexical[config.lexical_k:], dense_only])
-    rest = rest[~np.isin(rest, pool)]  # a lexical match past lexical_k may be in the pool by its dense rank
+    rest = rest[~_rows_mask(pool, n)[rest]]  # a lexical match past lexical_k may be in the pool by its dense rank
     tail = rest[: max(0, limit - int(member.sum()))].astype(np.int64)
     dense = stack.dense.cosine(qvec, pool) if len(pool) and not stack.lexical_only else \
         np.zeros(len(pool), np.float32)
