@@ -16,8 +16,8 @@ import numpy as np
 HNSW_THRESHOLD = 50_000
 """Catalogues larger than this get an HNSW graph instead of an exact scan. Chosen on Home Depot's validation
 queries (54,667 products): the graph serves the same NDCG@10 and Recall@100 as the exact scan and answers the
-dense top 200 in ~1.6 ms instead of ~16 ms (``python -m bench.dense_choice``, docs/benchmarks.md "Serving
-latency"); smaller catalogues were not measured and keep the exact scan."""
+dense top 200 in a median 1.4 ms instead of 11.8 ms (``python -m bench.dense_choice``, docs/benchmarks.md
+"Serving latency"); smaller catalogues were not measured and keep the exact scan."""
 HNSW_M = 32  # graph links per node
 EF_SEARCH = 512
 """Candidate list of a search: at 512, 98% of the exact dense top 200 of Home Depot's validation queries (87% at

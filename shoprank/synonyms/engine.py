@@ -41,9 +41,8 @@ class WithSynonyms:
             if not expansion.added:
                 return inner(query, *args, **kwargs)
             ranked = inner(query, *args, expansion=expansion.weighted(), **kwargs)
-            if expansion.added:
-                ranked.head = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in ranked.head]
-                ranked.tail_reasons = tuple(explain(list(ranked.tail_reasons), expansion.added))
+            ranked.head = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in ranked.head]
+            ranked.tail_reasons = tuple(explain(list(ranked.tail_reasons), expansion.added))
             return ranked
 
         return search_set
