@@ -75,8 +75,16 @@ def test_biencoder_fast_path(tower: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert np.min(np.sum(got * want, axis=1)) >= 0.98
     assert encoder.fast_docs.encode(TEXTS[:1]) is not None  # once cached, small calls use it too
 
+    import copy
+
     import torch
 
+    twin = copy.deepcopy(encoder)  # what a trainer copies before tuning: its own model, no shared sessions
+    assert twin.fast_docs.model is twin.model and not twin.fast_docs.towers
+    np.testing.assert_allclose(twin.encode_docs(TEXTS), got, atol=1e-6)  # same weights: the cached export
+    with torch.no_grad():
+        next(twin.model.parameters()).add_(0.5)
+    assert twin.fast_docs.encode(TEXTS) is None and encoder.fast_docs.encode(TEXTS) is not None
     with torch.no_grad():  # weights tuned in memory: the export is of other weights, PyTorch takes over
         next(encoder.model.parameters()).add_(0.5)
     assert encoder.fast_docs.encode(TEXTS) is None

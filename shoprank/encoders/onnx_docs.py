@@ -286,6 +286,17 @@ class FastDocs:
         self._folders: dict[int, Path] = {}
         self._lock = threading.Lock()
 
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy (``copy.deepcopy`` of a bi-encoder before fine-tuning it) keeps the weights' fingerprint and
+        the export folders; its lock is its own and its ONNX sessions are opened again on first use."""
+        state = dict(self.__dict__)
+        state["towers"], state["_lock"] = {}, None
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def tower(self, n_texts: int) -> OnnxDocTower | None:
         if self.failed or os.environ.get(BACKEND_ENV, "").lower() == "torch":
             return None
