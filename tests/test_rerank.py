@@ -455,3 +455,33 @@ def test_the_top_item_stays_first_when_normalising_rounds_scores_together() -> N
     vectors = np.random.default_rng(3).normal(size=(3, 2))
     out = diversify(items, vectors, ["c0", "c1", "c2"], 0.1, category_cap=1, page_size=1)
     assert out[0].id == "p1"
+
+
+# randomisation ----------------------------------------------------------------------------------
+def test_randomise_swaps_neighbours_of_the_first_twenty_places_only_and_is_seeded():
+    n = 30
+    catalogue = {f"p{i}": product(f"p{i}") for i in range(n)}
+    shuffled = Reranker(RerankConfig(randomise=1.0)).rerank(ranked(n), catalogue, rng=3)
+    order = ids(shuffled)
+    assert sorted(order) == sorted(ids(ranked(n))) and order[20:] == [f"p{i}" for i in range(20, n)]
+    assert all(abs(order.index(f"p{i}") - i) <= 1 for i in range(20)) and order[:20] != ids(ranked(20))
+    assert order == ids(Reranker(RerankConfig(randomise=1.0)).rerank(ranked(n), catalogue, rng=3))
+    draws = {tuple(ids(Reranker(RerankConfig(randomise=0.5)).rerank(ranked(n), catalogue, rng=s))) for s in range(8)}
+    assert len(draws) > 1  # shoppers (seeds) see different swaps
+    assert not Reranker(RerankConfig(randomise=0.5)).only_filters()
+    with pytest.raises(ValueError, match="randomisation rate"):
+        RerankConfig(randomise=1.5)
+    cfg = RerankConfig(randomise=0.3)
+    assert cfg.for_evaluation().randomise == 0.0 and RerankConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_randomise_is_off_for_evaluation_requests(tmp_path):
+    from shoprank.rerank.shop import ShopReranking
+    from shoprank.shops import Shop
+
+    with Shop("r", tmp_path).store() as store:
+        save_config(store, RerankConfig(randomise=0.5))
+        reranking = ShopReranking(store)
+        assert reranking.for_request(explore=True).config.randomise == 0.5
+        assert reranking.for_request(explore=False).config.randomise == 0.0  # evaluation repeats
+        assert reranking.for_request(rules_only=True).config.randomise == 0.0  # similar items, sorted answers

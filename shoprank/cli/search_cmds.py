@@ -29,6 +29,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="Optuna trials for LambdaMART's hyper-parameters on the validation queries")
     train.add_argument("--no-cross-encoder", action="store_true",
                        help="skip the cross-encoder (the online path does not use it; saves most CPU time)")
+    train.add_argument("--no-fine-tuning", action="store_true",
+                       help="keep the query encoder untuned (LambdaMART over its scores and the other features)")
     train.add_argument("--fusion-queries", type=int, default=None, metavar="N",
                        help="training queries sampled for the LambdaMART rankers (0: every fusion query; "
                             "default: the profile's)")
@@ -118,7 +120,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     try:
         training = SearchTraining(
             profile=args.profile, holdout=args.holdout, tune=args.tune, cross_encoder=not args.no_cross_encoder,
-            fusion_queries=args.fusion_queries, labels=args.labels, correction=args.correction,
+            fine_tune=not args.no_fine_tuning, fusion_queries=args.fusion_queries, labels=args.labels,
+            correction=args.correction,
             cross_pairs=args.cross_pairs, cross_epochs=args.cross_epochs, cross_lr=args.cross_lr,
             cross_freeze=args.cross_freeze, cross_eval_every=args.cross_eval_every, threads=args.threads)
     except ValueError as exc:

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from shoprank.data.records import Product
+from shoprank.learning.randomise import DEFAULT_DEPTH as RANDOMISE_DEPTH
+from shoprank.learning.randomise import check_rate, swap_adjacent
 from shoprank.rerank._common import check_unique
 from shoprank.rerank.diversity import DEFAULT_DIVERSITY, diversify
 from shoprank.rerank.explore import (
@@ -52,6 +54,7 @@ class RerankConfig:
     explore_prior: tuple[float, float] = DEFAULT_PRIOR  # Beta prior (clicks, misses) of a new item
     explore_max_impressions: float = DEFAULT_MAX_IMPRESSIONS  # fewer impressions than this = rarely shown
     explore_new_days: float = 30.0  # a product created this recently counts as new
+    randomise: float = 0.0  # each neighbouring pair of the first 20 places swaps with this probability; 0 = off
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "explore_prior", tuple(self.explore_prior))
@@ -66,13 +69,14 @@ class RerankConfig:
         if self.depth < self.page_size:
             raise ValueError(f"depth ({self.depth}) must be at least page_size ({self.page_size})")
         check_share(self.explore_share)
+        check_rate(self.randomise)
         check_prior(self.explore_prior)
         if self.explore_max_impressions < 0 or self.explore_new_days < 0:
             raise ValueError("explore_max_impressions and explore_new_days cannot be negative")
 
     def for_evaluation(self, explore: bool = False) -> RerankConfig:
-        """The same settings with exploration off, unless ``explore`` asks to keep it."""
-        return self if explore else replace(self, explore_share=0.0)
+        """The same settings with exploration and randomisation off, unless ``explore`` asks to keep them."""
+        return self if explore else replace(self, explore_share=0.0, randomise=0.0)
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": FORMAT_VERSION, **asdict(self), "explore_prior": list(self.explore_prior)}
@@ -124,7 +128,7 @@ def _matrix(ids: Sequence[str], vectors: Vectors) -> np.ndarray | None:
 
 
 class Reranker:
-    """Filters and business rules, then diversity, then exploration, then pins.
+    """Filters and business rules, then diversity, then exploration and randomisation, then pins.
 
     ``exposure`` (item id -> (clicks, impressions)) feeds exploration; without it every item counts
     as never shown.
@@ -189,6 +193,8 @@ class Reranker:
                 free, self.exposure, share=cfg.explore_share, page_size=cfg.page_size, depth=cfg.depth,
                 prior=cfg.explore_prior, eligible=self._eligible(products, now), rng=rng,
             )
+        if cfg.randomise > 0 and free:  # small swaps: the interventions that make position bias measurable
+            free = swap_adjacent(free, cfg.randomise, np.random.default_rng(rng), RANDOMISE_DEPTH)
         order = free + [item for item in adjusted if item.id in pinned]
         return place_pins(order, pins)
 
@@ -196,7 +202,7 @@ class Reranker:
         """True when re-ranking a request's list can only drop items (filters, stock, hide rules): no boost,
         bury or pin in force, no diversity, no exploration. Its answer is then ``rules.filter`` of the list,
         item by item, so a long list can be filtered without being re-ranked whole."""
-        if self.config.diversity > 0 or self.config.explore_share > 0:
+        if self.config.diversity > 0 or self.config.explore_share > 0 or self.config.randomise > 0:
             return False
         return not any(rule.action in ("boost", "bury", "pin") for rule in self.rules.active(query, category))
 

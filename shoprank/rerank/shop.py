@@ -68,19 +68,20 @@ class ShopReranking:
         """The re-ranker for one request, or None when it would change nothing.
 
         ``diversity`` overrides λ; ``page_size`` is the page the answer shows (the category cap and the
-        "added for variety" reasons are about it); ``explore=False`` turns exploration off (batch runs and
-        evaluation, which must repeat)."""
+        "added for variety" reasons are about it); ``explore=False`` turns exploration and randomisation off (batch
+        runs and evaluation, which must repeat)."""
         current = self.reranker
         config = current.config
         if page_size is not None and page_size != config.page_size:
             config = replace(config, page_size=page_size, depth=max(config.depth, page_size))
         if rules_only:
-            config = replace(config, diversity=0.0, explore_share=0.0)
+            config = replace(config, diversity=0.0, explore_share=0.0, randomise=0.0)
         elif diversity is not None:
             config = replace(config, diversity=diversity)
-        if not explore and config.explore_share > 0:
-            config = replace(config, explore_share=0.0)
-        if config.diversity == 0 and config.explore_share == 0 and current.rules == RuleSet(hide_out_of_stock=False):
+        if not explore and (config.explore_share > 0 or config.randomise > 0):
+            config = replace(config, explore_share=0.0, randomise=0.0)
+        plain = config.diversity == 0 and config.explore_share == 0 and config.randomise == 0
+        if plain and current.rules == RuleSet(hide_out_of_stock=False):
             return None
         if config == current.config:
             return current

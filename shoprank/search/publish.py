@@ -52,6 +52,8 @@ class SearchTraining:
     """Optuna trials for LambdaMART's hyper-parameters on the validation queries."""
     cross_encoder: bool = True
     """False: no cross-encoder (the online path does not use it; saves most of the CPU time)."""
+    fine_tune: bool = True
+    """False: no query-encoder fine-tuning (LambdaMART over the untuned encoder's scores and the other features)."""
     fusion_queries: int | None = None
     """Training queries sampled for the LambdaMART rankers (0: every fusion query)."""
     labels: str = "auto"
@@ -99,6 +101,8 @@ class SearchTraining:
         config.fusion.threads = self.threads
         if self.fusion_queries is not None:
             config.max_fusion_queries = self.fusion_queries or None
+        if not self.fine_tune:
+            config.biencoder = None
         if not self.cross_encoder:
             config.cross = None
         elif config.cross is not None:

@@ -65,7 +65,8 @@ def search(
     page: Annotated[int, Query(ge=1, le=1000)] = 1,
     per_page: Annotated[int, Query(ge=1, le=100)] = 10,
     user_id: Annotated[str | None, Query(description="personalise for this user")] = None,
-    session_id: Annotated[str | None, Query(description="the shopper's session (experiment assignment when "
+    session_id: Annotated[str | None, Query(description="the shopper's session (experiment assignment and the "
+                                                        "exploration and randomisation draws when "
                                                         "there is no user_id)")] = None,
     category: Annotated[str | None, Query(max_length=1000, description="any level of the category path")] = None,
     brand: Annotated[str | None, Query(max_length=256)] = None,
@@ -93,11 +94,13 @@ def search(
         price_min=price_min, price_max=price_max, in_stock=in_stock,
     )
     cap = max(request.app.state.config.facet_candidates, per_page) if facets else 0
+    session = check_id(session_id, "session_id") if session_id else None
+    # exploration and randomisation draw alike for one shopper and query (pages agree), unlike across shoppers
     ask = Ask("search", text, user_id=user, filters=filters, page=page, per_page=per_page, diversity=diversity,
-                  facets=facets, explore=True, seed=request_seed(text, user), sort=sort)
+                  facets=facets, explore=True, seed=request_seed(text, user or session), sort=sort)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    arm = arm_for(state, "search", user or (check_id(session_id, "session_id") if session_id else None))
+    arm = arm_for(state, "search", user or session)
     if arm is None:
         answer, arm_fields = _engine_call(request, _cascade(state, search=engine).run_one, ask), {}
     else:
