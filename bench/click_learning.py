@@ -363,7 +363,7 @@ def main() -> int:
     parser.add_argument("--later-variants", type=int, default=1, help="how many variants run the rounds after 1")
     parser.add_argument("--fine-tune", action="store_true",
                         help="fine-tune the query encoder too (default: LambdaMART only over the untuned encoder)")
-    parser.add_argument("--concurrency", type=int, default=4, help="HTTP requests in flight")
+    parser.add_argument("--concurrency", type=int, default=2, help="HTTP requests in flight")
     parser.add_argument("--tag", default="", help="suffix of the JSON file's name")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -3,7 +3,8 @@ with a temporary admin key, and the few calls the simulated shoppers and the sco
 
 The server runs with ``--no-baseline`` (the bench publishes each shop's baseline bundle itself, with the
 catalogue's embeddings computed once, instead of every shop embedding it in the background) and ``--watch 0``
-(it is the only writer; new bundles are swapped in with ``POST /admin/reload``). Its log goes to
+(it is the only writer; new bundles are swapped in with ``POST /admin/reload``) and lets a search wait up to
+2 s for an engine (the machine is shared; a 503 is retried). Its log goes to
 ``HOME/click_learning_server.log``.
 """
 
@@ -20,6 +21,7 @@ from typing import Any
 from bench.serve import free_port
 
 EVENT_BATCH = 2000  # events per POST (the server takes up to 10,000)
+RETRIES = 30
 
 
 class ServerError(RuntimeError):
@@ -30,7 +32,7 @@ class ShopServer:
     """``with ShopServer(home) as server: server.search("shop", "drill")``: the process ends and the key is
     revoked on exit."""
 
-    def __init__(self, home: Path, *, ready_timeout: float = 900.0, concurrency: int = 4,
+    def __init__(self, home: Path, *, ready_timeout: float = 900.0, concurrency: int = 2,
                  extra: Sequence[str] = ()) -> None:
         import httpx
 
@@ -47,7 +49,8 @@ class ShopServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the server
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shoprank", "serve", "--home", str(self.home), "--port", str(port),
-             "--watch", "0", "--no-baseline", *extra], stdout=log, stderr=subprocess.STDOUT)
+             "--watch", "0", "--no-baseline", "--engine-queue-ms", "2000", *extra],
+            stdout=log, stderr=subprocess.STDOUT)
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0)
         try:
             self._wait_ready(ready_timeout)
@@ -98,7 +101,12 @@ class ShopServer:
         params: dict[str, Any] = {"q": query, "per_page": per_page, "facets": "false"}
         if session_id:
             params["session_id"] = session_id
-        return self._json(self.client.get(f"/shops/{shop}/search", params=params))
+        for attempt in range(RETRIES):  # 503: the engines were busy past the queue's wait; a shopper retries
+            response = self.client.get(f"/shops/{shop}/search", params=params)
+            if response.status_code != 503:
+                break
+            time.sleep(0.2 * (attempt + 1))
+        return self._json(response)
 
     def search_many(self, shop: str, asks: Sequence[tuple[str, str | None]], per_page: int) -> list[dict[str, Any]]:
         """``(query, session_id)`` each, ``concurrency`` requests in flight; answers in the same order."""
