@@ -198,10 +198,11 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
     y_val, y_test = np.asarray(val.labels), np.asarray(test.labels)
 
     def evaluate(score_val: np.ndarray, score_test: np.ndarray, threshold: float | None = None) -> dict[str, float]:
-        inside_v, inside_t = y_val != OUT_OF_SCOPE, y_test != OUT_OF_SCOPE
-        conf_v, conf_t = score_val.max(1), score_test.max(1)
-        correct_v = score_val.argmax(1) == y_val
-        if threshold is None:
+        inside_t = y_test != OUT_OF_SCOPE
+        conf_t = score_test.max(1)
+        if threshold is None:  # chosen on validation (a trained matcher brings its own, chosen the same way)
+            inside_v, conf_v = y_val != OUT_OF_SCOPE, score_val.max(1)
+            correct_v = score_val.argmax(1) == y_val
             threshold, _ = choose_threshold(conf_v[inside_v], correct_v[inside_v], conf_v[~inside_v],
                                             config.oos_share, config.max_handoff)
         correct_t = score_test.argmax(1) == y_test

@@ -5,8 +5,9 @@
 Loads the shop's latest bundle as the server does (``shoprank.serving.registry`` loaders), then walks the
 engine's objects (attributes, lists, dicts; each array counted once) and sums the bytes of every numpy array and
 scipy sparse matrix under each top-level component (memory-mapped arrays count in full: mapped, resident once
-touched) (``stack.dense``, ``stack.bm25``, ...), plus the FAISS index's own memory (its copy of the vectors
-and, for HNSW, its graph), which the walk cannot see. Python objects that
+touched) (``stack.dense``, ``stack.bm25``, ...), plus the FAISS index's own memory, which the walk cannot see:
+its vector storage unless the dense index's numpy vectors are a view of it (then the walk counted them once) and,
+for HNSW, its graph. Python objects that
 are not arrays (id lists, dicts of titles) are not counted by the walk; the resident-set growth of the process
 while loading is printed beside it as the upper bound. Writes bench/results/index_memory.json.
 """
@@ -83,9 +84,9 @@ def walk(value: Any, seen: set[int], depth: int = 0) -> int:
     return sum(walk(v, seen, depth + 1) for v in fields.values())
 
 
-def faiss_bytes(index: Any) -> dict[str, int]:
-    """What a FAISS index holds in its own memory, which the array walk cannot see: its vector storage (a copy of
-    the vectors the dense index also keeps as numpy) and, for HNSW, its graph."""
+def faiss_bytes(index: Any, numpy_vectors: np.ndarray | None = None) -> dict[str, int]:
+    """What a FAISS index holds in its own memory, which the array walk cannot see: its vector storage (left out
+    when ``numpy_vectors``, counted by the walk, is a view of that storage) and, for HNSW, its graph."""
     import faiss
 
     index = faiss.downcast_index(index)
@@ -97,12 +98,15 @@ def faiss_bytes(index: Any) -> dict[str, int]:
         storage = faiss.downcast_index(index.storage)
     else:
         storage = index
-    out["vectors"] = int(storage.ntotal) * int(getattr(storage, "code_size", storage.d * 4))
+    if not (numpy_vectors is not None and storage.ntotal and len(numpy_vectors) and
+            numpy_vectors.__array_interface__["data"][0] == int(storage.get_xb())):
+        out["vectors"] = int(storage.ntotal) * int(getattr(storage, "code_size", storage.d * 4))
     return out
 
 
 def dense_index_rows(engine: Any) -> list[tuple[str, int]]:
-    """(component, bytes) of the FAISS index under a search engine's ``stack.dense``, if it has one."""
+    """(component, bytes) of the FAISS index under a search engine's ``stack.dense``, if it has one (an exact
+    index may have none: it scans its numpy vectors)."""
     dense = getattr(getattr(engine, "stack", None), "dense", None)
     if dense is None:
         return []
@@ -110,7 +114,8 @@ def dense_index_rows(engine: Any) -> list[tuple[str, int]]:
     index = ready() if ready is not None else getattr(dense, "_index", None)
     if index is None:
         return []
-    return [(f"stack.dense FAISS {dense.kind} index: {part}", size) for part, size in faiss_bytes(index).items()]
+    return [(f"stack.dense FAISS {dense.kind} index: {part}", size)
+            for part, size in faiss_bytes(index, dense.vectors).items()]
 
 
 def components(engine: Any, prefix: str = "", depth: int = 0) -> dict[str, Any]:

@@ -64,7 +64,7 @@ def test_tiny_run_writes_every_measure(tmp_path: Path, monkeypatch: pytest.Monke
     assert 0.5 < written["composition"]["median"] <= 1.0001
     components = {row["component"]: row["bytes"] for row in written["memory"]["rows"]}
     assert components["stack.dense"] == 2000 * 384 * 4  # the vectors the engine holds, one row per product
-    assert components["stack.dense FAISS flat index: vectors"] == 2000 * 384 * 4
+    assert not [c for c in components if "FAISS" in c]  # the exact index scans those: no second copy
     assert written["memory"]["bytes_per_product"] == pytest.approx(sum(components.values()) / 2000)
     assert written["search"]["queries"] == 12 and written["search"]["p99_ms"] >= written["search"]["p50_ms"] > 0
     served = written["recall"]["options"][0]
@@ -74,19 +74,44 @@ def test_tiny_run_writes_every_measure(tmp_path: Path, monkeypatch: pytest.Monke
     assert all(v["n"] == 8 for v in rec["latency"].values())
     assert set(written["targets"]) == {"ingest_s", "bytes_per_product", "search_p99_ms"}
     assert result["products"] == written["products"]
+    again = scale_catalogue.main(["--home", str(tmp_path / "home"), "--reuse", "--queries", "6",
+                                  "--ef-search", "64"])  # the same shop measured again, nothing rebuilt
+    assert again["reused"] and again["products"] == 2000 and "ingest" not in again and "recommend" not in again
+    assert again["dense"] == {**written["dense"], "ef_search": 64}
+    assert again["memory"]["bytes_per_product"] == written["memory"]["bytes_per_product"]
+    assert again["search"]["queries"] == 6 and set(again["targets"]) == {"bytes_per_product", "search_p99_ms"}
 
 
 def test_faiss_bytes_counts_the_index_copy_and_graph() -> None:
+    import faiss
+
     from bench.index_memory import faiss_bytes
     from shoprank.retrieval.dense import DenseIndex
 
     x = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
-    flat = DenseIndex(16, "flat").build(x)
-    assert faiss_bytes(flat._ready()) == {"vectors": 500 * 16 * 4}
+    copy = faiss.IndexFlatIP(16)
+    copy.add(x)
+    assert faiss_bytes(copy) == {"vectors": 500 * 16 * 4}  # an index with its own copy: counted
+    assert faiss_bytes(copy, x) == {"vectors": 500 * 16 * 4}  # numpy arrays elsewhere do not make it shared
     hnsw = DenseIndex(16, "hnsw", hnsw_m=8).build(x)
     held = faiss_bytes(hnsw._ready())
     assert held["vectors"] == 500 * 16 * 4
     assert held["graph"] >= 500 * 2 * 8 * 4  # level 0 keeps 2 * M neighbour slots a vector
+    assert faiss_bytes(hnsw._ready(), hnsw.vectors) == {"graph": held["graph"]}  # the walk counts the view once
+
+
+def test_dense_index_rows_count_only_what_the_walk_cannot_see() -> None:
+    from types import SimpleNamespace
+
+    from bench.index_memory import dense_index_rows, walk
+    from shoprank.retrieval.dense import DenseIndex
+
+    x = np.random.default_rng(0).standard_normal((500, 16)).astype(np.float32)
+    for kind in ("flat", "hnsw"):
+        engine = SimpleNamespace(stack=SimpleNamespace(dense=DenseIndex(16, kind, hnsw_m=8).build(x)))
+        faiss_rows = dense_index_rows(engine)
+        assert walk(engine.stack.dense, set()) == 500 * 16 * 4  # the vectors, once
+        assert [name.rsplit(" ", 1)[-1] for name, _ in faiss_rows] == ([] if kind == "flat" else ["graph"])
 
 
 def test_baseline_item_to_item_scores_every_event_in_one_pass() -> None:

@@ -74,11 +74,11 @@ class Cascade:
         wanted = request.end
         sorting = request.sort != "relevance"
         fetch = max(self.match_limit, wanted)
-        explain = None if reranker is not None or sorting else wanted  # the ranked head at most (engine's rule)
         category = request.filters.category if request.filters else None
         only_filters = reranker is None or reranker.only_filters(text, category)
         if not sorting and only_filters and hasattr(engine, "search_set"):
-            return self._search_set(engine, request, text, cut, reranker, explain)
+            return self._search_set(engine, request, text, cut, reranker)
+        explain = None if reranker is not None or sorting else wanted  # the ranked head at most (engine's rule)
         items, total = engine.search(text, k=fetch, offset=0, filters=request.filters, user_id=request.user_id,
                                      explain=explain)
         products: dict[str, Product] = {}
@@ -98,28 +98,27 @@ class Cascade:
             self._no_match(engine, request, page, reranker)
         return page
 
-    def _search_set(self, engine: Any, request: Request, text: str, cut: bool, reranker: Any,
-                    explain: int | None) -> Page:
+    def _search_set(self, engine: Any, request: Request, text: str, cut: bool, reranker: Any) -> Page:
         """:meth:`_search` when re-ranking can only drop items (or there is none): the same answer, with result
-        objects made only for the ranked head and the page. The head is re-ranked as a list; the rest of the
-        set is filtered product by product (``RuleSet.shown``), which is what re-ranking the whole list
-        would do to it."""
+        objects made only for the page. Re-ranking that only drops items is ``rules.filter`` of the list
+        (:meth:`Reranker.only_filters`), so the whole set is filtered product by product (``RuleSet.shown``)
+        and score parts and reasons are made for the page alone (the set's ``explainer``)."""
         wanted = request.end
-        ranked = engine.search_set(text, filters=request.filters, user_id=request.user_id,
-                                   explain=None if explain is None else (0, explain),
+        ranked = engine.search_set(text, filters=request.filters, user_id=request.user_id, lazy=True,
                                    limit=max(self.match_limit, wanted))
         total = ranked.total
         if reranker is not None and len(ranked):
             listed = len(ranked)
-            head = ranked.head
-            products, vectors = self._context(engine, [item.id for item in head])
-            ranked.head = reranker.rerank(head, products, vectors, text, filters=request.filters,
-                                          rng=request.seed if request.seed is not None else 0)
             category = request.filters.category if request.filters else None
-            shown = reranker.rules.shown(query=text, category=category, filters=request.filters)
-            ranked.tail_keep = np.asarray([n for n, (pid, product) in
-                                           enumerate(zip(ranked.tail_ids, ranked.tail_products, strict=True))
-                                           if shown(pid, product)], np.int64)
+            rules = reranker.rules
+            head_ids = [item.id for item in ranked.head]
+            head_products = ranked.head_products if len(ranked.head_products) == len(head_ids) else \
+                [self._context(engine, head_ids)[0].get(pid) for pid in head_ids]
+            shown = {"query": text, "category": category, "filters": request.filters}
+            head_kept = rules.shown_mask(head_ids, head_products, **shown)
+            tail_kept = rules.shown_mask(ranked.tail_ids, ranked.tail_products, **shown)
+            ranked.head_keep = None if head_kept.all() else np.flatnonzero(head_kept)
+            ranked.tail_keep = None if tail_kept.all() else np.flatnonzero(tail_kept)
             total = max(0, total - (listed - len(ranked)))  # hidden by a rule
         page = Page(request, ranked.items(request.offset, wanted), int(total), getattr(engine, "version", None),
                     text, cut, ranked.ids() if request.facets else [], corrected_query=engine.correction(text))

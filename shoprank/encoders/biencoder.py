@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,7 +294,9 @@ def fine_tune_query_encoder(
     model.max_seq_length = config.max_length
     freeze_transformer(model[0].auto_model, tc.freeze)
     set_dropout(model, tc.dropout)
-    docs = torch.from_numpy(np.ascontiguousarray(doc_vectors, dtype=np.float32))  # (n_docs, d)
+    with warnings.catch_warnings():  # an HNSW index's vectors are a read-only view; these are never written
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        docs = torch.from_numpy(np.ascontiguousarray(doc_vectors, dtype=np.float32))  # (n_docs, d)
     steps_per_epoch = max(1, len(examples) // tc.batch_size)
 
     def batches(epoch: int) -> Iterator[list[QueryExample]]:

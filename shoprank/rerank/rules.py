@@ -17,6 +17,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from shoprank.data.records import Product
 from shoprank.rerank._common import add_reason, check_unique, fresh
 from shoprank.results import ScoredItem, SearchFilters
@@ -295,12 +297,18 @@ class RuleSet:
         shown = self.shown(query=query, category=category, filters=filters)
         return [item for item in fresh(items) if shown(item.id, products.get(item.id))]
 
-    def shown(self, *, query: str | None = None, category: str | None = None,
-              filters: SearchFilters | None = None) -> Callable[[str, Product | None], bool]:
-        """What :meth:`filter` keeps, one product at a time: ``shown(product_id, product or None)``."""
+    def _hiding(self, query: str | None, category: str | None, filters: SearchFilters | None
+                ) -> tuple[list[Rule], list[SearchFilters], bool]:
+        """What can hide a product from a request: hide rules in force, filters, and the stock rule."""
         hiders = [rule for rule in self.active(query, category) if rule.action == "hide"]
         checks = [f for f in (self.filters, filters) if f is not None and not f.is_empty()]
         hide_out_of_stock = self.hide_out_of_stock and not (filters is not None and filters.in_stock is False)
+        return hiders, checks, hide_out_of_stock
+
+    def shown(self, *, query: str | None = None, category: str | None = None,
+              filters: SearchFilters | None = None) -> Callable[[str, Product | None], bool]:
+        """What :meth:`filter` keeps, one product at a time: ``shown(product_id, product or None)``."""
+        hiders, checks, hide_out_of_stock = self._hiding(query, category, filters)
 
         def shown(product_id: str, product: Product | None) -> bool:
             if hide_out_of_stock and product is not None and not product.in_stock:
@@ -310,6 +318,18 @@ class RuleSet:
             return not any(rule.targets(product_id, product) for rule in hiders)
 
         return shown
+
+    def shown_mask(self, ids: Sequence[str], products: Sequence[Product | None], *, query: str | None = None,
+                   category: str | None = None, filters: SearchFilters | None = None) -> np.ndarray:
+        """:meth:`shown` of each (id, product) pair, as a bool array; a long list with only the stock rule (or
+        nothing) to apply is checked without a call per product."""
+        hiders, checks, hide_out_of_stock = self._hiding(query, category, filters)
+        if hiders or checks:
+            shown = self.shown(query=query, category=category, filters=filters)
+            return np.fromiter((shown(pid, p) for pid, p in zip(ids, products, strict=True)), bool, len(ids))
+        if hide_out_of_stock:
+            return np.fromiter((p is None or p.in_stock for p in products), bool, len(products))
+        return np.ones(len(products), bool)
 
     def adjust(
         self,

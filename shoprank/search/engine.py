@@ -194,12 +194,13 @@ class SearchEngine:
 
     def search_set(self, query: str, filters: SearchFilters | None = None, user_id: str | None = None,
                    explain: tuple[int, int] | None = None, limit: int | None = None,
-                   expansion: Sequence[tuple[str, float]] = ()) -> RankedSet:
+                   expansion: Sequence[tuple[str, float]] = (), lazy: bool = False) -> RankedSet:
         """The query's whole matching set, ranked (what :meth:`search` pages through): the ranked head as
         results, the rest of the set as ids and products (:class:`~shoprank.search.ranked.RankedSet`).
         ``explain``: the places of the head (start, stop) that carry score parts and reasons (None: all);
-        ``limit``: products listed (default :data:`~shoprank.search.matching.MATCH_LIMIT`; ``total`` counts
-        every match); ``expansion``: as :meth:`search`."""
+        ``lazy``: none do yet, and the set's ``explainer`` makes them for the places shown (``explain`` is then
+        ignored); ``limit``: products listed (default :data:`~shoprank.search.matching.MATCH_LIMIT`; ``total``
+        counts every match); ``expansion``: as :meth:`search`."""
         from shoprank.search.matching import MATCH_LIMIT, result_set
 
         query = query.strip()
@@ -235,40 +236,51 @@ class SearchEngine:
                 personal = PERSONAL_WEIGHT * (spread or 1.0) * share
                 again = np.argsort(-(scores + personal), kind="stable")
                 order, scores, personal = order[again], (scores + personal)[again], personal[again]
-            head = self._explain(query, cand, order, scores, personal, feats,
-                                 (0, len(order)) if explain is None else explain)
             ids, products = stack.catalog.ids, stack.catalog.products
+            head_rows = cand.rows[order].tolist()
+            explainer = None
+            if lazy:
+                head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_rows, scores.tolist(), strict=True)]
+
+                def explainer(positions: Sequence[int]) -> list[ScoredItem]:
+                    return self._explain(query, cand, order, scores, personal, feats, positions)
+            else:
+                start, stop = (0, len(order)) if explain is None else explain
+                start, stop = max(0, start), max(0, min(stop, len(order)))
+                explained = self._explain(query, cand, order, scores, personal, feats, range(start, stop))
+                head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_rows, scores.tolist(), strict=True)]
+                head[start:stop] = explained
             rows = matches.tail.tolist()
             floor = float(scores.min()) - 1.0 if len(scores) else 0.0
-            return RankedSet(head, [ids[r] for r in rows], [products[r] for r in rows], floor, matches.total)
+            return RankedSet(head, [ids[r] for r in rows], [products[r] for r in rows], floor, matches.total,
+                             head_products=[products[r] for r in head_rows], explainer=explainer)
 
     def _explain(self, query: str, cand: Any, order: np.ndarray, scores: np.ndarray, personal: np.ndarray,
-                 feats: np.ndarray, explain: tuple[int, int]) -> list[ScoredItem]:
-        """The ranked head as results; places ``explain`` (start, stop) carry score parts and reasons."""
+                 feats: np.ndarray, positions: Sequence[int]) -> list[ScoredItem]:
+        """Result objects of the ranked head's ``positions``, with score parts and reasons."""
         from shoprank.ranking.features import FEATURES
         from shoprank.text import words
 
+        if not len(positions):
+            return []
         stack = self.stack
         ids = stack.catalog.ids
-        start, stop = max(0, explain[0]), max(0, min(explain[1], len(order)))
         query_words = [w for w in words(query)]
         surface = surface_forms(query)
-        page_rows = cand.rows[order[start:stop]]
+        picked = order[np.asarray(positions, np.int64)]
+        page_rows = cand.rows[picked]
         page_titles = stack.titles.gather(page_rows, [stack.catalog.products[r] for r in page_rows],
-                                          stack.stats).title if stop > start else []
+                                          stack.stats).title
+        ce_column = FEATURES.index("ce")
         items = []
-        for position, idx in enumerate(order):
+        for title, position, idx in zip(page_titles, positions, picked.tolist(), strict=True):
             row = int(cand.rows[idx])
-            if not start <= position < stop:
-                items.append(ScoredItem(ids[row], float(scores[position]), {}, []))
-                continue
             product = stack.catalog.products[row]
             parts = {"bm25": float(cand.bm25[idx]), "dense": float(cand.dense[idx])}
-            ce = feats[idx, FEATURES.index("ce")]
+            ce = feats[idx, ce_column]
             if np.isfinite(ce):
                 parts["ce"] = float(ce)
             parts["fusion"] = float(scores[position] - personal[position])
-            title = page_titles[position - start]
             title_words = set(title.split()) if title is not None else set()
             reasons = reasons_for(query_words, title_words, parts, surface)
             if personal[position] > 0:

@@ -8,7 +8,7 @@ ranked one (``floor - 0.001 * position``), and makes result objects only for the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -25,7 +25,9 @@ TAIL_STEP = 1e-3
 class RankedSet:
     """``head``: the ranked matches, best first; ``tail_ids`` / ``tail_products``: the rest of the set in its
     order (lexical matches by BM25, then dense ones by cosine); ``total``: every matching product (the listed
-    ones are capped). ``tail_keep``: positions of the rest still listed (None: all), after a rule hid some."""
+    ones are capped). ``tail_keep`` / ``head_keep``: positions of the rest / of the head still listed (None:
+    all), after a rule hid some. ``explainer``: when set, the head's result objects carry no score parts or
+    reasons yet and ``explainer(positions)`` makes them, with both, for the head places that are shown."""
 
     head: list[ScoredItem]
     tail_ids: Sequence[str]
@@ -34,6 +36,9 @@ class RankedSet:
     total: int
     tail_reasons: tuple[str, ...] = (TAIL_REASON,)
     tail_keep: np.ndarray | None = field(default=None)
+    head_products: Sequence[Product | None] = ()
+    head_keep: np.ndarray | None = field(default=None)
+    explainer: Callable[[Sequence[int]], list[ScoredItem]] | None = None
 
     @classmethod
     def empty(cls) -> RankedSet:
@@ -42,8 +47,11 @@ class RankedSet:
     def _positions(self) -> np.ndarray:
         return np.arange(len(self.tail_ids)) if self.tail_keep is None else self.tail_keep
 
+    def _head_positions(self) -> np.ndarray:
+        return np.arange(len(self.head)) if self.head_keep is None else self.head_keep
+
     def __len__(self) -> int:
-        return len(self.head) + len(self._positions())
+        return len(self._head_positions()) + len(self._positions())
 
     def tail_item(self, position: int) -> ScoredItem:
         """The result object of the rest's ``position`` (its place in the engine's order, before any hiding)."""
@@ -52,13 +60,19 @@ class RankedSet:
     def items(self, start: int = 0, stop: int | None = None) -> list[ScoredItem]:
         """Result objects of places ``start`` to ``stop`` (the whole list when None)."""
         stop = len(self) if stop is None else min(stop, len(self))
-        out = self.head[start:stop]
-        first, last = max(0, start - len(self.head)), max(0, stop - len(self.head))
+        listed = self._head_positions()
+        places = [int(p) for p in listed[start:stop]]
+        if self.explainer is not None:
+            out = self.explainer(places) if places else []
+        else:
+            out = [self.head[p] for p in places] if self.head_keep is not None else self.head[start:stop]
+        first, last = max(0, start - len(listed)), max(0, stop - len(listed))
         if last > first:
             out = out + [self.tail_item(int(p)) for p in self._positions()[first:last]]
         return out
 
     def ids(self) -> list[str]:
         """Every listed id in order (what facets count over)."""
+        head = self.head if self.head_keep is None else [self.head[int(p)] for p in self.head_keep]
         tail = self.tail_ids if self.tail_keep is None else [self.tail_ids[int(p)] for p in self.tail_keep]
-        return [item.id for item in self.head] + list(tail)
+        return [item.id for item in head] + list(tail)

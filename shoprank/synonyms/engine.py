@@ -29,7 +29,12 @@ class WithSynonyms:
         if not expansion.added:
             return self.engine.search(query, *args, **kwargs)
         items, total = self.engine.search(query, *args, expansion=expansion.weighted(), **kwargs)
-        return [replace(item, reasons=explain(item.reasons, expansion.added)) for item in items], total
+        return self._reasons(expansion.added)(items), total
+
+    @staticmethod
+    def _reasons(added: Any) -> Any:
+        """Results -> the same results, their reasons saying which matched word stood for which typed one."""
+        return lambda items: [replace(item, reasons=explain(item.reasons, added)) for item in items]
 
     @property
     def search_set(self) -> Any:
@@ -41,7 +46,12 @@ class WithSynonyms:
             if not expansion.added:
                 return inner(query, *args, **kwargs)
             ranked = inner(query, *args, expansion=expansion.weighted(), **kwargs)
-            ranked.head = [replace(item, reasons=explain(item.reasons, expansion.added)) for item in ranked.head]
+            reasons = self._reasons(expansion.added)
+            if ranked.explainer is not None:  # the head's reasons are made for the places shown
+                made = ranked.explainer
+                ranked.explainer = lambda positions: reasons(made(positions))
+            else:
+                ranked.head = reasons(ranked.head)
             ranked.tail_reasons = tuple(explain(list(ranked.tail_reasons), expansion.added))
             return ranked
 
