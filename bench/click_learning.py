@@ -102,7 +102,6 @@ class Plan:
     profile: str = "demo"
     fine_tune: bool = False
     threads: int = 2
-    hybrid_baseline: bool = True  # False: the lexical baseline (BM25 only), for tiny test shops
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]

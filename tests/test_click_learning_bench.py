@@ -44,8 +44,8 @@ def test_the_bench_loop_runs_over_a_real_server(tmp_path: Path, monkeypatch: pyt
         world = world_from_store(store)
     assert world.train_queries and world.test_queries
     assert not set(world.train_queries) & set(world.test_queries)
-    plan = Plan(rounds=1, randomise=0.5, hybrid_baseline=False)
-    make_shops(home, plan, truth, None, None)
+    plan = Plan(rounds=1, randomise=0.5)
+    make_shops(home, plan, truth, None, None)  # the lexical baseline (no vectors)
     with ShopServer(home, ready_timeout=120) as server:
         bench = ClickBench(home, world, plan, server, say=lambda s: None)
         saved = []
