@@ -111,12 +111,9 @@ class Cascade:
             listed = len(ranked)
             category = request.filters.category if request.filters else None
             rules = reranker.rules
-            head_ids = [item.id for item in ranked.head]
-            head_products = ranked.head_products if len(ranked.head_products) == len(head_ids) else \
-                [self._context(engine, head_ids)[0].get(pid) for pid in head_ids]
-            shown = {"query": text, "category": category, "filters": request.filters}
-            head_kept = rules.shown_mask(head_ids, head_products, **shown)
-            tail_kept = rules.shown_mask(ranked.tail_ids, ranked.tail_products, **shown)
+            asked = {"query": text, "category": category, "filters": request.filters}
+            head_kept = rules.shown_mask([item.id for item in ranked.head], ranked.head_products, **asked)
+            tail_kept = rules.shown_mask(ranked.tail_ids, ranked.tail_products, **asked)
             ranked.head_keep = None if head_kept.all() else np.flatnonzero(head_kept)
             ranked.tail_keep = None if tail_kept.all() else np.flatnonzero(tail_kept)
             total = max(0, total - (listed - len(ranked)))  # hidden by a rule
