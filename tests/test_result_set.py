@@ -377,3 +377,50 @@ def test_calibration_keeps_the_share_of_dense_only_relevant_products_asked_for()
     assert kept / 50 >= 0.8 and chosen.kept_recall >= 0.8 * chosen.pool_recall
     assert chosen.threshold > float(np.min(cosines))  # it does cut: the least similar couches are lost
     assert chosen.nonsense_no_dense_match >= 0.95
+
+
+def test_the_stock_array_follows_every_catalogue_change() -> None:
+    from shoprank.search.catalog import Catalog
+
+    products = [Product(id=f"p{n}", title=f"thing {n}", in_stock=n % 3 != 0, language="en") for n in range(6)]
+    catalog = Catalog([p.id for p in products])
+    assert catalog.in_stock().tolist() == [True] * 6  # no records attached yet: nothing is known out of stock
+    catalog.attach(products)
+    assert catalog.in_stock().tolist() == [False, True, True, False, True, True]
+    catalog.attach([Product(id="p1", title="thing 1", in_stock=False, language="en")])
+    catalog.append([Product(id="p3", title="thing 3", in_stock=True, language="en"),
+                    Product(id="p6", title="thing 6", in_stock=False, language="en")])
+    catalog.remove(["p4"])
+    expected = [p is None or p.in_stock for p in catalog.products]
+    assert catalog.in_stock().tolist() == expected == [False, False, True, True, True, True, True, False]
+
+
+def test_the_stock_rule_reads_the_engines_stock_array_and_hides_the_same_products(kitchen: Shop) -> None:
+    from shoprank.cascade import Cascade, Request
+    from shoprank.rerank import RuleSet, load_rules, save_rules
+    from shoprank.rerank.shop import ShopReranking
+
+    engine = _engine(kitchen)
+    gone = {"reel-1", "hose-2", "shears-0"}
+    engine.upsert_products([Product(id=p.id, title=p.title, brand=p.brand, category=p.category, price=p.price,
+                                    language="en", in_stock=p.id not in gone) for p in catalogue()
+                            if p.id in gone])
+    ranked = engine.search_set("garden hose pruning tent", lazy=True)
+    assert ranked.tail_stock is not None and ranked.head_stock is not None
+    assert ranked.tail_stock.tolist() == [p is None or p.in_stock for p in ranked.tail_products]
+    assert ranked.head_stock.tolist() == [p is None or p.in_stock for p in ranked.head_products]
+    assert not ranked.head_stock.all() or not ranked.tail_stock.all()  # some listed product is out of stock
+    with kitchen.store(create=False) as store:
+        before = load_rules(store)
+        try:
+            save_rules(store, RuleSet())  # the stock rule only
+            reranking = ShopReranking(store)
+            fast = Cascade(search=engine, reranking=reranking, store=store)
+            whole = Cascade(search=WholeList(engine), reranking=reranking, store=store)
+            for q in ("garden", "garden hose pruning tent", "hose reel"):
+                a, b = fast.run_one(Request("search", q, per_page=100, facets=True)), \
+                    whole.run_one(Request("search", q, per_page=100, facets=True))
+                assert (a.items, a.total, a.facet_ids) == (b.items, b.total, b.facet_ids)
+                assert not gone & set(a.ids)
+        finally:
+            save_rules(store, before)

@@ -320,14 +320,18 @@ class RuleSet:
         return shown
 
     def shown_mask(self, ids: Sequence[str], products: Sequence[Product | None], *, query: str | None = None,
-                   category: str | None = None, filters: SearchFilters | None = None) -> np.ndarray:
+                   category: str | None = None, filters: SearchFilters | None = None,
+                   in_stock: np.ndarray | None = None) -> np.ndarray:
         """:meth:`shown` of each (id, product) pair, as a bool array; a long list with only the stock rule (or
-        nothing) to apply is checked without a call per product."""
+        nothing) to apply is checked without a call per product. ``in_stock``: each product's stock (True where
+        there is no product), when the caller holds it as an array already."""
         hiders, checks, hide_out_of_stock = self._hiding(query, category, filters)
         if hiders or checks:
             shown = self.shown(query=query, category=category, filters=filters)
             return np.fromiter((shown(pid, p) for pid, p in zip(ids, products, strict=True)), bool, len(ids))
         if hide_out_of_stock:
+            if in_stock is not None and len(in_stock) == len(products):
+                return np.array(in_stock, bool)
             return np.fromiter((p is None or p.in_stock for p in products), bool, len(products))
         return np.ones(len(products), bool)
 

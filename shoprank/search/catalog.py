@@ -19,6 +19,8 @@ class Catalog:
         self.row_of: dict[str, int] = {pid: row for row, pid in enumerate(self.ids)}
         self.alive = np.ones(len(self.ids), bool)
         self.products: list[Product | None] = [None] * len(self.ids)
+        self._stock: np.ndarray | None = None  # in_stock() per row, made on first use, kept up to date after
+
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -33,6 +35,8 @@ class Catalog:
             row = self.row_of.get(product.id)
             if row is not None:
                 self.products[row] = product
+                if self._stock is not None:
+                    self._stock[row] = product.in_stock
 
     def append(self, products: Sequence[Product]) -> np.ndarray:
         """New rows for ``products``; an id seen before has its old row hidden. Returns the new rows."""
@@ -43,6 +47,9 @@ class Catalog:
             self.row_of[product.id] = start + offset
             self.products.append(product)
         self.alive = np.concatenate([self.alive, np.ones(len(products), bool)])
+        if self._stock is not None:
+            self._stock = np.concatenate([self._stock, np.fromiter((p.in_stock for p in products), bool,
+                                                                   len(products))])
         return np.arange(start, len(self.ids))
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -52,8 +59,19 @@ class Catalog:
             if row is not None:
                 self.alive[row] = False
                 self.products[row] = None
+                if self._stock is not None:
+                    self._stock[row] = True
                 removed += 1
         return removed
+
+    def in_stock(self) -> np.ndarray:
+        """Per row, False where the product record says out of stock (rows without a record: True), so that
+        a stock rule over thousands of rows is one array look-up. Read-only for callers."""
+        stock = self._stock
+        if stock is None or len(stock) != len(self.products):  # first use, or ``products`` was replaced
+            stock = np.fromiter((p is None or p.in_stock for p in self.products), bool, len(self.products))
+            self._stock = stock
+        return stock
 
     def rows(self, ids: Sequence[str]) -> np.ndarray:
         """Rows of live ids, -1 for unknown ones."""

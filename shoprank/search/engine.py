@@ -252,8 +252,10 @@ class SearchEngine:
                 head[start:stop] = explained
             rows = matches.tail.tolist()
             floor = float(scores.min()) - 1.0 if len(scores) else 0.0
+            stock = stack.catalog.in_stock()
             return RankedSet(head, [ids[r] for r in rows], [products[r] for r in rows], floor, matches.total,
-                             head_products=[products[r] for r in head_rows], explainer=explainer)
+                             head_products=[products[r] for r in head_rows], explainer=explainer,
+                             head_stock=stock[cand.rows[order]], tail_stock=stock[matches.tail])
 
     def _explain(self, query: str, cand: Any, order: np.ndarray, scores: np.ndarray, personal: np.ndarray,
                  feats: np.ndarray, positions: Sequence[int]) -> list[ScoredItem]:

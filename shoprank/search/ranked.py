@@ -27,7 +27,9 @@ class RankedSet:
     order (lexical matches by BM25, then dense ones by cosine); ``total``: every matching product (the listed
     ones are capped). ``tail_keep`` / ``head_keep``: positions of the rest / of the head still listed (None:
     all), after a rule hid some. ``explainer``: when set, the head's result objects carry no score parts or
-    reasons yet and ``explainer(positions)`` makes them, with both, for the head places that are shown."""
+    reasons yet and ``explainer(positions)`` makes them, with both, for the head places that are shown.
+    ``head_stock`` / ``tail_stock``: whether each head / rest product is in stock (None: read from the products),
+    for the stock rule."""
 
     head: list[ScoredItem]
     tail_ids: Sequence[str]
@@ -39,6 +41,8 @@ class RankedSet:
     head_products: Sequence[Product | None] = ()
     head_keep: np.ndarray | None = field(default=None)
     explainer: Callable[[Sequence[int]], list[ScoredItem]] | None = None
+    head_stock: np.ndarray | None = None
+    tail_stock: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> RankedSet:

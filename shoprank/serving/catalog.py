@@ -6,6 +6,7 @@ by ``shoprank ingest`` or by another replica show up without a restart.
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from collections.abc import Iterable, Sequence
@@ -100,7 +101,7 @@ class Catalog:
         are skipped; a value's ties are listed in the order of their first product in ``ids``). Counted over
         per-product code arrays, so 10,000 ids cost one dictionary look-up each."""
         view = self._facet_view()
-        rows = np.fromiter((view.row.get(pid, -1) for pid in ids), np.int64, count=len(ids))
+        rows = np.fromiter(map(view.row.get, ids, itertools.repeat(-1)), np.int64, count=len(ids))
         rows = rows[rows >= 0]
         buckets = view.bucket[rows]
         buckets = np.bincount(buckets[buckets >= 0], minlength=len(PRICE_BUCKETS) + 1)
