@@ -72,22 +72,25 @@ def floor_cpu(engine: Any, query: str) -> dict[str, float]:
     return out
 
 
-def served_cpu(state: Any, query: str, facet_candidates: int = 200) -> float:
-    """Thread CPU seconds of what the search route does for ``query`` (page 1 of 10, facets on)."""
+def served_cpu(state: Any, query: str, facet_candidates: int | None = None) -> float:
+    """Thread CPU seconds of what the search route does for ``query`` (page 1 of 10, facets on, counted over as
+    many of the set's products as the server counts: ``ServingConfig.facet_candidates`` unless given)."""
     from shoprank.cascade import Request
+    from shoprank.serving.config import ServingConfig
     from shoprank.rerank.shop import request_seed
     from shoprank.results import SearchFilters
     from shoprank.serving.common import engine_of, json_response
     from shoprank.serving.read_routes import _cascade
     from shoprank.serving.synonym_routes import with_synonyms
 
+    cap = ServingConfig().facet_candidates if facet_candidates is None else facet_candidates
     t = time.thread_time()
     engine = with_synonyms(state, engine_of(state, "search"))
     ask = Request("search", query, filters=SearchFilters(), page=1, per_page=10, facets=True, explore=True,
                   seed=request_seed(query, None))
     answer = _cascade(state, search=engine).run_one(ask)
     hits = state.catalog.hydrate(answer.items)
-    counts = state.catalog.facets(answer.facet_ids[:facet_candidates])
+    counts = state.catalog.facets(answer.facet_ids[:cap])
     json_response({"hits": hits, "facets": counts, "total": answer.total, "model_version": answer.model_version})
     return time.thread_time() - t
 
