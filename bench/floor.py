@@ -76,10 +76,10 @@ def served_cpu(state: Any, query: str, facet_candidates: int | None = None) -> f
     """Thread CPU seconds of what the search route does for ``query`` (page 1 of 10, facets on, counted over as
     many of the set's products as the server counts: ``ServingConfig.facet_candidates`` unless given)."""
     from shoprank.cascade import Request
-    from shoprank.serving.config import ServingConfig
     from shoprank.rerank.shop import request_seed
     from shoprank.results import SearchFilters
     from shoprank.serving.common import engine_of, json_response
+    from shoprank.serving.config import ServingConfig
     from shoprank.serving.read_routes import _cascade
     from shoprank.serving.synonym_routes import with_synonyms
 

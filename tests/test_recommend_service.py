@@ -126,3 +126,51 @@ def test_cold_item_added_after_training_is_recommended(trained: Shop) -> None:
         store.upsert_products([Product(id="new-halo", title="halo rifle edition deluxe", category="Games")])
     history = [Event(f"h{i}", "fan2", f"p2-{i}", "purchase", T0 + i) for i in range(5)]
     assert "new-halo" in [r.id for r in Recommender.load(trained).recommend("fan2", k=5, history=history)]
+
+
+def test_lazy_reasons_give_the_cascades_pages_of_the_eager_list(trained: Shop) -> None:
+    """The cascade explains only the page (``recommend_lazily``): every page, re-ranked or not, with and without
+    history, is the one the eagerly explained list gives, parts and reasons included."""
+    from shoprank.cascade import Cascade, Request
+    from shoprank.recommend import Recommender
+    from shoprank.rerank.shop import ShopReranking
+
+    rec = Recommender.load(trained)
+
+    class Eager:  # the same engine without the lazy door
+        def __getattr__(self, name: str) -> object:
+            if name == "recommend_lazily":
+                raise AttributeError(name)
+            return getattr(rec, name)
+
+    with trained.store() as store:
+        reranking = ShopReranking(store)
+        lazy, eager = (Cascade(recommend=e, reranking=reranking, store=store) for e in (rec, Eager()))
+        pages = 0
+        for user in ("u0", "u7", "u33", "nobody"):
+            for per_page, diversity in ((3, None), (5, 0.6), (10, 0.0)):
+                ask = Request("recommend", user_id=user, per_page=per_page, diversity=diversity, explore=True, seed=7)
+                a, b = lazy.run_one(ask), eager.run_one(ask)
+                assert [(i.id, i.score, i.parts, i.reasons) for i in a.items] == \
+                    [(i.id, i.score, i.parts, i.reasons) for i in b.items]
+                assert a.items and all(i.reasons for i in a.items) and a.total == b.total
+                pages += 1
+        assert pages == 12
+    got = rec.recommend_lazily("u0", k=5)
+    assert all(not i.reasons and not i.parts for i in got.items)  # nothing explained until asked
+    assert got.explain(got.items) == rec.recommend("u0", k=5)
+
+
+def test_the_rerank_context_follows_changed_and_deleted_products(trained: Shop) -> None:
+    from shoprank.recommend import Recommender
+
+    rec = Recommender.load(trained)
+    products, _ = rec.context(["p1-1", "p1-2", "no-such"])
+    assert set(products) == {"p1-1", "p1-2"} and products["p1-1"].in_stock
+    gone = Product(id="p1-1", title="mario kart edition 1", category="Games", in_stock=False)
+    rec.add_products([gone])  # a changed record (the server passes every upsert on)
+    assert rec.context(["p1-1"])[0]["p1-1"].in_stock is False
+    rec.forget_products(["p1-2"])
+    with trained.store() as store:
+        store.delete_products(["p1-2"])
+    assert "p1-2" not in rec.context(["p1-2"])[0]

@@ -148,10 +148,16 @@ class Cascade:
         reranker = self._reranker(request)
         wanted = request.end
         fetch = max(self.depth, wanted * OVER_FETCH)
+        explain = None
         if request.surface == "recommend":
             history = list(request.history) if request.history is not None else None
-            items = engine.recommend(request.user_id or "", k=fetch, history=history,
-                                     exclude=set(request.exclude) or None, slot_at=request.per_page)
+            asked = {"k": fetch, "history": history, "exclude": set(request.exclude) or None,
+                     "slot_at": request.per_page}
+            if hasattr(engine, "recommend_lazily"):  # parts and reasons made for the page alone, after re-ranking
+                got = engine.recommend_lazily(request.user_id or "", **asked)
+                items, explain = got.items, got.explain
+            else:
+                items = engine.recommend(request.user_id or "", **asked)
         else:
             method = engine.similar if request.surface == "similar" else engine.bought_together
             items = [item for item in method(request.item_id, fetch + len(request.exclude))
@@ -159,7 +165,9 @@ class Cascade:
         if reranker is not None:
             products, vectors = self._context(engine, [item.id for item in items])
             items = reranker.rerank(items, products, vectors, None, rng=request.seed if request.seed is not None else 0)
-        return Page(request, items[request.offset : wanted], len(items), getattr(engine, "version", None))
+        page = items[request.offset : wanted]
+        return Page(request, explain(page) if explain is not None else page, len(items),
+                    getattr(engine, "version", None))
 
     def _context(self, engine: Any, ids: list[str]) -> tuple[dict[str, Product], Any]:
         """The candidates' products and text vectors, as the engine holds them (``engine.context``); products the

@@ -17,7 +17,8 @@ user's latest events, if that cosine reaches the threshold and the item is not a
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,6 +39,7 @@ VERBS = {"view": "viewed", "click": "clicked", "add_to_cart": "added to your car
 SIMILAR_TEXT_WEIGHT = 0.5  # similar(): weight of text cosine against normalised co-visitation
 COLD_SLOT_MAX_COUNT = 2  # items seen at most this often in training may take the cold slot
 COLD_SLOT_WINDOW = 20  # the cold slot compares candidates with this many latest events
+PRODUCT_CACHE = 50_000  # products the re-ranking stage's look-ups keep in memory (then the cache starts again)
 BASELINE_HISTORY = 10  # a baseline bundle (no sequence model) ranks by this many latest events
 STRENGTH = {"view": 0, "click": 1, "rating": 2, "add_to_cart": 3, "purchase": 4}
 """Which of a user's events with one product a reason names: the strongest (a purchase over a click)."""
@@ -97,6 +99,7 @@ class Recommender:
         for item_id in art.item_ids:
             self.catalogue.add(item_id)
         self._titles: dict[str, str] = {}
+        self._products: dict[str, Product] = {}
         self._lock = threading.Lock()
         self._refresh_vectors()
         self._covisit = covisit_matrix(art.covisit)
@@ -170,6 +173,9 @@ class Recommender:
 
         from shoprank.recommend.text import DEFAULT_MAX_LENGTH, encode_items
 
+        for p in products:  # changed records replace cached ones (the re-ranking stage reads them)
+            if p.id in self._products:
+                self._products[p.id] = p
         new = [p for p in products if p.id not in self.catalogue.index]
         if not new:
             return 0
@@ -266,28 +272,44 @@ class Recommender:
 
         ``slot_at``: the place the cold slot takes (default ``k``; a caller that over-fetches for re-ranking
         passes its page size)."""
+        got = self.recommend_lazily(user_id, k, history, exclude, slot_at)
+        return got.explain(got.items)
+
+    def recommend_lazily(self, user_id: str, k: int = 10, history: list[Event] | None = None,
+                         exclude: set[str] | None = None, slot_at: int | None = None) -> Recommended:
+        """:meth:`recommend`, with the score parts and reasons of the sequence model's items left for later:
+        a caller that over-fetches for re-ranking and shows a page explains only the page
+        (:meth:`Recommended.explain`), the most expensive part of a long list."""
         request = Request("recommend", user_id=user_id, history=None if history is None else tuple(history),
                           exclude=frozenset(exclude or ()))
         h = self.resolve([request])
         items, types = h.items[0], h.types[0]
         if self.model is None:
-            return self._baseline_recommend(items, types, h.banned(self.n_items + 1)[0], k)
+            return Recommended(self._baseline_recommend(items, types, h.banned(self.n_items + 1)[0], k))
         ranked = self.stage.rank(h)
         ids, scores = ranked.ids[0], ranked.scores[0]
-        out = []
-        for j in np.flatnonzero(ids >= 0)[:k]:
-            parts = {"ranker": float(scores[j]), **{name: float(v[0, j]) for name, v in ranked.parts.items()
-                                                    if np.isfinite(v[0, j])}}
-            if len(items):
-                reasons = self._why(int(ids[j]), items, types)
-            else:
+        shown = np.flatnonzero(ids >= 0)[:k]
+        if not len(items):  # no history: the trending list, explained at once (no look-ups)
+            out = []
+            for j in shown:
                 parts = {"trending": float(self.art.trending[ids[j]]),
                          "popularity": float(self.art.popularity[ids[j]])}
                 reasons = [self._trending_reason() if self.art.trending[ids[j]] > 0 else "popular"]
-            out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
-        if not len(items):
-            return out
-        return self._with_cold_slot(out, items, types, h.banned(self.n_items + 1)[0], k, slot_at)
+                out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
+            return Recommended(out)
+        out = [self._item(int(ids[j]), float(scores[j]), {}, []) for j in shown]
+        place = {item.id: int(j) for item, j in zip(out, shown, strict=True)}
+
+        def explain_one(column: int) -> tuple[dict[str, float], list[str]]:
+            parts = {"ranker": float(scores[column]),
+                     **{name: float(v[0, column]) for name, v in ranked.parts.items() if np.isfinite(v[0, column])}}
+            return parts, self._why(int(ids[column]), items, types)
+
+        slotted = self._with_cold_slot(out, items, types, h.banned(self.n_items + 1)[0], k, slot_at)
+        for item in slotted:
+            if item.parts:  # the cold slot's item: made with its own parts and reason
+                place.pop(item.id, None)
+        return Recommended(slotted, lambda chosen: _explained(chosen, place, explain_one))
 
     def _baseline_scores(self, items: np.ndarray) -> np.ndarray:
         """A baseline's scores of every item: trending for an empty history, else item-to-item neighbours and text
@@ -385,11 +407,24 @@ class Recommender:
         return out
 
     def context(self, ids: Sequence[str]) -> tuple[dict[str, Product], Any]:
-        """What the re-ranking stage needs of ``ids``: their products (from the store) and their text vectors."""
+        """What the re-ranking stage needs of ``ids``: their products (from the store, through a bounded cache
+        that :meth:`add_products` and :meth:`forget_products` keep current) and their text vectors."""
         from shoprank.rerank.context import recommend_vectors
 
-        found = self.store.get_products(list(ids)) if self.store is not None else []
-        return {p.id: p for p in found if p is not None}, recommend_vectors(self)
+        cache = self._products
+        missing = [pid for pid in ids if pid not in cache]
+        if missing and self.store is not None:
+            if len(cache) + len(missing) > PRODUCT_CACHE:
+                cache.clear()
+            for product in self.store.get_products(missing):
+                if product is not None:
+                    cache[product.id] = product
+        return {pid: cache[pid] for pid in ids if pid in cache}, recommend_vectors(self)
+
+    def forget_products(self, ids: Sequence[str]) -> None:
+        """Products deleted from the catalogue: the re-ranking stage no longer finds them."""
+        for pid in ids:
+            self._products.pop(pid, None)
 
     # helpers -------------------------------------------------------------------------------
     def _index(self, item_id: str) -> int:
@@ -429,6 +464,30 @@ class Recommender:
 
     def _item(self, idx: int, score: float, parts: dict[str, float], reasons: list[str]) -> ScoredItem:
         return ScoredItem(id=self.catalogue.id_of(int(idx)), score=score, parts=parts, reasons=reasons)
+
+
+@dataclass
+class Recommended:
+    """A recommendation list whose items may still lack their score parts and reasons: ``explain(chosen)`` gives
+    ``chosen`` (any of ``items``, possibly re-scored, reordered or given parts and reasons by a re-ranking stage
+    since) with the model's parts first and its reasons before the ones added since."""
+
+    items: list[ScoredItem]
+    explain: Callable[[Sequence[ScoredItem]], list[ScoredItem]] = lambda chosen: list(chosen)
+
+
+def _explained(chosen: Sequence[ScoredItem], place: dict[str, int],
+               explain_one: Callable[[int], tuple[dict[str, float], list[str]]]) -> list[ScoredItem]:
+    out = []
+    for item in chosen:
+        column = place.get(item.id)
+        if column is None:  # not one of the model's (the cold slot's item): explained already
+            out.append(item)
+            continue
+        parts, reasons = explain_one(column)
+        out.append(ScoredItem(item.id, item.score, {**parts, **item.parts},
+                              reasons + [r for r in item.reasons if r not in reasons]))
+    return out
 
 
 def strongest_event(items: np.ndarray, types: np.ndarray, item: int) -> str:

@@ -399,8 +399,11 @@ def _apply(kind: str, engine: Any, products: list[Any], deleted: list[str]) -> N
             engine.upsert_products(products)
         if deleted:
             engine.delete_products(deleted)
-    elif products:
-        engine.add_products(products)
+    else:
+        if products:
+            engine.add_products(products)
+        if deleted and hasattr(engine, "forget_products"):
+            engine.forget_products(deleted)
 
 
 def apply_to_engines(state: ShopState, products: list[Any], deleted: list[str]) -> None:
