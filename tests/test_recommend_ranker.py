@@ -80,3 +80,38 @@ def test_no_history_gets_the_trending_list() -> None:
     ranked = stage().rank(src.Histories([np.zeros(0, np.int64)], [np.zeros(0, np.int64)]))
     ids = ranked.ids[0][ranked.ids[0] >= 0]
     assert ids[:2].tolist() == [5, 1]  # most trending first
+
+
+def test_strictly_falling_is_the_column_loop_bit_for_bit() -> None:
+    import warnings
+
+    from shoprank.recommend.ranker import strictly_falling
+
+    def loop(scores: np.ndarray) -> np.ndarray:
+        out = np.array(scores, np.float32)
+        for j in range(1, out.shape[1]):
+            out[:, j] = np.minimum(out[:, j], np.nextafter(out[:, j - 1], np.float32(-np.inf)))
+        return out
+
+    rng = np.random.default_rng(3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # nextafter(-FLT_MAX) overflows to -inf, as intended
+        for trial in range(600):
+            n, b = int(rng.integers(1, 30)), int(rng.integers(1, 4))
+            x = (rng.normal(size=(b, n)) * 10.0 ** float(rng.integers(-44, 38))).astype(np.float32)
+            if trial % 4:
+                x = np.round(x, 1).astype(np.float32)  # ties
+            if trial % 4 == 2:
+                x[:, rng.integers(0, n, size=n // 2)] = 0.0
+                x[:, rng.integers(0, n, size=n // 4)] = -0.0
+            if trial % 4 == 3:
+                x = -np.sort(-x, axis=1)
+                x[:, n - n // 3:] = -np.inf
+            if trial % 7 == 0:
+                x[:, :1] = np.float32(-3.4028235e38)
+            if trial % 11 == 0:
+                x[:, :1] = np.inf
+            want, got = loop(x), strictly_falling(x)
+            assert np.array_equal(want.view(np.int32), got.view(np.int32)), x
+    ties = strictly_falling(np.array([[2.0, 2.0, 2.0, 1.0, -np.inf, -np.inf]], np.float32))[0]
+    assert ties[0] == 2.0 and ties[0] > ties[1] > ties[2] > ties[3] == 1.0 and np.isneginf(ties[4:]).all()

@@ -105,8 +105,7 @@ class RankingStage:
         ids = np.take_along_axis(cands, order, axis=1)
         scores = np.take_along_axis(scores, order, axis=1)
         ids = np.where(np.isfinite(scores), ids, -1)
-        for j in range(1, scores.shape[1]):  # strictly falling scores: any reader sorting them gets this order
-            scores[:, j] = np.minimum(scores[:, j], np.nextafter(scores[:, j - 1], np.float32(-np.inf)))
+        scores = strictly_falling(scores)  # any reader sorting them gets this order
         parts = {name: np.take_along_axis(x[..., 2 * j], order, axis=1) for j, name in enumerate(self.names)}
         return Ranked(ids, scores, parts)
 
@@ -121,6 +120,25 @@ class RankingStage:
             ids[start:start + len(got.ids), :w] = got.ids
             scores[start:start + len(got.ids), :w] = got.scores
         return Candidates(ids, scores)
+
+
+def strictly_falling(scores: np.ndarray) -> np.ndarray:
+    """float32 rows made strictly falling with the least change, as this loop over the columns would make them:
+    ``s[:, j] = minimum(s[:, j], nextafter(s[:, j - 1], -inf))``. On the floats' order-preserving integer keys the
+    next float down is one key less, so the loop is a running minimum of ``key + j`` (minus ``j``): one pass."""
+    s = np.asarray(scores, dtype=np.float32)
+    if s.ndim != 2 or s.shape[1] < 2 or np.isnan(s).any():  # NaN: the loop's own propagation
+        out = s.copy()
+        for j in range(1, out.shape[-1]):
+            out[..., j] = np.minimum(out[..., j], np.nextafter(out[..., j - 1], np.float32(-np.inf)))
+        return out
+    bits = s.view(np.int32).astype(np.int64)
+    key = np.where(bits >= 0, bits, -(bits & 0x7FFFFFFF))  # -0.0 and +0.0 share a key, as nextafter treats them
+    col = np.arange(s.shape[1], dtype=np.int64)
+    low = -0x7F800000  # the key of -inf: the loop never goes below it
+    got = np.maximum(np.minimum.accumulate(key + col, axis=1) - col, low)
+    moved = np.where(got >= 0, got, (-got) | 0x80000000).astype(np.uint32).view(np.float32)
+    return np.where(got == key, s, moved)
 
 
 def _sample(n: int, config: StageConfig) -> tuple[np.ndarray, np.ndarray]:
