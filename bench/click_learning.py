@@ -70,9 +70,11 @@ class World:
     data: Any = None  # the truth shop's SearchData (products, split)
 
 
-def world_from_store(store: Any, queries: int = 0, test_queries: int = 0) -> World:
+def world_from_store(store: Any, queries: int = 0, test_queries: int = 0, score_on: str = "test") -> World:
     """The truth from a shop's judgments: its training split's queries (a seeded sample of ``queries``) are
-    the shoppers'; its test split's queries with a relevant product (a sample of ``test_queries``) are scored."""
+    the shoppers'; its test split's queries with a relevant product (a sample of ``test_queries``) are scored.
+    ``score_on="valid"``: the training split's other queries (never searched by shoppers, not in the reference's
+    judgments) are scored instead, and the test split is not read: for choosing settings."""
     from shoprank.data.splits import normalise_query
     from shoprank.search.data import load_search_data
 
@@ -83,7 +85,11 @@ def world_from_store(store: Any, queries: int = 0, test_queries: int = 0) -> Wor
     shoppers = sorted(relevance)
     if queries and queries < len(shoppers):
         shoppers = sorted(random.Random(0).sample(shoppers, queries))
-    test = data.query_set(data.test)
+    if score_on == "valid":
+        searched = set(shoppers)
+        test = data.query_set([j for j in data.train if normalise_query(j.query) not in searched])
+    else:
+        test = data.query_set(data.test)
     held = sorted(q for q, g in test.gains.items() if max(g.values()) > 0)
     if test_queries and test_queries < len(held):
         held = sorted(random.Random(1).sample(held, test_queries))
@@ -102,6 +108,7 @@ class Plan:
     profile: str = "demo"
     fine_tune: bool = False
     threads: int = 2
+    examined: float | None = None  # SearchTraining.examined of the arms (None: the product's default)
 
     def __post_init__(self) -> None:
         unknown = [v for v in self.variants if v not in VARIANTS]
@@ -117,7 +124,8 @@ class Plan:
 
         return SearchTraining(profile=self.profile, cross_encoder=False, fine_tune=self.fine_tune, fusion_queries=0,
                               labels="judgments" if arm is None else "behaviour",
-                              correction=ARMS[arm] if arm else "harvest", threads=self.threads)
+                              correction=ARMS[arm] if arm else "harvest", threads=self.threads,
+                              examined=self.examined if arm else None)
 
 
 def arm_shop(variant: str, arm: str) -> str:
@@ -365,13 +373,17 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=2, help="HTTP requests in flight")
     parser.add_argument("--tag", default="", help="suffix of the JSON file's name")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--examined", type=float, default=None,
+                        help="the arms' SearchTraining.examined (default: the product's)")
+    parser.add_argument("--score-on", choices=("test", "valid"), default="test",
+                        help="valid: score other training-split queries, never the test split (to choose settings)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
     try:
         plan = Plan(tuple(args.variants.split(",")), args.rounds, args.later_variants, args.sessions,
-                    args.randomise, args.profile, args.fine_tune, args.threads)
+                    args.randomise, args.profile, args.fine_tune, args.threads, args.examined)
     except ValueError as exc:
         parser.error(str(exc))
     home = Path(args.home)
@@ -379,7 +391,7 @@ def main() -> int:
     cache = home / "click_learning_cache"
     truth = ensure_truth(home)
     with truth.store(create=False) as store:
-        world = world_from_store(store, args.queries, args.test_queries)
+        world = world_from_store(store, args.queries, args.test_queries, args.score_on)
     started = time.perf_counter()
     vectors = baseline_vectors(truth, cache)
     training_vectors(world, plan, cache)

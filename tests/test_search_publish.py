@@ -84,3 +84,13 @@ def test_train_search_parses_its_options_into_one_call(tmp_path: Path, monkeypat
     assert "published as version v1" in capsys.readouterr().out
     assert main(["train", "search", "--shop", "s", "--home", str(tmp_path), "--cross-epochs", "0"]) == 1
     assert "--cross-epochs" in capsys.readouterr().err and len(calls) == 1
+
+
+def test_the_examined_threshold_reaches_the_behaviour_labels() -> None:
+    from shoprank.learning import BehaviourConfig
+
+    assert SearchTraining().behaviour() == BehaviourConfig()  # unset: the labels' own default
+    config = SearchTraining(correction="em", examined=0.1).behaviour()
+    assert (config.correction, config.examined) == ("em", 0.1)
+    with pytest.raises(ValueError, match="examined"):
+        SearchTraining(examined=1.5)

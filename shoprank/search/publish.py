@@ -60,6 +60,9 @@ class SearchTraining:
     """What to learn from: judgments, behaviour (position-bias corrected), both, or auto (whatever the shop has)."""
     correction: str = "harvest"
     """Position-bias propensities: intervention harvesting, an EM-fitted position-based model, or none."""
+    examined: float | None = None
+    """A shown, unclicked product is a labelled negative where its place's propensity is at least this (None:
+    :class:`~shoprank.learning.BehaviourConfig`'s default)."""
     cross_pairs: int | None = None
     """Labelled (query, product) pairs sampled for the cross-encoder (0: all)."""
     cross_epochs: int | None = None
@@ -92,6 +95,15 @@ class SearchTraining:
                              "(--cross-lr) positive")
         if self.cross_eval_every is not None and self.cross_eval_every < 0:
             raise ValueError("SearchTraining.cross_eval_every (--cross-eval-every) must be 0 (once an epoch) or more")
+        if self.examined is not None and not 0.0 <= self.examined <= 1.0:
+            raise ValueError(f"SearchTraining.examined must lie in [0, 1], got {self.examined}")
+
+    def behaviour(self) -> Any:
+        """How labels are made from the behaviour log (:class:`~shoprank.learning.BehaviourConfig`)."""
+        from shoprank.learning import BehaviourConfig
+
+        return BehaviourConfig(correction=self.correction,
+                               **({} if self.examined is None else {"examined": self.examined}))
 
     def config(self, language: str) -> Any:
         """The profile's :class:`~shoprank.search.train.SearchTrainConfig` for ``language`` with the overrides."""
@@ -147,7 +159,6 @@ def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = N
     ``until``: learn from behaviour before this time only (the retraining loop's candidates); ``held_out``: score
     the held-out queries into the summary; ``announce``: told what is about to be trained, once the data is read.
     Raises :class:`SearchDataError` when the shop has nothing to learn from."""
-    from shoprank.learning import BehaviourConfig
     from shoprank.search.data import SPLIT_SEED, detect_language, load_search_data
     from shoprank.search.train import train_search
 
@@ -155,7 +166,7 @@ def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = N
     with shop.store(create=False) as store:
         try:
             data = load_search_data(store, test_share=training.holdout, labels=training.labels,
-                                    behaviour=BehaviourConfig(correction=training.correction), until=until)
+                                    behaviour=training.behaviour(), until=until)
         except ValueError as exc:
             raise SearchDataError(str(exc)) from None
         catalog_version = store.catalog_version()
