@@ -337,8 +337,11 @@ def breakdown(args: argparse.Namespace) -> dict[str, Any]:
     """Time a search's stages in-process: query encoding, candidates (BM25 + ANN), ranking, then ours."""
     from shoprank.serving.catalog import Catalog
     from shoprank.serving.common import json_response
+    from shoprank.serving.config import ServingConfig
     from shoprank.shops import Shop
 
+    if args.facet_candidates is None:  # what the server counts facets over
+        args.facet_candidates = ServingConfig().facet_candidates
     shop = Shop(args.shop, args.home)
     from shoprank.search import SearchEngine
 
@@ -412,7 +415,9 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--ready-timeout", type=float, default=600)
     parser.add_argument("--breakdown", action="store_true", help="time a search's stages in-process instead")
     parser.add_argument("--breakdown-queries", type=int, default=50)
-    parser.add_argument("--facet-candidates", type=int, default=200)
+    parser.add_argument("--facet-candidates", type=int, default=None,
+                        help="--breakdown: products the facets count over (default: the server's, "
+                             "ServingConfig.facet_candidates)")
     parser.add_argument("--out", default=None, help="result name under bench/results (default from the options)")
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
