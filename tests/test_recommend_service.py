@@ -174,3 +174,13 @@ def test_the_rerank_context_follows_changed_and_deleted_products(trained: Shop) 
     with trained.store() as store:
         store.delete_products(["p1-2"])
     assert "p1-2" not in rec.context(["p1-2"])[0]
+
+
+def test_the_recommendation_cpu_bench_times_the_served_path(trained: Shop) -> None:
+    from bench.recommend_cpu import run
+
+    result = run(str(trained.home), trained.name, users=5)
+    assert result["users"] == 5 and result["items"] >= 40  # earlier tests may have added products
+    assert result["total"]["median_ms"] > 0
+    stages = result["stages_mean_ms"]
+    assert stages["ranking stage (all of it)"] >= stages["source sequence"] > 0
