@@ -117,6 +117,7 @@ class Recommender:
         rec = cls(art, shop.store(create=False))
         products = list(rec.store.iter_products())
         rec._titles.update((p.id, p.title) for p in products)
+        rec._products.update((p.id, p) for p in products[:PRODUCT_CACHE])  # read already: the re-ranking's look-ups
         rec.add_products([p for p in products if p.id not in rec.catalogue.index])
         return rec
 
@@ -298,7 +299,7 @@ class Recommender:
                 out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
             return Recommended(out)
         out = [self._item(int(ids[j]), float(scores[j]), {}, []) for j in shown]
-        place = {item.id: int(j) for item, j in zip(out, shown, strict=True)}
+        column_of = {id(item): int(j) for item, j in zip(out, shown, strict=True)}
 
         def explain_one(column: int) -> tuple[dict[str, float], list[str]]:
             parts = {"ranker": float(scores[column]),
@@ -306,9 +307,8 @@ class Recommender:
             return parts, self._why(int(ids[column]), items, types)
 
         slotted = self._with_cold_slot(out, items, types, h.banned(self.n_items + 1)[0], k, slot_at)
-        for item in slotted:
-            if item.parts:  # the cold slot's item: made with its own parts and reason
-                place.pop(item.id, None)
+        # the model's items to explain later; the cold slot's item comes with its own parts and reason
+        place = {item.id: column_of[id(item)] for item in slotted if id(item) in column_of}
         return Recommended(slotted, lambda chosen: _explained(chosen, place, explain_one))
 
     def _baseline_scores(self, items: np.ndarray) -> np.ndarray:
@@ -411,15 +411,16 @@ class Recommender:
         that :meth:`add_products` and :meth:`forget_products` keep current) and their text vectors."""
         from shoprank.rerank.context import recommend_vectors
 
-        cache = self._products
-        missing = [pid for pid in ids if pid not in cache]
+        cache = self._products  # read once per id: another request may empty it meanwhile
+        found = {pid: product for pid in ids if (product := cache.get(pid)) is not None}
+        missing = [pid for pid in ids if pid not in found]
         if missing and self.store is not None:
-            if len(cache) + len(missing) > PRODUCT_CACHE:
+            read = {p.id: p for p in self.store.get_products(missing) if p is not None}
+            if len(cache) + len(read) > PRODUCT_CACHE:
                 cache.clear()
-            for product in self.store.get_products(missing):
-                if product is not None:
-                    cache[product.id] = product
-        return {pid: cache[pid] for pid in ids if pid in cache}, recommend_vectors(self)
+            cache.update(read)
+            found.update(read)
+        return found, recommend_vectors(self)
 
     def forget_products(self, ids: Sequence[str]) -> None:
         """Products deleted from the catalogue: the re-ranking stage no longer finds them."""

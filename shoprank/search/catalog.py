@@ -21,7 +21,6 @@ class Catalog:
         self.products: list[Product | None] = [None] * len(self.ids)
         self._stock: np.ndarray | None = None  # in_stock() per row, made on first use, kept up to date after
 
-
     def __len__(self) -> int:
         return len(self.ids)
 
