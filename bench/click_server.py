@@ -10,6 +10,7 @@ catalogue's embeddings computed once, instead of every shop embedding it in the 
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -28,12 +29,23 @@ class ServerError(RuntimeError):
     pass
 
 
+def server_env(seed_window: int | None) -> dict[str, str]:
+    from shoprank.rerank.shop import SEED_WINDOW_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != SEED_WINDOW_ENV}
+    if seed_window is not None:
+        env[SEED_WINDOW_ENV] = str(seed_window)
+    return env
+
+
 class ShopServer:
     """``with ShopServer(home) as server: server.search("shop", "drill")``: the process ends and the key is
     revoked on exit."""
 
     def __init__(self, home: Path, *, ready_timeout: float = 900.0, concurrency: int = 2,
-                 extra: Sequence[str] = ()) -> None:
+                 extra: Sequence[str] = (), seed_window: int | None = 0) -> None:
+        """``seed_window`` pins the server's randomisation seeds (``$SHOPRANK_SEED_WINDOW``) so that a run repeats;
+        None leaves them to the clock's five-minute windows, as a shop's server has them."""
         import httpx
 
         from shoprank.keys import KeyStore
@@ -50,7 +62,7 @@ class ShopServer:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shoprank", "serve", "--home", str(self.home), "--port", str(port),
              "--watch", "0", "--no-baseline", "--engine-queue-ms", "2000", *extra],
-            stdout=log, stderr=subprocess.STDOUT)
+            stdout=log, stderr=subprocess.STDOUT, env=server_env(seed_window))
         self.client = httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {key}"}, timeout=300.0)
         try:
             self._wait_ready(ready_timeout)

@@ -485,3 +485,24 @@ def test_randomise_is_off_for_evaluation_requests(tmp_path):
         assert reranking.for_request(explore=True).config.randomise == 0.5
         assert reranking.for_request(explore=False).config.randomise == 0.0  # evaluation repeats
         assert reranking.for_request(rules_only=True).config.randomise == 0.0  # similar items, sorted answers
+
+
+def test_request_seeds_follow_the_five_minute_window_unless_it_is_pinned(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    from shoprank.rerank import shop
+
+    clock = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: clock[0])
+    monkeypatch.delenv(shop.SEED_WINDOW_ENV, raising=False)
+    first = shop.request_seed("drill", "u1")
+    assert shop.request_seed("drill", "u1") == first != shop.request_seed("drill", "u2")
+    clock[0] += shop.SEED_WINDOW_S
+    assert shop.request_seed("drill", "u1") != first  # the next window draws again
+    monkeypatch.setenv(shop.SEED_WINDOW_ENV, "7")
+    pinned = shop.request_seed("drill", "u1")
+    clock[0] += 10 * shop.SEED_WINDOW_S
+    assert shop.request_seed("drill", "u1") == pinned  # pinned: the same draw however late
+    monkeypatch.setenv(shop.SEED_WINDOW_ENV, "soon")
+    with pytest.raises(ValueError, match="SHOPRANK_SEED_WINDOW must be a whole number"):
+        shop.pinned_seed_window()

@@ -100,6 +100,13 @@ def test_serve_command_passes_its_options(monkeypatch: pytest.MonkeyPatch, capsy
     assert (str(home), host, port, open_access) == (str(tmp_path), "127.0.0.1", 8123, True)
     assert kwargs["config"].max_in_flight == 7
     assert "WARNING" in capsys.readouterr().out
+    monkeypatch.setenv("SHOPRANK_SEED_WINDOW", "3")
+    assert main(["serve", "--home", str(tmp_path), "--port", "8123"]) == 0
+    assert "seed window is pinned to 3" in capsys.readouterr().out
+    monkeypatch.setenv("SHOPRANK_SEED_WINDOW", "later")
+    assert main(["serve", "--home", str(tmp_path), "--port", "8123"]) != 0
+    assert "SHOPRANK_SEED_WINDOW must be a whole number" in capsys.readouterr().err
+    assert len(calls) == 2  # the refused one never started
 
 
 def test_demo_key_and_banner(tmp_path: Path) -> None:

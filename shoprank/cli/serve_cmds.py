@@ -72,9 +72,16 @@ def _home(args: argparse.Namespace) -> Path:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from shoprank.rerank.shop import pinned_seed_window
     from shoprank.serving import ServingConfig, run
 
     home = _home(args)
+    try:
+        pinned = pinned_seed_window()
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if pinned is not None:
+        print(f"randomised answers repeat: the seed window is pinned to {pinned} ($SHOPRANK_SEED_WINDOW)")
     if args.open_access:
         print("WARNING: --open: every request is answered without a key, writes included. Local demos only.")
     try:

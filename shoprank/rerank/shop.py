@@ -14,6 +14,7 @@ five-minute window, so the pages of one result list agree with each other.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import zlib
@@ -30,6 +31,7 @@ from shoprank.store.base import Store
 log = logging.getLogger("shoprank.rerank")
 
 SEED_WINDOW_S = 300.0
+SEED_WINDOW_ENV = "SHOPRANK_SEED_WINDOW"  # a whole number pins the window: randomised answers repeat across runs
 
 
 class ShopReranking:
@@ -88,7 +90,20 @@ class ShopReranking:
         return Reranker(config, current.rules, current.exposure)
 
 
+def pinned_seed_window() -> int | None:
+    """``$SHOPRANK_SEED_WINDOW`` as a window number (benchmarks and tests that must repeat), None when unset."""
+    raw = os.environ.get(SEED_WINDOW_ENV, "").strip()
+    if not raw:
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"${SEED_WINDOW_ENV} must be a whole number (a fixed seed window), got {raw!r}") from None
+
+
 def request_seed(*parts: str | None) -> int:
-    """A seed that stays the same for one query or user within a five-minute window."""
-    window = int(time.time() // SEED_WINDOW_S)
+    """A seed that stays the same for one query or user within a five-minute window (or for good, when
+    ``$SHOPRANK_SEED_WINDOW`` pins the window)."""
+    pinned = pinned_seed_window()
+    window = int(time.time() // SEED_WINDOW_S) if pinned is None else pinned
     return zlib.crc32("\x1f".join(p or "" for p in (*parts, str(window))).encode("utf-8"))
