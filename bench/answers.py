@@ -7,7 +7,8 @@
 
 Every method trains on the same training questions; validation questions (one in ten of each intent, or
 CLINC150's val + oos_val) pick the logistic regression's C, early stopping, the temperature and the hand-over
-threshold; the test questions are read once. "ours" is exactly what ``shoprank train answers`` does.
+threshold; the test questions are read once. "ours" is exactly what ``shoprank train answers`` does: on
+CLINC150 its reject prototype ("none of these") trains on ``oos_train`` (``ours_noreject``: without it).
 Writes bench/results/answers_<set>.json.
 """
 
@@ -195,6 +196,7 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
 
     val, test = part("val", "oos_val"), part("test", "oos_test")
     config = config_for(None, 0, args.clinc_epochs)
+    reject = clinc150("oos_train")[0] if config.reject_share > 0 else []  # train the reject prototype
     y_val, y_test = np.asarray(val.labels), np.asarray(test.labels)
 
     def evaluate(score_val: np.ndarray, score_test: np.ndarray, threshold: float | None = None) -> dict[str, float]:
@@ -228,17 +230,18 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
         nearest.vectors, nearest.labels, nearest.n = base_train, np.asarray(train.labels), len(names)
         out["untuned_nearest"] = evaluate(nearest.scores_from(vv), nearest.scores_from(vt))
         frozen, _ = train_matcher(names, train, val, AnswerTrainConfig(**{**config.__dict__, "fine_tune": False}),
-                                  encoder=base, train_vectors=base_train)
-        t = frozen.params.temperature
-        out["untuned_prototypes"] = evaluate(softmax(frozen.scores(vv) / t), softmax(frozen.scores(vt) / t),
-                                             frozen.params.threshold)
+                                  encoder=base, train_vectors=base_train, reject=reject)
+        out["untuned_prototypes"] = evaluate(frozen.entry_probabilities(frozen.scores(vv)),
+                                             frozen.entry_probabilities(frozen.scores(vt)), frozen.params.threshold)
         print(out, flush=True)
-    if "ours" in methods:
+    for method in ("ours", "ours_noreject"):
+        if method not in methods:
+            continue
         model, report = train_matcher(names, train, val, config, encoder=copy.deepcopy(base),
-                                      train_vectors=base_train)
+                                      train_vectors=base_train, reject=reject if method == "ours" else ())
         probs = model.probabilities(test.texts)
         inside = y_test != OUT_OF_SCOPE
-        out["ours"] = {**evaluate(probs, probs, model.params.threshold), "seconds": report.seconds,
+        out[method] = {**evaluate(probs, probs, model.params.threshold), "seconds": report.seconds,
                        "temperature": model.params.temperature, "val": report.val,
                        "ece_in_scope": expected_calibration_error(probs[inside].max(1),
                                                                   probs[inside].argmax(1) == y_test[inside])}

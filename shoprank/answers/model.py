@@ -3,7 +3,9 @@ entries and a hand-over threshold on its top probability.
 
 ``scores = scale * normalize(encode(q)) @ normalize(prototypes).T`` (n, entries); the probabilities are
 ``softmax(scores / temperature)``: the temperature is fitted on validation questions (calibration), the
-threshold is chosen on validation against a stated share of out-of-scope questions (see train.py).
+threshold is chosen on validation against a stated share of out-of-scope questions (see train.py). A matcher
+trained on questions no entry answers holds one more prototype, "none of these" (``reject``): it takes part
+in the softmax, so the entries' probabilities sum to less than one where it fits, and is never an answer.
 Saved as plain files: ``matcher.json``, ``prototypes.npy`` and, for a fine-tuned MiniLM, ``encoder/``.
 """
 
@@ -33,6 +35,7 @@ class MatcherParams:
     temperature: float = 1.0
     threshold: float = 0.0
     max_length: int = 32
+    reject: bool = False  # the last prototype is "none of these" (trained on out-of-scope questions)
     format: int = FORMAT
     notes: dict[str, Any] = field(default_factory=dict)
 
@@ -83,8 +86,9 @@ class AnswerModel:
     """``match(questions)`` -> one :class:`Match` per question."""
 
     def __init__(self, encoder: Any, prototypes: np.ndarray, params: MatcherParams) -> None:
-        if prototypes.shape[0] != len(params.entry_ids):
-            raise ValueError(f"{prototypes.shape[0]} prototypes for {len(params.entry_ids)} entries")
+        if prototypes.shape[0] != len(params.entry_ids) + params.reject:
+            raise ValueError(f"{prototypes.shape[0]} prototypes for {len(params.entry_ids)} entries"
+                             + (" and the reject prototype" if params.reject else ""))
         self.encoder = encoder
         self.prototypes = normalize(np.asarray(prototypes, dtype=np.float32))  # (entries, d)
         self.params = params
@@ -97,12 +101,18 @@ class AnswerModel:
         return normalize(np.asarray(self.encoder.encode_queries(list(texts)), dtype=np.float32))  # (n, d)
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:
-        return self.params.scale * vectors @ self.prototypes.T  # (n, entries)
+        """Cosine logits, (n, entries), with the reject prototype's as a last column when there is one."""
+        return self.params.scale * vectors @ self.prototypes.T
+
+    def entry_probabilities(self, scores: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        """Calibrated probabilities of the entries, (n, entries), from :meth:`scores`."""
+        probs = softmax(scores / (self.params.temperature if temperature is None else temperature))
+        return probs[:, : len(self.entry_ids)]
 
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.entry_ids)), np.float32)
-        return softmax(self.scores(self.encode(texts)) / self.params.temperature)
+        return self.entry_probabilities(self.scores(self.encode(texts)))
 
     def match(self, texts: Sequence[str], k: int = 4) -> list[Match]:
         probs = self.probabilities(texts)

@@ -1,12 +1,14 @@
 """Training the answer matcher on a shop's FAQ (and past conversations).
 
 1. Split: every entry with at least ``min_questions_for_val`` questions gives one question in ten (at least
-   one) to validation; past conversations are split the same way; conversations no entry answered are
-   out-of-scope validation questions.
+   one) to validation; past conversations are split the same way. Conversations no entry answered are
+   out-of-scope questions: with at least ``min_reject`` of them, ``reject_share`` train a "none of these"
+   prototype (the reject class) and the rest validate; with fewer, all validate.
 2. Optionally warm the encoder up on public intent sets (CLINC150, BANKING77; see intents.py): a
    classification pass over their intents with a throw-away head.
-3. Fine-tune MiniLM with a cosine classifier over the entries (prototypes start at each entry's mean
-   question vector), cross-entropy, the shared training controls, early stopping on validation accuracy.
+3. Fine-tune MiniLM with a cosine classifier over the entries and the reject prototype, when there is one
+   (prototypes start at each class's mean question vector), cross-entropy, the shared training controls,
+   early stopping on validation accuracy over the entries.
    With the frozen multilingual E5 encoder only the prototypes are trained.
 4. Calibrate: one softmax temperature fitted on validation (least negative log-likelihood).
 5. Hand-over threshold on the calibrated top probability, chosen on validation: with out-of-scope examples,
@@ -53,6 +55,8 @@ class AnswerTrainConfig:
     oos_share: float = 0.2  # stated share of questions the FAQ does not cover (threshold choice)
     max_handoff: float = 0.05  # without out-of-scope examples: answerable validation questions handed over
     warmup_epochs: int = 1  # passes over the public intent sets, when given
+    reject_share: float = 0.5  # out-of-scope examples that train the reject prototype (the rest validate)
+    min_reject: int = 20  # fewer out-of-scope examples than this: all of them validate, no reject prototype
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -60,8 +64,8 @@ class AnswerTrainConfig:
             raise ValueError(f"encoder must be one of {', '.join(ENCODERS)} or auto, got {self.encoder!r}")
         if not 0 < self.val_share < 1:
             raise ValueError("val_share must lie strictly between 0 and 1")
-        if not 0 <= self.oos_share < 1 or not 0 <= self.max_handoff < 1:
-            raise ValueError("oos_share and max_handoff are shares: they must lie in [0, 1)")
+        if not 0 <= self.oos_share < 1 or not 0 <= self.max_handoff < 1 or not 0 <= self.reject_share < 1:
+            raise ValueError("oos_share, max_handoff and reject_share are shares: they must lie in [0, 1)")
         if self.min_questions_for_val < 2:
             raise ValueError("min_questions_for_val must be at least 2 (one stays for training)")
         if self.max_length < 8:
@@ -115,6 +119,16 @@ def split_questions(entries: Sequence[FaqEntry], conversations: Sequence[Convers
 
 
 # fitting ---------------------------------------------------------------------------------------
+
+
+def split_out_of_scope(questions: Sequence[str], config: AnswerTrainConfig) -> tuple[list[str], list[str]]:
+    """(reject training questions, out-of-scope validation questions), seeded; see the module's docstring."""
+    pool = list(dict.fromkeys(questions))
+    if len(pool) < config.min_reject or config.reject_share <= 0:
+        return [], pool
+    random.Random(config.train.seed + 1).shuffle(pool)
+    n = min(len(pool) - 1, round(config.reject_share * len(pool)))
+    return pool[:n], pool[n:]
 
 
 def centroids(vectors: np.ndarray, labels: np.ndarray, n: int) -> np.ndarray:
@@ -192,9 +206,11 @@ def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -
 
 
 def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.ndarray, config: AnswerTrainConfig,
-                     val: tuple[np.ndarray, np.ndarray] | None = None, steps: int = 300) -> np.ndarray:
+                     val: tuple[np.ndarray, np.ndarray] | None = None, steps: int = 300,
+                     entries: int | None = None) -> np.ndarray:
     """The prototypes alone over fixed question vectors (frozen encoder): full-batch Adam on cross-entropy, through
-    the shared loop (one epoch of ``steps`` full batches, validated every 25 steps, the best prototypes kept)."""
+    the shared loop (one epoch of ``steps`` full batches, validated every 25 steps, the best prototypes kept).
+    ``entries``: how many of the prototypes are entries (validation accuracy is over them; the rest reject)."""
     import torch
     import torch.nn.functional as F
 
@@ -210,7 +226,7 @@ def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.nda
 
     def evaluate() -> float:
         assert val is not None
-        return _accuracy(val[0] @ normalize(weight.detach().numpy()).T, val[1])
+        return _accuracy(val[0] @ normalize(weight.detach().numpy()[:entries]).T, val[1])
 
     fit(model, lambda epoch: iter(range(steps)),
         lambda _: F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y), controls,
@@ -273,6 +289,7 @@ class TrainReport:
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)  # the training controls used (TrainConfig.to_dict)
+    reject_questions: int = 0  # out-of-scope questions the reject prototype trained on
 
 
 def train_matcher(
@@ -283,11 +300,13 @@ def train_matcher(
     warmup: LabelledQuestions | None = None,
     encoder: Any = None,
     train_vectors: np.ndarray | None = None,
+    reject: Sequence[str] = (),
 ) -> tuple[AnswerModel, TrainReport]:
     """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
 
     ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
-    vectors of the training questions, when the caller has them (they start the prototypes)."""
+    vectors of the training questions, when the caller has them (they start the prototypes); ``reject``:
+    training questions no entry answers (they train the reject prototype; none: no reject prototype)."""
     from shoprank.training.loop import seed_everything
 
     if not entry_ids or not len(train):
@@ -299,10 +318,13 @@ def train_matcher(
         kind = "e5" if mostly_cjk(train.texts) else "minilm"
     if encoder is None:
         encoder = load_encoder(kind, config.base_model, config.max_length)
-    model = AnswerModel(encoder, np.zeros((len(entry_ids), 1), np.float32),
+    reject = list(dict.fromkeys(reject))
+    n_entries, n_classes = len(entry_ids), len(entry_ids) + bool(reject)
+    model = AnswerModel(encoder, np.zeros((n_classes, 1), np.float32),
                         MatcherParams(encoder=kind, entry_ids=list(entry_ids), scale=config.scale,
-                                      max_length=config.max_length))
-    labels = np.asarray(train.labels)
+                                      max_length=config.max_length, reject=bool(reject)))
+    fit_set = LabelledQuestions(train.texts + reject, train.labels + [n_entries] * len(reject))
+    labels = np.asarray(fit_set.labels)
     val_in = np.asarray([i for i, y in enumerate(val.labels) if y != OUT_OF_SCOPE], dtype=np.int64)
     val_labels = np.asarray(val.labels)[val_in] if len(val_in) else np.zeros(0, np.int64)
     val_texts_in = [val.texts[i] for i in val_in]
@@ -315,21 +337,18 @@ def train_matcher(
         fine_tune_classifier(encoder.model, warmup, start, warm, desc="warm-up on intent sets")
     if train_vectors is None or (warmup is not None and len(warmup)):
         train_vectors = model.encode(train.texts)
-    vectors = train_vectors  # (n, d) before fine-tuning
-    prototypes = centroids(vectors, labels, len(entry_ids))
+    vectors = np.concatenate([train_vectors, model.encode(reject)]) if reject else train_vectors  # before tuning
+    prototypes = centroids(vectors, labels, n_classes)
     if kind == "minilm" and config.fine_tune:
-        val_vectors_cache: dict[str, np.ndarray] = {}
 
-        def validate(weights: np.ndarray) -> float:
-            v = model.encode(val_texts_in)
-            val_vectors_cache["v"] = v
-            return _accuracy(v @ normalize(weights).T, val_labels)
+        def validate(weights: np.ndarray) -> float:  # accuracy over the entries (the reject prototype never answers)
+            return _accuracy(model.encode(val_texts_in) @ normalize(weights[:n_entries]).T, val_labels)
 
-        prototypes, history = fine_tune_classifier(encoder.model, train, prototypes, config,
+        prototypes, history = fine_tune_classifier(encoder.model, fit_set, prototypes, config,
                                                    validate if len(val_in) else None)
     else:
         val_pair = (model.encode(val_texts_in), val_labels) if len(val_in) else None
-        prototypes = train_prototypes(vectors, labels, prototypes, config, val_pair)
+        prototypes = train_prototypes(vectors, labels, prototypes, config, val_pair, entries=n_entries)
     model.prototypes = normalize(prototypes)
     report_val: dict[str, float] = {}
     temperature, threshold = 1.0, 0.0
@@ -337,7 +356,7 @@ def train_matcher(
         scores = model.scores(model.encode(val.texts))  # (n_val, entries)
         is_in = np.asarray(val.labels) != OUT_OF_SCOPE
         temperature = fit_temperature(scores[is_in], np.asarray(val.labels)[is_in])
-        probs = softmax(scores / temperature)
+        probs = model.entry_probabilities(scores, temperature)
         conf = probs.max(axis=1)
         correct = probs.argmax(axis=1) == np.asarray(val.labels)
         threshold, report_val = choose_threshold(conf[is_in], correct[is_in], conf[~is_in], config.oos_share,
@@ -347,12 +366,14 @@ def train_matcher(
     model.params.temperature = temperature
     model.params.threshold = float(min(max(threshold, 0.0), 1.0))
     model.params.notes = {"oos_share": config.oos_share, "max_handoff": config.max_handoff,
-                          "warmup_questions": len(warmup) if warmup is not None else 0}
+                          "warmup_questions": len(warmup) if warmup is not None else 0,
+                          "reject_questions": len(reject)}
     report = TrainReport(encoder=kind, entries=len(entry_ids), train_questions=len(train),
                          val_questions=int((np.asarray(val.labels) != OUT_OF_SCOPE).sum()) if len(val) else 0,
                          val_out_of_scope=int((np.asarray(val.labels) == OUT_OF_SCOPE).sum()) if len(val) else 0,
                          temperature=temperature, threshold=model.params.threshold, val=report_val,
-                         seconds=time.perf_counter() - started, history=history, train=config.train.to_dict())
+                         seconds=time.perf_counter() - started, history=history, train=config.train.to_dict(),
+                         reject_questions=len(reject))
     return model, report
 
 
@@ -363,7 +384,8 @@ def train_answers(entries: Sequence[FaqEntry], conversations: Sequence[Conversat
     if not entries:
         raise ValueError("the shop has no FAQ; ingest one first: shoprank ingest faq FILE --shop S")
     ids, train, val = split_questions(entries, conversations, config)
-    for q in extra_out_of_scope:
-        val.texts.append(q)
-        val.labels.append(OUT_OF_SCOPE)
-    return train_matcher(ids, train, val, config, warmup)
+    oos = [q for q, y in zip(val.texts, val.labels, strict=True) if y == OUT_OF_SCOPE] + list(extra_out_of_scope)
+    reject, oos_val = split_out_of_scope(oos, config)
+    inside = [(q, y) for q, y in zip(val.texts, val.labels, strict=True) if y != OUT_OF_SCOPE]
+    val = LabelledQuestions([q for q, _ in inside] + oos_val, [y for _, y in inside] + [OUT_OF_SCOPE] * len(oos_val))
+    return train_matcher(ids, train, val, config, warmup, reject=reject)
