@@ -153,3 +153,68 @@ def test_classification_metrics_by_hand() -> None:
     assert macro_f1(["a", "a", "b"], ["a", "b", "b"]) == pytest.approx((2 / 3 + 2 / 3) / 2)
     assert expected_calibration_error(np.array([0.95, 0.95, 0.55, 0.55]), np.array([1, 1, 1, 0])) == \
         pytest.approx(0.5 * 0.05 + 0.5 * 0.05)
+
+
+def test_out_of_scope_examples_train_a_reject_prototype_only_when_there_are_enough() -> None:
+    from shoprank.answers.train import split_out_of_scope
+
+    config = AnswerTrainConfig()
+    few = [f"oos {i}" for i in range(config.min_reject - 1)]
+    assert split_out_of_scope(few, config) == ([], few)  # too few: all validate
+    many = [f"oos {i}" for i in range(40)] + ["oos 3"]  # a repeat counts once
+    reject, val = split_out_of_scope(many, config)
+    assert len(reject) == len(val) == 20 and not set(reject) & set(val) and set(reject) | set(val) == set(many)
+    assert split_out_of_scope(many, config) == (reject, val)  # seeded
+    assert split_out_of_scope(many, AnswerTrainConfig(reject_share=0.0)) == ([], list(dict.fromkeys(many)))
+    with pytest.raises(ValueError, match="reject_share"):
+        AnswerTrainConfig(reject_share=1.0)
+
+
+class AxisEncoder:
+    """Known vectors: a question names its axis ("x", "y" or "z") and a small wobble."""
+
+    def encode_queries(self, texts: list[str]) -> np.ndarray:
+        out = np.zeros((len(texts), 3), np.float32)
+        for row, text in enumerate(texts):
+            axis, wobble = text.split()
+            out[row, "xyz".index(axis)] = 1.0
+            out[row, ("xyz".index(axis) + 1) % 3] = float(wobble)
+        return out
+
+
+def test_the_reject_prototype_takes_the_out_of_scope_mass_and_never_answers() -> None:
+    from shoprank.answers.train import LabelledQuestions, train_matcher
+
+    wobbles = [f"{w:.2f}" for w in np.linspace(-0.2, 0.2, 8)]
+    train = LabelledQuestions([f"x {w}" for w in wobbles] + [f"y {w}" for w in wobbles], [0] * 8 + [1] * 8)
+    val = LabelledQuestions([f"x {w}" for w in wobbles[:4]] + [f"y {w}" for w in wobbles[:4]] +
+                            [f"z {w}" for w in wobbles[:4]], [0] * 4 + [1] * 4 + [OUT_OF_SCOPE] * 4)
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    plain, plain_report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
+    model, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder(),
+                                  reject=[f"z {w}" for w in wobbles])
+    assert report.reject_questions == 8 and plain_report.reject_questions == 0
+    assert model.params.reject and model.prototypes.shape == (3, 3) and plain.prototypes.shape == (2, 3)
+    out_of_scope = model.probabilities(["z 0.05", "z -0.1"])
+    assert out_of_scope.shape == (2, 2) and (out_of_scope.sum(axis=1) < 0.05).all()  # the mass went to "none"
+    assert plain.probabilities(["z 0.05"]).sum() == pytest.approx(1.0)  # without it the entries share it all
+    matches = model.match(["x 0.1", "y -0.1", "z 0.0"], k=2)
+    assert [m.best for m in matches] == ["a", "b", None] and matches[2].handoff
+    assert all(set(m.entry_ids) <= {"a", "b"} for m in matches)  # "none of these" is never an entry
+    assert report.val["val_oos_recall"] == 1.0 and report.val["val_answered_correctly"] == 1.0
+
+
+def test_a_shops_unanswered_conversations_split_between_the_reject_prototype_and_validation(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shoprank.answers.train as train_module
+
+    monkeypatch.setattr(train_module, "load_encoder", lambda kind, folder, max_length: AxisEncoder())
+    entries = [FaqEntry("a", "A", tuple(f"x 0.0{i}" for i in range(5))),
+               FaqEntry("b", "B", tuple(f"y 0.0{i}" for i in range(5)))]
+    unanswered = [Conversation(f"z 0.{i:02d}", None) for i in range(24)]
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    model, report = train_module.train_answers(entries, unanswered, config)
+    assert (report.reject_questions, report.val_out_of_scope, report.val_questions) == (12, 12, 2)
+    assert model.params.reject and model.match(["z 0.5"])[0].handoff
+    _, report = train_module.train_answers(entries, unanswered[:10], config)
+    assert (report.reject_questions, report.val_out_of_scope) == (0, 10)  # too few: all validate

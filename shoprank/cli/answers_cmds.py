@@ -122,7 +122,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     val = report.val
     print(f"answers model {version} published for shop '{shop.name}' in {took:.0f} s")
     print(f"  encoder {report.encoder}; {report.entries} entries; {report.train_questions} training and "
-          f"{report.val_questions} validation questions, {report.val_out_of_scope} out-of-scope examples")
+          f"{report.val_questions} validation questions, {report.val_out_of_scope} out-of-scope examples"
+          + (f" (and {report.reject_questions} more that trained the 'none of these' prototype)"
+             if report.reject_questions else ""))
     if "val_accuracy" in val:
         print(f"  validation accuracy {val['val_accuracy']:.3f}; temperature {report.temperature:.2f}; "
               f"hand-over below confidence {report.threshold:.3f}")
