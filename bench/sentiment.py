@@ -74,8 +74,9 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
                              valid_limit=args.valid_limit, epochs=args.epochs, eval_every=args.eval_every,
                              learning_rate=args.learning_rate)
     start = time.perf_counter()
+    ratings = None if data.train.ratings is None else data.train.ratings.tolist()
     result = train_sentiment(data.train.texts, data.train.labels.tolist(), data.valid.texts,
-                             data.valid.labels.tolist(), config, progress=not args.quiet)
+                             data.valid.labels.tolist(), config, progress=not args.quiet, ratings=ratings)
     train_seconds = time.perf_counter() - start
     offsets_of = {row["model"]: row["offsets"] for row in result.validation}
     valid_of = {row["model"]: row["valid_macro_f1"] for row in result.validation}

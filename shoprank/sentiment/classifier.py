@@ -1,4 +1,6 @@
-"""The fine-tuned sentiment classifier: the pretrained encoder (MiniLM) with a three-way head.
+"""The fine-tuned sentiment classifier: the pretrained encoder (MiniLM) with a three-way head, or a five-way
+head over star ratings (1-5) whose probabilities are summed into the three classes (1-2 negative, 3
+neutral, 4-5 positive): the stars tell a 2 from a 1 and a 4 from a 5, which the three classes do not.
 
 Trained with cross-entropy through the shared controls of :mod:`shoprank.training.loop` (AdamW, weight
 decay, dropout, warm-up, frozen layers, early stopping on validation macro-F1, fixed seed). Batches are
@@ -14,14 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from shoprank.sentiment.labels import LABELS
+from shoprank.sentiment.labels import LABELS, STARS, stars_to_labels
 from shoprank.training.loop import TrainConfig, fit, freeze_transformer, set_dropout
 
 
 class FineTunedClassifier:
-    """``predict_proba(texts)`` -> (n, 3) probabilities over :data:`LABELS`."""
-
-    name = "minilm-fine-tuned"
+    """``predict_proba(texts)`` -> (n, 3) probabilities over :data:`LABELS`; ``classes`` are the head's outputs
+    seen in training (class indices, or star indices for a star head)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_length: int = 128, batch_size: int = 64,
                  classes: Sequence[int] = (0, 1, 2)) -> None:
@@ -33,10 +34,20 @@ class FineTunedClassifier:
         self.batch_size = batch_size
         self.classes = sorted(set(int(c) for c in classes))
 
+    @property
+    def name(self) -> str:
+        return "minilm-fine-tuned-stars" if self.outputs == STARS else "minilm-fine-tuned"
+
+    @property
+    def outputs(self) -> int:
+        """3: the classes; 5: the stars."""
+        return int(self.model.config.num_labels)
+
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, max_length: int = 128,
-                        dropout: float = 0.1) -> FineTunedClassifier:
-        """A fresh three-way head on a local pretrained encoder (default all-MiniLM-L6-v2)."""
+                        dropout: float = 0.1, stars: bool = False) -> FineTunedClassifier:
+        """A fresh three-way head (five-way over the stars with ``stars``) on a local pretrained encoder
+        (default all-MiniLM-L6-v2)."""
         from shoprank.encoders.text import offline, resolve_model_path
 
         offline()
@@ -48,7 +59,8 @@ class FineTunedClassifier:
         hf_logging.set_verbosity_error()  # "newly initialized head" is expected here
         try:
             model = AutoModelForSequenceClassification.from_pretrained(
-                folder, num_labels=len(LABELS), hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout,
+                folder, num_labels=STARS if stars else len(LABELS), hidden_dropout_prob=dropout,
+                attention_probs_dropout_prob=dropout,
             )
         finally:
             hf_logging.set_verbosity(verbosity)
@@ -75,7 +87,7 @@ class FineTunedClassifier:
                               max_length=self.max_length, return_tensors="pt")
 
     def _mask(self) -> np.ndarray:
-        mask = np.full(len(LABELS), -np.inf, np.float32)
+        mask = np.full(self.outputs, -np.inf, np.float32)
         mask[self.classes] = 0.0
         return mask
 
@@ -85,7 +97,7 @@ class FineTunedClassifier:
         from tqdm.auto import tqdm
 
         order = np.argsort([len(t) for t in texts], kind="stable")
-        logits = np.zeros((len(texts), len(LABELS)), np.float32)
+        logits = np.zeros((len(texts), self.outputs), np.float32)
         self.model.eval()
         with torch.inference_mode():
             for start in tqdm(range(0, len(order), self.batch_size), desc="sentiment", disable=not progress,
@@ -95,7 +107,8 @@ class FineTunedClassifier:
         logits = logits + self._mask()
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        probs /= probs.sum(axis=1, keepdims=True)
+        return stars_to_labels(probs) if self.outputs == STARS else probs
 
 
 def length_batches(lengths: Sequence[int], batch_size: int, rng: random.Random, pool: int = 50) -> list[list[int]]:
@@ -121,7 +134,8 @@ def fine_tune_classifier(
     eval_every: int = 0,
     class_weights: Sequence[float] | None = None,
 ) -> list[dict[str, float]]:
-    """Cross-entropy over the three classes; ``validate`` (e.g. validation macro-F1) after each epoch and
+    """Cross-entropy over the head's outputs (``labels``: class indices, or star indices for a star head);
+    ``validate`` (e.g. validation macro-F1) after each epoch and
     every ``eval_every`` steps drives early stopping, and the best weights are kept."""
     import torch
 
@@ -142,7 +156,7 @@ def fine_tune_classifier(
     y = torch.tensor([int(v) for v in labels], dtype=torch.long)
 
     def loss_step(idx: list[int]) -> torch.Tensor:
-        logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, 3)
+        logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, outputs)
         return loss_fn(logits, y[idx])
 
     evaluate = (lambda: validate(classifier)) if validate is not None else None

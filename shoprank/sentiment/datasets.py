@@ -31,6 +31,7 @@ class Split:
     texts: list[str]
     labels: np.ndarray  # class indices
     groups: list[str]  # category of each review (for per-category figures)
+    ratings: np.ndarray | None = None  # the star rating of each review, where the labels come from one
 
 
 @dataclass
@@ -43,19 +44,21 @@ class ReviewSet:
     protocol: str
 
 
-def _take(texts: list[str], labels: np.ndarray, groups: list[str], idx: np.ndarray) -> Split:
-    return Split([texts[i] for i in idx], labels[idx], [groups[i] for i in idx])
+def _take(texts: list[str], labels: np.ndarray, groups: list[str], idx: np.ndarray,
+          ratings: np.ndarray | None = None) -> Split:
+    return Split([texts[i] for i in idx], labels[idx], [groups[i] for i in idx],
+                 None if ratings is None else ratings[idx])
 
 
-def stratified_811(texts: list[str], labels: np.ndarray, groups: list[str], seed: int = 0
-                   ) -> tuple[Split, Split, Split]:
+def stratified_811(texts: list[str], labels: np.ndarray, groups: list[str], seed: int = 0,
+                   ratings: np.ndarray | None = None) -> tuple[Split, Split, Split]:
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(texts))
     train, rest = train_test_split(idx, test_size=0.2, random_state=seed, stratify=labels)
     valid, test = train_test_split(rest, test_size=0.5, random_state=seed, stratify=labels[rest])
-    return (_take(texts, labels, groups, train), _take(texts, labels, groups, valid),
-            _take(texts, labels, groups, test))
+    return (_take(texts, labels, groups, train, ratings), _take(texts, labels, groups, valid, ratings),
+            _take(texts, labels, groups, test, ratings))
 
 
 def online_shopping(root: Path) -> ReviewSet:
@@ -87,11 +90,12 @@ def amazon2018(root: Path) -> ReviewSet:
     texts = frame["text"].tolist()
     labels = frame["label"].to_numpy(dtype=np.int64)
     groups = frame["category"].astype(str).tolist()
+    ratings = frame["overall"].to_numpy(dtype=np.float64)
     before = np.flatnonzero(frame["unixReviewTime"].to_numpy() < AMAZON_SPLIT)
     after = np.flatnonzero(frame["unixReviewTime"].to_numpy() >= AMAZON_SPLIT)
     cut = int(len(before) * 0.9)  # the last tenth of the training period (by time) validates
-    return ReviewSet("amazon2018_5core_small", "en", _take(texts, labels, groups, before[:cut]),
-                     _take(texts, labels, groups, before[cut:]), _take(texts, labels, groups, after),
+    return ReviewSet("amazon2018_5core_small", "en", _take(texts, labels, groups, before[:cut], ratings),
+                     _take(texts, labels, groups, before[cut:], ratings), _take(texts, labels, groups, after, ratings),
                      "exact duplicates dropped; train before 2017-01-01 (last 10% by time = validation), "
                      "test from 2017-01-01; 1-2 negative, 3 neutral, 4-5 positive")
 
@@ -112,9 +116,10 @@ def clothing(path: Path) -> ReviewSet:
     title = frame["Title"].fillna("").astype(str).str.strip()
     body = frame["Review Text"].fillna("").astype(str).str.strip()
     texts = [(f"{t}. {b}" if t and b else t or b) for t, b in zip(title, body, strict=True)]
-    labels = np.asarray([label_of_rating(float(r)) for r in frame["Rating"]], dtype=np.int64)
+    ratings = frame["Rating"].to_numpy(dtype=np.float64)
+    labels = np.asarray([label_of_rating(float(r)) for r in ratings], dtype=np.int64)
     groups = frame["Department Name"].fillna("(none)").astype(str).tolist()
-    train, valid, test = stratified_811(texts, labels, groups)
+    train, valid, test = stratified_811(texts, labels, groups, ratings=ratings)
     return ReviewSet("womens_clothing", "en", train, valid, test,
                      "stratified 80/10/10 by seed 0 on Rating (1-2 negative, 3 neutral, 4-5 positive); "
                      "title + text")

@@ -22,6 +22,26 @@ def label_of_rating(rating: float | None) -> int | None:
     return POSITIVE
 
 
+STARS = 5
+STAR_LABELS = np.asarray([NEGATIVE, NEGATIVE, NEUTRAL, POSITIVE, POSITIVE])
+"""Star index (0 = 1 star) -> class, as :func:`label_of_rating` maps ratings."""
+
+
+def star_of_rating(rating: float | None) -> int | None:
+    """The star index 0-4 of a 1-5 rating (rounded half up, as :func:`label_of_rating` splits), None for none."""
+    if rating is None or (isinstance(rating, float) and math.isnan(rating)):
+        return None
+    return int(min(max(math.floor(float(rating) + 0.5), 1), STARS)) - 1
+
+
+def stars_to_labels(probabilities: np.ndarray) -> np.ndarray:
+    """Probabilities over the 5 stars (n, 5) -> over the three classes (n, 3), summed per class."""
+    out = np.zeros((len(probabilities), len(LABELS)), np.float32)
+    for star, label in enumerate(STAR_LABELS):
+        out[:, label] += probabilities[:, star]
+    return out
+
+
 def label_index(name: str) -> int:
     """A label name (or its index as text) -> its index; the error lists the valid names."""
     text = str(name).strip().lower()

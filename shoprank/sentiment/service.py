@@ -67,15 +67,17 @@ def read_labels(path: Path) -> dict[str, int]:
     return labels
 
 
-def training_reviews(store: Store, labels: dict[str, int] | None = None) -> tuple[list[str], list[int]]:
-    """(texts, labels) in time order: from the labels file when given, else from the ratings."""
-    texts, ys = [], []
+def training_reviews(store: Store, labels: dict[str, int] | None = None
+                     ) -> tuple[list[str], list[int], list[float | None]]:
+    """(texts, labels, ratings) in time order: labels from the labels file when given, else from the ratings."""
+    texts, ys, ratings = [], [], []
     for review in store.iter_reviews():
         y = labels.get(review.review_id) if labels is not None else label_of_rating(review.rating)
         if y is not None:
             texts.append(review.full_text())
             ys.append(int(y))
-    return texts, ys
+            ratings.append(review.rating)
+    return texts, ys, ratings
 
 
 def train_shop(store: Store, models_root: Path, config: SentimentConfig, *, labels: dict[str, int] | None = None,
@@ -83,7 +85,7 @@ def train_shop(store: Store, models_root: Path, config: SentimentConfig, *, labe
     """Train on the shop's labelled reviews (the latest tenth by time validates) and publish the bundle."""
     from shoprank.bundles import publish
 
-    texts, ys = training_reviews(store, labels)
+    texts, ys, ratings = training_reviews(store, labels)
     if len(texts) < 20:
         source = "labels file" if labels is not None else "rating"
         raise ValueError(f"only {len(texts)} reviews with a {source}; training needs at least 20")
@@ -91,7 +93,7 @@ def train_shop(store: Store, models_root: Path, config: SentimentConfig, *, labe
     if len(set(ys[:cut])) < 2:
         raise ValueError("the training reviews hold one class only; sentiment needs at least two")
     result = train_sentiment(texts[:cut], ys[:cut], texts[cut:], ys[cut:], config, progress=progress,
-                             base_model=base_model)
+                             base_model=base_model, ratings=ratings[:cut] if labels is None else None)
     params = {"model": result.model.name, "language": result.model.language, "train_reviews": cut,
               "valid_reviews": len(texts) - cut, "valid_macro_f1": result.model.info["valid_macro_f1"],
               "candidates": [{"model": r["model"], "valid_macro_f1": r["valid_macro_f1"]} for r in result.validation]}

