@@ -108,6 +108,44 @@ def test_fine_tuned_classifier_trains_and_round_trips(tmp_path: Path) -> None:
     assert np.all(again.predict_proba(texts)[:, 1] == 0)  # neutral never seen in training
 
 
+def test_star_ratings_map_onto_the_three_classes() -> None:
+    from shoprank.sentiment.labels import label_of_rating, star_of_rating, stars_to_labels
+
+    assert [star_of_rating(r) for r in (1, 1.4, 2, 2.5, 3, 3.49, 4, 5, 6)] == [0, 0, 1, 2, 2, 2, 3, 4, 4]
+    assert star_of_rating(None) is None and star_of_rating(float("nan")) is None
+    for rating in (1, 2, 2.5, 3, 3.49, 3.5, 4, 5):  # a star's class is the rating's class
+        star = star_of_rating(rating)
+        assert stars_to_labels(np.eye(5)[[star]]).argmax() == label_of_rating(rating)
+    probs = np.array([[0.1, 0.2, 0.3, 0.25, 0.15]])
+    assert stars_to_labels(probs) == pytest.approx(np.array([[0.3, 0.3, 0.4]]))
+
+
+def test_a_star_head_trains_on_ratings_reads_three_classes_and_round_trips(tmp_path: Path) -> None:
+    from shoprank.sentiment.classifier import FineTunedClassifier
+
+    words = {1: "awful", 2: "disappointing", 3: "okay", 4: "nice", 5: "wonderful"}
+    rng = np.random.default_rng(0)
+    ratings = [int(r) for r in rng.integers(1, 6, 60)]
+    texts = [f"the dress was {words[r]}" for r in ratings]
+    labels = [0 if r <= 2 else 1 if r == 3 else 2 for r in ratings]
+    config = SentimentConfig(methods=("fine-tuned-stars",), max_length=16, epochs=6, learning_rate=2e-4,
+                             batch_size=8)
+    result = train_sentiment(texts, labels, texts, labels, config, progress=False, ratings=ratings)
+    clf = result.model.members[0]
+    assert isinstance(clf, FineTunedClassifier) and clf.outputs == 5 and clf.name == "minilm-fine-tuned-stars"
+    probs = clf.predict_proba(texts)
+    assert probs.shape == (60, 3) and probs.sum(axis=1) == pytest.approx(1.0, abs=1e-5)
+    assert float(np.mean(probs.argmax(1) == np.asarray(labels))) == 1.0  # the five cue words, three classes
+    result.model.save(tmp_path / "stars")
+    again = SentimentModel.load(tmp_path / "stars")
+    assert np.allclose(again.predict_proba(texts), result.model.predict_proba(texts), atol=1e-5)
+    once = SentimentConfig(methods=("fine-tuned-stars",), max_length=16, epochs=1, batch_size=8)
+    plain = train_sentiment(texts[:16], labels[:16], texts, labels, once, progress=False)  # no ratings: 3-way
+    assert plain.model.members[0].outputs == 3
+    with pytest.raises(ValueError, match="one rating"):
+        train_sentiment(texts, labels, texts, labels, config, ratings=ratings[:-1])
+
+
 def test_helpers() -> None:
     assert detect_language(["质量很好，物流很快"] * 3) == "zh" and detect_language(["fine"]) == "en"
     picked = stratified_sample([0] * 90 + [1] * 10, 20, 0)

@@ -20,7 +20,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--labels", default=None, metavar="FILE",
                        help="CSV review_id,label (negative/neutral/positive) instead of labels from the ratings")
     train.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned",
-                       help="candidates to fit (tfidf, frozen, e5, fine-tuned); the best on validation ships")
+                       help="candidates to fit (tfidf, frozen, e5, fine-tuned, fine-tuned-stars: a head over the "
+                       "star ratings); the best on validation ships")
     train.add_argument("--language", choices=["auto", "en", "zh"], default="auto")
     train.add_argument("--max-length", type=int, default=128, help="tokens per review (default 128)")
     train.add_argument("--train-limit", type=int, default=4000,
