@@ -128,6 +128,16 @@ class Plan:
                               examined=self.examined if arm else None)
 
 
+def seed_window_arg(text: str) -> int | None:
+    """``--seed-window``: a whole number, or ``clock`` (None: the server's five-minute windows)."""
+    if text == "clock":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a whole number or 'clock', got {text!r}") from None
+
+
 def arm_shop(variant: str, arm: str) -> str:
     return f"hd-{variant}-{arm}"
 
@@ -377,12 +387,10 @@ def main() -> int:
                         help="the arms' SearchTraining.examined (default: the product's)")
     parser.add_argument("--score-on", choices=("test", "valid"), default="test",
                         help="valid: score other training-split queries, never the test split (to choose settings)")
-    parser.add_argument("--seed-window", default="0",
+    parser.add_argument("--seed-window", type=seed_window_arg, default=0,
                         help="the server's pinned randomisation window ($SHOPRANK_SEED_WINDOW), so that a run "
                         "repeats; 'clock': the five-minute windows a shop's server uses")
     args = parser.parse_args()
-    if args.seed_window != "clock" and not args.seed_window.lstrip("-").isdigit():
-        parser.error(f"--seed-window must be a whole number or 'clock', got {args.seed_window!r}")
     import torch
 
     torch.set_num_threads(args.threads)
@@ -408,8 +416,7 @@ def main() -> int:
     name = "click_learning" + (f"_{args.tag}" if args.tag else "")
     from bench.click_server import ShopServer
 
-    seed_window = None if args.seed_window == "clock" else int(args.seed_window)
-    with ShopServer(home, concurrency=args.concurrency, seed_window=seed_window) as server:
+    with ShopServer(home, concurrency=args.concurrency, seed_window=args.seed_window) as server:
         bench = ClickBench(home, world, plan, server)
 
         def save(results: dict[str, Any]) -> Path:

@@ -11,35 +11,28 @@ LABELS: tuple[str, ...] = ("negative", "neutral", "positive")
 NEGATIVE, NEUTRAL, POSITIVE = 0, 1, 2
 
 
-def label_of_rating(rating: float | None) -> int | None:
-    """1-2 stars negative, 3 neutral, 4-5 positive; None for no rating."""
-    if rating is None or (isinstance(rating, float) and math.isnan(rating)):
-        return None
-    if rating < 2.5:
-        return NEGATIVE
-    if rating < 3.5:
-        return NEUTRAL
-    return POSITIVE
-
-
 STARS = 5
 STAR_LABELS = np.asarray([NEGATIVE, NEGATIVE, NEUTRAL, POSITIVE, POSITIVE])
-"""Star index (0 = 1 star) -> class, as :func:`label_of_rating` maps ratings."""
+"""Star index (0 = 1 star) -> class: 1-2 stars negative, 3 neutral, 4-5 positive."""
+_STARS_TO_LABELS = np.eye(len(LABELS), dtype=np.float32)[STAR_LABELS]  # (5, 3) one-hot rows
 
 
 def star_of_rating(rating: float | None) -> int | None:
-    """The star index 0-4 of a 1-5 rating (rounded half up, as :func:`label_of_rating` splits), None for none."""
+    """The star index 0-4 of a 1-5 rating (rounded half up, clipped to 1-5), None for no rating."""
     if rating is None or (isinstance(rating, float) and math.isnan(rating)):
         return None
     return int(min(max(math.floor(float(rating) + 0.5), 1), STARS)) - 1
 
 
+def label_of_rating(rating: float | None) -> int | None:
+    """1-2 stars negative, 3 neutral, 4-5 positive (below 2.5, below 3.5, the rest); None for no rating."""
+    star = star_of_rating(rating)
+    return None if star is None else int(STAR_LABELS[star])
+
+
 def stars_to_labels(probabilities: np.ndarray) -> np.ndarray:
     """Probabilities over the 5 stars (n, 5) -> over the three classes (n, 3), summed per class."""
-    out = np.zeros((len(probabilities), len(LABELS)), np.float32)
-    for star, label in enumerate(STAR_LABELS):
-        out[:, label] += probabilities[:, star]
-    return out
+    return np.asarray(probabilities, dtype=np.float32) @ _STARS_TO_LABELS
 
 
 def label_index(name: str) -> int:

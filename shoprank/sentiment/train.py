@@ -194,22 +194,21 @@ def train_sentiment(
         candidates.append(Candidate(name, model, probs, time.perf_counter() - start))
         log.info("%s: validation macro-F1 %.4f (%.0f s)", name, _val_score(probs, vy), candidates[-1].seconds)
 
-    def subsample(limit: int) -> tuple[list[str], list[int]]:
+    def subsample(limit: int) -> tuple[list[str], list[int], list[int]]:
         idx = stratified_sample(all_y, limit, config.seed)
-        return [all_texts[i] for i in idx], [all_y[i] for i in idx]
+        return [all_texts[i] for i in idx], [all_y[i] for i in idx], idx
 
     for method in config.methods:
         if method == "tfidf":
             add("tfidf-lr", lambda: _fit_tfidf(all_texts, all_y, vt, vy, language, config))
         elif method == "frozen":
-            ht, hy = subsample(config.head_limit)
+            ht, hy, _ = subsample(config.head_limit)
             add("minilm-frozen-lr", lambda ht=ht, hy=hy: _fit_frozen("minilm", ht, hy, vt, vy, config, progress))
         elif method == "e5" and language == "zh":
-            ht, hy = subsample(config.head_limit)
+            ht, hy, _ = subsample(config.head_limit)
             add("e5-frozen-lr", lambda ht=ht, hy=hy: _fit_frozen("e5", ht, hy, vt, vy, config, progress))
         elif method in ("fine-tuned", "fine-tuned-stars"):
-            idx = stratified_sample(all_y, config.train_limit, config.seed)
-            ft, fy = [all_texts[i] for i in idx], [all_y[i] for i in idx]
+            ft, fy, idx = subsample(config.train_limit)
             stars = [star_of_rating(ratings[i]) for i in idx] if method == "fine-tuned-stars" and ratings else []
             if stars and all(s is not None for s in stars):
                 add("minilm-fine-tuned-stars", lambda ft=ft, st=stars: _fit_fine_tuned(
