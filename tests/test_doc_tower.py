@@ -47,9 +47,24 @@ def test_fused_export_embeds_like_pytorch_in_input_order(tower: Path, tmp_path: 
     assert docs.encode_docs([]).shape == (0, got.shape[1])
 
 
+def test_every_matrix_product_goes_int8_only_past_the_stricter_floor(tower: Path, tmp_path: Path) -> None:
+    import onnx
+
+    def float_matmuls(folder: Path) -> int:
+        return sum(n.op_type == "MatMul" for n in onnx.load(str(folder / onnx_docs.MODEL)).graph.node)
+
+    every = export_doc_tower(tower, tmp_path / "all", 16, min_cosine=-1.0, min_cosine_all=-1.0)
+    partial = export_doc_tower(tower, tmp_path / "partial", 16, min_cosine=-1.0, min_cosine_all=2.0)
+    assert (every.int8, partial.int8) == ("all", "partial") and every.quantized and partial.quantized
+    assert float_matmuls(tmp_path / "all") == 0 < float_matmuls(tmp_path / "partial")  # layer 0, FF outputs
+    assert every.min_cosine == every.int8_all_min_cosine and partial.min_cosine == partial.int8_min_cosine
+    got = OnnxDocTower.load(tmp_path / "all", threads=1).encode_docs(TEXTS)
+    assert np.min(np.sum(got * pytorch_docs(tower, TEXTS), axis=1)) >= 0.97
+
+
 def test_float_graph_kept_when_int8_falls_short(tower: Path, tmp_path: Path) -> None:
     info = export_doc_tower(tower, tmp_path / "onnx", 16, min_cosine=2.0)  # no cosine reaches 2
-    assert not info.quantized and info.min_cosine >= 0.9999
+    assert not info.quantized and info.int8 == "none" and info.min_cosine >= 0.9999
     got = OnnxDocTower.load(tmp_path / "onnx").encode_docs(TEXTS)
     np.testing.assert_allclose(got, pytorch_docs(tower, TEXTS), atol=2e-4)
 

@@ -17,8 +17,8 @@ from shoprank.search.query_cache import QueryCache  # noqa: E402
 TEXTS = ["cordless drill", "Garden hose 50 ft", "chrome faucet kit", "ladder", "20v drill kit chrome ladder hose"]
 
 
-def make_tower(folder: Path, seed: int = 0) -> Path:
-    """A 2-layer, 32-wide BERT with mean pooling and normalisation, saved as a sentence-transformers folder."""
+def make_tower(folder: Path, seed: int = 0, layers: int = 2) -> Path:
+    """A 32-wide BERT of ``layers`` layers, mean pooling and normalisation, as a sentence-transformers folder."""
     import torch
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
@@ -30,7 +30,7 @@ def make_tower(folder: Path, seed: int = 0) -> Path:
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
     (raw / "vocab.txt").write_text("\n".join(vocab))
     torch.manual_seed(seed)
-    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(str(raw))
     BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True).save_pretrained(str(raw))
     modules = [Transformer(str(raw), max_seq_length=16), Pooling(32, "mean"), Normalize()]

@@ -78,12 +78,17 @@ def test_train_search_parses_its_options_into_one_call(tmp_path: Path, monkeypat
     monkeypatch.setattr(publish, "train_and_publish", fake_train)
     assert main(["train", "search", "--shop", "s", "--home", str(tmp_path), "--profile", "quick", "--holdout", "0",
                  "--no-cross-encoder", "--fusion-queries", "0", "--labels", "behaviour", "--correction", "em",
-                 "--cross-epochs", "2", "--threads", "1", "--quiet"]) == 0
+                 "--cross-epochs", "2", "--threads", "1", "--doc-tower", "distilled", "--distil-layers", "0,3",
+                 "--quiet"]) == 0
     assert calls == [SearchTraining(profile="quick", holdout=0.0, cross_encoder=False, fusion_queries=0,
-                                    labels="behaviour", correction="em", cross_epochs=2, threads=1)]
+                                    labels="behaviour", correction="em", cross_epochs=2, threads=1,
+                                    doc_tower="distilled", distil_layers=(0, 3))]
     assert "published as version v1" in capsys.readouterr().out
     assert main(["train", "search", "--shop", "s", "--home", str(tmp_path), "--cross-epochs", "0"]) == 1
     assert "--cross-epochs" in capsys.readouterr().err and len(calls) == 1
+    with pytest.raises(SystemExit):
+        main(["train", "search", "--shop", "s", "--home", str(tmp_path), "--distil-layers", "first,last"])
+    assert "comma-separated numbers such as 0,5" in capsys.readouterr().err and len(calls) == 1
 
 
 def test_the_examined_threshold_reaches_the_behaviour_labels() -> None:

@@ -14,6 +14,7 @@ from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
+from shoprank.encoders.distil import parse_layers
 from shoprank.training.profiles import PROFILE_NAMES
 
 
@@ -34,6 +35,12 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--fusion-queries", type=int, default=None, metavar="N",
                        help="training queries sampled for the LambdaMART rankers (0: every fusion query; "
                             "default: the profile's)")
+    train.add_argument("--doc-tower", choices=["base", "distilled"], default="base",
+                       help="what embeds the products: the base encoder (default) or a shallower tower distilled "
+                            "from it on the shop's product texts (about 2.5x faster to embed a large catalogue; "
+                            "see docs/benchmarks.md for what it costs in quality)")
+    train.add_argument("--distil-layers", type=parse_layers, default=None, metavar="I,J",
+                       help="the base encoder's layers the distilled tower keeps (default 0,5: the first and last)")
     train.add_argument("--labels", choices=["auto", "judgments", "behaviour", "both"], default="auto",
                        help="what to learn from: judged queries, the behaviour log (clicks, carts and purchases on "
                             "served lists, corrected for position bias) or both; auto (default): whatever the shop has")
@@ -121,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         training = SearchTraining(
             profile=args.profile, holdout=args.holdout, tune=args.tune, cross_encoder=not args.no_cross_encoder,
             fine_tune=not args.no_fine_tuning, fusion_queries=args.fusion_queries, labels=args.labels,
-            correction=args.correction,
+            correction=args.correction, doc_tower=args.doc_tower, distil_layers=args.distil_layers,
             cross_pairs=args.cross_pairs, cross_epochs=args.cross_epochs, cross_lr=args.cross_lr,
             cross_freeze=args.cross_freeze, cross_eval_every=args.cross_eval_every, threads=args.threads)
     except ValueError as exc:

@@ -249,9 +249,12 @@ class DualEncoder:
 
     name = "dual"
 
-    def __init__(self, query: BiEncoder, docs: BiEncoder | Callable[[], BiEncoder]) -> None:
+    def __init__(self, query: BiEncoder, docs: BiEncoder | Callable[[], BiEncoder], ship_docs: bool = False) -> None:
         self.query = query
         self._docs = docs  # or a function that loads it: only new products need the document tower
+        self.ship_docs = ship_docs
+        """The document tower is the bundle's own (a distilled one: :mod:`shoprank.encoders.distil`), saved
+        with it by :meth:`save_docs`, not the base model found where it is installed."""
 
     @property
     def docs(self) -> BiEncoder:
@@ -267,6 +270,17 @@ class DualEncoder:
 
     def save(self, folder: Path) -> None:
         self.query.save(folder)
+
+    def save_docs(self, folder: Path) -> None:
+        """The bundle's own document tower (a distilled one), with its distillation report."""
+        import shutil
+
+        from shoprank.encoders.distil import META
+
+        self.docs.save(folder)
+        source = getattr(self.docs.fast_docs, "source", None)
+        if source is not None and (Path(source) / META).is_file():
+            shutil.copyfile(Path(source) / META, folder / META)
 
 
 def fine_tune_query_encoder(

@@ -23,6 +23,7 @@ from shoprank.training.profiles import PROFILE_NAMES
 log = logging.getLogger("shoprank.search")
 
 LABELS = ("auto", "judgments", "behaviour", "both")
+DOC_TOWERS = ("base", "distilled")  # as shoprank.search.train.DOC_TOWERS (that module loads the models' code)
 CORRECTIONS = ("harvest", "em", "none")
 FREEZE = ("none", "lower", "all")
 
@@ -74,11 +75,17 @@ class SearchTraining:
     """Validate (NDCG@10) every so many steps for early stopping (0: once an epoch)."""
     threads: int = 2
     """CPU threads for LightGBM (the caller sets PyTorch's)."""
+    doc_tower: str = "base"
+    """base: the base model embeds the products; distilled: a shallower tower distilled from it on the shop's
+    product texts embeds them (several times faster: large catalogues; :mod:`shoprank.encoders.distil`)."""
+    distil_layers: tuple[int, ...] | None = None
+    """The base model's layers the distilled tower keeps (None: :class:`~shoprank.encoders.distil.DistilConfig`'s)."""
 
     def __post_init__(self) -> None:
         _choice("profile", self.profile, PROFILE_NAMES)
         _choice("labels", self.labels, LABELS)
         _choice("correction", self.correction, CORRECTIONS)
+        _choice("doc_tower", self.doc_tower, DOC_TOWERS)
         if self.cross_freeze is not None:
             _choice("cross_freeze", self.cross_freeze, FREEZE)
         if not 0.0 <= self.holdout < 1.0:
@@ -115,6 +122,9 @@ class SearchTraining:
             config.max_fusion_queries = self.fusion_queries or None
         if not self.fine_tune:
             config.biencoder = None
+        config.doc_tower = self.doc_tower
+        if self.distil_layers is not None:
+            config.distil = replace(config.distil, layers=tuple(self.distil_layers))
         if not self.cross_encoder:
             config.cross = None
         elif config.cross is not None:

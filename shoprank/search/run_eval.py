@@ -8,7 +8,7 @@ from typing import Any
 from shoprank.bundles import BundleError, open_bundle
 from shoprank.search.data import SPLIT_SEED, load_search_data
 from shoprank.search.evaluate import ProtocolResult, UntunedVectors, full_catalogue, judged_reranking
-from shoprank.search.stack import SearchStack
+from shoprank.search.stack import SearchStack, base_document_tower
 
 Results = list[tuple[str, ProtocolResult]]
 
@@ -109,7 +109,7 @@ def evaluate_transfer(shop: Any, source: Any, progress: bool = True, max_queries
     with shop.store(create=False) as store:
         data = load_search_data(store, test_share=0.0)
     vectors = None
-    if src.config.encoder in ("dual", "biencoder"):  # the document tower is the base model: cached vectors
+    if src.config.encoder in ("dual", "biencoder") and base_document_tower(src.encoder):  # cached base vectors
         from shoprank.search.vectors import base_vectors
 
         vectors = base_vectors(data.products, src.encoder, src.config.doc_max_length, shop.path / "cache", progress)

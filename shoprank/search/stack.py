@@ -57,6 +57,10 @@ class StackConfig:
             raise ValueError(f"dense_threshold is a cosine: between -1 and 1 (or None), got {self.dense_threshold}")
 
 
+DOC_TOWER = "doc_tower"
+"""A bundle's own document tower (a distilled one), beside ``biencoder/`` (the query tower)."""
+
+
 def product_text(product: Product) -> str:
     return product.text()
 
@@ -316,6 +320,8 @@ class SearchStack:
         self.stats.save(folder)
         if self.config.encoder in ("biencoder", "dual") and include_encoder:
             self.encoder.save(folder / "biencoder")
+            if getattr(self.encoder, "ship_docs", False):
+                self.encoder.save_docs(folder / DOC_TOWER)
         if self.cross is not None:
             self.cross.save(folder / "cross_encoder")
         for name, ranker in self.fusion.items():
@@ -389,8 +395,15 @@ def _load_dual(folder: Path | None, config: StackConfig) -> Any:
 
     if folder is None or not (folder / "biencoder").is_dir():
         raise ValueError("a dual encoder needs the bundle's fine-tuned query tower (biencoder/)")
+    own = (folder / DOC_TOWER).is_dir()  # a distilled document tower shipped with the bundle
     return DualEncoder(BiEncoder.load(folder / "biencoder", config.doc_max_length),
-                       lambda: BiEncoder.load(None, config.doc_max_length))
+                       lambda: BiEncoder.load(folder / DOC_TOWER if own else None, config.doc_max_length),
+                       ship_docs=own)
+
+
+def base_document_tower(encoder: Any) -> bool:
+    """Whether ``encoder``'s product vectors are the base model's (so a catalogue's cached base vectors hold)."""
+    return not getattr(encoder, "ship_docs", False)
 
 
 class NoEncoder:

@@ -23,6 +23,7 @@ import numpy as np
 from shoprank.cascade.base import top_k
 from shoprank.data.splits import split_by_query
 from shoprank.encoders.biencoder import BiEncoderTrainConfig, QueryExample
+from shoprank.encoders.distil import DistilConfig
 from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.ranking.features import FEATURES
 from shoprank.ranking.fusion import FusionConfig, FusionRanker
@@ -32,6 +33,7 @@ from shoprank.training.loop import TrainConfig
 from shoprank.training.profiles import resolve
 
 Report = Callable[[str], None]
+DOC_TOWERS = ("base", "distilled")
 
 
 @dataclass
@@ -53,7 +55,13 @@ class SearchTrainConfig:
     max_fusion_valid_queries: int | None = None  # early stopping of LambdaMART (features are cheap: all of them)
     max_biencoder_examples: int | None = None  # sample of positive pairs (CPU budgets)
     max_cross_pairs: int | None = None  # sample of labelled pairs (CPU budgets)
+    doc_tower: str = "base"  # base: the base model embeds the products; distilled: a shallower tower made from it
+    distil: DistilConfig = field(default_factory=DistilConfig)  # the distilled tower's layers and training
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.doc_tower not in DOC_TOWERS:
+            raise ValueError(f"doc_tower must be one of {', '.join(DOC_TOWERS)}, got {self.doc_tower!r}")
 
 
 def split_training(data: SearchData, config: SearchTrainConfig) -> Any:
@@ -108,6 +116,44 @@ def profile_config(name: str, language: str = "en") -> SearchTrainConfig:
         config.biencoder = None
         config.cross = None
     return config
+
+
+def distilled_tower(products: Sequence[Any], encoder: Any, config: SearchTrainConfig, cache: Path | None,
+                    progress: bool, report: Report) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """A shallower document tower distilled from ``encoder``'s (:mod:`shoprank.encoders.distil`) on a sample of
+    the catalogue's texts, and every product's vector from it: (tower, vectors, what the summary records)."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from shoprank.encoders.biencoder import BiEncoder
+    from shoprank.encoders.distil import distil_doc_tower
+    from shoprank.search.vectors import cache_file
+
+    source = getattr(getattr(encoder, "fast_docs", None), "source", None)
+    if config.stack.encoder != "biencoder" or source is None:
+        raise ValueError("a distilled document tower is made from a bi-encoder loaded from a model folder "
+                         f"(this stack's encoder is {config.stack.encoder!r})")
+    length = config.stack.doc_max_length
+    texts = [product_text(p) for p in products]
+    distil = replace(config.distil, max_length=length)
+    cached = cache_file(cache, texts, length) if cache is not None else None
+    teacher = np.load(cached) if cached is not None and cached.is_file() else None  # the base vectors, if made
+    if teacher is not None and len(teacher) != len(texts):
+        teacher = None
+    work = Path(tempfile.mkdtemp(prefix="shoprank-doc-tower-"))
+    atexit.register(shutil.rmtree, work, True)
+    report(f"distilling a {len(distil.layers)}-layer document tower (layers {', '.join(map(str, distil.layers))} of "
+           f"the base encoder) on {min(distil.max_texts, len(texts)):,} product texts")
+    found = distil_doc_tower(Path(source), texts, work / "doc_tower", distil, teacher_vectors=teacher,
+                             progress=progress)
+    report(f"  validation cosine to the base encoder's vectors {found.cosine_before:.4f} untrained -> "
+           f"{found.cosine:.4f}; embedding {len(texts):,} products with it")
+    tower = BiEncoder.load(work / "doc_tower", max_length=length)
+    vectors = tower.encode_docs(texts, progress)
+    return tower, vectors, {"kind": "distilled", "layers": found.layers, "teacher_layers": found.teacher_layers,
+                            "texts": found.texts, "valid_cosine": found.cosine, "valid_cosine_before":
+                            found.cosine_before, "seconds": found.seconds}
 
 
 # helpers shared with evaluation ------------------------------------------------------------------
@@ -378,14 +424,20 @@ def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, r
         stack.cross = cross
         lap("cross-encoder fine-tuning")
 
-    report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)" + (on_ray or ""))
     cache = cache_dir if config.stack.encoder == "biencoder" else None
-    docs = encoder
-    if ray is not None and config.stack.encoder == "biencoder":
-        from shoprank.cluster.embedding import EncoderSpec, RayDocEncoder
+    doc_tower = encoder  # what embeds the products, and new ones once the bundle serves
+    if config.doc_tower == "distilled":
+        doc_tower, vectors, summary["doc_tower"] = distilled_tower(data.products, encoder, config, cache, progress,
+                                                                   report)
+    else:
+        report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)" +
+               (on_ray or ""))
+        docs = encoder
+        if ray is not None and config.stack.encoder == "biencoder":
+            from shoprank.cluster.embedding import EncoderSpec, RayDocEncoder
 
-        docs = RayDocEncoder(encoder, EncoderSpec("docs", None, config.stack.doc_max_length), ray)
-    vectors = base_vectors(data.products, docs, config.stack.doc_max_length, cache, progress)
+            docs = RayDocEncoder(encoder, EncoderSpec("docs", None, config.stack.doc_max_length), ray)
+        vectors = base_vectors(data.products, docs, config.stack.doc_max_length, cache, progress)
     from shoprank.retrieval.dense import DenseIndex
 
     stack.dense = DenseIndex(vectors.shape[1], config.stack.index_kind).build(vectors)
@@ -412,9 +464,15 @@ def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, r
         summary["query_encoder"] = {"valid_full_ndcg@10_before": round(scores[0], 4) if scores else None,
                                     "valid_full_ndcg@10": round(max(scores), 4) if scores else None,
                                     **({"ray": where} if where else {})}
-        stack.encoder = DualEncoder(tower, encoder)
+        stack.encoder = DualEncoder(tower, doc_tower, ship_docs=doc_tower is not encoder)
         stack.config = replace(stack.config, encoder="dual")
         lap("query encoder fine-tuning")
+    elif doc_tower is not encoder:  # the untuned query tower over the distilled product tower
+        from shoprank.encoders.biencoder import BiEncoder, DualEncoder
+
+        stack.encoder = DualEncoder(BiEncoder.load(None, max_length=config.stack.doc_max_length), doc_tower,
+                                    ship_docs=True)
+        stack.config = replace(stack.config, encoder="dual")
 
     if data.stats is not None:  # fusion rows see popularity and click-through counted without their own queries
         from shoprank.data.splits import normalise_query
