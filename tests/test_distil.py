@@ -139,5 +139,24 @@ def test_search_trains_and_serves_with_a_distilled_document_tower(tmp_path: Path
     row = engine.stack.catalog.row_of["drill-new"]
     assert float(engine.stack.dense.vectors[row] @ student.encode_docs([new.text()])[0]) >= 0.9999
 
+    params = open_bundle(shop.models_path, "search").params
+    assert (params["doc_tower"], params["distil_layers"]) == ("distilled", [0, 2])
+    from shoprank.retrain import loop
+    from shoprank.search import publish
+
+    class Asked(Exception):
+        pass
+
+    asked: list[SearchTraining] = []
+
+    def train_stack(shop: Shop, training: SearchTraining, **kwargs: object) -> None:
+        asked.append(training)
+        raise Asked  # only the settings are checked
+
+    monkeypatch.setattr(publish, "train_stack", train_stack)
+    with pytest.raises(Asked):
+        loop.train_search_candidate(shop, 0.0, loop.RetrainConfig())
+    assert (asked[0].doc_tower, asked[0].distil_layers) == ("distilled", (0, 2))  # retraining keeps the choice
+
     with pytest.raises(ValueError, match="doc_tower must be one of base, distilled"):
         SearchTraining(doc_tower="small")

@@ -179,8 +179,12 @@ def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> 
     only, so the held-out traffic it is compared on is not in its training data."""
     from shoprank.search.publish import SearchTraining, train_stack
 
-    trained = train_stack(shop, SearchTraining(profile=config.profile, threads=config.threads), until=cutoff,
-                          progress=False)
+    _, serving = _serving_params(shop, "search")  # keep the shop's choice of document tower
+    layers = serving.get("distil_layers")
+    training = SearchTraining(profile=config.profile, threads=config.threads,
+                              doc_tower=serving.get("doc_tower", "base"),
+                              distil_layers=tuple(layers) if layers else None)
+    trained = train_stack(shop, training, until=cutoff, progress=False)
     return trained.stack, trained.params
 
 

@@ -191,7 +191,10 @@ def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = N
     stack, summary = train_search(data, config, progress=progress, report=report, tune=training.tune,
                                   cache_dir=shop.path / "cache", log_dir=log_dir, held_out=held_out, ray=ray)
     params = {"profile": training.profile, "holdout": training.holdout, "split_seed": SPLIT_SEED,
-              "labels": data.labels, "catalog_version": catalog_version, "language": language, "summary": summary}
+              "labels": data.labels, "catalog_version": catalog_version, "language": language,
+              "doc_tower": config.doc_tower, "summary": summary}
+    if config.doc_tower == "distilled":
+        params["distil_layers"] = list(config.distil.layers)
     return TrainedSearch(stack, params, labels, time.perf_counter() - started)
 
 
