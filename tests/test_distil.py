@@ -160,3 +160,7 @@ def test_search_trains_and_serves_with_a_distilled_document_tower(tmp_path: Path
 
     with pytest.raises(ValueError, match="doc_tower must be one of base, distilled"):
         SearchTraining(doc_tower="small")
+    from shoprank.search.publish import SearchDataError
+
+    with pytest.raises(SearchDataError, match="'e5' .language zh., which cannot be distilled"):
+        SearchTraining(doc_tower="distilled").config("zh")

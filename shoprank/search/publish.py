@@ -123,6 +123,10 @@ class SearchTraining:
         if not self.fine_tune:
             config.biencoder = None
         config.doc_tower = self.doc_tower
+        if self.doc_tower == "distilled" and config.stack.encoder != "biencoder":
+            raise SearchDataError(f"--doc-tower distilled is made from the MiniLM bi-encoder; this shop's products "
+                                  f"are embedded by {config.stack.encoder!r} (language {language}), which cannot be "
+                                  "distilled")
         if self.distil_layers is not None:
             config.distil = replace(config.distil, layers=tuple(self.distil_layers))
         if not self.cross_encoder:
