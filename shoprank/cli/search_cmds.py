@@ -14,8 +14,13 @@ from shoprank.cli._ray import add_workers, ray_config
 from shoprank.cli._rerank import add_diversity
 from shoprank.cli._sweep import add_sweep, check_sweep_options, run_sweep
 from shoprank.cli.main import CommandError, add_shop
-from shoprank.encoders.distil import parse_layers
 from shoprank.training.profiles import PROFILE_NAMES
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    from shoprank.encoders.distil import parse_layers  # loaded only when the option is given: help stays light
+
+    return parse_layers(text)
 
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
@@ -39,7 +44,7 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                        help="what embeds the products: the base encoder (default) or a shallower tower distilled "
                             "from it on the shop's product texts (about 2.5x faster to embed a large catalogue; "
                             "see docs/benchmarks.md for what it costs in quality)")
-    train.add_argument("--distil-layers", type=parse_layers, default=None, metavar="I,J",
+    train.add_argument("--distil-layers", type=_layers, default=None, metavar="I,J",
                        help="the base encoder's layers the distilled tower keeps (default 0,5: the first and last)")
     train.add_argument("--labels", choices=["auto", "judgments", "behaviour", "both"], default="auto",
                        help="what to learn from: judged queries, the behaviour log (clicks, carts and purchases on "
