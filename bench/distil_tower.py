@@ -98,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     from shoprank.encoders import onnx_docs
     from shoprank.encoders.biencoder import BiEncoder
-    from shoprank.encoders.distil import DistilConfig, distil_doc_tower, read_report
+    from shoprank.encoders.distil import DistilConfig, distil_doc_tower, read_report, sample_rows
     from shoprank.encoders.text import default_model_path
     from shoprank.training.loop import TrainConfig
 
@@ -151,8 +151,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         rate = len(titles) / (time.perf_counter() - began)
         cos = np.sum(vectors * reference, axis=1)
         seen = np.zeros(len(titles), bool)
-        rng = random.Random(config.train.seed)  # the rows distil_doc_tower sampled
-        seen[rng.sample(range(len(titles)), min(config.max_texts, len(titles)))] = True
+        seen[[r for part in sample_rows(len(titles), config) for r in part]] = True  # validation rows count too
         rows.append({"tower": name, "layers": len(layers), "int8": onnx_docs.read_info(export).int8,
                      "full_catalogue_products_per_s": round(rate, 1),
                      "cos_min": round(float(cos.min()), 4), "cos_median": round(float(np.median(cos)), 4),

@@ -42,8 +42,8 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                             "default: the profile's)")
     train.add_argument("--doc-tower", choices=["base", "distilled"], default="base",
                        help="what embeds the products: the base encoder (default) or a shallower tower distilled "
-                            "from it on the shop's product texts (about 2.5x faster to embed a large catalogue; "
-                            "see docs/benchmarks.md for what it costs in quality)")
+                            "from it on the shop's product texts (about 4x faster to embed on 2 cores; distilling "
+                            "takes minutes, so it pays for large catalogues; docs/benchmarks.md has its cost)")
     train.add_argument("--distil-layers", type=_layers, default=None, metavar="I,J",
                        help="the base encoder's layers the distilled tower keeps (default 0,5: the first and last)")
     train.add_argument("--labels", choices=["auto", "judgments", "behaviour", "both"], default="auto",

@@ -95,6 +95,16 @@ def make_student(teacher_dir: Path, layers: Sequence[int], max_length: int) -> A
     return model
 
 
+def sample_rows(n_texts: int, config: DistilConfig) -> tuple[list[int], list[int]]:
+    """The rows of ``n_texts`` texts distillation reads: (validation rows, training rows), seed
+    ``config.train.seed``; the other rows are never seen."""
+    rng = random.Random(config.train.seed)
+    rows = sorted(rng.sample(range(n_texts), min(config.max_texts, n_texts)))
+    rng.shuffle(rows)
+    n_valid = max(10, int(len(rows) * config.valid_share))
+    return rows[:n_valid], rows[n_valid:]
+
+
 def distil_doc_tower(teacher_dir: Path, texts: Sequence[str], out: Path, config: DistilConfig | None = None,
                      teacher_vectors: np.ndarray | None = None, progress: bool = True) -> DistilReport:
     """Train a student of ``teacher_dir`` on ``texts`` (a sample of ``config.max_texts`` of them, seed
@@ -112,11 +122,8 @@ def distil_doc_tower(teacher_dir: Path, texts: Sequence[str], out: Path, config:
     texts = [t if t.strip() else " " for t in texts]
     if len(texts) < 20:
         raise ValueError(f"distillation needs at least 20 product texts, got {len(texts)}")
-    rng = random.Random(config.train.seed)
-    rows = sorted(rng.sample(range(len(texts)), min(config.max_texts, len(texts))))
-    rng.shuffle(rows)
-    n_valid = max(10, int(len(rows) * config.valid_share))
-    valid_rows, train_rows = rows[:n_valid], rows[n_valid:]
+    valid_rows, train_rows = sample_rows(len(texts), config)
+    rows = valid_rows + train_rows
     if teacher_vectors is None:
         teacher = BiEncoder.load(teacher_dir, max_length=config.max_length)
         targets = teacher.encode_docs([texts[r] for r in rows], progress=progress)

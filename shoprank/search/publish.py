@@ -23,7 +23,7 @@ from shoprank.training.profiles import PROFILE_NAMES
 log = logging.getLogger("shoprank.search")
 
 LABELS = ("auto", "judgments", "behaviour", "both")
-DOC_TOWERS = ("base", "distilled")  # as shoprank.search.train.DOC_TOWERS (that module loads the models' code)
+DOC_TOWERS = ("base", "distilled")  # what embeds the products (SearchTrainConfig.doc_tower)
 CORRECTIONS = ("harvest", "em", "none")
 FREEZE = ("none", "lower", "all")
 

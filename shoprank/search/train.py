@@ -28,12 +28,12 @@ from shoprank.evaluation.metrics import ndcg_at_k
 from shoprank.ranking.features import FEATURES
 from shoprank.ranking.fusion import FusionConfig, FusionRanker
 from shoprank.search.data import QuerySet, SearchData
+from shoprank.search.publish import DOC_TOWERS
 from shoprank.search.stack import FAST_FEATURES, SearchStack, StackConfig, product_text
 from shoprank.training.loop import TrainConfig
 from shoprank.training.profiles import resolve
 
 Report = Callable[[str], None]
-DOC_TOWERS = ("base", "distilled")
 
 
 @dataclass
