@@ -56,9 +56,9 @@ def run(home: str, shop: str, users: int) -> dict[str, Any]:
     from shoprank.serving.read_routes import _cascade
     from shoprank.serving.registry import EngineRegistry, limit_threads
 
-    limit_threads(1)
     state = EngineRegistry(home).get(shop)
     engine = engine_of(state, "recommend")
+    limit_threads(1)  # after loading, as the server does: PyTorch is imported by the load
     spent: dict[str, float] = defaultdict(float)
     stage = getattr(engine, "stage", None)
     if stage is not None and getattr(engine, "model", None) is not None:

@@ -72,7 +72,8 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
     config = SentimentConfig(methods=tuple(args.methods.split(",")), language=data.language,
                              max_length=args.max_length, train_limit=args.train_limit, head_limit=args.head_limit,
                              valid_limit=args.valid_limit, epochs=args.epochs, eval_every=args.eval_every,
-                             learning_rate=args.learning_rate)
+                             learning_rate=args.learning_rate, pooling=args.pooling,
+                             class_weight=args.class_weight)
     start = time.perf_counter()
     ratings = None if data.train.ratings is None else data.train.ratings.tolist()
     result = train_sentiment(data.train.texts, data.train.labels.tolist(), data.valid.texts,
@@ -122,6 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--eval-every", type=int, default=0)
     parser.add_argument("--learning-rate", type=float, default=8e-5)
+    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean")
+    parser.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
     parser.add_argument("--test-rows", choices=("all", "shipped"), default="all",
                         help="shipped: score on test only the shipped model's members and TF-IDF (the others are "
                              "compared on validation); saves CPU")

@@ -108,6 +108,45 @@ def test_fine_tuned_classifier_trains_and_round_trips(tmp_path: Path) -> None:
     assert np.all(again.predict_proba(texts)[:, 1] == 0)  # neutral never seen in training
 
 
+def test_the_head_reads_mean_pooled_tokens_and_bundles_keep_their_pooling(tmp_path: Path) -> None:
+    import torch
+
+    from shoprank.sentiment.classifier import FineTunedClassifier
+
+    clf = FineTunedClassifier.from_pretrained(max_length=32)
+    assert clf.pooling == "mean"
+    features = clf._features(["love this dress", "broken zip"])
+    with torch.no_grad():
+        hidden = clf.model.bert(**features).last_hidden_state
+        mask = features["attention_mask"].unsqueeze(-1).float()
+        expected = clf.model.classifier((hidden * mask).sum(1) / mask.sum(1))  # dropout is off in eval mode
+        assert torch.allclose(clf.logits(features), expected, atol=1e-6)
+        assert not torch.allclose(clf.logits(features), clf.model(**features).logits, atol=1e-3)  # not [CLS]
+    model = SentimentModel([clf], [1.0])
+    model.save(tmp_path / "mean")
+    meta = json.loads((tmp_path / "mean" / "sentiment.json").read_text())
+    assert meta["members"][0]["params"]["pooling"] == "mean"
+    probe = ["love this dress", "broken zip", ""]
+    assert np.allclose(SentimentModel.load(tmp_path / "mean").predict_proba(probe), model.predict_proba(probe),
+                       atol=1e-5)
+    del meta["members"][0]["params"]["pooling"]  # a bundle written before pooling was recorded read [CLS]
+    (tmp_path / "mean" / "sentiment.json").write_text(json.dumps(meta))
+    assert SentimentModel.load(tmp_path / "mean").members[0].pooling == "cls"
+    with pytest.raises(ValueError, match="pooling"):
+        FineTunedClassifier.from_pretrained(max_length=32, pooling="max")
+    with pytest.raises(ValueError, match="pooling"):
+        SentimentConfig(pooling="max")
+
+
+def test_balanced_class_weights_are_inverse_frequencies() -> None:
+    from shoprank.sentiment.train import balanced_weights
+
+    assert balanced_weights([0, 2, 2, 2], 3) == pytest.approx([2.0, 0.0, 2 / 3])  # mean 1 over present classes
+    assert balanced_weights([0, 1, 2], 3) == pytest.approx([1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="class_weight"):
+        SentimentConfig(class_weight="inverse")
+
+
 def test_star_ratings_map_onto_the_three_classes() -> None:
     from shoprank.sentiment.labels import label_of_rating, star_of_rating, stars_to_labels
 

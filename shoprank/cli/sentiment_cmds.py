@@ -30,6 +30,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--epochs", type=int, default=1)
     train.add_argument("--learning-rate", type=float, default=8e-5)
     train.add_argument("--freeze", choices=["none", "lower", "all"], default="none")
+    train.add_argument("--pooling", choices=["mean", "cls"], default="mean",
+                       help="what the fine-tuned head reads: the mean of the token vectors (default) or [CLS]")
+    train.add_argument("--class-weight", choices=["balanced", "none"], default="balanced",
+                       help="weigh the fine-tuning loss by inverse class frequency (default) or not")
     train.add_argument("--eval-every", type=int, default=0, metavar="STEPS")
     train.add_argument("--base-model", default=None, help="a local Hugging Face folder (default all-MiniLM-L6-v2)")
     train.add_argument("--quiet", action="store_true")
@@ -64,7 +68,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = SentimentConfig(methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()),
                              language=args.language, max_length=args.max_length, train_limit=args.train_limit,
                              head_limit=args.head_limit, epochs=args.epochs, learning_rate=args.learning_rate,
-                             freeze=args.freeze, eval_every=args.eval_every)
+                             freeze=args.freeze, eval_every=args.eval_every, pooling=args.pooling,
+                             class_weight=args.class_weight)
     labels = read_labels(Path(args.labels)) if args.labels else None
     start = time.perf_counter()
     with shop.store() as store:

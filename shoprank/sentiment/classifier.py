@@ -2,9 +2,13 @@
 head over star ratings (1-5) whose probabilities are summed into the three classes (1-2 negative, 3
 neutral, 4-5 positive): the stars tell a 2 from a 1 and a 4 from a 5, which the three classes do not.
 
-Trained with cross-entropy through the shared controls of :mod:`shoprank.training.loop` (AdamW, weight
-decay, dropout, warm-up, frozen layers, early stopping on validation macro-F1, fixed seed). Batches are
-grouped by length so that short reviews are not padded to the longest one.
+The review vector the head reads is the mean of the encoder's token vectors (``pooling="mean"``, the default:
+all-MiniLM-L6-v2 was trained to mean-pool, and its [CLS] pooler was never trained for it) or, in bundles
+written before pooling was recorded, the [CLS] pooler (``pooling="cls"``).
+
+Trained with (optionally class-weighted) cross-entropy through the shared controls of
+:mod:`shoprank.training.loop` (AdamW, weight decay, dropout, warm-up, frozen layers, early stopping on validation
+macro-F1, fixed seed). Batches are grouped by length so that short reviews are not padded to the longest one.
 """
 
 from __future__ import annotations
@@ -19,15 +23,20 @@ import numpy as np
 from shoprank.sentiment.labels import LABELS, STARS, stars_to_labels
 from shoprank.training.loop import TrainConfig, fit, freeze_transformer, set_dropout
 
+POOLINGS = ("mean", "cls")
+
 
 class FineTunedClassifier:
     """``predict_proba(texts)`` -> (n, 3) probabilities over :data:`LABELS`; ``classes`` are the head's outputs
     seen in training (class indices, or star indices for a star head)."""
 
     def __init__(self, model: Any, tokenizer: Any, max_length: int = 128, batch_size: int = 64,
-                 classes: Sequence[int] = (0, 1, 2)) -> None:
+                 classes: Sequence[int] = (0, 1, 2), pooling: str = "mean") -> None:
         if max_length < 8:
             raise ValueError(f"max_length must be at least 8 tokens, got {max_length}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {pooling!r}")
+        self.pooling = pooling
         self.model = model
         self.tokenizer = tokenizer
         self.max_length = max_length
@@ -45,7 +54,7 @@ class FineTunedClassifier:
 
     @classmethod
     def from_pretrained(cls, path: str | Path | None = None, max_length: int = 128,
-                        dropout: float = 0.1, stars: bool = False) -> FineTunedClassifier:
+                        dropout: float = 0.1, stars: bool = False, pooling: str = "mean") -> FineTunedClassifier:
         """A fresh three-way head (five-way over the stars with ``stars``) on a local pretrained encoder
         (default all-MiniLM-L6-v2)."""
         from shoprank.encoders.text import offline, resolve_model_path
@@ -65,10 +74,11 @@ class FineTunedClassifier:
         finally:
             hf_logging.set_verbosity(verbosity)
         model.eval()
-        return cls(model, AutoTokenizer.from_pretrained(folder), max_length)
+        return cls(model, AutoTokenizer.from_pretrained(folder), max_length, pooling=pooling)
 
     @classmethod
-    def load(cls, folder: Path, max_length: int = 128, classes: Sequence[int] = (0, 1, 2)) -> FineTunedClassifier:
+    def load(cls, folder: Path, max_length: int = 128, classes: Sequence[int] = (0, 1, 2),
+             pooling: str = "cls") -> FineTunedClassifier:
         from shoprank.encoders.text import offline
 
         offline()
@@ -76,7 +86,7 @@ class FineTunedClassifier:
 
         model = AutoModelForSequenceClassification.from_pretrained(str(folder))
         model.eval()
-        return cls(model, AutoTokenizer.from_pretrained(str(folder)), max_length, classes=classes)
+        return cls(model, AutoTokenizer.from_pretrained(str(folder)), max_length, classes=classes, pooling=pooling)
 
     def save(self, folder: Path) -> None:
         self.model.save_pretrained(str(folder), safe_serialization=True)
@@ -85,6 +95,16 @@ class FineTunedClassifier:
     def _features(self, texts: Sequence[str]) -> Any:
         return self.tokenizer([t or " " for t in texts], padding=True, truncation=True,
                               max_length=self.max_length, return_tensors="pt")
+
+    def logits(self, features: Any) -> Any:
+        """The head's outputs (b, outputs) for tokenised ``features``, through the chosen pooling."""
+        if self.pooling == "cls":
+            return self.model(**features).logits
+        model = self.model
+        hidden = getattr(model, model.base_model_prefix)(**features).last_hidden_state  # (b, t, d)
+        mask = features["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return model.classifier(model.dropout(pooled))
 
     def _mask(self) -> np.ndarray:
         mask = np.full(self.outputs, -np.inf, np.float32)
@@ -103,7 +123,7 @@ class FineTunedClassifier:
             for start in tqdm(range(0, len(order), self.batch_size), desc="sentiment", disable=not progress,
                               leave=False):
                 idx = order[start : start + self.batch_size]
-                logits[idx] = self.model(**self._features([texts[i] for i in idx])).logits.float().numpy()
+                logits[idx] = self.logits(self._features([texts[i] for i in idx])).float().numpy()
         logits = logits + self._mask()
         logits -= logits.max(axis=1, keepdims=True)
         probs = np.exp(logits)
@@ -156,7 +176,7 @@ def fine_tune_classifier(
     y = torch.tensor([int(v) for v in labels], dtype=torch.long)
 
     def loss_step(idx: list[int]) -> torch.Tensor:
-        logits = model(**classifier._features([texts[i] for i in idx])).logits  # (b, outputs)
+        logits = classifier.logits(classifier._features([texts[i] for i in idx]))  # (b, outputs)
         return loss_fn(logits, y[idx])
 
     evaluate = (lambda: validate(classifier)) if validate is not None else None

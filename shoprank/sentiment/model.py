@@ -51,7 +51,8 @@ def load_member(kind: str, folder: Path, params: dict[str, Any]) -> Scorer:
     if kind == "frozen-lr":
         return EmbeddingLogistic.load(folder)
     if kind == "fine-tuned":
-        return FineTunedClassifier.load(folder, int(params.get("max_length", 128)), params.get("classes", (0, 1, 2)))
+        return FineTunedClassifier.load(folder, int(params.get("max_length", 128)), params.get("classes", (0, 1, 2)),
+                                        params.get("pooling", "cls"))
     raise ValueError(f"unknown sentiment member kind {kind!r}; valid kinds: {', '.join(KINDS)}")
 
 
@@ -105,7 +106,8 @@ class SentimentModel:
             member.save(sub)
             params: dict[str, Any] = {}
             if kind_of(member) == "fine-tuned":
-                params = {"max_length": member.max_length, "classes": member.classes}  # type: ignore[attr-defined]
+                params = {"max_length": member.max_length, "classes": member.classes,  # type: ignore[attr-defined]
+                          "pooling": member.pooling}  # type: ignore[attr-defined]
             members.append({"kind": kind_of(member), "name": member.name, "folder": sub.name, "params": params})
         (folder / "sentiment.json").write_text(json.dumps({
             "format": FORMAT, "labels": list(LABELS), "members": members, "weights": self.weights,

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from shoprank.evaluation.metrics import macro_f1
+from shoprank.sentiment.classifier import POOLINGS
 from shoprank.sentiment.decision import decide, fit_offsets
 from shoprank.sentiment.labels import star_of_rating
 from shoprank.sentiment.model import Scorer, SentimentModel
@@ -29,6 +30,7 @@ from shoprank.training.loop import FREEZE_MODES, TrainConfig, seed_everything
 log = logging.getLogger("shoprank.sentiment")
 METHODS = ("tfidf", "frozen", "e5", "fine-tuned", "fine-tuned-stars")
 LANGUAGES = ("auto", "en", "zh")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,8 @@ class SentimentConfig:
     batch_size: int = 32
     learning_rate: float = 8e-5
     freeze: str = "none"
+    pooling: str = "mean"  # the fine-tuned head reads the mean of the token vectors ("cls": the [CLS] pooler)
+    class_weight: str = "balanced"  # cross-entropy weighted by inverse class frequency ("none": unweighted)
     eval_every: int = 0  # validate (and maybe stop early) every so many steps as well as after each epoch
     seed: int = 0
     blend: bool = True
@@ -56,6 +60,10 @@ class SentimentConfig:
             raise ValueError(f"methods must be a non-empty subset of {', '.join(METHODS)}; got {self.methods}")
         if self.language not in LANGUAGES:
             raise ValueError(f"language must be one of {', '.join(LANGUAGES)}, got {self.language!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"class_weight must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}")
         if self.freeze not in FREEZE_MODES:
             raise ValueError(f"freeze must be one of {', '.join(FREEZE_MODES)}, got {self.freeze!r}")
         if min(self.train_limit, self.head_limit, self.valid_limit, self.max_length) < 1:
@@ -97,6 +105,15 @@ def stratified_sample(labels: Sequence[int], limit: int, seed: int) -> list[int]
         take = max(1, round(limit * len(members) / len(labels)))
         chosen.extend(rng.sample(members, min(take, len(members))))
     return sorted(chosen)
+
+
+def balanced_weights(y: Sequence[int], outputs: int) -> list[float]:
+    """Inverse class frequency, mean 1 over the classes present (absent outputs weigh 0)."""
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=outputs).astype(np.float64)
+    present = counts > 0
+    weights = np.zeros(outputs)
+    weights[present] = counts[present].sum() / (present.sum() * counts[present])
+    return weights.tolist()
 
 
 def _val_score(probs: np.ndarray, y: np.ndarray) -> float:
@@ -146,7 +163,8 @@ def _fit_fine_tuned(texts: list[str], y: list[int], vt: list[str], vy: np.ndarra
     """``stars``: ``y`` are star indices (0-4) and the head has five outputs."""
     from shoprank.sentiment.classifier import FineTunedClassifier, fine_tune_classifier
 
-    classifier = FineTunedClassifier.from_pretrained(base_model, max_length=config.max_length, stars=stars)
+    classifier = FineTunedClassifier.from_pretrained(base_model, max_length=config.max_length, stars=stars,
+                                                     pooling=config.pooling)
     train = TrainConfig(epochs=config.epochs, batch_size=config.batch_size, learning_rate=config.learning_rate,
                         freeze=config.freeze, seed=config.seed, patience=1)
     best: dict[str, Any] = {}
@@ -159,7 +177,8 @@ def _fit_fine_tuned(texts: list[str], y: list[int], vt: list[str], vy: np.ndarra
         return score
 
     fine_tune_classifier(classifier, texts, y, train, validate=validate, progress=progress,
-                         eval_every=config.eval_every)
+                         eval_every=config.eval_every, class_weights=balanced_weights(y, classifier.outputs)
+                         if config.class_weight == "balanced" else None)
     return classifier, best["probs"]
 
 
