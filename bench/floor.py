@@ -35,9 +35,9 @@ def load_state(home: str, shop: str, dense: str) -> Any:
     from shoprank.serving.common import engine_of
     from shoprank.serving.registry import EngineRegistry, limit_threads
 
-    limit_threads(1)
     state = EngineRegistry(home).get(shop)
     engine = engine_of(state, "search")
+    limit_threads(1)  # after loading, as the server does: the load imports the libraries it caps
     stack = engine.stack
     if dense == "hnsw" and stack.dense.kind != "hnsw":
         began = time.perf_counter()

@@ -224,3 +224,13 @@ def test_cli_ingest_train_run_and_alerts(home: Path, tmp_path: Path, capsys: pyt
     assert "product:p1" in {a["scope"] for a in alerts}
     assert all({"scope", "at", "negative_share", "baseline_share"} <= set(a) for a in alerts)
     assert "product:p2" not in {a["scope"] for a in alerts}
+
+
+def test_train_sentiment_defaults_are_the_configs() -> None:
+    from shoprank.cli.main import build_parser
+
+    args = build_parser().parse_args(["train", "sentiment", "--shop", "s"])
+    config = SentimentConfig()
+    assert (args.train_limit, args.head_limit, args.epochs, args.learning_rate, args.max_length) == (
+        config.train_limit, config.head_limit, config.epochs, config.learning_rate, config.max_length)
+    assert (args.pooling, args.class_weight) == (config.pooling, config.class_weight) == ("mean", "balanced")
