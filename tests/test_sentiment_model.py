@@ -234,3 +234,4 @@ def test_train_sentiment_defaults_are_the_configs() -> None:
     assert (args.train_limit, args.head_limit, args.epochs, args.learning_rate, args.max_length) == (
         config.train_limit, config.head_limit, config.epochs, config.learning_rate, config.max_length)
     assert (args.pooling, args.class_weight) == (config.pooling, config.class_weight) == ("mean", "balanced")
+    assert tuple(args.methods.split(",")) == config.methods

@@ -19,9 +19,10 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     add_shop(train)
     train.add_argument("--labels", default=None, metavar="FILE",
                        help="CSV review_id,label (negative/neutral/positive) instead of labels from the ratings")
-    train.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned",
-                       help="candidates to fit (tfidf, frozen, e5, fine-tuned, fine-tuned-stars: a head over the "
-                       "star ratings); the best on validation ships")
+    train.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned-stars",
+                       help="candidates to fit (tfidf, frozen, e5, fine-tuned: a three-way head, fine-tuned-stars: "
+                       "a head over the star ratings, the three-way one where reviews lack ratings); the best on "
+                       "validation ships")
     train.add_argument("--language", choices=["auto", "en", "zh"], default="auto")
     train.add_argument("--max-length", type=int, default=128, help="tokens per review (default 128)")
     train.add_argument("--train-limit", type=int, default=20_000,

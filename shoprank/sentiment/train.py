@@ -37,7 +37,8 @@ CLASS_WEIGHTS = ("none", "balanced")
 class SentimentConfig:
     """What ``shoprank train sentiment`` fits. Limits keep a 2-core CPU run to minutes."""
 
-    methods: tuple[str, ...] = ("tfidf", "frozen", "e5", "fine-tuned")
+    # fine-tuned-stars: the five-way star head where every training review has a rating, else the three-way head
+    methods: tuple[str, ...] = ("tfidf", "frozen", "e5", "fine-tuned-stars")
     language: str = "auto"  # auto: Chinese when a third of the characters are CJK
     max_length: int = 128  # tokens per review for the transformer candidates
     train_limit: int = 20_000  # reviews the fine-tuned model sees (stratified subsample; ~13 min on 2 cores)
