@@ -76,7 +76,22 @@ class FusionRanker:
             raise RuntimeError("the fusion ranker has not been trained")
         if len(x) == 0:
             return np.zeros(0, np.float32)
+        compiled = self._compiled()
+        if compiled is not None:
+            return compiled.predict(x)
         return self.booster.predict(x, num_iteration=self.best_iteration, num_threads=1).astype(np.float32)
+
+    def _compiled(self) -> Any:
+        """The trees under ONNX Runtime (the same scores; :mod:`shoprank.ranking.compiled_trees`), made on first
+        use for this booster and iteration count; None where they cannot be (LightGBM then predicts)."""
+        key = (id(self.booster), self.best_iteration)
+        cached = getattr(self, "_compiled_trees", None)
+        if cached is None or cached[0] != key:
+            from shoprank.ranking.compiled_trees import compile_booster
+
+            cached = (key, compile_booster(self.booster, self.best_iteration))
+            self._compiled_trees = cached
+        return cached[1]
 
     def importance(self) -> dict[str, float]:
         gains = self.booster.feature_importance(importance_type="gain")
@@ -98,4 +113,5 @@ class FusionRanker:
         ranker = cls(meta["features"], FusionConfig(**meta["config"]))
         ranker.booster = lgb.Booster(model_file=str(folder / f"{name}.lgb.txt"))
         ranker.best_iteration = 0  # the saved model holds exactly the best iterations
+        ranker._compiled()  # made now, not by the first request
         return ranker
