@@ -11,9 +11,12 @@ Models this cannot express (categorical splits, zero-as-missing) return None and
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
+
+log = logging.getLogger("shoprank.ranking")
 
 
 class CompiledTrees:
@@ -114,4 +117,7 @@ def compile_booster(booster: Any, num_iteration: int | None = None) -> CompiledT
         model, n_features = onnx_model(booster, num_iteration)
         return CompiledTrees(model, n_features)
     except (_Unsupported, ImportError):
+        return None
+    except Exception as exc:  # an ONNX Runtime that refuses the graph: LightGBM still answers
+        log.warning("LightGBM's trees stay with LightGBM (ONNX Runtime refused them: %s)", exc)
         return None
