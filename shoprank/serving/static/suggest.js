@@ -27,6 +27,9 @@
   }
 
   function show(found) {
+    // a later answer (the shopper typed on) replaces the list: the highlighted suggestion stays highlighted
+    // where the new list still holds it, so an ArrowDown pressed before the answer came is not lost
+    const kept = active >= 0 && items[active] ? items[active].text : null;
     items = found;
     list.replaceChildren(...found.map((s, i) => {
       const li = document.createElement("li");
@@ -41,6 +44,8 @@
     list.hidden = !found.length;
     input.setAttribute("aria-expanded", String(found.length > 0));
     active = -1;
+    const again = kept === null ? -1 : found.findIndex((s) => s.text === kept);
+    if (again >= 0) highlight(again);
   }
 
   async function fetchSuggestions() {
