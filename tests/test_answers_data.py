@@ -118,12 +118,28 @@ def test_split_keeps_entries_with_few_questions_in_training() -> None:
     entries = [FaqEntry("a", "A", ("a1", "a2", "a3")), FaqEntry("b", "B", ("b1", "b2")),
                FaqEntry("c", "C", tuple(f"c{i}" for i in range(30)))]
     ids, train, val = split_questions(entries, [Conversation("x", None), Conversation("a4", "a")],
-                                      AnswerTrainConfig())
+                                      AnswerTrainConfig(answer_as_question=False))
     assert ids == ["a", "b", "c"]
     counts = {i: val.labels.count(i) for i in (0, 1, 2, OUT_OF_SCOPE)}
     assert counts == {0: 1, 1: 0, 2: 3, OUT_OF_SCOPE: 1}
     assert sorted(train.texts + val.texts) == sorted(["a1", "a2", "a3", "a4", "b1", "b2", "x"] +
                                                      [f"c{i}" for i in range(30)])
+
+
+def test_an_answer_text_trains_as_one_more_question_of_its_entry() -> None:
+    from shoprank.answers.train import answer_question
+
+    assert answer_question("Track it at {order_url} :  card_arrival") == "Track it at : card arrival"
+    entries = [FaqEntry("a", "Returns take {days} days", ("a1", "a2", "a3")),
+               FaqEntry("b", "b1", ("b1", "b2", "b3")),  # the answer repeats a question: not added twice
+               FaqEntry("c", "{only_a_placeholder}", ("c1", "c2", "c3"))]  # nothing left: nothing added
+    _, train, val = split_questions(entries, [], AnswerTrainConfig())
+    added = [(t, y) for t, y in zip(train.texts, train.labels, strict=True) if not t[1:].isdigit()]
+    assert added == [("Returns take days", 0)]
+    assert "Returns take days" not in val.texts and len(val) == 3  # validation holds questions only
+    assert sorted(train.texts + val.texts).count("b1") == 1
+    _, plain, _ = split_questions(entries, [], AnswerTrainConfig(answer_as_question=False))
+    assert len(plain) == len(train) - 1
 
 
 def test_temperature_recovers_the_one_that_made_the_labels() -> None:
@@ -212,9 +228,54 @@ def test_a_shops_unanswered_conversations_split_between_the_reject_prototype_and
     entries = [FaqEntry("a", "A", tuple(f"x 0.0{i}" for i in range(5))),
                FaqEntry("b", "B", tuple(f"y 0.0{i}" for i in range(5)))]
     unanswered = [Conversation(f"z 0.{i:02d}", None) for i in range(24)]
-    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, answer_as_question=False)
     model, report = train_module.train_answers(entries, unanswered, config)
     assert (report.reject_questions, report.val_out_of_scope, report.val_questions) == (12, 12, 2)
     assert model.params.reject and model.match(["z 0.5"])[0].handoff
     _, report = train_module.train_answers(entries, unanswered[:10], config)
     assert (report.reject_questions, report.val_out_of_scope) == (0, 10)  # too few: all validate
+
+
+def test_refit_trains_again_on_the_validation_questions_too() -> None:
+    from shoprank.answers.train import LabelledQuestions, best_step, train_matcher
+
+    # entry a is asked along x in training and along z only in validation: without the refit a's prototype
+    # never sees z, and "z 0.00" goes to b, whose questions lean towards z ("y 0.30": y with a wobble along z)
+    train = LabelledQuestions(["x 0.00", "x 0.05", "y 0.30", "y 0.25"], [0, 0, 1, 1])
+    val = LabelledQuestions(["z 0.00", "y 0.20"], [0, 1])
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    refit, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
+    plain, _ = train_matcher(["a", "b"], train, val, AnswerTrainConfig(encoder="minilm", fine_tune=False,
+                             progress=False, refit=False), encoder=AxisEncoder())
+    capped, _ = train_matcher(["a", "b"], train, val, AnswerTrainConfig(encoder="minilm", fine_tune=False,
+                              progress=False, refit_max_questions=3), encoder=AxisEncoder())
+    assert plain.match(["z 0.00"])[0].entry_ids[0] == "b" == capped.match(["z 0.00"])[0].entry_ids[0]
+    assert refit.match(["z 0.00"])[0].entry_ids[0] == "a"
+    assert refit.params.notes["refit_questions"] == 6 and "refit_questions" not in plain.params.notes
+    assert report.val["val_accuracy"] == 0.5  # validation describes the model it chose from, before the refit
+    assert best_step([{"step": 1, "loss": 2.0}, {"step": 25, "val/accuracy": 0.5}, {"step": 50, "val/accuracy": 0.7},
+                      {"step": 75, "val/accuracy": 0.7}], "val/accuracy", 300) == 50
+    assert best_step([{"step": 1, "loss": 2.0}], "val/accuracy", 300) == 300
+
+
+def test_a_fine_tuned_refit_starts_again_from_the_base_encoder() -> None:
+    from shoprank.answers.model import load_encoder
+    from shoprank.answers.train import LabelledQuestions, train_matcher
+    from shoprank.training.loop import TrainConfig
+
+    entries = {"returns": ["how do I return an item", "can I send this back", "return policy please"],
+               "delivery": ["when will my parcel arrive", "where is my order", "shipping time to Paris"]}
+    train = LabelledQuestions([q for qs in entries.values() for q in qs[:2]], [0, 0, 1, 1])
+    val = LabelledQuestions([qs[2] for qs in entries.values()], [0, 1])
+    encoder = load_encoder("minilm", None, 32)
+    start = [p.detach().clone() for p in encoder.model.parameters()][:3]
+    config = AnswerTrainConfig(encoder="minilm", progress=False, min_steps=4,
+                               train=TrainConfig(epochs=2, batch_size=2, learning_rate=5e-5, patience=2))
+    model, report = train_matcher(list(entries), train, val, config, encoder=encoder)
+    assert model.encoder is not encoder  # the served encoder is the refit copy
+    tuned = list(encoder.model.parameters())[:3]  # the validated fit trained this one in place
+    assert any(not (a == b).all() for a, b in zip(start, tuned, strict=True))
+    notes = model.params.notes
+    assert notes["refit_questions"] == 6 and notes["refit_epochs"] >= 1 and report.val["val_accuracy"] == 1.0
+    assert [m.entry_ids[0] for m in model.match(["I want to return my shoes", "has my package shipped"])] == \
+        ["returns", "delivery"]

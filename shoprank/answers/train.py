@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 import random
@@ -30,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
-from shoprank.answers.records import Conversation, FaqEntry
+from shoprank.answers.records import PLACEHOLDER, Conversation, FaqEntry
 from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer, set_dropout
 
 OUT_OF_SCOPE = -1
@@ -57,6 +58,9 @@ class AnswerTrainConfig:
     warmup_epochs: int = 1  # passes over the public intent sets, when given
     reject_share: float = 0.5  # out-of-scope examples that train the reject prototype (the rest validate)
     min_reject: int = 20  # fewer out-of-scope examples than this: all of them validate, no reject prototype
+    answer_as_question: bool = True  # each entry's answer text (placeholders dropped) trains as one more question
+    refit: bool = True  # after validation chose the epochs, temperature and threshold: train again on every question
+    refit_max_questions: int = 5000  # more training questions than this: no refit (it doubles training time)
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -112,10 +116,22 @@ def split_questions(entries: Sequence[FaqEntry], conversations: Sequence[Convers
             part = val if j < n_val else train
             part.texts.append(q)
             part.labels.append(i)
+    if config.answer_as_question:
+        for i, entry in enumerate(entries):
+            text = answer_question(entry.answer)
+            if text and text not in pools[i]:
+                train.texts.append(text)
+                train.labels.append(i)
     for q in oos:
         val.texts.append(q)
         val.labels.append(OUT_OF_SCOPE)
     return ids, train, val
+
+
+def answer_question(answer: str) -> str:
+    """An answer text as a training example of its entry: placeholders dropped, underscores read as spaces
+    (an answer that is an intent's name, ``card_arrival``, reads "card arrival"), whitespace collapsed."""
+    return " ".join(PLACEHOLDER.sub(" ", answer).replace("_", " ").split())
 
 
 # fitting ---------------------------------------------------------------------------------------
@@ -207,10 +223,11 @@ def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -
 
 def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.ndarray, config: AnswerTrainConfig,
                      val: tuple[np.ndarray, np.ndarray] | None = None, steps: int = 300,
-                     entries: int | None = None) -> np.ndarray:
+                     entries: int | None = None) -> tuple[np.ndarray, int]:
     """The prototypes alone over fixed question vectors (frozen encoder): full-batch Adam on cross-entropy, through
     the shared loop (one epoch of ``steps`` full batches, validated every 25 steps, the best prototypes kept).
-    ``entries``: how many of the prototypes are entries (validation accuracy is over them; the rest reject)."""
+    ``entries``: how many of the prototypes are entries (validation accuracy is over them; the rest reject).
+    Returns the prototypes and the step they are from (``steps`` without validation)."""
     import torch
     import torch.nn.functional as F
 
@@ -228,11 +245,20 @@ def train_prototypes(vectors: np.ndarray, labels: np.ndarray, prototypes: np.nda
         assert val is not None
         return _accuracy(val[0] @ normalize(weight.detach().numpy()[:entries]).T, val[1])
 
-    fit(model, lambda epoch: iter(range(steps)),
-        lambda _: F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y), controls,
-        steps_per_epoch=steps, evaluate=evaluate if val is not None else None, metric="val/accuracy",
-        eval_every=25, optimizer=(optimizer, constant), desc="prototypes", progress=False)
-    return normalize(weight.detach().numpy())
+    result = fit(model, lambda epoch: iter(range(steps)),
+                 lambda _: F.cross_entropy(config.scale * x @ F.normalize(weight, dim=1).T, y), controls,
+                 steps_per_epoch=steps, evaluate=evaluate if val is not None else None, metric="val/accuracy",
+                 eval_every=25, optimizer=(optimizer, constant), desc="prototypes", progress=False)
+    return normalize(weight.detach().numpy()), best_step(result.history, "val/accuracy", steps)
+
+
+def best_step(history: Sequence[dict[str, float]], metric: str, default: int) -> int:
+    """The step of the first best validation score in a :func:`fit` history (``default`` without any)."""
+    scored = [h for h in history if metric in h]
+    if not scored:
+        return default
+    top = max(h[metric] for h in scored)
+    return int(next(h["step"] for h in scored if h[metric] == top))
 
 
 MIN_CALIBRATION_QUESTIONS = 20
@@ -290,6 +316,7 @@ class TrainReport:
     history: list[dict[str, float]] = field(default_factory=list)
     train: dict[str, Any] = field(default_factory=dict)  # the training controls used (TrainConfig.to_dict)
     reject_questions: int = 0  # out-of-scope questions the reject prototype trained on
+    refit: dict[str, Any] = field(default_factory=dict)  # the refit on every question, when there was one
 
 
 def train_matcher(
@@ -339,16 +366,20 @@ def train_matcher(
         train_vectors = model.encode(train.texts)
     vectors = np.concatenate([train_vectors, model.encode(reject)]) if reject else train_vectors  # before tuning
     prototypes = centroids(vectors, labels, n_classes)
-    if kind == "minilm" and config.fine_tune:
+    tuned = kind == "minilm" and config.fine_tune
+    refit = config.refit and len(val_in) > 0 and len(train) <= config.refit_max_questions
+    fresh = copy.deepcopy(encoder) if refit and tuned else None  # the refit starts where this fit starts
+    if tuned:
 
         def validate(weights: np.ndarray) -> float:  # accuracy over the entries (the reject prototype never answers)
             return _accuracy(model.encode(val_texts_in) @ normalize(weights[:n_entries]).T, val_labels)
 
         prototypes, history = fine_tune_classifier(encoder.model, fit_set, prototypes, config,
                                                    validate if len(val_in) else None)
+        chosen = best_step(history, "val/accuracy", 0)
     else:
         val_pair = (model.encode(val_texts_in), val_labels) if len(val_in) else None
-        prototypes = train_prototypes(vectors, labels, prototypes, config, val_pair, entries=n_entries)
+        prototypes, chosen = train_prototypes(vectors, labels, prototypes, config, val_pair, entries=n_entries)
     model.prototypes = normalize(prototypes)
     report_val: dict[str, float] = {}
     temperature, threshold = 1.0, 0.0
@@ -363,17 +394,37 @@ def train_matcher(
                                                  config.max_handoff)
         if is_in.any():
             report_val["val_accuracy"] = float(correct[is_in].mean())
+    refit_note: dict[str, Any] = {}
+    if refit:  # validation has chosen what it chooses; now every question trains, for as long as validation said
+        every = LabelledQuestions(fit_set.texts + val_texts_in, fit_set.labels + [int(y) for y in val_labels])
+        refit_note = {"refit_questions": len(every), "refit_steps_validated": chosen}
+        if tuned:
+            assert fresh is not None
+            model.encoder = fresh
+            spe = max(1, math.ceil(len(fit_set) / config.train.batch_size))
+            epochs = max(1, round(chosen / spe))
+            again = dataclasses.replace(config, min_steps=0, train=dataclasses.replace(
+                config.train, epochs=epochs, patience=0))
+            start = centroids(model.encode(every.texts), np.asarray(every.labels), n_classes)
+            prototypes, _ = fine_tune_classifier(fresh.model, every, start, again, None, desc="answers, refit")
+            refit_note["refit_epochs"] = epochs
+        else:
+            all_vectors = model.encode(every.texts)
+            start = centroids(all_vectors, np.asarray(every.labels), n_classes)
+            prototypes, _ = train_prototypes(all_vectors, np.asarray(every.labels), start, config, None,
+                                             steps=max(1, chosen), entries=n_entries)
+        model.prototypes = normalize(prototypes)
     model.params.temperature = temperature
     model.params.threshold = float(min(max(threshold, 0.0), 1.0))
     model.params.notes = {"oos_share": config.oos_share, "max_handoff": config.max_handoff,
                           "warmup_questions": len(warmup) if warmup is not None else 0,
-                          "reject_questions": len(reject)}
+                          "reject_questions": len(reject), **refit_note}
     report = TrainReport(encoder=kind, entries=len(entry_ids), train_questions=len(train),
                          val_questions=int((np.asarray(val.labels) != OUT_OF_SCOPE).sum()) if len(val) else 0,
                          val_out_of_scope=int((np.asarray(val.labels) == OUT_OF_SCOPE).sum()) if len(val) else 0,
                          temperature=temperature, threshold=model.params.threshold, val=report_val,
                          seconds=time.perf_counter() - started, history=history, train=config.train.to_dict(),
-                         reject_questions=len(reject))
+                         reject_questions=len(reject), refit=refit_note)
     return model, report
 
 

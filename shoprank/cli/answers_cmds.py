@@ -37,6 +37,11 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                             "threshold is chosen on validation for it")
     train.add_argument("--max-handoff", type=float, default=0.05,
                        help="without out-of-scope examples: share of answerable validation questions handed over")
+    train.add_argument("--no-refit", action="store_true",
+                       help="serve the model validation chose from; default: train it again on every question "
+                            "(validation's too) for the epochs validation chose, up to 5,000 questions")
+    train.add_argument("--no-answer-examples", action="store_true",
+                       help="do not train on each entry's answer text as one more of its questions")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
@@ -114,7 +119,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=1,
                           freeze=args.freeze, seed=args.seed),
         encoder=args.encoder, fine_tune=args.freeze != "all", oos_share=args.oos_share, max_handoff=args.max_handoff,
-        progress=not args.quiet)
+        refit=not args.no_refit, answer_as_question=not args.no_answer_examples, progress=not args.quiet)
     _limit_threads()
     start = time.perf_counter()
     version, report = publish_answers(shop, config, sets)
@@ -134,6 +139,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif "val_handoff_in_scope" in val:
             print(f"  no out-of-scope examples: the threshold hands over {val['val_handoff_in_scope']:.3f} of "
                   "answerable validation questions (add unanswered conversations, or --intent-sets clinc150)")
+        refit = report.refit
+        if refit:
+            print(f"  then trained again on all {refit['refit_questions']} questions (validation's too)"
+                  + (f" for {refit['refit_epochs']} epochs, as validation chose" if "refit_epochs" in refit else ""))
     else:
         print("  no validation questions (entries need 3+ questions): temperature 1, no hand-over threshold")
     return 0
