@@ -185,3 +185,20 @@ def test_cli_ingest_and_run(home: Path, tmp_path: Path, capsys: pytest.CaptureFi
     good.write_text(json.dumps({"id": "hours", "answer": "9 to 5", "questions": ["when are you open"]}) + "\n")
     assert main(["ingest", "faq", str(good), "--shop", "tiny", "--home", str(home), "--merge"]) == 0
     assert "1 new, 0 updated, 0 removed entries; 5 in all" in capsys.readouterr().out
+
+
+def test_cli_train_refits_on_every_question_unless_told_not_to(home: Path, capsys: pytest.CaptureFixture[str]
+                                                                ) -> None:
+    args = ["train", "answers", "--shop", "tiny", "--home", str(home), "--freeze", "all", "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    # 4 entries x 5 questions: one each validates, 4 train, plus the 4 answer texts; the refit adds the 4 back
+    assert "20 training and 4 validation questions" in out and "then trained again on all 24 questions" in out
+    assert main([*args, "--no-refit", "--no-answer-examples"]) == 0
+    out = capsys.readouterr().out
+    assert "16 training and 4 validation questions" in out and "trained again" not in out
+    from shoprank.bundles import MANIFEST, latest_version
+
+    models = Shop("tiny", home).models_path
+    manifest = json.loads((models / "answers" / (latest_version(models, "answers") or "") / MANIFEST).read_text())
+    assert manifest["params"]["report"]["refit"] == {} and manifest["params"]["report"]["train_questions"] == 16
