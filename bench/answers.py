@@ -27,7 +27,7 @@ import numpy as np
 from bench.common import table, write_json
 from shoprank.answers.baselines import BM25Nearest, EncoderNearest, TfidfLogistic
 from shoprank.answers.intents import banking77, clinc150, warmup_questions
-from shoprank.answers.model import load_encoder, softmax
+from shoprank.answers.model import AnswerModel, BlendedMatcher, load_encoder, softmax
 from shoprank.answers.records import FaqEntry
 from shoprank.answers.train import (
     OUT_OF_SCOPE,
@@ -108,10 +108,11 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
         nearest = EncoderNearest(lambda x: base_model_encode(base, x))
         nearest.vectors, nearest.labels, nearest.n = base_train, np.asarray(train.labels), len(ids)
         out["untuned_nearest"] = closed_set(nearest.scores_from(cache["test_vectors"]), y_test)
-        frozen, report = train_matcher(ids, train, val, AnswerTrainConfig(**{**config.__dict__, "fine_tune": False}),
+        frozen, report = train_matcher(ids, train, val, dataclasses.replace(config, fine_tune=False, e5_weight=0.0),
                                        encoder=base, train_vectors=base_train)
+        assert isinstance(frozen, AnswerModel)  # the untuned MiniLM alone
         s = frozen.scores(cache["test_vectors"])
-        out["untuned_prototypes"] = {**closed_set(s, y_test, softmax(s / frozen.params.temperature)),
+        out["untuned_prototypes"] = {**closed_set(s, y_test, softmax(s / frozen.temperature)),
                                      "seconds": report.seconds}
         print(f"  untuned: {out}", flush=True)
     for name, warm in (("ours", False), ("ours_warmup", True)):
@@ -120,9 +121,16 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
         encoder = copy.deepcopy(warmed(cache) if warm else base)
         model, report = train_matcher(ids, train, val, config, encoder=encoder,
                                       train_vectors=None if warm else base_train)
-        s = model.scores(model.encode(test_texts))
-        out[name] = {**closed_set(s, y_test, softmax(s / model.params.temperature)), "seconds": report.seconds,
-                     "val_accuracy": report.val.get("val_accuracy", float("nan"))}
+        members = model.members if isinstance(model, BlendedMatcher) else [model]
+        if any(m.params.encoder == "e5" for m in members) and "e5_test_vectors" not in cache:
+            cache["e5_test_vectors"] = next(m for m in members if m.params.encoder == "e5").encode(test_texts)
+        own = [m.scores(cache["e5_test_vectors"] if m.params.encoder == "e5" else m.encode(test_texts))
+               for m in members]  # E5 is frozen: its vectors of the test questions are the same every seed
+        s = model.blend(own) if isinstance(model, BlendedMatcher) else own[0]
+        out[name] = {**closed_set(s, y_test, model.entry_probabilities(s)), "seconds": report.seconds,
+                     "val_accuracy": report.val.get("val_accuracy", float("nan")),
+                     "members": {m.params.encoder: closed_set(z, y_test)["accuracy"]
+                                 for m, z in zip(members, own, strict=True)} if len(members) > 1 else {}}
         print(f"  {name}: {out[name]}", flush=True)
     return out
 
@@ -234,10 +242,11 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
         nearest = EncoderNearest(lambda x: base_model_encode(base, x))
         nearest.vectors, nearest.labels, nearest.n = base_train, np.asarray(train.labels), len(names)
         out["untuned_nearest"] = evaluate(nearest.scores_from(vv), nearest.scores_from(vt))
-        frozen, _ = train_matcher(names, train, val, AnswerTrainConfig(**{**config.__dict__, "fine_tune": False}),
+        frozen, _ = train_matcher(names, train, val, dataclasses.replace(config, fine_tune=False, e5_weight=0.0),
                                   encoder=base, train_vectors=base_train, reject=reject)
+        assert isinstance(frozen, AnswerModel)  # the untuned MiniLM alone
         out["untuned_prototypes"] = evaluate(frozen.entry_probabilities(frozen.scores(vv)),
-                                             frozen.entry_probabilities(frozen.scores(vt)), frozen.params.threshold)
+                                             frozen.entry_probabilities(frozen.scores(vt)), frozen.threshold)
         print(out, flush=True)
     for method in ("ours", "ours_noreject"):
         if method not in methods:
@@ -246,8 +255,8 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
                                       train_vectors=base_train, reject=reject if method == "ours" else ())
         probs = model.probabilities(test.texts)
         inside = y_test != OUT_OF_SCOPE
-        out[method] = {**evaluate(probs, probs, model.params.threshold), "seconds": report.seconds,
-                       "temperature": model.params.temperature, "val": report.val,
+        out[method] = {**evaluate(probs, probs, model.threshold), "seconds": report.seconds,
+                       "temperature": model.temperature, "val": report.val, "blend": report.blend,
                        "ece_in_scope": expected_calibration_error(probs[inside].max(1),
                                                                   probs[inside].argmax(1) == y_test[inside])}
     rows = [[m, v["in_scope_accuracy"], v["oos_recall"], v["closed_set_accuracy"]] for m, v in out.items()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -205,7 +206,7 @@ def test_the_reject_prototype_takes_the_out_of_scope_mass_and_never_answers() ->
     train = LabelledQuestions([f"x {w}" for w in wobbles] + [f"y {w}" for w in wobbles], [0] * 8 + [1] * 8)
     val = LabelledQuestions([f"x {w}" for w in wobbles[:4]] + [f"y {w}" for w in wobbles[:4]] +
                             [f"z {w}" for w in wobbles[:4]], [0] * 4 + [1] * 4 + [OUT_OF_SCOPE] * 4)
-    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, e5_weight=0.0)
     plain, plain_report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
     model, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder(),
                                   reject=[f"z {w}" for w in wobbles])
@@ -228,7 +229,8 @@ def test_a_shops_unanswered_conversations_split_between_the_reject_prototype_and
     entries = [FaqEntry("a", "A", tuple(f"x 0.0{i}" for i in range(5))),
                FaqEntry("b", "B", tuple(f"y 0.0{i}" for i in range(5)))]
     unanswered = [Conversation(f"z 0.{i:02d}", None) for i in range(24)]
-    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, answer_as_question=False)
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, answer_as_question=False,
+                               e5_weight=0.0)
     model, report = train_module.train_answers(entries, unanswered, config)
     assert (report.reject_questions, report.val_out_of_scope, report.val_questions) == (12, 12, 2)
     assert model.params.reject and model.match(["z 0.5"])[0].handoff
@@ -243,12 +245,11 @@ def test_refit_trains_again_on_the_validation_questions_too() -> None:
     # never sees z, and "z 0.00" goes to b, whose questions lean towards z ("y 0.30": y with a wobble along z)
     train = LabelledQuestions(["x 0.00", "x 0.05", "y 0.30", "y 0.25"], [0, 0, 1, 1])
     val = LabelledQuestions(["z 0.00", "y 0.20"], [0, 1])
-    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, e5_weight=0.0)
     refit, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
-    plain, _ = train_matcher(["a", "b"], train, val, AnswerTrainConfig(encoder="minilm", fine_tune=False,
-                             progress=False, refit=False), encoder=AxisEncoder())
-    capped, _ = train_matcher(["a", "b"], train, val, AnswerTrainConfig(encoder="minilm", fine_tune=False,
-                              progress=False, refit_max_questions=3), encoder=AxisEncoder())
+    plain, _ = train_matcher(["a", "b"], train, val, dataclasses.replace(config, refit=False), encoder=AxisEncoder())
+    capped, _ = train_matcher(["a", "b"], train, val, dataclasses.replace(config, refit_max_questions=3),
+                              encoder=AxisEncoder())
     assert plain.match(["z 0.00"])[0].entry_ids[0] == "b" == capped.match(["z 0.00"])[0].entry_ids[0]
     assert refit.match(["z 0.00"])[0].entry_ids[0] == "a"
     assert refit.params.notes["refit_questions"] == 6 and "refit_questions" not in plain.params.notes
@@ -269,7 +270,7 @@ def test_a_fine_tuned_refit_starts_again_from_the_base_encoder() -> None:
     val = LabelledQuestions([qs[2] for qs in entries.values()], [0, 1])
     encoder = load_encoder("minilm", None, 32)
     start = [p.detach().clone() for p in encoder.model.parameters()][:3]
-    config = AnswerTrainConfig(encoder="minilm", progress=False, min_steps=4,
+    config = AnswerTrainConfig(encoder="minilm", progress=False, min_steps=4, e5_weight=0.0,
                                train=TrainConfig(epochs=2, batch_size=2, learning_rate=5e-5, patience=2))
     model, report = train_matcher(list(entries), train, val, config, encoder=encoder)
     assert model.encoder is not encoder  # the served encoder is the refit copy
@@ -279,3 +280,61 @@ def test_a_fine_tuned_refit_starts_again_from_the_base_encoder() -> None:
     assert notes["refit_questions"] == 6 and notes["refit_epochs"] >= 1 and report.val["val_accuracy"] == 1.0
     assert [m.entry_ids[0] for m in model.match(["I want to return my shoes", "has my package shipped"])] == \
         ["returns", "delivery"]
+
+
+def test_a_blend_averages_its_members_calibrated_log_probabilities(tmp_path: Path) -> None:
+    from shoprank.answers.model import AnswerModel, BlendedMatcher, MatcherParams, load_matcher, softmax
+
+    class Fixed:  # an encoder whose question vectors are given
+        def __init__(self, vectors: dict[str, list[float]]) -> None:
+            self.vectors = vectors
+
+        def encode_queries(self, texts: list[str]) -> np.ndarray:
+            return np.asarray([self.vectors[t] for t in texts], np.float32)
+
+    ids = ["a", "b"]
+    one = AnswerModel(Fixed({"q": [1.0, 0.0]}), np.eye(2, dtype=np.float32),
+                      MatcherParams(encoder="e5", entry_ids=ids, scale=2.0, temperature=0.5))
+    two = AnswerModel(Fixed({"q": [0.0, 1.0]}), np.eye(2, dtype=np.float32),
+                      MatcherParams(encoder="e5", entry_ids=ids, scale=2.0, temperature=1.0))
+    blend = BlendedMatcher([one, two], [0.75, 0.25], temperature=2.0, threshold=0.4)
+    # member logits (2, 0) / 0.5 and (0, 2) / 1: log-softmax, weighted, then softmax at the blend's temperature
+    p1, p2 = softmax(np.array([[4.0, 0.0]])), softmax(np.array([[0.0, 2.0]]))
+    expected = softmax((0.75 * np.log(p1) + 0.25 * np.log(p2)) / 2.0)
+    assert np.allclose(blend.probabilities(["q"]), expected)
+    match = blend.match(["q"], k=2)[0]
+    assert match.entry_ids == ["a", "b"] and match.handoff is False and blend.threshold == 0.4
+    e5_folder = tmp_path / "blend"
+    blend.members = [AnswerModel(None, m.prototypes, m.params) for m in blend.members]  # no encoder to save
+    blend.save(e5_folder)
+    loaded = load_matcher(e5_folder)
+    assert isinstance(loaded, BlendedMatcher) and loaded.weights == [0.75, 0.25] and loaded.temperature == 2.0
+    assert all(np.allclose(a.prototypes, b.prototypes) for a, b in zip(loaded.members, blend.members, strict=True))
+    other = AnswerModel(None, np.eye(3, 2, dtype=np.float32), MatcherParams(encoder="e5", entry_ids=["a", "b", "c"]))
+    with pytest.raises(ValueError, match="same entries"):
+        BlendedMatcher([one, other], [0.5, 0.5])
+    with pytest.raises(ValueError, match="e5_weight"):
+        AnswerTrainConfig(e5_weight=1.0)
+
+
+def test_small_faqs_in_english_are_blended_with_e5_and_large_ones_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shoprank.answers.train as train_module
+    from shoprank.answers.model import AnswerModel, BlendedMatcher
+    from shoprank.answers.train import LabelledQuestions, train_matcher
+
+    class AxisE5(AxisEncoder):  # stands in for the frozen E5: the same axes, swapped x and y
+        def encode_queries(self, texts: list[str]) -> np.ndarray:
+            return super().encode_queries(texts)[:, [1, 0, 2]]
+
+    monkeypatch.setattr(train_module, "load_encoder", lambda kind, folder, max_length: AxisE5())
+    wobbles = [f"{w:.2f}" for w in np.linspace(-0.2, 0.2, 6)]
+    train = LabelledQuestions([f"x {w}" for w in wobbles] + [f"y {w}" for w in wobbles], [0] * 6 + [1] * 6)
+    val = LabelledQuestions(["x 0.05", "y -0.05"], [0, 1])
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
+    blend, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
+    assert isinstance(blend, BlendedMatcher) and [m.params.encoder for m in blend.members] == ["minilm", "e5"]
+    assert blend.weights == [0.5, 0.5] and set(report.blend["members_val"]) == {"minilm", "e5"}
+    assert [m.best for m in blend.match(["x 0.1", "y 0.1"])] == ["a", "b"]
+    alone, report = train_matcher(["a", "b"], train, val, dataclasses.replace(config, e5_max_per_entry=5),
+                                  encoder=AxisEncoder())  # 6 questions an entry: above the limit
+    assert isinstance(alone, AnswerModel) and report.blend == {}

@@ -65,16 +65,19 @@ def test_engine_known_answers_and_handoffs(home: Path) -> None:
     assert all(a.handoff and a.faq_id is None for a in answers[len(KNOWN):])
     shipping = answers[3]
     assert shipping.text.startswith("Orders ship within {ship_days}")  # no values given here
-    params = engine.model.params
-    assert 0 < params.threshold < 1 and params.encoder == "minilm"
+    from shoprank.answers.model import BlendedMatcher
+
+    model = engine.model  # 5 questions an entry, in English: the frozen MiniLM blended with the frozen E5
+    assert isinstance(model, BlendedMatcher) and 0 < model.threshold < 1
+    assert [m.params.encoder for m in model.members] == ["minilm", "e5"]
 
 
 def test_save_load_same_output(home: Path, tmp_path: Path) -> None:
-    from shoprank.answers.model import AnswerModel
+    from shoprank.answers.model import load_matcher
 
     engine = AnswerEngine.load(Shop("tiny", home))
     engine.model.save(tmp_path / "m")
-    again = AnswerModel.load(tmp_path / "m")
+    again = load_matcher(tmp_path / "m")
     questions = list(KNOWN) + OUT_OF_SCOPE
     assert again.probabilities(questions) == pytest.approx(engine.model.probabilities(questions), abs=1e-6)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from shoprank.answers.model import AnswerModel
+from shoprank.answers.model import Matcher, load_matcher
 from shoprank.answers.records import PLACEHOLDER, FaqEntry
 from shoprank.answers.train import AnswerTrainConfig, TrainReport, train_answers
 from shoprank.shops import Shop
@@ -54,7 +54,7 @@ class Answer:
 class AnswerEngine:
     """The shop's answers model as published; ``answer(questions)`` -> one :class:`Answer` each."""
 
-    def __init__(self, model: AnswerModel, entries: Sequence[FaqEntry], version: str = "") -> None:
+    def __init__(self, model: Matcher, entries: Sequence[FaqEntry], version: str = "") -> None:
         self.model = model
         self.entries = {e.id: e for e in entries}
         self.version = version
@@ -70,7 +70,7 @@ class AnswerEngine:
         entries = [FaqEntry(id=r["id"], answer=r["answer"], questions=tuple(r["questions"]),
                             search=bool(r.get("search", False)))
                    for r in map(json.loads, (bundle.path / "faq.jsonl").read_text(encoding="utf-8").splitlines())]
-        return cls(AnswerModel.load(bundle.path / "matcher"), entries, bundle.version)
+        return cls(load_matcher(bundle.path / "matcher"), entries, bundle.version)
 
     def answer(self, questions: Sequence[str], *, k: int = 3, current: Mapping[str, FaqEntry] | None = None,
                values: Mapping[str, str] | None = None) -> list[Answer]:

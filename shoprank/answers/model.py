@@ -67,6 +67,21 @@ def softmax(scores: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def log_softmax(scores: np.ndarray) -> np.ndarray:
+    z = scores - scores.max(axis=1, keepdims=True)  # (n, c)
+    return z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+
+
+def matches(probs: np.ndarray, entry_ids: Sequence[str], threshold: float, k: int) -> list[Match]:
+    """The top ``k`` entries of each row of calibrated entry probabilities; a hand-over below ``threshold``."""
+    out = []
+    for row in probs:
+        top = top_k(row, k)
+        confidences = [float(row[i]) for i in top]
+        out.append(Match([entry_ids[i] for i in top], confidences, handoff=confidences[0] < threshold))
+    return out
+
+
 def normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
@@ -97,6 +112,14 @@ class AnswerModel:
     def entry_ids(self) -> list[str]:
         return self.params.entry_ids
 
+    @property
+    def threshold(self) -> float:
+        return self.params.threshold
+
+    @property
+    def temperature(self) -> float:
+        return self.params.temperature
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return normalize(np.asarray(self.encoder.encode_queries(list(texts)), dtype=np.float32))  # (n, d)
 
@@ -109,20 +132,17 @@ class AnswerModel:
         probs = softmax(scores / (self.params.temperature if temperature is None else temperature))
         return probs[:, : len(self.entry_ids)]
 
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        """:meth:`scores` of the questions' own vectors: what :meth:`entry_probabilities` calibrates."""
+        return self.scores(self.encode(texts))
+
     def probabilities(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, len(self.entry_ids)), np.float32)
-        return self.entry_probabilities(self.scores(self.encode(texts)))
+        return self.entry_probabilities(self.logits(texts))
 
     def match(self, texts: Sequence[str], k: int = 4) -> list[Match]:
-        probs = self.probabilities(texts)
-        out = []
-        for row in probs:
-            top = top_k(row, k)
-            confidences = [float(row[i]) for i in top]
-            out.append(Match([self.entry_ids[i] for i in top], confidences,
-                             handoff=confidences[0] < self.params.threshold))
-        return out
+        return matches(self.probabilities(texts), self.entry_ids, self.params.threshold, k)
 
     # artifacts ------------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
@@ -144,3 +164,73 @@ class AnswerModel:
         encoder = load_encoder(params.encoder, folder / "encoder" if params.encoder == "minilm" else None,
                                params.max_length)
         return cls(encoder, prototypes, params)
+
+
+BLEND = "blend.json"
+
+
+class BlendedMatcher:
+    """Matchers over the same entries, each with its own encoder (the fine-tuned MiniLM and the frozen E5): the
+    weighted mean of their calibrated log-probabilities, calibrated once more (``temperature``), with its own
+    hand-over threshold. Saved as ``blend.json`` beside one folder per member."""
+
+    def __init__(self, members: Sequence[AnswerModel], weights: Sequence[float], temperature: float = 1.0,
+                 threshold: float = 0.0) -> None:
+        if len(members) < 2 or len(members) != len(weights):
+            raise ValueError("a blend needs two or more matchers and one weight each")
+        if any(m.entry_ids != members[0].entry_ids or m.params.reject != members[0].params.reject for m in members):
+            raise ValueError("blended matchers must hold the same entries (and the same reject prototype)")
+        if temperature <= 0 or not 0 <= threshold <= 1 or any(w < 0 for w in weights) or sum(weights) <= 0:
+            raise ValueError("a blend needs a positive temperature, a threshold in [0, 1] and weights >= 0")
+        self.members = list(members)
+        self.weights = [float(w) for w in weights]
+        self.temperature = float(temperature)
+        self.threshold = float(threshold)
+
+    @property
+    def entry_ids(self) -> list[str]:
+        return self.members[0].entry_ids
+
+    def logits(self, texts: Sequence[str]) -> np.ndarray:
+        return self.blend([m.logits(texts) for m in self.members])
+
+    def blend(self, member_logits: Sequence[np.ndarray]) -> np.ndarray:
+        """The blended logits from each member's own :meth:`AnswerModel.logits` of the same questions."""
+        return sum(w * log_softmax(z / m.params.temperature)  # type: ignore[return-value]
+                   for w, z, m in zip(self.weights, member_logits, self.members, strict=True))
+
+    def entry_probabilities(self, logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
+        return softmax(logits / (self.temperature if temperature is None else temperature))[:, : len(self.entry_ids)]
+
+    def probabilities(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, len(self.entry_ids)), np.float32)
+        return self.entry_probabilities(self.logits(texts))
+
+    def match(self, texts: Sequence[str], k: int = 4) -> list[Match]:
+        return matches(self.probabilities(texts), self.entry_ids, self.threshold, k)
+
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        for i, member in enumerate(self.members):
+            member.save(folder / f"member-{i}")
+        (folder / BLEND).write_text(json.dumps({"format": FORMAT, "weights": self.weights, "temperature":
+                                                self.temperature, "threshold": self.threshold}, indent=2))
+
+    @classmethod
+    def load(cls, folder: str | Path) -> BlendedMatcher:
+        folder = Path(folder)
+        raw = json.loads((folder / BLEND).read_text())
+        if raw.get("format") != FORMAT:
+            raise ValueError(f"{folder}: blend format {raw.get('format')!r}; this shoprank reads {FORMAT}")
+        members = [AnswerModel.load(folder / f"member-{i}") for i in range(len(raw["weights"]))]
+        return cls(members, raw["weights"], raw["temperature"], raw["threshold"])
+
+
+Matcher = AnswerModel | BlendedMatcher
+
+
+def load_matcher(folder: str | Path) -> Matcher:
+    """The matcher saved in ``folder``: a blend where ``blend.json`` is, else one matcher."""
+    return BlendedMatcher.load(folder) if (Path(folder) / BLEND).exists() else AnswerModel.load(folder)

@@ -30,7 +30,16 @@ from typing import Any
 
 import numpy as np
 
-from shoprank.answers.model import ENCODERS, AnswerModel, MatcherParams, load_encoder, normalize, softmax
+from shoprank.answers.model import (
+    ENCODERS,
+    AnswerModel,
+    BlendedMatcher,
+    Matcher,
+    MatcherParams,
+    load_encoder,
+    normalize,
+    softmax,
+)
 from shoprank.answers.records import PLACEHOLDER, Conversation, FaqEntry
 from shoprank.training.loop import TrainConfig, fit, freeze_transformer, make_optimizer, set_dropout
 
@@ -61,6 +70,8 @@ class AnswerTrainConfig:
     answer_as_question: bool = True  # each entry's answer text (placeholders dropped) trains as one more question
     refit: bool = True  # after validation chose the epochs, temperature and threshold: train again on every question
     refit_max_questions: int = 5000  # more training questions than this: no refit (it doubles training time)
+    e5_weight: float = 0.5  # MiniLM matchers: blended with a frozen-E5 matcher at this weight (0: MiniLM alone)
+    e5_max_per_entry: float = 20.0  # ... when entries have at most this many training questions on average
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -74,6 +85,8 @@ class AnswerTrainConfig:
             raise ValueError("min_questions_for_val must be at least 2 (one stays for training)")
         if self.max_length < 8:
             raise ValueError("max_length must be at least 8 tokens")
+        if not 0 <= self.e5_weight < 1:
+            raise ValueError("e5_weight is the E5 matcher's share of a blend: it must lie in [0, 1)")
 
 
 @dataclass
@@ -317,9 +330,10 @@ class TrainReport:
     train: dict[str, Any] = field(default_factory=dict)  # the training controls used (TrainConfig.to_dict)
     reject_questions: int = 0  # out-of-scope questions the reject prototype trained on
     refit: dict[str, Any] = field(default_factory=dict)  # the refit on every question, when there was one
+    blend: dict[str, Any] = field(default_factory=dict)  # the E5 partner of a blended matcher, when there is one
 
 
-def train_matcher(
+def _train_one(
     entry_ids: list[str],
     train: LabelledQuestions,
     val: LabelledQuestions,
@@ -328,12 +342,8 @@ def train_matcher(
     encoder: Any = None,
     train_vectors: np.ndarray | None = None,
     reject: Sequence[str] = (),
-) -> tuple[AnswerModel, TrainReport]:
-    """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
-
-    ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
-    vectors of the training questions, when the caller has them (they start the prototypes); ``reject``:
-    training questions no entry answers (they train the reject prototype; none: no reject prototype)."""
+) -> tuple[AnswerModel, TrainReport, np.ndarray]:
+    """One matcher (see :func:`train_matcher`), with its logits of the validation questions before any refit."""
     from shoprank.training.loop import seed_everything
 
     if not entry_ids or not len(train):
@@ -382,18 +392,8 @@ def train_matcher(
         prototypes, chosen = train_prototypes(vectors, labels, prototypes, config, val_pair, entries=n_entries)
     model.prototypes = normalize(prototypes)
     report_val: dict[str, float] = {}
-    temperature, threshold = 1.0, 0.0
-    if len(val):
-        scores = model.scores(model.encode(val.texts))  # (n_val, entries)
-        is_in = np.asarray(val.labels) != OUT_OF_SCOPE
-        temperature = fit_temperature(scores[is_in], np.asarray(val.labels)[is_in])
-        probs = model.entry_probabilities(scores, temperature)
-        conf = probs.max(axis=1)
-        correct = probs.argmax(axis=1) == np.asarray(val.labels)
-        threshold, report_val = choose_threshold(conf[is_in], correct[is_in], conf[~is_in], config.oos_share,
-                                                 config.max_handoff)
-        if is_in.any():
-            report_val["val_accuracy"] = float(correct[is_in].mean())
+    val_logits = model.logits(val.texts) if len(val) else np.zeros((0, n_classes), np.float32)  # before any refit
+    temperature, threshold, report_val = calibrate(model, val_logits, val, config)
     refit_note: dict[str, Any] = {}
     if refit:  # validation has chosen what it chooses; now every question trains, for as long as validation said
         every = LabelledQuestions(fit_set.texts + val_texts_in, fit_set.labels + [int(y) for y in val_labels])
@@ -415,7 +415,7 @@ def train_matcher(
                                              steps=max(1, chosen), entries=n_entries)
         model.prototypes = normalize(prototypes)
     model.params.temperature = temperature
-    model.params.threshold = float(min(max(threshold, 0.0), 1.0))
+    model.params.threshold = threshold
     model.params.notes = {"oos_share": config.oos_share, "max_handoff": config.max_handoff,
                           "warmup_questions": len(warmup) if warmup is not None else 0,
                           "reject_questions": len(reject), **refit_note}
@@ -425,12 +425,65 @@ def train_matcher(
                          temperature=temperature, threshold=model.params.threshold, val=report_val,
                          seconds=time.perf_counter() - started, history=history, train=config.train.to_dict(),
                          reject_questions=len(reject), refit=refit_note)
-    return model, report
+    return model, report, val_logits
+
+
+def calibrate(model: Matcher, val_logits: np.ndarray, val: LabelledQuestions, config: AnswerTrainConfig
+              ) -> tuple[float, float, dict[str, float]]:
+    """(temperature, hand-over threshold, what they give on validation) from a matcher's validation logits."""
+    if not len(val):
+        return 1.0, 0.0, {}
+    is_in = np.asarray(val.labels) != OUT_OF_SCOPE
+    temperature = fit_temperature(val_logits[is_in], np.asarray(val.labels)[is_in])
+    probs = model.entry_probabilities(val_logits, temperature)
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == np.asarray(val.labels)
+    threshold, report_val = choose_threshold(conf[is_in], correct[is_in], conf[~is_in], config.oos_share,
+                                             config.max_handoff)
+    if is_in.any():
+        report_val["val_accuracy"] = float(correct[is_in].mean())
+    return temperature, float(min(max(threshold, 0.0), 1.0)), report_val
+
+
+def train_matcher(
+    entry_ids: list[str],
+    train: LabelledQuestions,
+    val: LabelledQuestions,
+    config: AnswerTrainConfig,
+    warmup: LabelledQuestions | None = None,
+    encoder: Any = None,
+    train_vectors: np.ndarray | None = None,
+    reject: Sequence[str] = (),
+) -> tuple[Matcher, TrainReport]:
+    """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
+
+    ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
+    vectors of the training questions, when the caller has them (they start the prototypes); ``reject``:
+    training questions no entry answers (they train the reject prototype; none: no reject prototype).
+    A MiniLM matcher with ``config.e5_weight > 0``, validation questions and at most ``e5_max_per_entry``
+    training questions an entry on average is blended with a frozen-E5 matcher trained on the same questions
+    (:class:`~shoprank.answers.model.BlendedMatcher`): both calibrated on validation, the blend calibrated and
+    thresholded again on it."""
+    model, report, val_logits = _train_one(entry_ids, train, val, config, warmup, encoder, train_vectors, reject)
+    if (report.encoder != "minilm" or config.e5_weight <= 0 or not len(val)
+            or len(train) > config.e5_max_per_entry * len(entry_ids)):
+        return model, report
+    e5_config = dataclasses.replace(config, encoder="e5", e5_weight=0.0)
+    partner, partner_report, partner_logits = _train_one(entry_ids, train, val, e5_config, reject=reject)
+    blend = BlendedMatcher([model, partner], [1 - config.e5_weight, config.e5_weight])
+    logits = blend.blend([val_logits, partner_logits])
+    blend.temperature, blend.threshold, blended_val = calibrate(blend, logits, val, config)
+    report.blend = {"weights": {"minilm": 1 - config.e5_weight, "e5": config.e5_weight},
+                    "members_val": {"minilm": report.val, "e5": partner_report.val},
+                    "e5_seconds": partner_report.seconds}
+    report.val, report.temperature, report.threshold = blended_val, blend.temperature, blend.threshold
+    report.seconds += partner_report.seconds
+    return blend, report
 
 
 def train_answers(entries: Sequence[FaqEntry], conversations: Sequence[Conversation], config: AnswerTrainConfig,
                   warmup: LabelledQuestions | None = None, extra_out_of_scope: Sequence[str] = ()
-                  ) -> tuple[AnswerModel, TrainReport]:
+                  ) -> tuple[Matcher, TrainReport]:
     """A shop's matcher from its FAQ entries and past conversations."""
     if not entries:
         raise ValueError("the shop has no FAQ; ingest one first: shoprank ingest faq FILE --shop S")
