@@ -197,11 +197,13 @@ def test_cli_train_refits_on_every_question_unless_told_not_to(home: Path, capsy
     out = capsys.readouterr().out
     # 4 entries x 5 questions: one each validates, 4 train, plus the 4 answer texts; the refit adds the 4 back
     assert "20 training and 4 validation questions" in out and "then trained again on all 24 questions" in out
-    assert main([*args, "--no-refit", "--no-answer-examples"]) == 0
+    assert "blended with the frozen E5" in out  # 5 questions an entry, in English
+    assert main([*args, "--no-refit", "--no-answer-examples", "--e5-weight", "0"]) == 0
     out = capsys.readouterr().out
-    assert "16 training and 4 validation questions" in out and "trained again" not in out
+    assert "16 training and 4 validation questions" in out and "trained again" not in out and "E5" not in out
     from shoprank.bundles import MANIFEST, latest_version
 
     models = Shop("tiny", home).models_path
     manifest = json.loads((models / "answers" / (latest_version(models, "answers") or "") / MANIFEST).read_text())
-    assert manifest["params"]["report"]["refit"] == {} and manifest["params"]["report"]["train_questions"] == 16
+    report = manifest["params"]["report"]
+    assert report["refit"] == {} and report["blend"] == {} and report["train_questions"] == 16

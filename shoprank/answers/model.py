@@ -7,6 +7,8 @@ threshold is chosen on validation against a stated share of out-of-scope questio
 trained on questions no entry answers holds one more prototype, "none of these" (``reject``): it takes part
 in the softmax, so the entries' probabilities sum to less than one where it fits, and is never an answer.
 Saved as plain files: ``matcher.json``, ``prototypes.npy`` and, for a fine-tuned MiniLM, ``encoder/``.
+A :class:`BlendedMatcher` joins matchers of other encoders over the same entries (small English FAQs: MiniLM
+and the frozen E5), saved as ``blend.json`` and one such folder per member; :func:`load_matcher` reads either.
 """
 
 from __future__ import annotations

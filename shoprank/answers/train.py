@@ -15,6 +15,10 @@
    the threshold that maximises ``(1 - oos_share) * answered-correctly + oos_share * out-of-scope handed
    over`` (``oos_share``: the stated share of questions the FAQ does not cover); without them, the threshold
    that hands over ``max_handoff`` of the answerable validation questions.
+6. Refit: train again from the start on every question (validation's in-scope ones too) for the epochs (or
+   prototype steps) validation chose; the temperature and threshold stay those of the validated matcher.
+7. Small English FAQs (``e5_max_per_entry``): a frozen-E5 matcher is trained the same way and blended with
+   the MiniLM one (weighted calibrated log-probabilities), the blend calibrated and thresholded on validation.
 """
 
 from __future__ import annotations

@@ -42,6 +42,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
                             "(validation's too) for the epochs validation chose, up to 5,000 questions")
     train.add_argument("--no-answer-examples", action="store_true",
                        help="do not train on each entry's answer text as one more of its questions")
+    train.add_argument("--e5-weight", type=float, default=0.5,
+                       help="small English FAQs (up to 20 questions an entry): blend MiniLM with a frozen-E5 "
+                            "matcher, E5 at this weight (default 0.5; 0: MiniLM alone)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
@@ -119,7 +122,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.lr, patience=1,
                           freeze=args.freeze, seed=args.seed),
         encoder=args.encoder, fine_tune=args.freeze != "all", oos_share=args.oos_share, max_handoff=args.max_handoff,
-        refit=not args.no_refit, answer_as_question=not args.no_answer_examples, progress=not args.quiet)
+        refit=not args.no_refit, answer_as_question=not args.no_answer_examples, e5_weight=args.e5_weight,
+        progress=not args.quiet)
     _limit_threads()
     start = time.perf_counter()
     version, report = publish_answers(shop, config, sets)
@@ -139,6 +143,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         elif "val_handoff_in_scope" in val:
             print(f"  no out-of-scope examples: the threshold hands over {val['val_handoff_in_scope']:.3f} of "
                   "answerable validation questions (add unanswered conversations, or --intent-sets clinc150)")
+        if report.blend:
+            alone = {name: v.get("val_accuracy", 0.0) for name, v in report.blend["members_val"].items()}
+            print(f"  blended with the frozen E5: validation accuracy MiniLM {alone['minilm']:.3f}, "
+                  f"E5 {alone['e5']:.3f}, the blend {val['val_accuracy']:.3f}")
         refit = report.refit
         if refit:
             print(f"  then trained again on all {refit['refit_questions']} questions (validation's too)"
