@@ -128,7 +128,7 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
                for m in members]  # E5 is frozen: its vectors of the test questions are the same every seed
         s = model.blend(own) if isinstance(model, BlendedMatcher) else own[0]
         out[name] = {**closed_set(s, y_test, model.entry_probabilities(s)), "seconds": report.seconds,
-                     "val_accuracy": report.val.get("val_accuracy", float("nan")),
+                     "val_accuracy": report.val.get("val_accuracy", float("nan")), "blend": report.blend,
                      "members": {m.params.encoder: closed_set(z, y_test)["accuracy"]
                                  for m, z in zip(members, own, strict=True)} if len(members) > 1 else {}}
         print(f"  {name}: {out[name]}", flush=True)

@@ -317,24 +317,32 @@ def test_a_blend_averages_its_members_calibrated_log_probabilities(tmp_path: Pat
         AnswerTrainConfig(e5_weight=1.0)
 
 
-def test_small_faqs_in_english_are_blended_with_e5_and_large_ones_are_not(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_small_faqs_in_english_are_blended_with_e5_where_validation_says_it_helps(
+        monkeypatch: pytest.MonkeyPatch) -> None:
     import shoprank.answers.train as train_module
     from shoprank.answers.model import AnswerModel, BlendedMatcher
     from shoprank.answers.train import LabelledQuestions, train_matcher
 
-    class AxisE5(AxisEncoder):  # stands in for the frozen E5: the same axes, swapped x and y
+    class AxisE5(AxisEncoder):  # stands in for the frozen E5: the same vectors, but it reads "z 0.50" as a "y"
         def encode_queries(self, texts: list[str]) -> np.ndarray:
-            return super().encode_queries(texts)[:, [1, 0, 2]]
+            out = super().encode_queries(texts)
+            out[[t == "z 0.50" for t in texts]] = [0.0, 1.0, 0.0]
+            return out
 
     monkeypatch.setattr(train_module, "load_encoder", lambda kind, folder, max_length: AxisE5())
     wobbles = [f"{w:.2f}" for w in np.linspace(-0.2, 0.2, 6)]
     train = LabelledQuestions([f"x {w}" for w in wobbles] + [f"y {w}" for w in wobbles], [0] * 6 + [1] * 6)
-    val = LabelledQuestions(["x 0.05", "y -0.05"], [0, 1])
-    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False)
-    blend, report = train_matcher(["a", "b"], train, val, config, encoder=AxisEncoder())
+    # MiniLM (the AxisEncoder) reads "z 0.50" as mostly z with some x: entry a, wrongly; E5 gets it right
+    hard = LabelledQuestions(["x 0.05", "y -0.05", "z 0.50"], [0, 1, 1])
+    config = AnswerTrainConfig(encoder="minilm", fine_tune=False, progress=False, refit=False)
+    blend, report = train_matcher(["a", "b"], train, hard, config, encoder=AxisEncoder())
     assert isinstance(blend, BlendedMatcher) and [m.params.encoder for m in blend.members] == ["minilm", "e5"]
-    assert blend.weights == [0.5, 0.5] and set(report.blend["members_val"]) == {"minilm", "e5"}
-    assert [m.best for m in blend.match(["x 0.1", "y 0.1"])] == ["a", "b"]
-    alone, report = train_matcher(["a", "b"], train, val, dataclasses.replace(config, e5_max_per_entry=5),
-                                  encoder=AxisEncoder())  # 6 questions an entry: above the limit
+    assert blend.weights == [0.5, 0.5] and report.blend["kept"]
+    assert report.blend["val"]["minilm"]["val_accuracy"] == pytest.approx(2 / 3) and report.val["val_accuracy"] == 1
+    assert [m.entry_ids[0] for m in blend.match(["x 0.1", "y 0.1", "z 0.50"])] == ["a", "b", "b"]
+    easy = LabelledQuestions(["x 0.05", "y -0.05"], [0, 1])  # both right alone: the blend is not worth its cost
+    alone, report = train_matcher(["a", "b"], train, easy, config, encoder=AxisEncoder())
+    assert isinstance(alone, AnswerModel) and report.blend["kept"] is False
+    alone, report = train_matcher(["a", "b"], train, hard, dataclasses.replace(config, e5_max_per_entry=5),
+                                  encoder=AxisEncoder())  # 6 questions an entry: above the limit, no E5 at all
     assert isinstance(alone, AnswerModel) and report.blend == {}

@@ -18,7 +18,8 @@
 6. Refit: train again from the start on every question (validation's in-scope ones too) for the epochs (or
    prototype steps) validation chose; the temperature and threshold stay those of the validated matcher.
 7. Small English FAQs (``e5_max_per_entry``): a frozen-E5 matcher is trained the same way and blended with
-   the MiniLM one (weighted calibrated log-probabilities), the blend calibrated and thresholded on validation.
+   the MiniLM one (weighted calibrated log-probabilities), the blend calibrated and thresholded on validation,
+   and kept only where validation answers more questions right with it than with MiniLM alone.
 """
 
 from __future__ import annotations
@@ -467,7 +468,7 @@ def train_matcher(
     A MiniLM matcher with ``config.e5_weight > 0``, validation questions and at most ``e5_max_per_entry``
     training questions an entry on average is blended with a frozen-E5 matcher trained on the same questions
     (:class:`~shoprank.answers.model.BlendedMatcher`): both calibrated on validation, the blend calibrated and
-    thresholded again on it."""
+    thresholded again on it, and kept only where its validation accuracy beats MiniLM's alone."""
     model, report, val_logits = _train_one(entry_ids, train, val, config, warmup, encoder, train_vectors, reject)
     if (report.encoder != "minilm" or config.e5_weight <= 0 or not len(val)
             or len(train) > config.e5_max_per_entry * len(entry_ids)):
@@ -477,11 +478,15 @@ def train_matcher(
     blend = BlendedMatcher([model, partner], [1 - config.e5_weight, config.e5_weight])
     logits = blend.blend([val_logits, partner_logits])
     blend.temperature, blend.threshold, blended_val = calibrate(blend, logits, val, config)
-    report.blend = {"weights": {"minilm": 1 - config.e5_weight, "e5": config.e5_weight},
-                    "members_val": {"minilm": report.val, "e5": partner_report.val},
-                    "e5_seconds": partner_report.seconds}
-    report.val, report.temperature, report.threshold = blended_val, blend.temperature, blend.threshold
+    # validation decides: the blend only where it answers more validation questions right than MiniLM alone
+    kept = blended_val.get("val_accuracy", 0.0) > report.val.get("val_accuracy", 0.0)
     report.seconds += partner_report.seconds
+    report.blend = {"weights": {"minilm": 1 - config.e5_weight, "e5": config.e5_weight}, "kept": kept,
+                    "val": {"minilm": report.val, "e5": partner_report.val, "blend": blended_val},
+                    "e5_seconds": partner_report.seconds}
+    if not kept:
+        return model, report
+    report.val, report.temperature, report.threshold = blended_val, blend.temperature, blend.threshold
     return blend, report
 
 

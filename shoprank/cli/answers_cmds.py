@@ -144,9 +144,10 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"  no out-of-scope examples: the threshold hands over {val['val_handoff_in_scope']:.3f} of "
                   "answerable validation questions (add unanswered conversations, or --intent-sets clinc150)")
         if report.blend:
-            alone = {name: v.get("val_accuracy", 0.0) for name, v in report.blend["members_val"].items()}
-            print(f"  blended with the frozen E5: validation accuracy MiniLM {alone['minilm']:.3f}, "
-                  f"E5 {alone['e5']:.3f}, the blend {val['val_accuracy']:.3f}")
+            alone = {name: v.get("val_accuracy", 0.0) for name, v in report.blend["val"].items()}
+            print(("  blended with the frozen E5" if report.blend["kept"] else "  not blended with the frozen E5")
+                  + f": validation accuracy MiniLM {alone['minilm']:.3f}, E5 {alone['e5']:.3f}, "
+                  f"the blend {alone['blend']:.3f}")
         refit = report.refit
         if refit:
             print(f"  then trained again on all {refit['refit_questions']} questions (validation's too)"
