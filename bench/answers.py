@@ -64,7 +64,7 @@ def closed_set(scores: np.ndarray, labels: np.ndarray, probs: np.ndarray | None 
     return out
 
 
-def config_for(shots: int | None, seed: int, epochs: int | None) -> AnswerTrainConfig:
+def config_for(seed: int, epochs: int | None) -> AnswerTrainConfig:
     """What ``shoprank train answers`` runs (its defaults), with this run's seed and, when given, epochs."""
     shipped = AnswerTrainConfig()
     train = dataclasses.replace(shipped.train, seed=seed, **({"epochs": epochs} if epochs else {}))
@@ -89,7 +89,7 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
         if shots:
             questions = rng.sample(questions, shots)
         entries.append(FaqEntry(id=n, answer=n, questions=tuple(questions)))
-    config = config_for(shots, seed, epochs)
+    config = config_for(seed, epochs)
     ids, train, val = split_questions(entries, [], config)
     index = {n: i for i, n in enumerate(ids)}
     y_test = np.asarray([index[i] for i in test_intents])
@@ -208,7 +208,7 @@ def bench_clinc(args: argparse.Namespace, methods: set[str]) -> dict[str, Any]:
     val, test = part("val", "oos_val"), part("test", "oos_test")
     # the protocol's val split chooses the threshold and never trains: no refit (a shop's own validation
     # questions, split from its FAQ, do train the refit: with 15,000 training questions there is none anyway)
-    config = dataclasses.replace(config_for(None, 0, args.clinc_epochs), refit=False)
+    config = dataclasses.replace(config_for(0, args.clinc_epochs), refit=False)
     reject = clinc150("oos_train")[0] if config.reject_share > 0 else []  # train the reject prototype
     y_val, y_test = np.asarray(val.labels), np.asarray(test.labels)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -141,6 +142,12 @@ def test_an_answer_text_trains_as_one_more_question_of_its_entry() -> None:
     assert sorted(train.texts + val.texts).count("b1") == 1
     _, plain, _ = split_questions(entries, [], AnswerTrainConfig(answer_as_question=False))
     assert len(plain) == len(train) - 1
+    # an answer two entries share, or one that is another entry's question, would teach two labels: left out
+    entries = [FaqEntry("a", "See {help_url}", ("a1", "a2", "a3")), FaqEntry("b", "See {faq_url}", ("b1", "b2")),
+               FaqEntry("c", "a1", ("c1", "c2")), FaqEntry("d", "Gift cards never expire", ("d1", "d2"))]
+    _, train, _ = split_questions(entries, [], AnswerTrainConfig())
+    assert [(t, y) for t, y in zip(train.texts, train.labels, strict=True) if not t[1:].isdigit()] == \
+        [("Gift cards never expire", 3)]
 
 
 def test_temperature_recovers_the_one_that_made_the_labels() -> None:
@@ -259,10 +266,12 @@ def test_refit_trains_again_on_the_validation_questions_too() -> None:
     assert best_step([{"step": 1, "loss": 2.0}], "val/accuracy", 300) == 300
 
 
-def test_a_fine_tuned_refit_starts_again_from_the_base_encoder() -> None:
+def test_a_fine_tuned_refit_starts_again_from_the_base_encoder_on_the_validated_schedule(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import shoprank.answers.train as train_module
     from shoprank.answers.model import load_encoder
     from shoprank.answers.train import LabelledQuestions, train_matcher
-    from shoprank.training.loop import TrainConfig
+    from shoprank.training.loop import TrainConfig, make_optimizer
 
     entries = {"returns": ["how do I return an item", "can I send this back", "return policy please"],
                "delivery": ["when will my parcel arrive", "where is my order", "shipping time to Paris"]}
@@ -270,14 +279,24 @@ def test_a_fine_tuned_refit_starts_again_from_the_base_encoder() -> None:
     val = LabelledQuestions([qs[2] for qs in entries.values()], [0, 1])
     encoder = load_encoder("minilm", None, 32)
     start = [p.detach().clone() for p in encoder.model.parameters()][:3]
-    config = AnswerTrainConfig(encoder="minilm", progress=False, min_steps=4, e5_weight=0.0,
+    config = AnswerTrainConfig(encoder="minilm", progress=False, min_steps=8, e5_weight=0.0,
                                train=TrainConfig(epochs=2, batch_size=2, learning_rate=5e-5, patience=2))
+    planned: list[int] = []
+
+    def recording(st_model: Any, controls: Any, total_steps: int) -> Any:
+        planned.append(total_steps)
+        return make_optimizer(st_model, controls, total_steps)
+
+    monkeypatch.setattr(train_module, "make_optimizer", recording)
     model, report = train_matcher(list(entries), train, val, config, encoder=encoder)
+    # the validated fit plans 4 epochs of 2 steps (min_steps 8); the refit, 3 steps an epoch on 6 questions, plans
+    # the same 4 epochs (its learning rate at the end of each epoch is the validated run's) and stops at the chosen
+    assert planned == [8, 12]
     assert model.encoder is not encoder  # the served encoder is the refit copy
     tuned = list(encoder.model.parameters())[:3]  # the validated fit trained this one in place
     assert any(not (a == b).all() for a, b in zip(start, tuned, strict=True))
     notes = model.params.notes
-    assert notes["refit_questions"] == 6 and notes["refit_epochs"] >= 1 and report.val["val_accuracy"] == 1.0
+    assert notes["refit_questions"] == 6 and notes["refit_epochs"] < 4 and report.val["val_accuracy"] == 1.0
     assert [m.entry_ids[0] for m in model.match(["I want to return my shoes", "has my package shipped"])] == \
         ["returns", "delivery"]
 
@@ -310,6 +329,9 @@ def test_a_blend_averages_its_members_calibrated_log_probabilities(tmp_path: Pat
     loaded = load_matcher(e5_folder)
     assert isinstance(loaded, BlendedMatcher) and loaded.weights == [0.75, 0.25] and loaded.temperature == 2.0
     assert all(np.allclose(a.prototypes, b.prototypes) for a, b in zip(loaded.members, blend.members, strict=True))
+    assert loaded.threshold == 0.4 and [m.params.temperature for m in loaded.members] == [0.5, 1.0]
+    with pytest.raises(ValueError, match="matcher format 'blend'"):  # a reader of single matchers is told
+        AnswerModel.load(e5_folder)
     other = AnswerModel(None, np.eye(3, 2, dtype=np.float32), MatcherParams(encoder="e5", entry_ids=["a", "b", "c"]))
     with pytest.raises(ValueError, match="same entries"):
         BlendedMatcher([one, other], [0.5, 0.5])

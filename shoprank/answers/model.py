@@ -219,6 +219,8 @@ class BlendedMatcher:
             member.save(folder / f"member-{i}")
         (folder / BLEND).write_text(json.dumps({"format": FORMAT, "weights": self.weights, "temperature":
                                                 self.temperature, "threshold": self.threshold}, indent=2))
+        # a reader of single matchers (an older shoprank) is told what this is rather than missing a file
+        (folder / "matcher.json").write_text(json.dumps({"format": "blend", "see": BLEND}))
 
     @classmethod
     def load(cls, folder: str | Path) -> BlendedMatcher:

@@ -29,6 +29,7 @@ import dataclasses
 import math
 import random
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,10 +135,12 @@ def split_questions(entries: Sequence[FaqEntry], conversations: Sequence[Convers
             part = val if j < n_val else train
             part.texts.append(q)
             part.labels.append(i)
-    if config.answer_as_question:
-        for i, entry in enumerate(entries):
-            text = answer_question(entry.answer)
-            if text and text not in pools[i]:
+    if config.answer_as_question:  # an answer text shared by two entries, or another's question, teaches nothing
+        texts = [answer_question(entry.answer) for entry in entries]
+        shared = {t for t, n in Counter(texts).items() if n > 1}
+        owner = {q: i for i, questions in pools.items() for q in questions}
+        for i, text in enumerate(texts):
+            if text and text not in shared and owner.get(text, i) == i and text not in pools[i]:
                 train.texts.append(text)
                 train.labels.append(i)
     for q in oos:
@@ -184,10 +187,13 @@ def fine_tune_classifier(
     config: AnswerTrainConfig,
     validate: Callable[[np.ndarray], float] | None = None,
     desc: str = "answers",
+    planned_epochs: int | None = None,
 ) -> tuple[np.ndarray, list[dict[str, float]]]:
     """Cross-entropy over cosine logits, encoder and prototypes together; returns the best prototypes.
 
-    ``validate(prototypes)`` scores the model as it is now (higher is better); the best state is kept."""
+    ``validate(prototypes)`` scores the model as it is now (higher is better); the best state is kept.
+    ``planned_epochs``: the learning-rate schedule (warm-up, linear decay) spans this many epochs even where
+    training stops sooner (a refit that repeats the first epochs of a longer, early-stopped run)."""
     import torch
     import torch.nn.functional as F
 
@@ -200,8 +206,8 @@ def fine_tune_classifier(
     weight = torch.nn.Parameter(torch.from_numpy(np.ascontiguousarray(prototypes, dtype=np.float32)))
     labels = torch.tensor(train.labels)
     steps_per_epoch = max(1, math.ceil(len(train) / tc.batch_size))
-    epochs = max(tc.epochs, math.ceil(config.min_steps / steps_per_epoch))
-    optimizer, scheduler = make_optimizer(st_model, tc, steps_per_epoch * epochs)
+    epochs = planned_epochs_for(config, len(train))
+    optimizer, scheduler = make_optimizer(st_model, tc, steps_per_epoch * max(epochs, planned_epochs or 0))
     optimizer.add_param_group({"params": [weight], "weight_decay": 0.0, "lr": config.head_learning_rate})
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, scheduler.lr_lambdas[0])  # the same warm-up, every group
     model = torch.nn.Module()  # the encoder, then the prototypes: what is clipped, validated and kept
@@ -224,6 +230,12 @@ def fine_tune_classifier(
                  evaluate=(lambda: validate(weight.detach().numpy().copy())) if validate is not None else None,
                  metric="val/accuracy", optimizer=(optimizer, scheduler), desc=desc, progress=config.progress)
     return normalize(weight.detach().numpy().copy()), result.history
+
+
+def planned_epochs_for(config: AnswerTrainConfig, questions: int) -> int:
+    """The epochs :func:`fine_tune_classifier` plans for ``questions``: ``epochs``, more to reach ``min_steps``."""
+    steps_per_epoch = max(1, math.ceil(questions / config.train.batch_size))
+    return max(config.train.epochs, math.ceil(config.min_steps / steps_per_epoch))
 
 
 def _length_buckets(texts: Sequence[str], batch_size: int, rng: random.Random) -> list[int]:
@@ -411,7 +423,9 @@ def _train_one(
             again = dataclasses.replace(config, min_steps=0, train=dataclasses.replace(
                 config.train, epochs=epochs, patience=0))
             start = centroids(model.encode(every.texts), np.asarray(every.labels), n_classes)
-            prototypes, _ = fine_tune_classifier(fresh.model, every, start, again, None, desc="answers, refit")
+            # the validated run's schedule, epoch for epoch: planned over as many epochs, stopped where it stopped
+            prototypes, _ = fine_tune_classifier(fresh.model, every, start, again, None, desc="answers, refit",
+                                                 planned_epochs=planned_epochs_for(config, len(fit_set)))
             refit_note["refit_epochs"] = epochs
         else:
             all_vectors = model.encode(every.texts)
@@ -462,7 +476,8 @@ def train_matcher(
 ) -> tuple[Matcher, TrainReport]:
     """Fit, calibrate and threshold a matcher; ``val`` may hold OUT_OF_SCOPE questions (and may be empty).
 
-    ``encoder``: an already loaded encoder to start from (it is trained in place); ``train_vectors``: its
+    ``encoder``: an already loaded encoder to start from (trained in place; with a refit the matcher serves a
+    copy trained again from where it started); ``train_vectors``: its
     vectors of the training questions, when the caller has them (they start the prototypes); ``reject``:
     training questions no entry answers (they train the reject prototype; none: no reject prototype).
     A MiniLM matcher with ``config.e5_weight > 0``, validation questions and at most ``e5_max_per_entry``
@@ -470,7 +485,7 @@ def train_matcher(
     (:class:`~shoprank.answers.model.BlendedMatcher`): both calibrated on validation, the blend calibrated and
     thresholded again on it, and kept only where its validation accuracy beats MiniLM's alone."""
     model, report, val_logits = _train_one(entry_ids, train, val, config, warmup, encoder, train_vectors, reject)
-    if (report.encoder != "minilm" or config.e5_weight <= 0 or not len(val)
+    if (report.encoder != "minilm" or config.e5_weight <= 0 or not report.val_questions
             or len(train) > config.e5_max_per_entry * len(entry_ids)):
         return model, report
     e5_config = dataclasses.replace(config, encoder="e5", e5_weight=0.0)

@@ -43,8 +43,9 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--no-answer-examples", action="store_true",
                        help="do not train on each entry's answer text as one more of its questions")
     train.add_argument("--e5-weight", type=float, default=0.5,
-                       help="small English FAQs (up to 20 questions an entry): blend MiniLM with a frozen-E5 "
-                            "matcher, E5 at this weight (default 0.5; 0: MiniLM alone)")
+                       help="small FAQs read by MiniLM (up to 20 questions an entry on average): try a blend "
+                            "with a frozen-E5 matcher, E5 at this weight in [0, 1) (default 0.5; 0: MiniLM "
+                            "alone), served only where its validation accuracy beats MiniLM's")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(handler=cmd_train)
