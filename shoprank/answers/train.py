@@ -404,12 +404,16 @@ def _train_one(
         prototypes, history = fine_tune_classifier(encoder.model, fit_set, prototypes, config,
                                                    validate if len(val_in) else None)
         chosen = best_step(history, "val/accuracy", 0)
-    else:
-        val_pair = (model.encode(val_texts_in), val_labels) if len(val_in) else None
+    frozen_val = None if tuned or not len(val) else model.encode(val.texts)  # a frozen encoder's, encoded once
+    if not tuned:
+        val_pair = (frozen_val[val_in], val_labels) if frozen_val is not None and len(val_in) else None
         prototypes, chosen = train_prototypes(vectors, labels, prototypes, config, val_pair, entries=n_entries)
     model.prototypes = normalize(prototypes)
     report_val: dict[str, float] = {}
-    val_logits = model.logits(val.texts) if len(val) else np.zeros((0, n_classes), np.float32)  # before any refit
+    if not len(val):
+        val_logits = np.zeros((0, n_classes), np.float32)
+    else:  # before any refit
+        val_logits = model.scores(frozen_val) if frozen_val is not None else model.logits(val.texts)
     temperature, threshold, report_val = calibrate(model, val_logits, val, config)
     refit_note: dict[str, Any] = {}
     if refit:  # validation has chosen what it chooses; now every question trains, for as long as validation said
@@ -422,13 +426,16 @@ def _train_one(
             epochs = max(1, round(chosen / spe))
             again = dataclasses.replace(config, min_steps=0, train=dataclasses.replace(
                 config.train, epochs=epochs, patience=0))
-            start = centroids(model.encode(every.texts), np.asarray(every.labels), n_classes)
+            # the fresh encoder is where this fit started: its vectors of the fit set are ``vectors``
+            start = centroids(np.concatenate([vectors, model.encode(val_texts_in)]), np.asarray(every.labels),
+                              n_classes)
             # the validated run's schedule, epoch for epoch: planned over as many epochs, stopped where it stopped
             prototypes, _ = fine_tune_classifier(fresh.model, every, start, again, None, desc="answers, refit",
                                                  planned_epochs=planned_epochs_for(config, len(fit_set)))
             refit_note["refit_epochs"] = epochs
         else:
-            all_vectors = model.encode(every.texts)
+            assert frozen_val is not None
+            all_vectors = np.concatenate([vectors, frozen_val[val_in]])
             start = centroids(all_vectors, np.asarray(every.labels), n_classes)
             prototypes, _ = train_prototypes(all_vectors, np.asarray(every.labels), start, config, None,
                                              steps=max(1, chosen), entries=n_entries)
