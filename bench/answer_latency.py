@@ -20,22 +20,17 @@ import time
 
 import numpy as np
 
+from bench.answers import banking_entries
 from bench.common import median, table, write_json
 from shoprank.answers.intents import banking77
 from shoprank.answers.model import BlendedMatcher
-from shoprank.answers.records import FaqEntry
 from shoprank.answers.train import AnswerTrainConfig, split_questions, train_matcher
 
 WARM_UP = 5
 
 
 def matchers(shots: int, seed: int) -> dict[str, object]:
-    texts, intents = banking77("train")
-    rng = random.Random(seed)
-    by_intent: dict[str, list[str]] = {}
-    for t, i in zip(texts, intents, strict=True):
-        by_intent.setdefault(i, []).append(t)
-    entries = [FaqEntry(id=n, answer=n, questions=tuple(rng.sample(by_intent[n], shots))) for n in sorted(by_intent)]
+    entries = banking_entries(shots, seed)
     config = AnswerTrainConfig(fine_tune=False, e5_weight=0.0, progress=False)
     ids, train, val = split_questions(entries, [], config)
     minilm, _ = train_matcher(ids, train, val, dataclasses.replace(config, encoder="minilm"))

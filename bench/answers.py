@@ -75,11 +75,10 @@ def config_for(seed: int, epochs: int | None, answer_examples: bool = True) -> A
 # BANKING77 ----------------------------------------------------------------------------------------
 
 
-def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str, Any], epochs: int,
-                answer_examples: bool = True
-                ) -> dict[str, dict[str, float]]:
+def banking_entries(shots: int | None, seed: int) -> list[FaqEntry]:
+    """BANKING77's training split as a FAQ: an entry an intent, its name the answer, ``shots`` of its questions
+    sampled with ``seed`` (all of them without)."""
     texts, intents = banking77("train")
-    test_texts, test_intents = banking77("test")
     names = sorted(set(intents))
     rng = random.Random(seed)
     by_intent: dict[str, list[str]] = {n: [] for n in names}
@@ -91,6 +90,14 @@ def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str
         if shots:
             questions = rng.sample(questions, shots)
         entries.append(FaqEntry(id=n, answer=n, questions=tuple(questions)))
+    return entries
+
+
+def banking_run(shots: int | None, seed: int, methods: set[str], cache: dict[str, Any], epochs: int,
+                answer_examples: bool = True
+                ) -> dict[str, dict[str, float]]:
+    test_texts, test_intents = banking77("test")
+    entries = banking_entries(shots, seed)
     config = config_for(seed, epochs, answer_examples)
     ids, train, val = split_questions(entries, [], config)
     index = {n: i for i, n in enumerate(ids)}
