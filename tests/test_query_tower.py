@@ -32,7 +32,7 @@ def make_tower(folder: Path, seed: int = 0, layers: int = 2) -> Path:
     torch.manual_seed(seed)
     BertModel(BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=layers, num_attention_heads=2,
                          intermediate_size=64, max_position_embeddings=64)).save_pretrained(str(raw))
-    BertTokenizerFast(vocab_file=str(raw / "vocab.txt"), do_lower_case=True).save_pretrained(str(raw))
+    BertTokenizerFast(vocab=str(raw / "vocab.txt"), do_lower_case=True).save_pretrained(str(raw))
     modules = [Transformer(str(raw), max_seq_length=16), Pooling(32, "mean"), Normalize()]
     out = folder / "tower"
     SentenceTransformer(modules=modules, device="cpu").save(str(out))

@@ -40,10 +40,14 @@ def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     train.add_argument("--fusion-queries", type=int, default=None, metavar="N",
                        help="training queries sampled for the LambdaMART rankers (0: every fusion query; "
                             "default: the profile's)")
-    train.add_argument("--doc-tower", choices=["base", "distilled"], default="base",
-                       help="what embeds the products: the base encoder (default) or a shallower tower distilled "
+    train.add_argument("--doc-tower", choices=["base", "distilled", "tuned"], default="base",
+                       help="what embeds the products: the base encoder (default), a shallower tower distilled "
                             "from it on the shop's product texts (about 4x faster to embed on 2 cores; distilling "
-                            "takes minutes, so it pays for large catalogues; docs/benchmarks.md has its cost)")
+                            "takes minutes, so it pays for large catalogues; docs/benchmarks.md has its cost), or "
+                            "tuned: one tower fine-tuned for queries and products, the catalogue embedded again")
+    train.add_argument("--tower-distill", type=float, default=None, metavar="W",
+                       help="with --doc-tower tuned: weight of a margin-MSE term that distils the cross-encoder's "
+                            "scores into the tower (default 0: contrastive loss alone)")
     train.add_argument("--distil-layers", type=_layers, default=None, metavar="I,J",
                        help="the base encoder's layers the distilled tower keeps (default 0,5: the first and last)")
     train.add_argument("--labels", choices=["auto", "judgments", "behaviour", "both"], default="auto",
@@ -134,6 +138,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             profile=args.profile, holdout=args.holdout, tune=args.tune, cross_encoder=not args.no_cross_encoder,
             fine_tune=not args.no_fine_tuning, fusion_queries=args.fusion_queries, labels=args.labels,
             correction=args.correction, doc_tower=args.doc_tower, distil_layers=args.distil_layers,
+            tower_distill=args.tower_distill,
             cross_pairs=args.cross_pairs, cross_epochs=args.cross_epochs, cross_lr=args.cross_lr,
             cross_freeze=args.cross_freeze, cross_eval_every=args.cross_eval_every, threads=args.threads)
     except ValueError as exc:

@@ -175,8 +175,11 @@ def fine_tune_biencoder(
     config: BiEncoderTrainConfig,
     validate: Callable[[BiEncoder], float] | None = None,
     progress: bool = True,
+    eval_before: bool = False,
 ) -> list[dict[str, float]]:
-    """Contrastive fine-tuning (in-batch + hard negatives); keeps the best validated weights."""
+    """Contrastive fine-tuning of one tower for both sides (in-batch + hard negatives, and a margin-MSE term
+    against teacher scores with ``distill_weight``); keeps the best validated weights (with ``eval_before``, the
+    untuned ones are a candidate too)."""
     import torch
     import torch.nn.functional as F
 
@@ -225,7 +228,7 @@ def fine_tune_biencoder(
 
     result = fit(model, batches, loss_step, tc, steps_per_epoch=steps_per_epoch,
                  evaluate=(lambda: validate(encoder)) if validate is not None else None,
-                 eval_every=config.eval_every, desc="bi-encoder", progress=progress)
+                 eval_every=config.eval_every, eval_before=eval_before, desc="bi-encoder", progress=progress)
     return result.history
 
 

@@ -183,7 +183,8 @@ def train_search_candidate(shop: Shop, cutoff: float, config: RetrainConfig) -> 
     layers = serving.get("distil_layers")
     training = SearchTraining(profile=config.profile, threads=config.threads,
                               doc_tower=serving.get("doc_tower", "base"),
-                              distil_layers=tuple(layers) if layers else None)
+                              distil_layers=tuple(layers) if layers else None,
+                              tower_distill=serving.get("tower_distill"))
     trained = train_stack(shop, training, until=cutoff, progress=False)
     return trained.stack, trained.params
 

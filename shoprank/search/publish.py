@@ -23,7 +23,7 @@ from shoprank.training.profiles import PROFILE_NAMES
 log = logging.getLogger("shoprank.search")
 
 LABELS = ("auto", "judgments", "behaviour", "both")
-DOC_TOWERS = ("base", "distilled")  # what embeds the products (SearchTrainConfig.doc_tower)
+DOC_TOWERS = ("base", "distilled", "tuned")  # what embeds the products (SearchTrainConfig.doc_tower)
 CORRECTIONS = ("harvest", "em", "none")
 FREEZE = ("none", "lower", "all")
 
@@ -77,9 +77,13 @@ class SearchTraining:
     """CPU threads for LightGBM (the caller sets PyTorch's)."""
     doc_tower: str = "base"
     """base: the base model embeds the products; distilled: a shallower tower distilled from it on the shop's
-    product texts embeds them (several times faster: large catalogues; :mod:`shoprank.encoders.distil`)."""
+    product texts embeds them (several times faster: large catalogues; :mod:`shoprank.encoders.distil`); tuned:
+    one tower fine-tuned for queries and products, the catalogue embedded again with it."""
     distil_layers: tuple[int, ...] | None = None
     """The base model's layers the distilled tower keeps (None: :class:`~shoprank.encoders.distil.DistilConfig`'s)."""
+    tower_distill: float | None = None
+    """With ``doc_tower="tuned"``: weight of the margin-MSE term against the cross-encoder's scores (None: the
+    profile's)."""
 
     def __post_init__(self) -> None:
         _choice("profile", self.profile, PROFILE_NAMES)
@@ -90,6 +94,8 @@ class SearchTraining:
             _choice("cross_freeze", self.cross_freeze, FREEZE)
         if not 0.0 <= self.holdout < 1.0:
             raise ValueError(f"SearchTraining.holdout must lie in [0, 1) (0 trains on every query), got {self.holdout}")
+        if self.tower_distill is not None and (self.tower_distill < 0 or self.doc_tower != "tuned"):
+            raise ValueError("SearchTraining.tower_distill (--tower-distill) must be 0 or more, with --doc-tower tuned")
         if self.tune < 0 or self.threads < 1:
             raise ValueError("SearchTraining.tune must be 0 or more and threads at least 1")
         if self.fusion_queries is not None and self.fusion_queries < 0:
@@ -127,8 +133,16 @@ class SearchTraining:
             raise SearchDataError(f"--doc-tower distilled is made from the MiniLM bi-encoder; this shop's products "
                                   f"are embedded by {config.stack.encoder!r} (language {language}), which cannot be "
                                   "distilled")
+        if self.doc_tower == "tuned" and (config.stack.encoder != "biencoder" or config.biencoder is None):
+            raise SearchDataError("--doc-tower tuned fine-tunes the MiniLM bi-encoder for queries and products: "
+                                  + ("it needs fine-tuning (drop --no-fine-tuning)" if config.biencoder is None
+                                     and config.stack.encoder == "biencoder" else
+                                     f"this shop's products are embedded by {config.stack.encoder!r} (language "
+                                     f"{language}), which is frozen"))
         if self.distil_layers is not None:
             config.distil = replace(config.distil, layers=tuple(self.distil_layers))
+        if self.tower_distill is not None:
+            config.tower_distill = self.tower_distill
         if not self.cross_encoder:
             config.cross = None
         elif config.cross is not None:
@@ -199,6 +213,8 @@ def train_stack(shop: Shop, training: SearchTraining, *, until: float | None = N
               "doc_tower": config.doc_tower, "summary": summary}
     if config.doc_tower == "distilled":
         params["distil_layers"] = list(config.distil.layers)
+    if config.doc_tower == "tuned":
+        params["tower_distill"] = config.tower_distill
     return TrainedSearch(stack, params, labels, time.perf_counter() - started)
 
 

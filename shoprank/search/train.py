@@ -55,13 +55,17 @@ class SearchTrainConfig:
     max_fusion_valid_queries: int | None = None  # early stopping of LambdaMART (features are cheap: all of them)
     max_biencoder_examples: int | None = None  # sample of positive pairs (CPU budgets)
     max_cross_pairs: int | None = None  # sample of labelled pairs (CPU budgets)
-    doc_tower: str = "base"  # base: the base model embeds the products; distilled: a shallower tower made from it
+    doc_tower: str = "base"  # base model, distilled (a shallower tower made from it) or tuned (both towers tuned)
     distil: DistilConfig = field(default_factory=DistilConfig)  # the distilled tower's layers and training
+    tower_distill: float = 0.0  # tuned tower: weight of the margin-MSE term against the cross-encoder's scores
+    tower_valid_products: int = 3000  # tuned tower: products besides the judged ones its validation ranks
     seed: int = 0
 
     def __post_init__(self) -> None:
         if self.doc_tower not in DOC_TOWERS:
             raise ValueError(f"doc_tower must be one of {', '.join(DOC_TOWERS)}, got {self.doc_tower!r}")
+        if self.tower_distill < 0 or self.tower_valid_products < 0:
+            raise ValueError("tower_distill and tower_valid_products must be 0 or more")
 
 
 def split_training(data: SearchData, config: SearchTrainConfig) -> Any:
@@ -154,6 +158,85 @@ def distilled_tower(products: Sequence[Any], encoder: Any, config: SearchTrainCo
     return tower, vectors, {"kind": "distilled", "layers": found.layers, "teacher_layers": found.teacher_layers,
                             "texts": found.texts, "valid_cosine": found.cosine, "valid_cosine_before":
                             found.cosine_before, "seconds": found.seconds}
+
+
+@dataclass
+class SubCatalogValidation:
+    """Mean NDCG@k of a tower that embeds both sides, over a fixed sub-catalogue: every product judged for a
+    validation query and a seeded sample of the others (re-embedding the whole catalogue at each check would
+    cost minutes). Products are embedded by PyTorch at every check, so each check compares like with like."""
+
+    queries: list[str]
+    gains: list[dict[str, float]]
+    texts: list[str]  # the sub-catalogue's product texts
+    ids: list[str]
+    k: int = 10
+
+    @classmethod
+    def build(cls, stack: SearchStack, qset: QuerySet, queries: Sequence[str], others: int, seed: int
+              ) -> SubCatalogValidation:
+        queries = [q for q in queries if max(qset.gains[q].values()) > 0]
+        rows = {stack.catalog.row_of[pid] for q in queries for pid in qset.gains[q] if pid in stack.catalog.row_of}
+        rest = sorted(set(range(len(stack.catalog.ids))) - rows)
+        rows |= set(random.Random(seed).sample(rest, min(others, len(rest))))
+        ordered = sorted(rows)
+        return cls(list(queries), [dict(qset.gains[q]) for q in queries],
+                   [product_text(stack.catalog.products[r]) for r in ordered], [stack.catalog.ids[r] for r in ordered])
+
+    def __call__(self, tower: Any) -> float:
+        if not self.queries:
+            return 0.0
+        docs = tower.model.encode(self.texts, batch_size=128, convert_to_numpy=True, normalize_embeddings=True)
+        return DenseValidation(self.queries, self.gains, np.asarray(docs, np.float32), self.ids, self.k)(tower)
+
+
+def tuned_tower(stack: SearchStack, examples: Sequence[QueryExample], valid_q: QuerySet, valid_queries: Sequence[str],
+                config: SearchTrainConfig, progress: bool, report: Report) -> tuple[Any, np.ndarray, dict[str, Any]]:
+    """Both towers fine-tuned: one model embeds queries and products, trained contrastively on the encoder
+    queries' (query, product, negatives) with in-batch negatives and, with ``tower_distill`` > 0 and a
+    cross-encoder, a margin-MSE term against the cross-encoder's scores; then every product is embedded again
+    with it. Returns (tower, vectors, what the summary records); the query tower starts from it."""
+    import atexit
+    import shutil
+    import tempfile
+
+    from shoprank.encoders.biencoder import BiEncoder, PairExample, fine_tune_biencoder
+
+    started = time.perf_counter()
+    length = config.stack.doc_max_length
+    products = stack.catalog.products
+    text_of = {r: product_text(products[r]) for ex in examples for r in (ex.positive, *ex.negatives)}
+    pairs = [PairExample(ex.query, text_of[ex.positive], [text_of[r] for r in ex.negatives]) for ex in examples]
+    distill = config.tower_distill if stack.cross is not None else 0.0
+    if distill > 0:
+        with_negatives = [p for p in pairs if p.negatives]
+        report(f"  scoring {len(with_negatives):,} (query, product, negatives) examples with the cross-encoder "
+               "for the margin-MSE term")
+        queries = [p.query for p in with_negatives for _ in range(1 + len(p.negatives))]
+        texts = [t for p in with_negatives for t in (p.positive, *p.negatives)]
+        scores = stack.cross.score(queries, texts, progress)
+        at = 0
+        for p in with_negatives:
+            p.teacher = [float(s) for s in scores[at : at + 1 + len(p.negatives)]]
+            at += 1 + len(p.negatives)
+    validate = SubCatalogValidation.build(stack, valid_q, valid_queries, config.tower_valid_products, config.seed)
+    tower = BiEncoder.load(None, max_length=length)
+    train = replace(config.biencoder, max_length=length, distill_weight=distill)
+    report(f"fine-tuning one tower for queries and products on {len(pairs):,} examples"
+           + (f" (margin-MSE weight {distill:g} against the cross-encoder)" if distill > 0 else "")
+           + f"; validation over {len(validate.ids):,} products")
+    history = fine_tune_biencoder(tower, pairs, train, validate, progress, eval_before=True)
+    scores = [h["val/ndcg@10"] for h in history if "val/ndcg@10" in h]
+    work = Path(tempfile.mkdtemp(prefix="shoprank-doc-tower-"))
+    atexit.register(shutil.rmtree, work, True)
+    tower.save(work / "doc_tower")
+    tower = BiEncoder.load(work / "doc_tower", max_length=length)  # from a folder: the ONNX document tower
+    report(f"  validation NDCG@10 over the sub-catalogue {scores[0]:.4f} untuned -> {max(scores):.4f}; "
+           f"embedding {len(products):,} products with it")
+    vectors = tower.encode_docs([product_text(p) for p in products], progress)
+    return tower, vectors, {"kind": "tuned", "examples": len(pairs), "distill_weight": distill,
+                            "valid_products": len(validate.ids), "valid_ndcg@10_before": round(scores[0], 4),
+                            "valid_ndcg@10": round(max(scores), 4), "seconds": round(time.perf_counter() - started, 1)}
 
 
 # helpers shared with evaluation ------------------------------------------------------------------
@@ -429,6 +512,12 @@ def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, r
     if config.doc_tower == "distilled":
         doc_tower, vectors, summary["doc_tower"] = distilled_tower(data.products, encoder, config, cache, progress,
                                                                    report)
+    elif config.doc_tower == "tuned":
+        if config.stack.encoder != "biencoder" or config.biencoder is None or not examples:
+            raise ValueError("a tuned document tower needs the MiniLM bi-encoder, fine-tuning and judged encoder "
+                             "queries with a relevant product")
+        doc_tower, vectors, summary["doc_tower"] = tuned_tower(stack, examples, valid_q, valid_queries, config,
+                                                               progress, report)
     else:
         report(f"embedding {len(data.products):,} products with the base encoder (cached per catalogue)" +
                (on_ray or ""))
@@ -449,7 +538,8 @@ def _train_search(data: SearchData, config: SearchTrainConfig, progress: bool, r
         validate_query_tower = DenseValidation(valid_full, [dict(valid_q.gains[q]) for q in valid_full],
                                                stack.dense.vectors, list(stack.catalog.ids))
 
-        tower = BiEncoder.load(None, max_length=config.stack.doc_max_length)
+        start = doc_tower.fast_docs.source if config.doc_tower == "tuned" else None  # from the tuned tower
+        tower = BiEncoder.load(start, max_length=config.stack.doc_max_length)
         report(f"fine-tuning the query encoder on {len(examples):,} (query, product) pairs against the "
                "frozen product vectors" + (on_ray or ""))
         if ray is not None:
