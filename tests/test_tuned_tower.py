@@ -11,7 +11,6 @@ import pytest
 
 from tests.test_query_tower import make_tower
 
-
 QUERY_WORDS = ["cordless", "drill", "garden", "hose", "ladder"]
 PRODUCT_WORDS = ["faucet", "20v", "kit", "ft", "chrome"]  # query word i means product word i
 
@@ -45,8 +44,7 @@ def test_search_trains_and_serves_with_a_tuned_document_tower(tmp_path: Path, mo
     from shoprank.bundles import open_bundle
     from shoprank.data.records import Product
     from shoprank.encoders.biencoder import BiEncoder
-    from shoprank.search import SearchEngine
-    from shoprank.search import train
+    from shoprank.search import SearchEngine, train
     from shoprank.search.publish import SearchDataError, SearchTraining, train_and_publish
     from shoprank.shops import Shop
 
