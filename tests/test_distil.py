@@ -141,22 +141,8 @@ def test_search_trains_and_serves_with_a_distilled_document_tower(tmp_path: Path
 
     params = open_bundle(shop.models_path, "search").params
     assert (params["doc_tower"], params["distil_layers"]) == ("distilled", [0, 2])
-    from shoprank.retrain import loop
-    from shoprank.search import publish
-
-    class Asked(Exception):
-        pass
-
-    asked: list[SearchTraining] = []
-
-    def train_stack(shop: Shop, training: SearchTraining, **kwargs: object) -> None:
-        asked.append(training)
-        raise Asked  # only the settings are checked
-
-    monkeypatch.setattr(publish, "train_stack", train_stack)
-    with pytest.raises(Asked):
-        loop.train_search_candidate(shop, 0.0, loop.RetrainConfig())
-    assert (asked[0].doc_tower, asked[0].distil_layers) == ("distilled", (0, 2))  # retraining keeps the choice
+    asked = retrain_settings(shop, monkeypatch)
+    assert (asked.doc_tower, asked.distil_layers) == ("distilled", (0, 2))  # retraining keeps the choice
 
     with pytest.raises(ValueError, match="doc_tower must be one of base, distilled"):
         SearchTraining(doc_tower="small")
@@ -164,3 +150,23 @@ def test_search_trains_and_serves_with_a_distilled_document_tower(tmp_path: Path
 
     with pytest.raises(SearchDataError, match="'e5' .language zh., which cannot be distilled"):
         SearchTraining(doc_tower="distilled").config("zh")
+
+
+def retrain_settings(shop: object, monkeypatch: pytest.MonkeyPatch) -> object:
+    """The SearchTraining automatic retraining asks for on ``shop`` (the training itself is not run)."""
+    from shoprank.retrain import loop
+    from shoprank.search import publish
+
+    class Asked(Exception):
+        pass
+
+    asked: list[object] = []
+
+    def train_stack(shop: object, training: object, **kwargs: object) -> None:
+        asked.append(training)
+        raise Asked  # only the settings are checked
+
+    monkeypatch.setattr(publish, "train_stack", train_stack)
+    with pytest.raises(Asked):
+        loop.train_search_candidate(shop, 0.0, loop.RetrainConfig())
+    return asked[0]

@@ -86,22 +86,10 @@ def test_search_trains_and_serves_with_a_tuned_document_tower(tmp_path: Path, mo
     assert float(engine.stack.dense.vectors[row] @ docs.encode_docs([new.text()])[0]) >= 0.9999
 
     assert open_bundle(shop.models_path, "search").params["doc_tower"] == "tuned"
-    from shoprank.retrain import loop
-    from shoprank.search import publish
+    from tests.test_distil import retrain_settings
 
-    class Asked(Exception):
-        pass
-
-    asked: list[SearchTraining] = []
-
-    def train_stack(shop: Shop, training: SearchTraining, **kwargs: object) -> None:
-        asked.append(training)
-        raise Asked  # only the settings are checked
-
-    monkeypatch.setattr(publish, "train_stack", train_stack)
-    with pytest.raises(Asked):
-        loop.train_search_candidate(shop, 0.0, loop.RetrainConfig())
-    assert (asked[0].doc_tower, asked[0].tower_distill) == ("tuned", 0.0)  # retraining keeps the choice
+    asked = retrain_settings(shop, monkeypatch)
+    assert (asked.doc_tower, asked.tower_distill) == ("tuned", 0.0)  # retraining keeps the choice
 
     with pytest.raises(SearchDataError, match="'e5' .language zh., which is frozen"):
         SearchTraining(doc_tower="tuned").config("zh")
