@@ -424,3 +424,47 @@ def test_the_stock_rule_reads_the_engines_stock_array_and_hides_the_same_product
                 assert not gone & set(a.ids)
         finally:
             save_rules(store, before)
+
+
+def test_the_facet_codes_follow_every_catalogue_change() -> None:
+    from shoprank.search.catalog import Catalog
+    from shoprank.search.facets import FacetCodes
+
+    def product(n: int, **kw: Any) -> Product:
+        fields = {"title": f"thing {n}", "brand": ["acme", "", "zeta"][n % 3], "category": ["Tools > Drills",
+                  "Garden", ""][n % 3], "price": [None, 9.0, 120.0, 2000.0][n % 4], "in_stock": n % 2 == 0}
+        return Product(id=f"p{n}", language="en", **{**fields, **kw})
+
+    catalog = Catalog([f"p{n}" for n in range(6)])
+    catalog.attach([product(n) for n in range(6)])
+    codes = catalog.facet_codes()  # made now, then kept current in place
+    catalog.attach([product(1, brand="newco", category="Bath > Taps", price=30.0, in_stock=True)])
+    catalog.append([product(3, brand="zeta"), product(6), product(7, brand="later", category="Kitchen")])
+    catalog.remove(["p4"])
+    assert catalog.facet_codes() is codes
+    rows = np.asarray([7, 0, 1, 2, 3, 4, 5, 8, 6, 99, -1])  # 3 and 4 are gone (replaced, removed), 99 unknown
+    fresh = FacetCodes(catalog.products)  # coded from scratch
+    assert codes.count(rows) == fresh.count(rows) == fresh.count(rows.tolist())
+    counted = codes.count(rows, top=2)
+    # rows 7, 0, 1, 2, 5, 8, 6 hold p6 acme, p0 acme, p1 newco, p2 zeta, p5 zeta, p7 later, p3 zeta
+    assert counted["brand"] == [{"value": "zeta", "count": 3}, {"value": "acme", "count": 2}]
+    assert sum(v["count"] for v in counted["in_stock"]) == 7
+    assert codes.count(np.zeros(0, np.int64)) == {"category": [], "brand": [], "price": [], "in_stock": []}
+
+
+def test_a_searchs_facets_are_counted_by_rows_and_match_counting_its_ids(kitchen: Shop) -> None:
+    from shoprank.cascade import Cascade, Request
+    from shoprank.search.ranked import CatalogRows
+    from shoprank.serving.catalog import Catalog as ServingCatalog
+
+    engine = _engine(kitchen)
+    with kitchen.store(create=False) as store:
+        served = ServingCatalog(store)
+        cascade = Cascade(search=engine)
+        for q in ("garden", "garden hose pruning tent", "wireless soundbar"):
+            page = cascade.run_one(Request("search", q, per_page=10, facets=True))
+            assert isinstance(page.facet_ids, CatalogRows) and len(page.facet_ids) > 0
+            ids = list(page.facet_ids)
+            assert page.facet_ids == ids and ids[: len(page.ids)] == page.ids
+            for cap in (3, len(ids)):
+                assert served.facets(page.facet_ids[:cap]) == served.facets(ids[:cap])

@@ -7,7 +7,9 @@ from collections import Counter
 from typing import Any
 
 from shoprank.data.records import Product
-from shoprank.serving.catalog import Catalog, _bucket, _price_facet
+from shoprank.search.facets import price_bucket as _bucket
+from shoprank.search.facets import price_facet as _price_facet
+from shoprank.serving.catalog import Catalog
 
 
 def counted_one_by_one(catalog: Catalog, ids: list[str], top: int = 20) -> dict[str, list[dict[str, Any]]]:

@@ -102,7 +102,7 @@ class Page:
     model_version: str | None
     query: str = ""
     query_truncated: bool = False
-    facet_ids: list[str] = field(default_factory=list)
+    facet_ids: Sequence[str] = field(default_factory=list)
     corrected_query: str | None = None  # the spelling index's correction of the query, when it made one
     did_you_mean: str | None = None  # nothing matched: a corrected query that matches products
     closest: list[ScoredItem] = field(default_factory=list)  # nothing matched and the shop asks: nearest products,

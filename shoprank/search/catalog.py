@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from shoprank.data.records import Product
+from shoprank.search.facets import FacetCodes
 
 
 class Catalog:
@@ -20,6 +21,7 @@ class Catalog:
         self.alive = np.ones(len(self.ids), bool)
         self.products: list[Product | None] = [None] * len(self.ids)
         self._stock: np.ndarray | None = None  # in_stock() per row, made on first use, kept up to date after
+        self._facets: FacetCodes | None = None  # facet_codes(): the same
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -36,6 +38,8 @@ class Catalog:
                 self.products[row] = product
                 if self._stock is not None:
                     self._stock[row] = product.in_stock
+                if self._facets is not None:
+                    self._facets.set(row, product)
 
     def append(self, products: Sequence[Product]) -> np.ndarray:
         """New rows for ``products``; an id seen before has its old row hidden. Returns the new rows."""
@@ -49,6 +53,8 @@ class Catalog:
         if self._stock is not None:
             self._stock = np.concatenate([self._stock, np.fromiter((p.in_stock for p in products), bool,
                                                                    len(products))])
+        if self._facets is not None:
+            self._facets.extend(products)
         return np.arange(start, len(self.ids))
 
     def remove(self, ids: Iterable[str]) -> int:
@@ -60,6 +66,8 @@ class Catalog:
                 self.products[row] = None
                 if self._stock is not None:
                     self._stock[row] = True
+                if self._facets is not None:
+                    self._facets.set(row, None)
                 removed += 1
         return removed
 
@@ -71,6 +79,15 @@ class Catalog:
             stock = np.fromiter((p is None or p.in_stock for p in self.products), bool, len(self.products))
             self._stock = stock
         return stock
+
+    def facet_codes(self) -> FacetCodes:
+        """Per-row facet codes of the product records (rows without one count for nothing), made on first use
+        and kept current by :meth:`attach`, :meth:`append` and :meth:`remove`."""
+        codes = self._facets
+        if codes is None or len(codes) != len(self.products):  # first use, or ``products`` was replaced
+            codes = FacetCodes(self.products)
+            self._facets = codes
+        return codes
 
     def rows(self, ids: Sequence[str]) -> np.ndarray:
         """Rows of live ids, -1 for unknown ones."""

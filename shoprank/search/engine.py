@@ -20,7 +20,7 @@ from shoprank.data.records import Product
 from shoprank.results import ScoredItem, SearchFilters
 from shoprank.search.locking import ReadWriteLock
 from shoprank.search.query_cache import QueryCache
-from shoprank.search.ranked import RankedSet
+from shoprank.search.ranked import CatalogRows, RankedSet
 from shoprank.search.stack import SearchStack
 
 KIND = "search"
@@ -250,12 +250,14 @@ class SearchEngine:
                 explained = self._explain(query, cand, order, scores, personal, feats, range(start, stop))
                 head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_rows, scores.tolist(), strict=True)]
                 head[start:stop] = explained
-            rows = matches.tail.tolist()
+            catalog, tail = stack.catalog, matches.tail
             floor = float(scores.min()) - 1.0 if len(scores) else 0.0
-            stock = stack.catalog.in_stock()
-            return RankedSet(head, [ids[r] for r in rows], [products[r] for r in rows], floor, matches.total,
-                             head_products=[products[r] for r in head_rows], explainer=explainer,
-                             head_stock=stock[cand.rows[order]], tail_stock=stock[matches.tail])
+            stock = catalog.in_stock()
+            head_at = cand.rows[order]
+            return RankedSet(head, CatalogRows(tail, catalog), CatalogRows(tail, catalog, "products"), floor,
+                             matches.total, head_products=CatalogRows(head_at, catalog, "products"),
+                             explainer=explainer, head_stock=stock[head_at], tail_stock=stock[tail],
+                             head_rows=head_at)
 
     def _explain(self, query: str, cand: Any, order: np.ndarray, scores: np.ndarray, personal: np.ndarray,
                  feats: np.ndarray, positions: Sequence[int]) -> list[ScoredItem]:

@@ -8,8 +8,9 @@ ranked one (``floor - 0.001 * position``), and makes result objects only for the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any, overload
 
 import numpy as np
 
@@ -21,6 +22,46 @@ TAIL_STEP = 1e-3
 """Score drop per place in the rest of the set, below ``floor`` (one less than the lowest ranked score)."""
 
 
+class CatalogRows(Sequence[Any]):
+    """The engine catalogue's ``ids`` or ``products`` at ``rows``, read when asked: a broad query lists up to
+    10,000 products, and most answers never look at more than their length (the stock rule), their facet codes
+    (:meth:`facets`) or a page of them. Equal to any sequence of the same items."""
+
+    __slots__ = ("catalog", "rows", "what")
+
+    def __init__(self, rows: np.ndarray, catalog: Any, what: str = "ids") -> None:
+        self.rows = rows
+        self.catalog = catalog  # a shoprank.search.catalog.Catalog
+        self.what = what
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> Any: ...
+    @overload
+    def __getitem__(self, index: slice) -> CatalogRows: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return CatalogRows(self.rows[index], self.catalog, self.what)
+        return getattr(self.catalog, self.what)[int(self.rows[index])]
+
+    def __iter__(self) -> Iterator[Any]:
+        source = getattr(self.catalog, self.what)
+        return (source[row] for row in self.rows.tolist())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def facets(self, top: int = 20) -> dict[str, list[dict[str, Any]]]:
+        """Facet counts over these rows, from the catalogue's codes (no look-up per product)."""
+        return self.catalog.facet_codes().count(self.rows, top)
+
+
 @dataclass
 class RankedSet:
     """``head``: the ranked matches, best first; ``tail_ids`` / ``tail_products``: the rest of the set in its
@@ -29,7 +70,8 @@ class RankedSet:
     all), after a rule hid some. ``explainer``: when set, the head's result objects carry no score parts or
     reasons yet and ``explainer(positions)`` makes them, with both, for the head places that are shown.
     ``head_stock`` / ``tail_stock``: whether each head / rest product is in stock (None: read from the products),
-    for the stock rule."""
+    for the stock rule. ``head_rows``: the head's catalogue rows, when the rest is :class:`CatalogRows` too (then
+    :meth:`ids` lists rows, not ids)."""
 
     head: list[ScoredItem]
     tail_ids: Sequence[str]
@@ -43,6 +85,7 @@ class RankedSet:
     explainer: Callable[[Sequence[int]], list[ScoredItem]] | None = None
     head_stock: np.ndarray | None = None
     tail_stock: np.ndarray | None = None
+    head_rows: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> RankedSet:
@@ -75,8 +118,14 @@ class RankedSet:
             out = out + [self.tail_item(int(p)) for p in self._positions()[first:last]]
         return out
 
-    def ids(self) -> list[str]:
-        """Every listed id in order (what facets count over)."""
+    def ids(self) -> Sequence[str]:
+        """Every listed id in order (what facets count over): :class:`CatalogRows` when the set is made of the
+        engine catalogue's rows."""
+        tail_ids = self.tail_ids
+        if self.head_rows is not None and isinstance(tail_ids, CatalogRows):
+            head_rows = self.head_rows if self.head_keep is None else self.head_rows[self.head_keep]
+            tail_rows = tail_ids.rows if self.tail_keep is None else tail_ids.rows[self.tail_keep]
+            return CatalogRows(np.concatenate([head_rows, tail_rows]), tail_ids.catalog)
         head = self.head if self.head_keep is None else [self.head[int(p)] for p in self.head_keep]
         tail = self.tail_ids if self.tail_keep is None else [self.tail_ids[int(p)] for p in self.tail_keep]
         return [item.id for item in head] + list(tail)
