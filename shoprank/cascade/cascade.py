@@ -112,7 +112,7 @@ class Cascade:
             category = request.filters.category if request.filters else None
             rules = reranker.rules
             asked = {"query": text, "category": category, "filters": request.filters}
-            head_kept = rules.shown_mask([item.id for item in ranked.head], ranked.head_products,
+            head_kept = rules.shown_mask(ranked.head_ids(), ranked.head_products,
                                          in_stock=ranked.head_stock, **asked)
             tail_kept = rules.shown_mask(ranked.tail_ids, ranked.tail_products, in_stock=ranked.tail_stock, **asked)
             ranked.head_keep = None if head_kept.all() else np.flatnonzero(head_kept)

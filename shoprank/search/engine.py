@@ -20,7 +20,7 @@ from shoprank.data.records import Product
 from shoprank.results import ScoredItem, SearchFilters
 from shoprank.search.locking import ReadWriteLock
 from shoprank.search.query_cache import QueryCache
-from shoprank.search.ranked import CatalogRows, RankedSet
+from shoprank.search.ranked import CatalogRows, HeadItems, RankedSet
 from shoprank.search.stack import SearchStack
 
 KIND = "search"
@@ -236,11 +236,11 @@ class SearchEngine:
                 personal = PERSONAL_WEIGHT * (spread or 1.0) * share
                 again = np.argsort(-(scores + personal), kind="stable")
                 order, scores, personal = order[again], (scores + personal)[again], personal[again]
-            ids, products = stack.catalog.ids, stack.catalog.products
-            head_rows = cand.rows[order].tolist()
+            catalog, tail = stack.catalog, matches.tail
+            head_at = cand.rows[order]
             explainer = None
             if lazy:
-                head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_rows, scores.tolist(), strict=True)]
+                head: Sequence[ScoredItem] = HeadItems(head_at, scores, catalog)
 
                 def explainer(positions: Sequence[int]) -> list[ScoredItem]:
                     return self._explain(query, cand, order, scores, personal, feats, positions)
@@ -248,12 +248,11 @@ class SearchEngine:
                 start, stop = (0, len(order)) if explain is None else explain
                 start, stop = max(0, start), max(0, min(stop, len(order)))
                 explained = self._explain(query, cand, order, scores, personal, feats, range(start, stop))
-                head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_rows, scores.tolist(), strict=True)]
+                ids = catalog.ids
+                head = [ScoredItem(ids[r], s, {}, []) for r, s in zip(head_at.tolist(), scores.tolist(), strict=True)]
                 head[start:stop] = explained
-            catalog, tail = stack.catalog, matches.tail
             floor = float(scores.min()) - 1.0 if len(scores) else 0.0
             stock = catalog.in_stock()
-            head_at = cand.rows[order]
             return RankedSet(head, CatalogRows(tail, catalog), CatalogRows(tail, catalog, "products"), floor,
                              matches.total, head_products=CatalogRows(head_at, catalog, "products"),
                              explainer=explainer, head_stock=stock[head_at], tail_stock=stock[tail],

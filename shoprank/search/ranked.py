@@ -62,6 +62,28 @@ class CatalogRows(Sequence[Any]):
         return self.catalog.facet_codes().count(self.rows, top)
 
 
+class HeadItems(Sequence[ScoredItem]):
+    """The ranked head as bare result objects (no score parts or reasons), made when read: a set with an
+    explainer reads only its ids (:meth:`RankedSet.head_ids`) and its length."""
+
+    __slots__ = ("catalog", "rows", "scores")
+
+    def __init__(self, rows: np.ndarray, scores: np.ndarray, catalog: Any) -> None:
+        self.rows, self.scores, self.catalog = rows, scores, catalog
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @overload
+    def __getitem__(self, index: int) -> ScoredItem: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[ScoredItem]: ...
+    def __getitem__(self, index: int | slice) -> ScoredItem | list[ScoredItem]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return ScoredItem(self.catalog.ids[int(self.rows[index])], float(self.scores[index]), {}, [])
+
+
 @dataclass
 class RankedSet:
     """``head``: the ranked matches, best first; ``tail_ids`` / ``tail_products``: the rest of the set in its
@@ -73,7 +95,7 @@ class RankedSet:
     for the stock rule. ``head_rows``: the head's catalogue rows, when the rest is :class:`CatalogRows` too (then
     :meth:`ids` lists rows, not ids)."""
 
-    head: list[ScoredItem]
+    head: Sequence[ScoredItem]
     tail_ids: Sequence[str]
     tail_products: Sequence[Product | None]
     floor: float
@@ -117,6 +139,12 @@ class RankedSet:
         if last > first:
             out = out + [self.tail_item(int(p)) for p in self._positions()[first:last]]
         return out
+
+    def head_ids(self) -> Sequence[str]:
+        """The ranked head's ids, in order (every place, hidden or not)."""
+        if isinstance(self.head, HeadItems):
+            return CatalogRows(self.head.rows, self.head.catalog)
+        return [item.id for item in self.head]
 
     def ids(self) -> Sequence[str]:
         """Every listed id in order (what facets count over): :class:`CatalogRows` when the set is made of the
