@@ -97,8 +97,8 @@ class SearchEngine:
 
         ``onnx_queries`` (what the server asks for): embed queries with the bundle's int8 ONNX query tower, or
         one exported once into the shop's ``cache/`` (PyTorch when neither can be had); off, the PyTorch tower
-        that training and evaluation use. ``warm``: compute per-product ranking facts and the spelling index
-        now rather than on the first queries."""
+        that training and evaluation use. ``warm``: compute per-product ranking facts, the stock and facet
+        arrays and the spelling index now rather than on the first queries."""
         bundle = open_bundle(shop.models_path, KIND, version)
         if not (bundle.path / "stack.json").is_file():
             raise BundleError(f"bundle {bundle.path} is not a search stack")
@@ -121,6 +121,8 @@ class SearchEngine:
                 engine.query_cache.fold_case = bool(getattr(tower_tokenizer, "do_lower_case", False))
         if warm:
             stack.titles.warm(stack.catalog.products, stack.stats)
+            stack.catalog.in_stock()
+            stack.catalog.facet_codes()
             if stack.spell is not None:
                 stack.spell.warm()
         return engine
