@@ -35,6 +35,10 @@ class _Arrays(NamedTuple):
     present: np.ndarray  # bool: the row holds a product (a removed or unknown row counts for nothing)
 
 
+_NOTHING = (0, 0, -1, True, False)  # the codes of a row without a product
+_DTYPES = (np.int32, np.int32, np.int8, bool, bool)
+
+
 class FacetCodes:
     """Per-row facet codes: top-level category and brand (codes into ``category_names`` / ``brand_names``),
     price bucket, stock, and whether the row holds a product. ``set`` and ``extend`` keep them current; a count
@@ -59,16 +63,19 @@ class FacetCodes:
         return code
 
     def _coded(self, products: Sequence[Faceted | None]) -> tuple[np.ndarray, ...]:
-        n = len(products)
-        category = np.zeros(n, np.int32)
-        brand = np.zeros(n, np.int32)
-        bucket = np.full(n, -1, np.int8)
-        in_stock = np.ones(n, bool)
-        present = np.zeros(n, bool)
-        for row, product in enumerate(products):
-            if product is not None:
-                self._fill(row, product, category, brand, bucket, in_stock, present)
-        return category, brand, bucket, in_stock, present
+        columns: tuple[list[Any], ...] = ([], [], [], [], [])
+        category, brand, bucket, in_stock, present = (column.append for column in columns)
+        for p in products:
+            if p is None:
+                for add, value in zip((category, brand, bucket, in_stock, present), _NOTHING, strict=True):
+                    add(value)
+                continue
+            category(self._code("category", p.top_category, self.category_names))
+            brand(self._code("brand", p.brand, self.brand_names))
+            bucket(-1 if p.price is None else price_bucket(p.price))
+            in_stock(bool(p.in_stock))
+            present(True)
+        return tuple(np.asarray(column, dtype) for column, dtype in zip(columns, _DTYPES, strict=True))
 
     def _fill(self, row: int, product: Faceted | None, *arrays: np.ndarray) -> None:
         category, brand, bucket, in_stock, present = arrays
