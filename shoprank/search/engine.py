@@ -257,8 +257,7 @@ class SearchEngine:
             stock = catalog.in_stock()
             return RankedSet(head, CatalogRows(tail, catalog), CatalogRows(tail, catalog, "products"), floor,
                              matches.total, head_products=CatalogRows(head_at, catalog, "products"),
-                             explainer=explainer, head_stock=stock[head_at], tail_stock=stock[tail],
-                             head_rows=head_at)
+                             explainer=explainer, head_stock=stock[head_at], tail_stock=stock[tail])
 
     def _explain(self, query: str, cand: Any, order: np.ndarray, scores: np.ndarray, personal: np.ndarray,
                  feats: np.ndarray, positions: Sequence[int]) -> list[ScoredItem]:

@@ -92,8 +92,8 @@ class RankedSet:
     all), after a rule hid some. ``explainer``: when set, the head's result objects carry no score parts or
     reasons yet and ``explainer(positions)`` makes them, with both, for the head places that are shown.
     ``head_stock`` / ``tail_stock``: whether each head / rest product is in stock (None: read from the products),
-    for the stock rule. ``head_rows``: the head's catalogue rows, when the rest is :class:`CatalogRows` too (then
-    :meth:`ids` lists rows, not ids)."""
+    for the stock rule. When the head's products and the rest are :class:`CatalogRows`, :meth:`ids` and
+    :meth:`head_ids` list catalogue rows, not ids."""
 
     head: Sequence[ScoredItem]
     tail_ids: Sequence[str]
@@ -107,7 +107,6 @@ class RankedSet:
     explainer: Callable[[Sequence[int]], list[ScoredItem]] | None = None
     head_stock: np.ndarray | None = None
     tail_stock: np.ndarray | None = None
-    head_rows: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> RankedSet:
@@ -142,18 +141,18 @@ class RankedSet:
 
     def head_ids(self) -> Sequence[str]:
         """The ranked head's ids, in order (every place, hidden or not)."""
-        if isinstance(self.head, HeadItems):
-            return CatalogRows(self.head.rows, self.head.catalog)
+        if isinstance(self.head_products, CatalogRows):
+            return CatalogRows(self.head_products.rows, self.head_products.catalog)
         return [item.id for item in self.head]
 
     def ids(self) -> Sequence[str]:
         """Every listed id in order (what facets count over): :class:`CatalogRows` when the set is made of the
         engine catalogue's rows."""
-        tail_ids = self.tail_ids
-        if self.head_rows is not None and isinstance(tail_ids, CatalogRows):
-            head_rows = self.head_rows if self.head_keep is None else self.head_rows[self.head_keep]
-            tail_rows = tail_ids.rows if self.tail_keep is None else tail_ids.rows[self.tail_keep]
-            return CatalogRows(np.concatenate([head_rows, tail_rows]), tail_ids.catalog)
+        ranked, rest = self.head_products, self.tail_ids
+        if isinstance(ranked, CatalogRows) and isinstance(rest, CatalogRows):
+            head_rows = ranked.rows if self.head_keep is None else ranked.rows[self.head_keep]
+            tail_rows = rest.rows if self.tail_keep is None else rest.rows[self.tail_keep]
+            return CatalogRows(np.concatenate([head_rows, tail_rows]), rest.catalog)
         head = self.head if self.head_keep is None else [self.head[int(p)] for p in self.head_keep]
         tail = self.tail_ids if self.tail_keep is None else [self.tail_ids[int(p)] for p in self.tail_keep]
         return [item.id for item in head] + list(tail)
