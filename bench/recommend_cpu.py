@@ -10,13 +10,17 @@ the thread's CPU time (``time.thread_time``), one after the other, after 20 unre
 from wrapping the ranking stage's parts (each source's scores, the candidate features, the trees) with the same
 clock; a stage the code does not have (an older version run through ``bench.with_code``) is left out. Run two
 versions of the code alternately, several rounds, and compare the pairs: the machine's speed drifts between
-minutes. Writes bench/results/recommend_cpu_<shop>.json.
+minutes. With ``--answers F`` it also writes each user's served page (ids and scores) to F, and with
+``--against E`` prints how many users got exactly the same page (ids; ids and every score) as in an earlier
+such file: a change meant to be faster, not different, is checked on the same requests. Writes
+bench/results/recommend_cpu_<shop>.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import statistics
 import time
 import urllib.parse
@@ -71,6 +75,7 @@ def run(home: str, shop: str, users: int) -> dict[str, Any]:
     paths = request_paths(Path(home), shop, "recommend", users + WARM_UP)
     asked = [urllib.parse.unquote(p.split("/users/")[1].split("/")[0]) for p in paths]
     totals = []
+    answers: dict[str, list[list[Any]]] = {}
     for n, user in enumerate(asked):
         if n == WARM_UP:
             spent.clear()
@@ -80,12 +85,21 @@ def run(home: str, shop: str, users: int) -> dict[str, Any]:
         state.catalog.hydrate(page.items)
         if n >= WARM_UP:
             totals.append(time.thread_time() - began)
+            answers[user] = [[item.id for item in page.items], [float(item.score) for item in page.items]]
     timed = len(totals)
     return {"users": timed, "items": engine.n_items,
             "total": {"median_ms": 1000 * statistics.median(totals), "p99_ms": 1000 * percentile(totals, 99),
                       "mean_ms": 1000 * statistics.fmean(totals)},
             "stages_mean_ms": {name: 1000 * value / timed for name, value in sorted(spent.items(),
-                                                                                   key=lambda kv: -kv[1])}}
+                                                                                   key=lambda kv: -kv[1])},
+            "answers": answers}
+
+
+def compare(answers: dict[str, list[list[Any]]], earlier: dict[str, list[list[Any]]]) -> dict[str, int]:
+    """How many users both files answered got the same ids, and the same ids and scores."""
+    both = sorted(set(answers) & set(earlier))
+    return {"users": len(both), "same_ids": sum(answers[u][0] == earlier[u][0] for u in both),
+            "same_ids_and_scores": sum(answers[u] == earlier[u] for u in both)}
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
@@ -94,14 +108,25 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--shop", required=True)
     parser.add_argument("--users", type=int, default=300, help="requests timed (after 20 warm-up ones)")
     parser.add_argument("--out", default="")
+    parser.add_argument("--answers", default="", help="write each user's served page (ids, scores) to this file")
+    parser.add_argument("--against", default="", help="compare the served pages with this earlier --answers file")
     args = parser.parse_args(argv)
     result = run(args.home, args.shop, args.users)
+    answers = result.pop("answers")
+    if args.answers:
+        Path(args.answers).write_text(json.dumps(answers))
+    if args.against:
+        result["against"] = compare(answers, json.loads(Path(args.against).read_text()))
     total = result["total"]
     rows = [["one recommendation (cascade + hydrate)", round(total["median_ms"], 2), round(total["p99_ms"], 2),
              round(total["mean_ms"], 2)]]
     rows += [[name, "", "", round(ms, 2)] for name, ms in result["stages_mean_ms"].items()]
     print(table(["thread CPU", "median ms", "p99 ms", "mean ms"], rows))
     print(f"{result['users']} requests, {result['items']:,} items")
+    if args.against:
+        same = result["against"]
+        print(f"against {args.against}: of {same['users']} users, {same['same_ids']} the same ids, "
+              f"{same['same_ids_and_scores']} the same ids and scores")
     print(write_json(args.out or f"recommend_cpu_{args.shop}", {"args": vars(args), **result}))
     return result
 

@@ -177,10 +177,16 @@ def test_the_rerank_context_follows_changed_and_deleted_products(trained: Shop) 
 
 
 def test_the_recommendation_cpu_bench_times_the_served_path(trained: Shop) -> None:
-    from bench.recommend_cpu import run
+    from bench.recommend_cpu import compare, run
 
     result = run(str(trained.home), trained.name, users=5)
     assert result["users"] == 5 and result["items"] >= 40  # earlier tests may have added products
     assert result["total"]["median_ms"] > 0
     stages = result["stages_mean_ms"]
     assert stages["ranking stage (all of it)"] >= stages["source sequence"] > 0
+    answers = result["answers"]
+    assert len(answers) == 5 and all(len(ids) == len(scores) > 0 for ids, scores in answers.values())
+    nudged = {user: [ids, [scores[0] + 1e-9, *scores[1:]]] for user, (ids, scores) in answers.items()}
+    assert compare(answers, run(str(trained.home), trained.name, users=5)["answers"]) == {
+        "users": 5, "same_ids": 5, "same_ids_and_scores": 5}  # the served path is deterministic
+    assert compare(answers, nudged) == {"users": 5, "same_ids": 5, "same_ids_and_scores": 0}

@@ -135,3 +135,26 @@ def test_a_new_user_gets_nothing_from_history_sources() -> None:
 def test_a_source_without_a_resolver_says_so() -> None:
     with pytest.raises(RuntimeError, match="resolver"):
         src.TextSource(TEXT).retrieve(REQUESTS, 3)
+
+
+def test_the_half_precision_scan_keeps_the_float32_lists_and_candidate_scores() -> None:
+    """Past 1,024 items a single user's text scores come from half-precision vectors; every item that could be
+    among the best ``EXACT_BAND`` and every refined candidate must carry the float32 score."""
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(20, 64))
+    vectors = centres[rng.integers(0, 20, 3000)] + 0.7 * rng.normal(size=(3000, 64))
+    text = np.vstack([np.zeros((1, 64)), vectors / np.linalg.norm(vectors, axis=1, keepdims=True)]).astype(np.float32)
+    source = src.TextSource(text)
+    assert source._half is not None  # the path under test is on
+    users = [src.Histories([rng.integers(1, 3001, n)], [np.ones(n, np.int64)]) for n in (1, 3, 12)]
+    exact_batch = src.Histories([h.items[0] for h in users] * 2, [h.types[0] for h in users] * 2)  # > HALF_ROWS
+    exact = source.score(exact_batch)[: len(users)]
+    for n, histories in enumerate(users):
+        half = source.score(histories)
+        for k in (10, 100, src.EXACT_BAND):
+            np.testing.assert_array_equal(source.top(half, k).ids, source.top(exact[n : n + 1], k).ids)
+        candidates = rng.choice(np.arange(1, 3001), size=(1, 400), replace=False)
+        source.refine(histories, half, candidates)
+        cols = candidates[0][np.isfinite(half[0, candidates[0]])]
+        np.testing.assert_allclose(half[0, cols], exact[n, cols], atol=1e-6, rtol=0)
+        assert np.abs(half[0, 1:] - exact[n, 1:])[np.isfinite(exact[n, 1:])].max() < src.HALF_ERROR

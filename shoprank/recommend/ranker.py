@@ -83,6 +83,8 @@ class RankingStage:
         tops = {s.name: s.top(dense[s.name], self.config.depths.get(s.name, DEPTHS[s.name])).ids
                 for s in self.sources}
         cands = feats.union(list(tops.values()))
+        for source in self.sources:
+            source.refine(histories, dense[source.name], cands)
         ranks = feats.source_ranks(cands, tops, len(self.items.counts))
         return cands, feats.build(histories, cands, dense, ranks, self.items)
 
