@@ -194,10 +194,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def server_launch(home: Path, port: int, extra: Sequence[str]) -> tuple[list[str], Path, dict[str, str]]:
+    """The command, working folder and environment of ``shoprank serve``: it runs the shoprank package this
+    process imported (``bench.with_code``'s "before" one included), not the checkout ``python -m`` would find
+    first in the working folder."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("shoprank")
+    root = Path(spec.origin).resolve().parents[1] if spec is not None and spec.origin else Path.cwd()
+    paths = [str(root), *filter(None, [os.environ.get("PYTHONPATH")])]
+    command = [sys.executable, "-m", "shoprank", "serve", "--home", str(Path(home).resolve()), "--port", str(port),
+               "--watch", "0", *extra]
+    return command, root, {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+
+
 def start_server(home: Path, port: int, extra: Sequence[str], wait: float) -> subprocess.Popen[bytes]:
     log = open(os.devnull, "wb")  # noqa: SIM115 - lives as long as the server
-    process = subprocess.Popen([sys.executable, "-m", "shoprank", "serve", "--home", str(home), "--port", str(port),
-                                "--watch", "0", *extra], stdout=log, stderr=subprocess.STDOUT)
+    command, root, env = server_launch(home, port, extra)
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=root, env=env)
     import urllib.request
 
     deadline = time.monotonic() + wait

@@ -43,3 +43,27 @@ def test_request_paths(tmp_path: Path, endpoint: str) -> None:
     tiny_shop(tmp_path, "tiny")
     paths = request_paths(tmp_path, "tiny", endpoint, 10)
     assert paths and all(p.startswith("/shops/tiny/") for p in paths)
+
+
+
+def test_the_bench_server_runs_the_shoprank_the_bench_imported(tmp_path: Path) -> None:
+    """Under ``bench.with_code`` the server must run the "before" package, not the working folder's checkout."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import shoprank
+
+    before = tmp_path / "before"
+    shutil.copytree(Path(shoprank.__file__).parent, before / "shoprank", ignore=shutil.ignore_patterns("__pycache__"))
+    (tmp_path / "launch_probe.py").write_text(
+        "import subprocess\nfrom bench.serve import server_launch\n"
+        "command, root, env = server_launch('h', 1, [])\n"
+        "print(subprocess.run([command[0], '-c', 'import shoprank; print(shoprank.__file__)'], cwd=root, env=env,"
+        " capture_output=True, text=True, check=True).stdout.strip())\n")
+    ran = subprocess.run([sys.executable, "-m", "bench.with_code", str(before), "launch_probe"],
+                         cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(tmp_path)})
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().splitlines()[-1] == str(before / "shoprank" / "__init__.py")
