@@ -157,6 +157,10 @@ def test_the_half_precision_scan_keeps_the_float32_lists_and_candidate_scores() 
         source.refine(histories, half, candidates)
         cols = candidates[0][np.isfinite(half[0, candidates[0]])]
         np.testing.assert_allclose(half[0, cols], exact[n, cols], atol=1e-6, rtol=0)
+        long = source.retrieve_histories(histories, 2 * src.EXACT_BAND)  # past the band: float32 throughout
+        np.testing.assert_array_equal(long.ids, source.top(exact[n : n + 1], 2 * src.EXACT_BAND).ids)
+        np.testing.assert_allclose(long.scores, source.top(exact[n : n + 1], 2 * src.EXACT_BAND).scores,
+                                   atol=1e-6, rtol=0)  # one user against six: the BLAS call may differ by an ulp
         scored = np.isfinite(exact[n])  # history items and the padding column are -inf in both
         np.testing.assert_array_equal(np.isfinite(half[0]), scored)
         assert np.abs(half[0, scored] - exact[n, scored]).max() < src.HALF_ERROR

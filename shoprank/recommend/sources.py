@@ -207,7 +207,7 @@ class TextSource(Source):
         self.text_vectors = text_vectors
         norm = float(np.linalg.norm(text_vectors, axis=1).max(initial=0.0))
         # a half-precision copy where it pays and its error bound holds (vectors of length at most ~1)
-        self._half = None
+        self._half, self._exact = None, False
         if len(text_vectors) > 4 * EXACT_BAND and norm <= 1.01:
             import torch
 
@@ -222,7 +222,16 @@ class TextSource(Source):
                                else np.zeros(d, np.float32) for h in histories.items]))
 
     def _halved(self, histories: Histories) -> bool:
-        return self._half is not None and 0 < len(histories) <= HALF_ROWS
+        return self._half is not None and 0 < len(histories) <= HALF_ROWS and not self._exact
+
+    def retrieve_histories(self, histories: Histories, k: int) -> Candidates:
+        if k <= EXACT_BAND:
+            return super().retrieve_histories(histories, k)
+        self._exact = True  # a list longer than the exact band: every score in float32
+        try:
+            return super().retrieve_histories(histories, k)
+        finally:
+            self._exact = False
 
     def raw(self, histories: Histories) -> np.ndarray:
         users = self.users(histories)
