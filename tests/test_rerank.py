@@ -424,6 +424,45 @@ def test_rerank_only_reorders_and_filters(case):
     assert ids(again) == out_ids  # seeded: repeatable
 
 
+def copied_steps(given_items, products, vectors, rules, config, seed):
+    """The pipeline as its public steps, each on its own copies: what one shared copy must reproduce."""
+    kept = rules.filter(given_items, products, query="q")
+    adjusted = rules.adjust(kept, products, query="q")
+    pins = rules.pins("q", None)
+    pinned = {pin.item_id for pin in pins}
+    free = [item for item in adjusted if item.id not in pinned]
+    if config.diversity > 0 and free:
+        matrix = np.stack([vectors[item.id] for item in free])
+        categories = [" > ".join(products[i.id].category_path).casefold() if i.id in products else "" for i in free]
+        free = diversify(free, matrix, categories, config.diversity, category_cap=config.category_cap,
+                         page_size=config.page_size, top_k=config.depth)
+    if config.explore_share > 0 and free:
+        free = explore(free, {}, share=config.explore_share, page_size=config.page_size, depth=config.depth,
+                       prior=config.explore_prior, rng=seed)
+    return place_pins(free + [item for item in adjusted if item.id in pinned], pins)
+
+
+@settings(max_examples=100, deadline=None)
+@given(scenarios())
+def test_rerank_one_copy_matches_the_steps_on_their_own_copies(case):
+    given_items, products, vectors, rules, config, seed = case
+    out = rerank(given_items, products, vectors, "q", config, rules=rules, rng=seed)
+    reference = copied_steps(given_items, products, vectors, rules, config, seed)
+    assert [(i.id, i.score, i.parts, i.reasons) for i in out] == [
+        (i.id, i.score, i.parts, i.reasons) for i in reference]
+
+
+def test_steps_without_copy_change_the_callers_items_in_place():
+    mine = [ScoredItem(f"p{i}", float(10 - i), {}, []) for i in range(10)]
+    rules = RuleSet((Rule(1, "boost", products=("p9",), amount=5.0),))
+    adjusted = rules.adjust(mine, {}, copy=False)
+    assert adjusted[0] is mine[9] and mine[9].parts == {"rule:1": pytest.approx(45.0)}
+    pinned = place_pins(adjusted, [Pin(1, "p5", 7)], copy=False)
+    assert pinned[0] is mine[5] and mine[5].reasons == ["pinned by rule 7"]
+    copied = place_pins(mine, [Pin(1, "p3", 8)])
+    assert copied[0] is not mine[3] and "pinned by rule 8" not in mine[3].reasons
+
+
 @settings(max_examples=100, deadline=None)
 @given(scenarios())
 def test_lambda_zero_without_rules_keeps_the_order(case):

@@ -185,16 +185,19 @@ def diversify(
     category_cap: int | None = None,
     page_size: int = 10,
     top_k: int | None = None,
+    copy: bool = True,
 ) -> list[ScoredItem]:
     """MMR (when ``vectors`` are given) then the category cap (when ``categories`` are given).
 
     λ = 0 turns both off and returns the input order. ``category_cap`` None follows the knob
-    (:func:`category_cap_for`). Reasons are given once, for the net move.
+    (:func:`category_cap_for`). Reasons are given once, for the net move. ``copy=False``: the caller owns
+    ``items`` (each id once), and they get their parts and reasons in place.
     """
     _check_lam(lam)
     _check_page(page_size)
-    check_unique(items)
-    out = fresh(items)
+    if copy:
+        check_unique(items)
+    out = fresh(items) if copy else list(items)
     if lam == 0.0:
         return out
     if vectors is not None:

@@ -69,20 +69,23 @@ def explore(
     eligible: Callable[[str], bool] | None = None,
     max_impressions: float = DEFAULT_MAX_IMPRESSIONS,
     rng: np.random.Generator | int | None = None,
+    copy: bool = True,
 ) -> list[ScoredItem]:
     """Items with exploration slots of the first page filled by Thompson sampling.
 
     Candidates are the items at places ``page_size`` to ``depth`` (default: the end) that are
     ``eligible`` (default: shown fewer than ``max_impressions`` times). The winners move up into the
     slots with ``parts["explore"]`` (their draw) and the reason ``"new: exploring"``; everything else
-    keeps its order. ``rng`` is a generator or a seed; None draws fresh randomness.
+    keeps its order. ``rng`` is a generator or a seed; None draws fresh randomness. ``copy=False``: the caller
+    owns ``items`` (each id once), and the winners get their parts and reason in place.
     """
     check_share(share)
     check_prior(prior)
     if page_size < 1:
         raise ValueError(f"page_size must be at least 1, got {page_size}")
-    check_unique(items)
-    out = fresh(items)
+    if copy:
+        check_unique(items)
+    out = fresh(items) if copy else list(items)
     positions = explore_positions(share, page_size)
     if not positions:
         return out

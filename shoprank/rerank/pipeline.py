@@ -174,8 +174,9 @@ class Reranker:
         check_unique(items)
         cfg = self.config
         category = category if category is not None else (filters.category if filters else None)
+        # the one copy of the request's items: every step after the filter changes this list's items in place
         kept = self.rules.filter(items, products, query=query, category=category, filters=filters)
-        adjusted = self.rules.adjust(kept, products, query=query, category=category)
+        adjusted = self.rules.adjust(kept, products, query=query, category=category, copy=False)
         pins = self.rules.pins(query, category)
         pinned = {pin.item_id for pin in pins}
         free = [item for item in adjusted if item.id not in pinned]  # pinned items skip diversity
@@ -186,17 +187,17 @@ class Reranker:
             categories = [_category_key(products.get(i), cfg.category_levels) for i in ids]
             free = diversify(
                 free, matrix, categories, cfg.diversity,
-                category_cap=cfg.category_cap, page_size=cfg.page_size, top_k=cfg.depth,
+                category_cap=cfg.category_cap, page_size=cfg.page_size, top_k=cfg.depth, copy=False,
             )
         if cfg.explore_share > 0 and free:
             free = explore(
                 free, self.exposure, share=cfg.explore_share, page_size=cfg.page_size, depth=cfg.depth,
-                prior=cfg.explore_prior, eligible=self._eligible(products, now), rng=rng,
+                prior=cfg.explore_prior, eligible=self._eligible(products, now), rng=rng, copy=False,
             )
         if cfg.randomise > 0 and free:  # small swaps: the interventions that make position bias measurable
             free = swap_adjacent(free, cfg.randomise, np.random.default_rng(rng), RANDOMISE_DEPTH)
         order = free + [item for item in adjusted if item.id in pinned]
-        return place_pins(order, pins)
+        return place_pins(order, pins, copy=False)
 
     def only_filters(self, query: str | None = None, category: str | None = None) -> bool:
         """True when re-ranking a request's list can only drop items (filters, stock, hide rules): no boost,

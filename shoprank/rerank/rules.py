@@ -194,14 +194,15 @@ class Pin:
     rule_id: int
 
 
-def place_pins(items: Sequence[ScoredItem], pins: Sequence[Pin]) -> list[ScoredItem]:
+def place_pins(items: Sequence[ScoredItem], pins: Sequence[Pin], *, copy: bool = True) -> list[ScoredItem]:
     """Move pinned items to their positions; others keep their order around them.
 
     A product pinned twice keeps its first pin. Two pins on one position: the first listed gets it,
     the next takes the next free place. A position past the end of the list means the end.
     Pins on items not in ``items`` are ignored. Pinned items get the reason ``"pinned by rule N"``.
+    ``copy=False``: the caller owns ``items``, and they get their reasons in place.
     """
-    out = fresh(items)
+    out = fresh(items) if copy else list(items)
     present = {item.id: item for item in out}
     slot_of: dict[int, ScoredItem] = {}
     seen: set[str] = set()
@@ -290,12 +291,15 @@ class RuleSet:
         query: str | None = None,
         category: str | None = None,
         filters: SearchFilters | None = None,
+        copy: bool = True,
     ) -> list[ScoredItem]:
         """Drop out-of-stock items (when on, unless the request asks for them with ``in_stock=False``),
         items failing the shop's or the request's filters, and items a hide rule in force targets. With
-        filters set, an item with no known product is dropped."""
+        filters set, an item with no known product is dropped. The kept items are copies, unless ``copy`` is
+        False."""
         shown = self.shown(query=query, category=category, filters=filters)
-        return [item for item in fresh(items) if shown(item.id, products.get(item.id))]
+        kept = [item for item in items if shown(item.id, products.get(item.id))]
+        return fresh(kept) if copy else kept
 
     def _hiding(self, query: str | None, category: str | None, filters: SearchFilters | None
                 ) -> tuple[list[Rule], list[SearchFilters], bool]:
@@ -342,10 +346,13 @@ class RuleSet:
         *,
         query: str | None = None,
         category: str | None = None,
+        copy: bool = True,
     ) -> list[ScoredItem]:
-        """Apply boost and bury rules in force: change scores, then move only the items they touched."""
-        check_unique(items)
-        out = fresh(items)
+        """Apply boost and bury rules in force: change scores, then move only the items they touched.
+        ``copy=False``: the caller owns ``items`` (each id once), and they are changed in place."""
+        if copy:
+            check_unique(items)
+        out = fresh(items) if copy else list(items)
         movers = [rule for rule in self.active(query, category) if rule.action in ("boost", "bury")]
         if not movers or not out:
             return out
