@@ -298,7 +298,9 @@ class Recommender:
                 reasons = [self._trending_reason() if self.art.trending[ids[j]] > 0 else "popular"]
                 out.append(self._item(int(ids[j]), float(scores[j]), parts, reasons))
             return Recommended(out)
-        out = [self._item(int(ids[j]), float(scores[j]), {}, []) for j in shown]
+        names = self.catalogue.ids  # the long list to re-rank, made without a call per item
+        out = [ScoredItem(names[i - 1], score, {}, [])
+               for i, score in zip(ids[shown].tolist(), scores[shown].tolist(), strict=True)]
         column_of = {id(item): int(j) for item, j in zip(out, shown, strict=True)}
 
         def explain_one(column: int) -> tuple[dict[str, float], list[str]]:

@@ -297,8 +297,9 @@ class RuleSet:
         items failing the shop's or the request's filters, and items a hide rule in force targets. With
         filters set, an item with no known product is dropped. The kept items are copies, unless ``copy`` is
         False."""
-        shown = self.shown(query=query, category=category, filters=filters)
-        kept = [item for item in items if shown(item.id, products.get(item.id))]
+        mask = self.shown_mask([item.id for item in items], [products.get(item.id) for item in items],
+                               query=query, category=category, filters=filters)
+        kept = [item for item, keep in zip(items, mask.tolist(), strict=True) if keep]
         return fresh(kept) if copy else kept
 
     def _hiding(self, query: str | None, category: str | None, filters: SearchFilters | None
