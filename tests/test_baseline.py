@@ -8,8 +8,11 @@ from typing import Any
 
 import pytest
 
-from shoprank.baseline import embed_and_publish, is_baseline, read_progress
-from shoprank.bundles import latest_version
+from shoprank.abtest.book import start_experiment
+from shoprank.abtest.config import parse_experiment
+from shoprank.baseline import embed_and_publish, is_baseline, publish_recommend, read_progress
+from shoprank.baseline.build import KEEP_BASELINES, prune_baselines
+from shoprank.bundles import latest_version, list_versions
 from shoprank.data.records import Event, Product
 from shoprank.keys import KeyStore
 from shoprank.serving import ServingConfig, create_app
@@ -205,3 +208,45 @@ async def anyio_sleep(seconds: float) -> None:
     import anyio
 
     await anyio.sleep(seconds)
+
+
+async def test_a_shop_without_events_is_not_republished(home: Path) -> None:
+    fresh_shop(home, events=False)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    worker = app.state.registry.baseline
+    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    shop = Shop("fresh", home)
+    async with client(app, key) as c:
+        answer = (await c.get("/shops/fresh/users/nobody/recommendations")).json()  # the first baseline bundle
+        first = list_versions(shop.models_path, "recommend")
+        for _ in range(3):  # what the server's watcher does every few seconds
+            worker.tick()
+            deadline = time.monotonic() + 30
+            while (worker._queued or not worker._jobs.empty()) and time.monotonic() < deadline:
+                await anyio_sleep(0.05)
+    app.state.registry.close()
+    assert is_baseline(answer["model_version"]) and first == [answer["model_version"]]
+    assert len(first) == 1 and list_versions(shop.models_path, "recommend") == first
+
+
+def test_older_baseline_bundles_are_removed_but_not_pinned_or_trained_ones(home: Path) -> None:
+    shop = fresh_shop(home)
+    (shop.models_path / "recommend" / "20261201-000000-0000-trained").mkdir(parents=True)  # never a baseline's
+    versions = []
+    for _ in range(3):
+        versions.append(publish_recommend(shop))
+        time.sleep(0.01)
+    with shop.store() as store:  # an experiment serving the first baseline by name keeps it
+        experiment = parse_experiment("old-vs-new", {
+            "kind": "ab", "surface": "recommend", "traffic": {"a": 0.5, "b": 0.5},
+            "variants": {"a": {"recommend_model": versions[0]}, "b": {}}},
+            versions=lambda kind: list_versions(shop.models_path, kind))
+        start_experiment(store, experiment)
+    for _ in range(3):
+        versions.append(publish_recommend(shop))
+        time.sleep(0.01)
+    kept = list_versions(shop.models_path, "recommend")
+    assert kept == sorted(["20261201-000000-0000-trained", versions[0], *versions[-KEEP_BASELINES:]])
+    assert latest_version(shop.models_path, "recommend") == versions[-1]
+    assert prune_baselines(shop, "recommend") == []  # nothing more to remove

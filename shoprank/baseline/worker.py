@@ -7,7 +7,9 @@
   hybrid search and encoder-based text similarity are published and swapped in.
 * While recommendations are served by a baseline, new events (at least ``refresh_events`` since the bundle,
   at most once per ``refresh_seconds`` and never more often than ten times the last rebuild took, so a large
-  log costs the server at most a tenth of a core) republish it with fresh trending and item-to-item tables.
+  log costs the server at most a tenth of a core) republish it with fresh trending and item-to-item tables; a
+  shop without events is not republished. Older baseline bundles are removed as new ones are published
+  (``KEEP_BASELINES`` kept).
 
 One builder per shop across processes: the embedding job holds an exclusive ``flock`` on
 ``cache/baseline.lock``; a server that finds it taken (``shoprank baseline`` running, another replica) leaves the
@@ -185,7 +187,8 @@ class BaselineWorker:
             wait = max(self.refresh_seconds, 10 * self._refresh_took.get(state.name, 0.0))
             if time.time() - self._last_refresh.get(state.name, 0.0) < wait:
                 continue
-            if state.store.event_count() - seen >= self.refresh_events or not rec.art.params.get("neighbours", True):
+            tables_due = seen > 0 and not rec.art.params.get("neighbours", True)  # a quick first bundle's tables
+            if state.store.event_count() - seen >= self.refresh_events or tables_due:
                 self.schedule(state.name, "refresh")
 
     def _run(self) -> None:

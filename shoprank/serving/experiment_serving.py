@@ -21,7 +21,8 @@ from shoprank.abtest.assign import assign
 from shoprank.abtest.book import load_experiments
 from shoprank.abtest.config import Experiment, Variant
 from shoprank.abtest.interleave import team_draft
-from shoprank.bundles import list_versions, open_bundle
+from shoprank.baseline.build import baseline_versions
+from shoprank.bundles import open_bundle
 from shoprank.cascade import Cascade
 from shoprank.cascade import Request as Ask
 from shoprank.cascade.base import Page
@@ -107,7 +108,7 @@ def variant_engine(state: ShopState, kind: str, choice: str, served: Any, loader
         return served
     version = choice
     if choice == "baseline":
-        baselines = [v for v in list_versions(state.shop.models_path, kind) if v.startswith("baseline-")]
+        baselines = baseline_versions(state.shop, kind)
         if not baselines:
             raise ApiError(409, f"no_baseline_{kind}_model", f"shop '{state.name}' has no baseline {kind} bundle")
         version = baselines[-1]
