@@ -50,6 +50,16 @@ def fresh_shop(home: Path, events: bool = True) -> Shop:
     return shop
 
 
+def eager_refresh_app(home: Path) -> tuple[Any, str, Any]:
+    """A fresh shop without events behind an app whose baseline worker refreshes at the first new event."""
+    fresh_shop(home, events=False)
+    key, _ = KeyStore(home).create("admin")
+    app = make_app(home)
+    worker = app.state.registry.baseline
+    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    return app, key, worker
+
+
 def make_app(home: Path, **config: Any) -> Any:
     app = create_app(home, config=ServingConfig(watch_seconds=0, baseline_embeddings=False, **config))
     app.state.registry.load_all()  # what the lifespan does in a server
@@ -181,11 +191,7 @@ def test_demo_trains_only_what_is_untrained_and_announces_swaps(home: Path, caps
 
 
 async def test_item_to_item_follows_events_as_they_arrive(home: Path) -> None:
-    fresh_shop(home, events=False)
-    key, _ = KeyStore(home).create("admin")
-    app = make_app(home)
-    worker = app.state.registry.baseline
-    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    app, key, worker = eager_refresh_app(home)
     async with client(app, key) as c:
         before = (await c.get("/shops/fresh/products/hose-1/bought-together")).json()
         now = time.time() - 60
@@ -211,11 +217,7 @@ async def anyio_sleep(seconds: float) -> None:
 
 
 async def test_a_shop_without_events_is_not_republished(home: Path) -> None:
-    fresh_shop(home, events=False)
-    key, _ = KeyStore(home).create("admin")
-    app = make_app(home)
-    worker = app.state.registry.baseline
-    worker.refresh_seconds, worker.refresh_events = 0.0, 1
+    app, key, worker = eager_refresh_app(home)
     shop = Shop("fresh", home)
     async with client(app, key) as c:
         answer = (await c.get("/shops/fresh/users/nobody/recommendations")).json()  # the first baseline bundle
