@@ -172,22 +172,28 @@ def test_demo_trains_only_what_is_untrained_and_announces_swaps(home: Path, caps
         (folder / "x.json").write_text("{}")
     assert [c[:4] for c in _training_commands(str(home), "demo", 2)] == [["train", "recommend", "--shop", "games"]]
 
-    slot = SimpleNamespace(version="baseline-1", engine=object())
-    state = SimpleNamespace(name="games", slots={"recommend": slot})
+    slot = SimpleNamespace(version=latest_version(games.models_path, "recommend"), engine=object())
+    state = SimpleNamespace(name="games", shop=games, slots={"recommend": slot})
     registry = SimpleNamespace(loaded=lambda: [state])
     stop = threading.Event()
-    done = SimpleNamespace(poll=lambda: 0, returncode=0)
+    done = SimpleNamespace(poll=lambda: 0, returncode=0)  # training has ended ...
+    with publish(games.models_path, "recommend", {}) as folder:  # ... and published what the server has not swapped
+        (folder / "x.json").write_text("{}")
+    trained = latest_version(games.models_path, "recommend")
     watcher = threading.Thread(target=announce_swaps, args=(registry, done, stop, 0.01))
     watcher.start()
-    state.slots["recommend"] = SimpleNamespace(version="20261201-trained", engine=object())
+    time.sleep(0.2)
+    early = capsys.readouterr().out
+    state.slots["recommend"] = SimpleNamespace(version=trained, engine=object())
     deadline, said = time.monotonic() + 5, ""
     while "training finished" not in said and time.monotonic() < deadline:  # polls what was printed
         said += capsys.readouterr().out
         time.sleep(0.01)
     stop.set()
     watcher.join()
-    assert "shop 'games' now serves recommend model 20261201-trained (was baseline-1)" in said
-    assert "background training finished (exit 0)" in said
+    assert "training finished" not in early  # not before the server serves the trained model
+    assert f"shop 'games' now serves recommend model {trained} (was {slot.version})" in said
+    assert said.index(trained) < said.index("background training finished (exit 0)")
 
 
 async def test_item_to_item_follows_events_as_they_arrive(home: Path) -> None:

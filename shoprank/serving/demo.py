@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from shoprank.bundles import latest_version
 from shoprank.keys import KeyStore
 from shoprank.serving.app import build_server
 from shoprank.serving.examples import example_requests
@@ -14,6 +15,7 @@ from shoprank.serving.examples import example_requests
 DEMO_KEY_NAME = "demo"
 DEMO_KEY_DAYS = 30
 BASELINE_WAIT = 120.0  # seconds the banner waits for the baseline bundles of untrained shops
+SWAP_WAIT = 60.0  # seconds "training finished" waits for the server to swap in the last published models
 
 
 def demo_key(home: str | Path) -> tuple[str, Any]:
@@ -66,10 +68,17 @@ def banner(base_url: str, key: str | None, record: Any, registry: Any, home: Pat
     return "\n".join(lines)
 
 
+def _unswapped(registry: Any) -> list[tuple[str, str]]:
+    """(shop, kind) of each loaded engine whose shop has published a newer bundle than the one it serves."""
+    return [(state.name, kind) for state in registry.loaded() for kind, slot in state.slots.items()
+            if slot.engine is not None and latest_version(state.shop.models_path, kind) not in (None, slot.version)]
+
+
 def announce_swaps(registry: Any, training: Any, stop: threading.Event, every: float = 2.0) -> None:
-    """Print each shop's model change (baseline -> trained) as the server swaps it in; and when training ends."""
+    """Print each shop's model change (baseline -> trained) as the server swaps it in; and when training ends,
+    once the server serves what it published (or after ``SWAP_WAIT`` seconds)."""
     seen = {(s.name, kind): slot.version for s in registry.loaded() for kind, slot in s.slots.items()}
-    ended = False
+    ended, ended_at = False, None
     while not stop.wait(every):
         for state in registry.loaded():
             for kind, slot in state.slots.items():
@@ -80,8 +89,10 @@ def announce_swaps(registry: Any, training: Any, stop: threading.Event, every: f
                           + (f" (was {before})" if before else "") + "; the storefront uses it from now on",
                           flush=True)
         if training is not None and not ended and training.poll() is not None:
-            ended = True
-            print(f"\n>> background training finished (exit {training.returncode})", flush=True)
+            ended_at = ended_at or time.monotonic()
+            if not _unswapped(registry) or time.monotonic() - ended_at > SWAP_WAIT:
+                ended = True
+                print(f"\n>> background training finished (exit {training.returncode})", flush=True)
 
 
 def demo_serve(home: str | Path, host: str = "127.0.0.1", port: int = 8000, open_access: bool = False, *,
