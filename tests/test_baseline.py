@@ -11,10 +11,11 @@ import pytest
 from shoprank.abtest.book import start_experiment
 from shoprank.abtest.config import parse_experiment
 from shoprank.baseline import embed_and_publish, is_baseline, publish_recommend, read_progress
-from shoprank.baseline.build import KEEP_BASELINES, prune_baselines
+from shoprank.baseline.build import prune_baselines
 from shoprank.bundles import latest_version, list_versions
 from shoprank.data.records import Event, Product
 from shoprank.keys import KeyStore
+from shoprank.retention import KEEP_BASELINES
 from shoprank.serving import ServingConfig, create_app
 from shoprank.shops import Shop
 from tests.support.serving import client

@@ -13,33 +13,26 @@ says). A trained bundle always wins: nothing here publishes over one.
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
 
-from shoprank.bundles import MANIFEST, latest_version, list_versions, publish
+from shoprank.bundles import latest_version, publish
 from shoprank.data.records import Product
+from shoprank.retention import PREFIX, is_baseline, prune, versions_by_age
 from shoprank.shops import Shop
 
 log = logging.getLogger("shoprank.baseline")
 
-PREFIX = "baseline-"
 HASH_ENCODER = "hash:256"  # the recommender's text vectors until the base encoder's are ready
 TEXT_LENGTH = 32  # tokens of product text for the base encoder (the search stack's doc_max_length)
 CHUNK = 2048  # products embedded between two progress reports (one length-bucketed ONNX call each)
-KEEP_BASELINES = 3  # baseline bundles of a kind kept on disk: the newest, and two for replicas still loading them
 
 Progress = Callable[[int, int], None]
 """(done, total) products embedded."""
-
-
-def is_baseline(version: str | None) -> bool:
-    return bool(version) and str(version).startswith(PREFIX)
 
 
 def trained_version(shop: Shop, kind: str) -> str | None:
@@ -48,43 +41,17 @@ def trained_version(shop: Shop, kind: str) -> str | None:
     return latest if latest is not None and not is_baseline(latest) else None
 
 
-def prune_baselines(shop: Shop, kind: str, keep: int = KEEP_BASELINES) -> list[str]:
-    """Remove the shop's older baseline bundles of ``kind``; returns the versions removed.
-
-    A baseline is rebuilt from the store at any time, and a served one is republished as events arrive (at most
-    every 30 s), so without this the models folder grows by a bundle each time. Kept: the newest ``keep``, the one
-    ``LATEST`` names, and any version a stored experiment names. Trained bundles are never touched."""
-    from shoprank.abtest.book import load_experiments
-
-    baselines = baseline_versions(shop, kind)
-    if len(baselines) <= keep:
-        return []
-    with shop.store(create=False) as store:
-        pinned = {variant.model(kind) for experiment in load_experiments(store).values()
-                  for variant in experiment.variants}
-    protected = set(baselines[-keep:]) | pinned | {latest_version(shop.models_path, kind)}
-    removed = []
-    for version in baselines:
-        if version not in protected:
-            shutil.rmtree(shop.models_path / kind / version, ignore_errors=True)
-            removed.append(version)
-    if removed:
-        log.info("shop %s: removed %d older baseline %s bundles", shop.name, len(removed), kind)
-    return removed
+def prune_baselines(shop: Shop, kind: str) -> list[str]:
+    """Remove the shop's older baseline bundles of ``kind`` (``shoprank.retention``: the newest
+    ``KEEP_BASELINES``, LATEST's and experiments' kept). A baseline is rebuilt from the store at any time, and a
+    served one is republished as events arrive (at most every 30 s), so without this the models folder grows by a
+    bundle each time."""
+    return prune(shop, kind)
 
 
 def baseline_versions(shop: Shop, kind: str) -> list[str]:
-    """The shop's baseline bundles of ``kind``, oldest first (by publication: names order by the second only)."""
-    return sorted((v for v in list_versions(shop.models_path, kind) if is_baseline(v)),
-                  key=lambda v: (_created(shop, kind, v), v))
-
-
-def _created(shop: Shop, kind: str, version: str) -> float:
-    """When a bundle was published, from its manifest (0 where it cannot be read)."""
-    try:
-        return float(json.loads((shop.models_path / kind / version / MANIFEST).read_text())["created"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0.0
+    """The shop's baseline bundles of ``kind``, oldest first by publication."""
+    return [v for v in versions_by_age(shop, kind) if is_baseline(v)]
 
 
 def _snapshot(shop: Shop) -> tuple[list[Product], int]:

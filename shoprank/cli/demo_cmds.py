@@ -30,7 +30,8 @@ EXAMPLE_QUERIES = ("cordless drill", "1/2 in. pvc elbow", "paint for deck")
 
 def register(groups: dict[str, argparse._SubParsersAction]) -> None:
     demo = groups[""].add_parser(
-        "demo", help="import two demo shops from public data, train them (quick profile) and serve them"
+        "demo", help="import two demo shops from public data, serve them at once and train them in the background "
+                     "(demo profile)"
     )
     add_home(demo)
     demo.add_argument("--host", default="127.0.0.1")

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "shoprank.cli.query_cmds",
     "shoprank.cli.demo_cmds",
     "shoprank.cli.rules_cmds",
+    "shoprank.cli.models_cmds",
     "shoprank.cli.learn_cmds",
     "shoprank.cli.answers_cmds",
     "shoprank.cli.sentiment_cmds",
