@@ -45,11 +45,10 @@ def protected(shop: Shop, kind: str) -> set[str]:
     return pinned | {latest_version(shop.models_path, kind)}
 
 
-def prune(shop: Shop, kind: str, *, keep_baselines: int = KEEP_BASELINES, keep_trained: int | None = None,
-          dry_run: bool = False) -> list[str]:
-    """Remove all but the newest ``keep_baselines`` baseline and ``keep_trained`` trained bundles of ``kind``
-    (None: trained ones are not touched), besides the :func:`protected` ones; returns the versions removed (or
-    that would be, with ``dry_run``)."""
+def surplus(shop: Shop, kind: str, *, keep_baselines: int = KEEP_BASELINES,
+            keep_trained: int | None = None) -> list[str]:
+    """The bundles of ``kind`` beyond the newest ``keep_baselines`` baseline and ``keep_trained`` trained ones
+    (None: trained ones are all kept), less the :func:`protected` ones: what :func:`prune` removes."""
     if keep_baselines < 1 or (keep_trained is not None and keep_trained < 1):
         raise ValueError("keep at least 1 bundle of each sort")
     everything = versions_by_age(shop, kind)
@@ -59,10 +58,24 @@ def prune(shop: Shop, kind: str, *, keep_baselines: int = KEEP_BASELINES, keep_t
     if not doomed:
         return []
     keep = protected(shop, kind)
-    doomed = [v for v in doomed if v not in keep]
-    if not dry_run:
-        for version in doomed:
-            shutil.rmtree(shop.models_path / kind / version, ignore_errors=True)
-        if doomed:
-            log.info("shop %s: removed %d older %s bundles", shop.name, len(doomed), kind)
+    return [v for v in doomed if v not in keep]
+
+
+def remove(shop: Shop, kind: str, versions: list[str]) -> None:
+    for version in versions:
+        shutil.rmtree(shop.models_path / kind / version, ignore_errors=True)
+    if versions:
+        log.info("shop %s: removed %d older %s bundles", shop.name, len(versions), kind)
+
+
+def prune(shop: Shop, kind: str, *, keep_baselines: int = KEEP_BASELINES,
+          keep_trained: int | None = None) -> list[str]:
+    """Remove :func:`surplus` bundles; returns their versions."""
+    doomed = surplus(shop, kind, keep_baselines=keep_baselines, keep_trained=keep_trained)
+    remove(shop, kind, doomed)
     return doomed
+
+
+def baseline_versions(shop: Shop, kind: str) -> list[str]:
+    """The shop's baseline bundles of ``kind``, oldest first by publication."""
+    return [v for v in versions_by_age(shop, kind) if is_baseline(v)]

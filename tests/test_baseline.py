@@ -11,11 +11,10 @@ import pytest
 from shoprank.abtest.book import start_experiment
 from shoprank.abtest.config import parse_experiment
 from shoprank.baseline import embed_and_publish, is_baseline, publish_recommend, read_progress
-from shoprank.baseline.build import prune_baselines
 from shoprank.bundles import latest_version, list_versions
 from shoprank.data.records import Event, Product
 from shoprank.keys import KeyStore
-from shoprank.retention import KEEP_BASELINES
+from shoprank.retention import KEEP_BASELINES, prune
 from shoprank.serving import ServingConfig, create_app
 from shoprank.shops import Shop
 from tests.support.serving import client
@@ -258,4 +257,4 @@ def test_older_baseline_bundles_are_removed_but_not_pinned_or_trained_ones(home:
     kept = list_versions(shop.models_path, "recommend")
     assert kept == sorted(["20261201-000000-0000-trained", versions[0], *versions[-KEEP_BASELINES:]])
     assert latest_version(shop.models_path, "recommend") == versions[-1]
-    assert prune_baselines(shop, "recommend") == []  # nothing more to remove
+    assert prune(shop, "recommend") == []  # nothing more to remove

@@ -22,7 +22,7 @@ import numpy as np
 
 from shoprank.bundles import latest_version, publish
 from shoprank.data.records import Product
-from shoprank.retention import PREFIX, is_baseline, prune, versions_by_age
+from shoprank.retention import PREFIX, is_baseline, prune
 from shoprank.shops import Shop
 
 log = logging.getLogger("shoprank.baseline")
@@ -39,19 +39,6 @@ def trained_version(shop: Shop, kind: str) -> str | None:
     """The latest trained (non-baseline) bundle of ``kind``, if the shop's LATEST points at one."""
     latest = latest_version(shop.models_path, kind)
     return latest if latest is not None and not is_baseline(latest) else None
-
-
-def prune_baselines(shop: Shop, kind: str) -> list[str]:
-    """Remove the shop's older baseline bundles of ``kind`` (``shoprank.retention``: the newest
-    ``KEEP_BASELINES``, LATEST's and experiments' kept). A baseline is rebuilt from the store at any time, and a
-    served one is republished as events arrive (at most every 30 s), so without this the models folder grows by a
-    bundle each time."""
-    return prune(shop, kind)
-
-
-def baseline_versions(shop: Shop, kind: str) -> list[str]:
-    """The shop's baseline bundles of ``kind``, oldest first by publication."""
-    return [v for v in versions_by_age(shop, kind) if is_baseline(v)]
 
 
 def _snapshot(shop: Shop) -> tuple[list[Product], int]:
@@ -124,7 +111,7 @@ def publish_search(shop: Shop, vectors: np.ndarray | None = None,
     with publish(shop.models_path, "search", params, version_prefix=PREFIX) as folder:
         stack.save(folder, include_encoder=False)
     version = latest_version(shop.models_path, "search")
-    prune_baselines(shop, "search")
+    prune(shop, "search")  # a baseline is rebuilt from the store at any time: older ones go
     log.info("shop %s: baseline search %s published (%s, %d products)", shop.name, version, params["retrieval"],
              len(products))
     return version, stack
@@ -147,7 +134,7 @@ def publish_recommend(shop: Shop, vectors: np.ndarray | None = None, vector_ids:
     if trained_version(shop, "recommend"):
         return None
     version = artifacts.save(shop.models_path, art, version_prefix=PREFIX)
-    prune_baselines(shop, "recommend")
+    prune(shop, "recommend")  # republished as events arrive (at most every 30 s): older ones go
     log.info("shop %s: baseline recommendations %s published (%d items, %d events, text %s)", shop.name, version,
              len(art.item_ids), art.params["log"]["events"], art.params["encoder"])
     return version

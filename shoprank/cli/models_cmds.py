@@ -63,17 +63,20 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_prune(args: argparse.Namespace) -> int:
-    from shoprank.retention import KEEP_TRAINED, prune
+    from shoprank.retention import KEEP_TRAINED, remove, surplus
 
     shop = existing_shop(args)
     keep = KEEP_TRAINED if args.keep is None else args.keep
     if keep < 1:
         raise CommandError(f"--keep: keep at least 1 trained bundle of each kind, got {keep}")
-    sizes = {(r["kind"], r["version"]): r["bytes"] for r in _rows(shop)}
-    gone = [(kind, v) for kind in KINDS for v in prune(shop, kind, keep_trained=keep, dry_run=args.dry_run)]
-    freed = sum(sizes.get(g, 0) for g in gone) / 1e6
+    gone = {kind: surplus(shop, kind, keep_trained=keep) for kind in KINDS}
+    freed = sum(_size(shop.models_path / kind / v) for kind, versions in gone.items() for v in versions) / 1e6
     verb = "would remove" if args.dry_run else "removed"
-    for kind, version in gone:
-        print(f"{verb} {kind} {version}")
-    print(f"{verb} {len(gone)} bundles, {freed:.1f} MB" + ("" if gone else " (nothing older than what is kept)"))
+    for kind, versions in gone.items():
+        if not args.dry_run:
+            remove(shop, kind, versions)
+        for version in versions:
+            print(f"{verb} {kind} {version}")
+    count = sum(len(v) for v in gone.values())
+    print(f"{verb} {count} bundles, {freed:.1f} MB" + ("" if count else " (nothing older than what is kept)"))
     return 0

@@ -21,11 +21,11 @@ from shoprank.abtest.assign import assign
 from shoprank.abtest.book import load_experiments
 from shoprank.abtest.config import Experiment, Variant
 from shoprank.abtest.interleave import team_draft
-from shoprank.baseline.build import baseline_versions
 from shoprank.bundles import open_bundle
 from shoprank.cascade import Cascade
 from shoprank.cascade import Request as Ask
 from shoprank.cascade.base import Page
+from shoprank.retention import baseline_versions
 from shoprank.serving.errors import ApiError
 from shoprank.serving.impressions import new_request_id
 from shoprank.serving.registry import ShopState, catch_up
